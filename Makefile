@@ -1,0 +1,40 @@
+# PACS backup appliance: developer and CI entry points. `make help` lists them.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run down status test test-unit test-integration lint typecheck bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: ## Install everything the appliance and its tests need (idempotent, cached)
+	@dev/setup all
+
+run: setup ## Start Orthanc+plugin, MinIO, rest-server natively on loopback; writes .devstack/stack.env
+	@$(PY) dev/stack.py up
+
+down: ## Stop everything `make run` started
+	@if [ -x $(PY) ]; then $(PY) dev/stack.py down; fi
+
+status: ## Show what `make run` is running and the backup status
+	@$(PY) dev/stack.py status
+
+lint: setup ## ruff (style, security and bare-except rules)
+	@$(VENV)/bin/ruff check .
+
+typecheck: setup ## mypy (strict) on the engine package
+	@$(VENV)/bin/mypy
+
+test-unit: setup ## Unit tests only (no programs started)
+	@$(VENV)/bin/pytest tests/unit
+
+test-integration: setup ## Integration tests against real Orthanc, MinIO, restic, rest-server
+	@$(VENV)/bin/pytest tests/integration
+
+test: setup lint typecheck ## Every test (what CI runs)
+	@$(VENV)/bin/pytest tests
+
+clean: down ## Remove the local stack's data (.devstack) - asks nothing, deletes everything local
+	rm -rf .devstack

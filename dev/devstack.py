@@ -1,0 +1,224 @@
+"""Start and stop the appliance's programs natively on loopback.
+
+Used by ``make run`` / ``make down`` (through ``dev/stack``) and by the test fixtures, so that the
+tests start the very same programs, with the same configuration, as the running appliance.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_BIN = ROOT / ".tools" / "bin"
+VENV = ROOT / ".venv"
+PLUGINS_DIR = ROOT / "plugins"
+ORTHANC_PLUGIN_DIR = Path("/usr/share/orthanc/plugins")
+
+
+class StackError(RuntimeError):
+    """A program did not start or stop; the message says which and where its log is."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_secret(nbytes: int = 24) -> str:
+    """Return a random secret made of URL-safe characters."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def require_program(path: Path | str) -> str:
+    """Return the program's path, or raise StackError telling how to install it."""
+    p = Path(path)
+    if p.is_absolute():
+        if p.exists():
+            return str(p)
+    else:
+        for d in os.environ.get("PATH", "").split(os.pathsep):
+            if (Path(d) / p).exists():
+                return str(Path(d) / p)
+    raise StackError(f"{path} is missing; run 'make setup' (dev/setup) to install it.")
+
+
+@dataclass
+class Process:
+    """A started program: its Popen (or pid when adopted from a pid file) and log file."""
+
+    name: str
+    pid: int
+    log: Path
+    popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """SIGTERM, wait up to ``timeout_s`` for a clean exit, then SIGKILL."""
+        if not self.alive():
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return
+            time.sleep(0.1)
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait(10)
+        else:
+            for _ in range(100):
+                if not self.alive():
+                    break
+                time.sleep(0.05)
+
+
+def spawn(name: str, argv: list[str], log: Path, env: Mapping[str, str] | None = None,
+          cwd: Path | None = None) -> Process:
+    """Start ``argv`` in its own session with output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
+    return Process(name=name, pid=popen.pid, log=log, popen=popen)
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_http(proc: Process, url: str, timeout_s: float = 60.0, auth: tuple[str, str] | None = None) -> None:
+    """Wait until ``url`` answers 200; raise StackError with the log's tail if it does not."""
+    headers = {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise StackError(f"{proc.name} exited during start; log {proc.log}:\n{_tail(proc.log)}")
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise StackError(f"{proc.name} did not answer {url} within {timeout_s:.0f} s; log {proc.log}:\n{_tail(proc.log)}")
+
+
+# --- MinIO --------------------------------------------------------------------------------------
+def start_minio(data_dir: Path, port: int, console_port: int, user: str, password: str, log: Path) -> Process:
+    """Start MinIO (built from source into .tools/bin) on 127.0.0.1:port."""
+    exe = require_program(TOOLS_BIN / "minio")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "MINIO_ROOT_USER": user,
+           "MINIO_ROOT_PASSWORD": password, "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
+    proc = spawn("minio", [exe, "server", str(data_dir), "--address", f"127.0.0.1:{port}",
+                           "--console-address", f"127.0.0.1:{console_port}", "--quiet"], log, env)
+    wait_http(proc, f"http://127.0.0.1:{port}/minio/health/ready", 60)
+    return proc
+
+
+# --- rest-server (offsite stand-in) -------------------------------------------------------------
+def start_rest_server(data_dir: Path, port: int, log: Path, append_only: bool = True) -> Process:
+    """Start rest-server on 127.0.0.1:port (append-only by default: a NAS cannot erase history)."""
+    exe = require_program(TOOLS_BIN / "rest-server")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [exe, "--path", str(data_dir), "--listen", f"127.0.0.1:{port}", "--no-auth"]
+    if append_only:
+        argv.append("--append-only")
+    proc = spawn("rest-server", argv, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        if not proc.alive():
+            break
+        time.sleep(0.1)
+    raise StackError(f"rest-server did not start; log {log}:\n{_tail(log)}")
+
+
+# --- Orthanc ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OrthancSettings:
+    """What a native Orthanc with our plugin needs."""
+
+    work_dir: Path
+    http_port: int
+    dicom_port: int
+    username: str
+    password: str
+    aet: str = "PACS"
+    plugin: bool = True
+
+
+def write_orthanc_config(s: OrthancSettings) -> Path:
+    """Write Orthanc's configuration (mode 0600: it holds the REST password). Returns its path."""
+    s.work_dir.mkdir(parents=True, exist_ok=True)
+    plugins = [str(ORTHANC_PLUGIN_DIR / "libOrthancDicomWeb.so")]
+    if s.plugin:
+        plugins.insert(0, str(ORTHANC_PLUGIN_DIR / "libOrthancPython.so"))
+    base = json.loads((ROOT / "orthanc" / "orthanc.json").read_text())
+    base.update({
+        "StorageDirectory": str(s.work_dir / "storage"),
+        "IndexDirectory": str(s.work_dir / "index"),
+        "HttpPort": s.http_port,
+        "DicomPort": s.dicom_port,
+        "DicomAet": s.aet,
+        "RegisteredUsers": {s.username: s.password},
+        "Plugins": plugins,
+        "PythonScript": str(PLUGINS_DIR / "orthanc_entry.py"),
+    })
+    path = s.work_dir / "orthanc.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(base, f, indent=2)
+    return path
+
+
+def plugin_pythonpath() -> str:
+    """PYTHONPATH for Orthanc's embedded interpreter: our package plus the venv's packages."""
+    site = sorted((VENV / "lib").glob("python3*/site-packages"))
+    return os.pathsep.join([str(PLUGINS_DIR), *map(str, site)])
+
+
+def start_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, wait: bool = True) -> Process:
+    """Start Orthanc with our plugin; ``backup_env`` holds the plugin's MINIO_* / BACKUP_* settings."""
+    exe = require_program("Orthanc")
+    config = write_orthanc_config(s)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(s.work_dir), "PYTHONPATH": plugin_pythonpath(),
+           "LANG": "C.UTF-8", **backup_env}
+    proc = spawn("orthanc", [exe, str(config)], log, env, cwd=s.work_dir)
+    if wait:
+        wait_http(proc, f"http://127.0.0.1:{s.http_port}/system", 90, (s.username, s.password))
+    return proc

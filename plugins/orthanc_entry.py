@@ -1,0 +1,87 @@
+"""Orthanc entry module: the only code that imports ``orthanc``.
+
+It registers the change callback (which only enqueues), the ``/backup/status`` REST route, and
+forwards start/stop to :class:`pacs_backup.service.BackupService`. Nothing raised here may reach
+Orthanc: ingest must never be disturbed by the backup.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import orthanc
+
+from pacs_backup.errors import SourceError, SourceGone
+from pacs_backup.service import BackupService
+
+
+class _OrthancLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = "pacs-backup: " + self.format(record)
+            if record.levelno >= logging.ERROR:
+                orthanc.LogError(line)
+            elif record.levelno >= logging.WARNING:
+                orthanc.LogWarning(line)
+            else:
+                orthanc.LogInfo(line)
+        except Exception:  # noqa: BLE001, S110 - logging must never raise into Orthanc
+            pass
+
+
+_UNKNOWN_RESOURCE = 17
+
+
+def _rest_get(uri: str) -> bytes:
+    """In-process REST GET through the SDK; maps Orthanc errors to the engine's errors."""
+    try:
+        return bytes(orthanc.RestApiGet(uri))
+    except orthanc.OrthancException as exc:
+        # args are (error code, description); 17 is UnknownResource (deleted meanwhile).
+        code = exc.args[0] if exc.args else None
+        if code == _UNKNOWN_RESOURCE:
+            raise SourceGone(f"Orthanc has no {uri}.") from None
+        raise SourceError(f"Orthanc could not answer {uri}: {exc}") from None
+
+
+def _storage_dir() -> Path:
+    config = json.loads(orthanc.GetConfiguration())
+    return Path(config.get("StorageDirectory", "OrthancStorage"))
+
+
+_handler = _OrthancLogHandler()
+_handler.setFormatter(logging.Formatter("%(message)s"))
+_root = logging.getLogger("pacs_backup")
+_root.addHandler(_handler)
+_root.setLevel(logging.INFO)
+_root.propagate = False
+
+service = BackupService(_rest_get, _storage_dir())
+
+
+def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
+    try:
+        if change_type == orthanc.ChangeType.NEW_INSTANCE:
+            service.on_new_instance(resource_id)
+        elif change_type == orthanc.ChangeType.ORTHANC_STARTED:
+            service.start()
+        elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
+            service.stop()
+    except Exception:  # noqa: BLE001 - never raise into Orthanc
+        logging.getLogger("pacs_backup").exception("change callback failed")
+
+
+def on_status(output, uri, **request):  # type: ignore[no-untyped-def]
+    if request.get("method") != "GET":
+        output.SendMethodNotAllowed("GET")
+        return
+    try:
+        body = json.dumps(service.status())
+    except Exception as exc:  # noqa: BLE001 - answer with the problem instead of a crash
+        logging.getLogger("pacs_backup").exception("status failed")
+        body = json.dumps({"state": "error", "last_error": {"message": f"Status unavailable: {exc}", "at": None}})
+    output.AnswerBuffer(body, "application/json")
+
+
+orthanc.RegisterOnChangeCallback(on_change)
+orthanc.RegisterRestCallback("/backup/status", on_status)

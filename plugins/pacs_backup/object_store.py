@@ -1,0 +1,200 @@
+"""The object store holding one copy of every instance: plain S3 through the MinIO client.
+
+Nothing here assumes the store is local: it may be MinIO on the same box, a MinIO-compatible build,
+or a central S3 cluster shared by several clinics (use a prefix per site).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import ENABLED, GOVERNANCE
+from minio.error import S3Error, ServerError
+from minio.objectlockconfig import DAYS, ObjectLockConfig
+from minio.versioningconfig import VersioningConfig
+
+from .config import StoreSettings
+from .errors import StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT; DICOM files are far smaller
+_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the store reports about one object."""
+
+    key: str
+    size: int
+    sha256: str | None  # from user metadata; None when the object was not written by us
+    orthanc_id: str | None
+
+
+@dataclass(frozen=True)
+class BucketReport:
+    """Protection features of the bucket, with warnings a technician should read."""
+
+    created: bool
+    versioning: bool
+    object_lock: bool
+    warnings: tuple[str, ...]
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    """Map a client exception to a domain error with a sentence for a person."""
+    if isinstance(exc, S3Error):
+        if exc.code in _AUTH_CODES:
+            return StoreError(f"The object store refused our credentials while trying to {what} ({exc.code}); "
+                              "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY.")
+        return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
+    if isinstance(exc, ServerError):
+        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}); retrying.")
+    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({type(exc).__name__}); retrying.")
+
+
+_CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
+
+
+class ObjectStore:
+    """A bucket in an S3 endpoint. Thread-safe (the MinIO client pools connections)."""
+
+    def __init__(self, settings: StoreSettings, timeout_s: float = 60.0, pool_size: int = 16) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
+            maxsize=pool_size,
+            # One quick retry for a dropped keep-alive connection; longer outages are the engine's job.
+            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
+        )
+        self._client = Minio(settings.endpoint, access_key=settings.access_key, secret_key=settings.secret_key,
+                             secure=settings.secure, region=settings.region, http_client=http)
+
+    def ensure_bucket(self) -> BucketReport:
+        """Create the bucket if missing, with versioning and object lock, and report what it has.
+
+        Raises:
+            StoreUnavailable / StoreError: the store cannot be reached or refuses.
+        """
+        s = self.settings
+        warnings: list[str] = []
+        created = False
+        try:
+            if not self._client.bucket_exists(self.bucket):
+                self._client.make_bucket(self.bucket, location=s.region, object_lock=s.lock_mode != "OFF")
+                created = True
+            versioning = self._client.get_bucket_versioning(self.bucket).status == ENABLED
+            if not versioning:
+                try:
+                    self._client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+                    versioning = True
+                except S3Error as exc:
+                    warnings.append(f"Bucket {self.bucket} has no versioning and it cannot be enabled ({exc.code}): "
+                                    "an overwritten copy cannot be recovered.")
+            lock = self._object_lock_enabled()
+            if s.lock_mode != "OFF":
+                if lock:
+                    mode = GOVERNANCE if s.lock_mode == "GOVERNANCE" else "COMPLIANCE"
+                    self._client.set_object_lock_config(self.bucket, ObjectLockConfig(mode, s.lock_days, DAYS))
+                else:
+                    warnings.append(
+                        f"Bucket {self.bucket} was created without object lock, so anyone holding the keys can "
+                        "delete its copies (ransomware). Point MINIO_BUCKET to a new bucket name to let the "
+                        "appliance create one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this.")
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"prepare bucket {self.bucket}") from exc
+        return BucketReport(created=created, versioning=versioning, object_lock=lock, warnings=tuple(warnings))
+
+    def _object_lock_enabled(self) -> bool:
+        try:
+            self._client.get_object_lock_config(self.bucket)
+            return True
+        except S3Error as exc:
+            if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
+                return False
+            raise
+
+    def stat(self, key: str) -> StoredObject | None:
+        """Return what the store holds at ``key``, or None when there is no such object."""
+        try:
+            obj = self._client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return None
+            raise _translate(exc, f"look up {key}") from exc
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"look up {key}") from exc
+        meta = obj.metadata or {}
+        return StoredObject(key=key, size=int(obj.size or 0), sha256=meta.get("x-amz-meta-sha256"),
+                            orthanc_id=meta.get("x-amz-meta-orthanc-id"))
+
+    def put_verified(self, key: str, data: bytes, sha256: str, orthanc_id: str) -> None:
+        """Upload ``data`` to ``key`` and confirm the store holds exactly these bytes.
+
+        The store computes an MD5 of what it received (its ETag for a single-part upload); we compare
+        it with ours. Stores that do not expose it that way are checked by reading back size and sha256.
+
+        Raises:
+            StoreUnavailable: the store cannot be reached (retry later, not counted against the item).
+            StoreError: the store refused the upload, or the copy it holds differs from ``data``.
+        """
+        if len(data) > MAX_SINGLE_PUT:
+            raise StoreError(f"{key} is larger than 5 GiB; the object store cannot take it in one upload.")
+        try:
+            result = self._client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type="application/dicom",
+                metadata={"sha256": sha256, "orthanc-id": orthanc_id},
+                part_size=max(5 * 1024**2, len(data)),  # one PUT: the ETag is then the MD5 of the bytes
+            )
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"upload {key}") from exc
+        etag = (result.etag or "").strip('"').lower()
+        if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
+            if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
+                raise StoreError(f"The object store holds different bytes for {key} than were sent (checksum mismatch).")
+            return
+        stored = self.stat(key)
+        if stored is None or stored.size != len(data) or stored.sha256 != sha256:
+            raise StoreError(f"The object store did not confirm the copy of {key} (size or checksum differs).")
+
+    def get(self, key: str, version_id: str | None = None) -> bytes:
+        """Return the bytes at ``key``.
+
+        Raises:
+            StoreError: no such object, or refused. StoreUnavailable: cannot reach the store.
+        """
+        try:
+            resp = self._client.get_object(self.bucket, key, version_id=version_id)
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"read {key}") from exc
+        try:
+            return bytes(resp.read())
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"read {key}") from exc
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Yield every object key under ``prefix`` (latest versions)."""
+        try:
+            for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                if obj.object_name and not obj.is_dir:
+                    yield obj.object_name
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"list {prefix}") from exc
+
+    def ping(self) -> None:
+        """Check the store answers for our bucket. Raises StoreUnavailable / StoreError."""
+        try:
+            self._client.bucket_exists(self.bucket)
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, "reach the bucket") from exc

@@ -1,0 +1,329 @@
+"""The replication engine: outbox -> worker threads -> verified copy in the object store.
+
+Flow: :meth:`Replicator.on_new_instance` (called from Orthanc's change callback) only puts the id on
+an in-memory queue and returns. The recorder thread writes queued ids to the durable outbox in
+batches. Worker threads claim due rows, read the instance from Orthanc, upload it under its key with
+its sha256, verify, and mark it done. A supervisor thread prepares the bucket, reconciles the outbox
+with Orthanc's content at start (and periodically), and watches the store while it is unreachable so
+that workers pause instead of burning through the queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
+from .keys import instance_key
+from .object_store import BucketReport, ObjectStore
+from .orthanc_source import OrthancReader
+from .outbox import Outbox
+from .retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ReplicatorOptions:
+    """Tuning of the engine (from :class:`~pacs_backup.config.Settings`)."""
+
+    workers: int = 4
+    prefix: str = ""
+    retry: RetryPolicy = RetryPolicy()
+    reconcile_every_s: float = 24 * 3600.0  # 0 = only at start
+    store_probe_cap_s: float = 10.0
+    reconcile_page: int = 1000
+
+
+class Replicator:
+    """Copies every instance Orthanc stores to the object store, durably and verifiably."""
+
+    def __init__(self, outbox: Outbox, reader: OrthancReader, store: ObjectStore,
+                 options: ReplicatorOptions | None = None, clock: Clock = time.time) -> None:
+        self.outbox = outbox
+        self.reader = reader
+        self.store = store
+        self.options = options or ReplicatorOptions()
+        self._clock = clock
+        self._inbox: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._store_ok = threading.Event()
+        self._work = threading.Condition()
+        self._inflight: set[str] = set()
+        self._claim_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._lags: deque[float] = deque(maxlen=2000)
+        self._last_error: dict[str, Any] | None = None
+        self._last_replicated_at: float | None = None
+        self._bucket: BucketReport | None = None
+        self._reconcile: dict[str, Any] | None = None
+        self._unrecorded = 0  # ids received but not yet written to the outbox
+
+    # --- called from Orthanc's callback thread: must never block or raise -----------------------
+    def on_new_instance(self, orthanc_id: str) -> None:
+        """Note that Orthanc stored ``orthanc_id``. Returns at once; never raises."""
+        self._inbox.put((orthanc_id, self._clock()))
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the recorder, supervisor and worker threads."""
+        specs: list[tuple[str, Callable[[], None]]] = [("recorder", self._record_loop),
+                                                        ("supervisor", self._supervise_loop)]
+        specs += [(f"worker-{i}", self._work_loop) for i in range(self.options.workers)]
+        for name, target in specs:
+            t = threading.Thread(target=self._guard(target), name=f"pacs-backup-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask every thread to finish and wait up to ``timeout_s``. Unfinished work stays pending."""
+        self._stop.set()
+        self._store_ok.set()  # wake paused workers so they see the stop
+        with self._work:
+            self._work.notify_all()
+        deadline = time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._flush_inbox()
+
+    def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    target()
+                    return
+                except Exception as exc:  # noqa: BLE001 - a thread must never die silently
+                    log.exception("backup thread failed; restarting it in 1 s")
+                    self._note_error(f"Internal error in the backup engine: {exc}")
+                    self._stop.wait(1.0)
+        return run
+
+    # --- recorder -------------------------------------------------------------------------------
+    def _record_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._write_batch([first])
+
+    def _write_batch(self, batch: list[tuple[str, float]]) -> None:
+        while len(batch) < 1000:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        self._unrecorded = len(batch)
+        while True:
+            try:
+                self.outbox.enqueue(batch)
+                break
+            except Exception as exc:  # noqa: BLE001 - e.g. disk full: keep the batch in memory and retry
+                self._note_error(f"Cannot write the backup queue ({exc}); keeping {len(batch)} new instances in "
+                                 "memory and retrying. Free space on the Orthanc data volume.")
+                if self._stop.wait(1.0):
+                    return
+        self._unrecorded = 0
+        with self._work:
+            self._work.notify_all()
+
+    def _flush_inbox(self) -> None:
+        batch: list[tuple[str, float]] = []
+        while True:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        if batch:
+            try:
+                self.outbox.enqueue(batch)
+            except Exception:  # noqa: BLE001 - at shutdown; start-up reconciliation re-finds them
+                log.exception("could not record %d instances at shutdown; they will be found at start", len(batch))
+
+    # --- workers --------------------------------------------------------------------------------
+    def _claim(self) -> str | None:
+        with self._claim_lock:
+            ids = self.outbox.due(self._clock(), 1, self._inflight)
+            if not ids:
+                return None
+            self._inflight.add(ids[0])
+            return ids[0]
+
+    def _work_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._store_ok.is_set():
+                self._store_ok.wait(1.0)
+                continue
+            orthanc_id = self._claim()
+            if orthanc_id is None:
+                self._idle_wait()
+                continue
+            try:
+                self._replicate(orthanc_id)
+            finally:
+                with self._claim_lock:
+                    self._inflight.discard(orthanc_id)
+
+    def _idle_wait(self) -> None:
+        nxt = self.outbox.next_due_at()
+        wait = 1.0 if nxt is None else min(1.0, max(0.01, nxt - self._clock()))
+        with self._work:
+            self._work.wait(wait)
+
+    def _replicate(self, orthanc_id: str) -> None:
+        """Copy one instance; record the outcome in the outbox. Never raises a BackupError."""
+        try:
+            uids = self.reader.uids(orthanc_id)
+            data = self.reader.read_file(orthanc_id)
+            digest = hashlib.sha256(data).hexdigest()
+            key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix)
+            existing = self.store.stat(key)
+            if existing is None or existing.sha256 != digest or existing.size != len(data):
+                self.store.put_verified(key, data, digest, orthanc_id)
+        except SourceGone:
+            self.outbox.quarantine(orthanc_id, "Deleted from Orthanc before it could be copied.")
+            return
+        except CorruptInstance as exc:
+            self.outbox.quarantine(orthanc_id, str(exc))
+            self._note_error(str(exc))
+            return
+        except StoreUnavailable as exc:
+            # Not the item's fault: keep it due, pause all workers until the store answers again.
+            self.outbox.mark_failed(orthanc_id, str(exc), self._clock(), count=False)
+            self._store_down(str(exc))
+            return
+        except BackupError as exc:
+            self._retry_later(orthanc_id, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - unknown failures are retried, and shown
+            log.exception("unexpected error copying instance %s", orthanc_id)
+            self._retry_later(orthanc_id, f"Unexpected error: {exc}")
+            return
+        now = self._clock()
+        lag = self.outbox.mark_done(orthanc_id, key, digest, len(data), now)
+        self._last_replicated_at = now
+        if lag is not None:
+            self._lags.append(lag)
+
+    def _retry_later(self, orthanc_id: str, message: str) -> None:
+        entry = self.outbox.entry(orthanc_id)
+        attempts = int(entry["attempts"]) + 1 if entry else 1  # type: ignore[call-overload]
+        retry_at = self._clock() + self.options.retry.delay(attempts)
+        self.outbox.mark_failed(orthanc_id, message, retry_at)
+        self._note_error(f"Instance {orthanc_id}: {message} (attempt {attempts}, retrying)")
+
+    # --- supervisor -----------------------------------------------------------------------------
+    def _store_down(self, message: str) -> None:
+        if self._store_ok.is_set():
+            log.warning("object store unavailable, pausing copies: %s", message)
+        self._store_ok.clear()
+        self._note_error(message)
+
+    def _supervise_loop(self) -> None:
+        self._prepare_bucket()
+        self._run_reconcile()
+        next_reconcile = time.monotonic() + self.options.reconcile_every_s
+        while not self._stop.is_set():
+            if not self._store_ok.is_set():
+                self._probe_store()
+            elif self.options.reconcile_every_s > 0 and time.monotonic() >= next_reconcile:
+                self._run_reconcile()
+                next_reconcile = time.monotonic() + self.options.reconcile_every_s
+            self._stop.wait(1.0)
+
+    def _prepare_bucket(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            try:
+                self._bucket = self.store.ensure_bucket()
+            except BackupError as exc:
+                self._note_error(f"Object store not ready: {exc}")
+                self._stop.wait(min(self.options.store_probe_cap_s, 0.5 * 2**attempt))
+                continue
+            for w in self._bucket.warnings:
+                log.warning("%s", w)
+            self._store_ok.set()
+            return
+
+    def _probe_store(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                self.store.ping()
+            except BackupError as exc:
+                self._note_error(str(exc))
+                self._stop.wait(delay)
+                delay = min(self.options.store_probe_cap_s, delay * 2)
+                continue
+            log.warning("object store reachable again, resuming copies")
+            self._store_ok.set()
+            with self._work:
+                self._work.notify_all()
+            return
+
+    def _run_reconcile(self) -> None:
+        """Queue every instance Orthanc holds that the outbox has never seen."""
+        started, since, queued = self._clock(), 0, 0
+        try:
+            while not self._stop.is_set():
+                ids = self.reader.list_instances(since, self.options.reconcile_page)
+                if not ids:
+                    break
+                queued += self.outbox.enqueue_missing(ids, self._clock())
+                since += len(ids)
+        except BackupError as exc:
+            self._note_error(f"Reconciliation with Orthanc failed, will try again later: {exc}")
+            return
+        self._reconcile = {"at": started, "instances_seen": since, "queued": queued,
+                           "duration_s": round(self._clock() - started, 3)}
+        if queued:
+            log.warning("reconciliation queued %d instances that were not yet backed up", queued)
+            with self._work:
+                self._work.notify_all()
+
+    # --- status ---------------------------------------------------------------------------------
+    def _note_error(self, message: str) -> None:
+        self._last_error = {"message": message, "at": self._clock()}
+
+    def status(self) -> dict[str, Any]:
+        """Return the replication part of ``GET /backup/status`` (JSON-ready)."""
+        now = self._clock()
+        st = self.outbox.stats(now)
+        lags = sorted(self._lags)
+        pending_unrecorded = self._inbox.qsize() + self._unrecorded
+        bucket = self._bucket
+        return {
+            "outbox_depth": st.depth + pending_unrecorded,
+            "oldest_pending_age_s": None if st.oldest_pending_age_s is None else round(st.oldest_pending_age_s, 3),
+            "replicated": st.replicated,
+            "failed": st.failing,
+            "quarantined": st.quarantined,
+            "last_error": self._last_error,
+            "last_replicated_at": self._last_replicated_at,
+            "lag_s": {
+                "samples": len(lags),
+                "p50": round(statistics.median(lags), 3) if lags else None,
+                "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3) if lags else None,
+            },
+            "store": {
+                "endpoint": self.store.settings.endpoint,
+                "bucket": self.store.bucket,
+                "reachable": self._store_ok.is_set(),
+                "versioning": None if bucket is None else bucket.versioning,
+                "object_lock": None if bucket is None else bucket.object_lock,
+                "warnings": [] if bucket is None else list(bucket.warnings),
+            },
+            "last_reconcile": self._reconcile,
+            "workers": self.options.workers,
+        }

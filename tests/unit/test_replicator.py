@@ -1,0 +1,162 @@
+"""Replicator behaviour with in-memory fakes of Orthanc and the store (integration tests use real ones)."""
+
+import hashlib
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from pacs_backup.errors import SourceGone, StoreError, StoreUnavailable
+from pacs_backup.object_store import BucketReport, StoredObject
+from pacs_backup.orthanc_source import InstanceUids
+from pacs_backup.outbox import Outbox
+from pacs_backup.replicator import Replicator, ReplicatorOptions
+from pacs_backup.retry import RetryPolicy
+
+
+class FakeOrthanc:
+    def __init__(self, n=0):
+        self.files = {f"id{i}": f"dicom-bytes-{i}".encode() for i in range(n)}
+
+    def uids(self, oid):
+        if oid not in self.files:
+            raise SourceGone("gone")
+        return InstanceUids("1.2", "1.2.3", "1.2.3." + oid[2:])
+
+    def read_file(self, oid):
+        if oid not in self.files:
+            raise SourceGone("gone")
+        return self.files[oid]
+
+    def list_instances(self, since, limit):
+        return sorted(self.files)[since:since + limit]
+
+
+class FakeStore:
+    def __init__(self):
+        self.objects = {}
+        self.puts = 0
+        self.down = False
+        self.refuse = set()
+        self.lock = threading.Lock()
+        self.settings = SimpleNamespace(endpoint="fake:9000")
+        self.bucket = "b"
+
+    def _check(self):
+        if self.down:
+            raise StoreUnavailable("store down")
+
+    def ensure_bucket(self):
+        self._check()
+        return BucketReport(False, True, True, ())
+
+    def ping(self):
+        self._check()
+
+    def stat(self, key):
+        self._check()
+        obj = self.objects.get(key)
+        return None if obj is None else StoredObject(key, len(obj), hashlib.sha256(obj).hexdigest(), None)
+
+    def put_verified(self, key, data, sha256, orthanc_id):
+        self._check()
+        if key in self.refuse:
+            raise StoreError("refused")
+        with self.lock:
+            self.puts += 1
+            self.objects[key] = data
+
+
+def wait_for(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def make(tmp_path):
+    made = []
+
+    def _make(orthanc, store, **opts):
+        r = Replicator(Outbox(tmp_path / "outbox.sqlite"), orthanc, store,
+                       ReplicatorOptions(workers=3, retry=RetryPolicy(0.05, 0.2), store_probe_cap_s=0.2, **opts))
+        made.append(r)
+        r.start()
+        return r
+
+    yield _make
+    for r in made:
+        r.stop(2)
+
+
+def test_replicator_copies_every_new_instance(make):
+    orthanc, store = FakeOrthanc(50), FakeStore()
+    r = make(orthanc, store)
+    for oid in orthanc.files:
+        r.on_new_instance(oid)
+    wait_for(lambda: r.status()["replicated"] == 50)
+    assert r.status()["outbox_depth"] == 0
+    assert sorted(store.objects.values()) == sorted(orthanc.files.values())
+
+
+def test_replicator_reconciles_instances_stored_while_it_was_down(make):
+    orthanc, store = FakeOrthanc(30), FakeStore()
+    r = make(orthanc, store)  # no callbacks at all: everything must come from reconciliation
+    wait_for(lambda: r.status()["replicated"] == 30)
+    assert r.status()["last_reconcile"]["queued"] == 30
+
+
+def test_replicator_store_outage_loses_nothing_and_recovers(make):
+    orthanc, store = FakeOrthanc(0), FakeStore()
+    r = make(orthanc, store)
+    wait_for(lambda: r.status()["store"]["reachable"])
+    store.down = True
+    for i in range(40):
+        orthanc.files[f"id{i}"] = f"x{i}".encode()
+        r.on_new_instance(f"id{i}")
+    wait_for(lambda: not r.status()["store"]["reachable"])
+    time.sleep(0.5)
+    st = r.status()
+    assert st["replicated"] == 0 and st["outbox_depth"] == 40
+    assert "store down" in st["last_error"]["message"]
+    store.down = False
+    wait_for(lambda: r.status()["replicated"] == 40)
+    assert r.outbox.stats(time.time()).failing == 0  # an outage is not the items' fault
+
+
+def test_replicator_quarantines_instance_deleted_before_copy(make):
+    orthanc, store = FakeOrthanc(3), FakeStore()
+    r = make(orthanc, store, reconcile_every_s=0)
+    wait_for(lambda: r.status()["replicated"] == 3)
+    r.on_new_instance("id-deleted")
+    wait_for(lambda: r.status()["quarantined"] == 1)
+    assert r.outbox.quarantined()[0][0] == "id-deleted"
+
+
+def test_replicator_retries_refused_upload_without_blocking_others(make):
+    orthanc, store = FakeOrthanc(10), FakeStore()
+    store.refuse.add("dicom/1.2/1.2.3/1.2.3.0.dcm")
+    r = make(orthanc, store)
+    wait_for(lambda: r.status()["replicated"] == 9)
+    wait_for(lambda: r.outbox.entry("id0")["attempts"] >= 2)
+    st = r.status()
+    assert st["failed"] == 1 and st["outbox_depth"] == 1
+    store.refuse.clear()
+    wait_for(lambda: r.status()["replicated"] == 10)
+
+
+def test_replicator_does_not_upload_identical_object_twice(make):
+    orthanc, store = FakeOrthanc(5), FakeStore()
+    r = make(orthanc, store)
+    wait_for(lambda: r.status()["replicated"] == 5)
+    puts = store.puts
+    for oid in orthanc.files:  # stored again (e.g. re-sent after deletion): pending again, but no upload
+        r.outbox.enqueue([(oid, time.time())])
+    with r._work:
+        r._work.notify_all()
+    wait_for(lambda: r.status()["outbox_depth"] == 0 and r.status()["replicated"] == 5)
+    assert store.puts == puts
