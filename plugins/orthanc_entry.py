@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import orthanc
-
 from pacs_backup.errors import SourceError, SourceGone
 from pacs_backup.service import BackupService
 
@@ -67,7 +66,7 @@ def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
             service.start()
         elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:
             service.stop()
-    except Exception:  # noqa: BLE001 - never raise into Orthanc
+    except Exception:
         logging.getLogger("pacs_backup").exception("change callback failed")
 
 
@@ -77,7 +76,7 @@ def on_status(output, uri, **request):  # type: ignore[no-untyped-def]
         return
     try:
         body = json.dumps(service.status())
-    except Exception as exc:  # noqa: BLE001 - answer with the problem instead of a crash
+    except Exception as exc:
         logging.getLogger("pacs_backup").exception("status failed")
         body = json.dumps({"state": "error", "last_error": {"message": f"Status unavailable: {exc}", "at": None}})
     output.AnswerBuffer(body, "application/json")

@@ -127,7 +127,8 @@ def load_store_settings(env: Mapping[str, str]) -> StoreSettings:
     endpoint, secure = parse_endpoint(env)
     bucket = _raw(env, "MINIO_BUCKET") or "pacs-backup"
     if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in bucket):
-        raise ConfigError(f"MINIO_BUCKET={bucket!r} is not a valid bucket name; use 3-63 lowercase letters, digits, '-' or '.'.")
+        raise ConfigError(f"MINIO_BUCKET={bucket!r} is not a valid bucket name; "
+                          "use 3-63 lowercase letters, digits, '-' or '.'.")
     lock_mode = (_raw(env, "BACKUP_LOCK_MODE") or "GOVERNANCE").upper()
     if lock_mode not in LOCK_MODES:
         raise ConfigError(f"BACKUP_LOCK_MODE={lock_mode!r} is not valid; use one of {', '.join(LOCK_MODES)}.")

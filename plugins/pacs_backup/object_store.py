@@ -56,8 +56,10 @@ def _translate(exc: Exception, what: str) -> Exception:
                               "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY.")
         return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
     if isinstance(exc, ServerError):
-        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}); retrying.")
-    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({type(exc).__name__}); retrying.")
+        return StoreUnavailable(f"The object store failed while trying to {what} "
+                                f"(HTTP {exc.status_code}); retrying.")
+    return StoreUnavailable(f"The object store cannot be reached while trying to {what} "
+                            f"({type(exc).__name__}); retrying.")
 
 
 _CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
@@ -159,7 +161,8 @@ class ObjectStore:
         etag = (result.etag or "").strip('"').lower()
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
             if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
-                raise StoreError(f"The object store holds different bytes for {key} than were sent (checksum mismatch).")
+                raise StoreError(f"The object store holds different bytes for {key} than were sent "
+                                 "(checksum mismatch).")
             return
         stored = self.stat(key)
         if stored is None or stored.size != len(data) or stored.sha256 != sha256:

@@ -35,15 +35,17 @@ class OrthancHttp:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = content_type
-        req = urllib.request.Request(self.url + uri, data=body, method=method, headers=headers)
+        # The scheme is checked in __init__ (http/https only).
+        req = urllib.request.Request(self.url + uri, data=body, method=method, headers=headers)  # noqa: S310
         try:
-            with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # noqa: S310 - URL checked above
+            with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # noqa: S310
                 return bytes(resp.read())
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 raise SourceGone(f"Orthanc has no {uri}.") from None
             if exc.code == 401:
-                raise SourceError("Orthanc refused the username or password (ORTHANC_USERNAME / ORTHANC_PASSWORD).") from None
+                raise SourceError("Orthanc refused the username or password "
+                                  "(ORTHANC_USERNAME / ORTHANC_PASSWORD).") from None
             detail = exc.read()[:300].decode("utf-8", "replace")
             raise SourceError(f"Orthanc answered HTTP {exc.code} to {method} {uri}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:

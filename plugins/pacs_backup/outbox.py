@@ -198,4 +198,5 @@ class Outbox:
     def set_meta(self, key: str, value: str) -> None:
         """Store a value under ``key``."""
         with self._lock:
-            self._db.execute("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v=excluded.v", (key, value))
+            self._db.execute("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v=excluded.v",
+                             (key, value))

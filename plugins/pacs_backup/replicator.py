@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
@@ -39,7 +39,7 @@ class ReplicatorOptions:
 
     workers: int = 4
     prefix: str = ""
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     reconcile_every_s: float = 24 * 3600.0  # 0 = only at start
     store_probe_cap_s: float = 10.0
     reconcile_page: int = 1000
@@ -102,7 +102,7 @@ class Replicator:
                 try:
                     target()
                     return
-                except Exception as exc:  # noqa: BLE001 - a thread must never die silently
+                except Exception as exc:
                     log.exception("backup thread failed; restarting it in 1 s")
                     self._note_error(f"Internal error in the backup engine: {exc}")
                     self._stop.wait(1.0)
@@ -147,7 +147,7 @@ class Replicator:
         if batch:
             try:
                 self.outbox.enqueue(batch)
-            except Exception:  # noqa: BLE001 - at shutdown; start-up reconciliation re-finds them
+            except Exception:
                 log.exception("could not record %d instances at shutdown; they will be found at start", len(batch))
 
     # --- workers --------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ class Replicator:
         except BackupError as exc:
             self._retry_later(orthanc_id, str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - unknown failures are retried, and shown
+        except Exception as exc:
             log.exception("unexpected error copying instance %s", orthanc_id)
             self._retry_later(orthanc_id, f"Unexpected error: {exc}")
             return

@@ -23,4 +23,4 @@ class RetryPolicy:
         # Bound the exponent so huge attempt counts do not overflow a float.
         raw = min(self.cap_s, self.base_s * (2 ** min(attempt - 1, 32)))
         r = rng.random() if rng is not None else random.random()  # noqa: S311 - jitter, not crypto
-        return raw * (0.5 + 0.5 * r)
+        return float(raw * (0.5 + 0.5 * r))

@@ -47,7 +47,7 @@ def test_config_secret_from_file(tmp_path):
 
 
 def test_config_secret_file_problems_are_explained(tmp_path):
-    with pytest.raises(ConfigError, match="MINIO_SECRET_KEY_FILE=.*cannot be read"):
+    with pytest.raises(ConfigError, match=r"MINIO_SECRET_KEY_FILE=.*cannot be read"):
         load(MINIO_SECRET_KEY=None, MINIO_SECRET_KEY_FILE=str(tmp_path / "missing"))
     with pytest.raises(ConfigError, match="both set"):
         load(MINIO_SECRET_KEY_FILE=str(tmp_path / "x"))

@@ -1,0 +1,147 @@
+"""Shared fixtures: real MinIO, Orthanc (+ our plugin) and rest-server on free loopback ports.
+
+Programs come from `make setup`; a missing one fails the test with a message saying so (never skips).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from minio import Minio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "dev"))
+sys.path.insert(0, str(ROOT))
+
+import devstack  # noqa: E402
+from pacs_backup.orthanc_http import OrthancHttp  # noqa: E402
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def wait_until(cond: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> object:
+    """Poll ``cond`` until truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last value: {last!r})")
+
+
+class MinioServer:
+    """A real MinIO on 127.0.0.1 with random credentials; can be stopped and started again."""
+
+    def __init__(self, base: Path) -> None:
+        self.data = base / "minio-data"
+        self.log = base / "minio.log"
+        self.port, self.console = devstack.free_port(), devstack.free_port()
+        self.access_key, self.secret_key = "admin-" + devstack.new_secret(6), devstack.new_secret()
+        self.proc: devstack.Process | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = devstack.start_minio(self.data, self.port, self.console, self.access_key, self.secret_key,
+                                         self.log)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop(30)
+
+    def client(self) -> Minio:
+        return Minio(self.endpoint, self.access_key, self.secret_key, secure=False)
+
+    def env(self, bucket: str) -> dict[str, str]:
+        return {"MINIO_ENDPOINT": self.endpoint, "MINIO_ACCESS_KEY": self.access_key,
+                "MINIO_SECRET_KEY": self.secret_key, "MINIO_BUCKET": bucket}
+
+
+@pytest.fixture(scope="session")
+def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    server = MinioServer(tmp_path_factory.mktemp("minio"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket() -> str:
+    return "t-" + uuid.uuid4().hex[:20]
+
+
+class OrthancServer:
+    """A real Orthanc with our plugin; restartable on the same data (one process at a time)."""
+
+    def __init__(self, work: Path, backup_env: dict[str, str], plugin: bool = True) -> None:
+        self.settings = devstack.OrthancSettings(
+            work_dir=work, http_port=devstack.free_port(), dicom_port=devstack.free_port(),
+            username="tech", password=devstack.new_secret(), plugin=plugin)
+        self.backup_env = {"BACKUP_RETRY_BASE_SECONDS": "0.2", "BACKUP_RETRY_CAP_SECONDS": "2", **backup_env}
+        self.log = work / "orthanc.log"
+        self.proc: devstack.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}"
+
+    def start(self) -> None:
+        assert self.proc is None or not self.proc.alive(), "two Orthancs on one index crash"
+        self.proc = devstack.start_orthanc(self.settings, self.backup_env, self.log)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop(60)
+
+    def kill(self) -> None:
+        if self.proc:
+            self.proc.kill()
+
+    def http(self) -> OrthancHttp:
+        return OrthancHttp(self.url, self.settings.username, self.settings.password)
+
+    def status(self) -> dict:
+        return self.http().get_json("/backup/status")
+
+    def wait_replicated(self, count: int, timeout: float = 120) -> dict:
+        """Wait until the plugin reports ``count`` replicated and an empty queue."""
+        def done():
+            st = self.status()
+            return st if st.get("replicated") == count and st.get("outbox_depth") == 0 else None
+        return wait_until(done, timeout, f"{count} instances replicated")  # type: ignore[return-value]
+
+
+@pytest.fixture
+def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., OrthancServer]]:
+    made: list[OrthancServer] = []
+
+    def make(backup_env: dict[str, str], plugin: bool = True, name: str = "orthanc") -> OrthancServer:
+        server = OrthancServer(tmp_path / name, backup_env, plugin)
+        made.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+        # Shown by pytest only when the test failed: the plugin's lines explain most failures.
+        lines = server.log.read_text(errors="replace").splitlines() if server.log.exists() else []
+        print(f"--- tail of {server.log}:\n" + "\n".join(lines[-40:]))
+
+
+@pytest.fixture
+def orthanc(orthanc_factory: Callable[..., OrthancServer], minio_server: MinioServer, bucket: str) -> OrthancServer:
+    """Orthanc + plugin replicating to a fresh bucket of the session's MinIO."""
+    return orthanc_factory(minio_server.env(bucket))

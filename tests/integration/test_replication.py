@@ -1,0 +1,224 @@
+"""Replication end to end: real Orthanc + plugin, real MinIO, instances sent by REST and C-STORE."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from pynetdicom import AE, StoragePresentationContexts
+
+from conftest import MinioServer, sha256, wait_until
+from pacs_backup.errors import SourceError
+from pacs_backup.keys import instance_key
+from tests.support.dicomgen import make_instance, make_study, new_uid, pydicom_sample_files
+
+
+def instance_uids(orthanc, oid: str) -> tuple[str, str, str]:
+    tags = orthanc.http().get_json(f"/instances/{oid}/simplified-tags")
+    return tags["StudyInstanceUID"], tags["SeriesInstanceUID"], tags["SOPInstanceUID"]
+
+
+def assert_all_copies_identical(orthanc, client, bucket: str) -> int:
+    """Every instance in Orthanc has exactly one object version in the bucket with identical bytes."""
+    ids = orthanc.http().get_json("/instances")
+    for oid in ids:
+        stored = orthanc.http().get(f"/instances/{oid}/file")
+        key = instance_key(*instance_uids(orthanc, oid))
+        obj = client.get_object(bucket, key)
+        try:
+            copy = obj.read()
+        finally:
+            obj.close()
+            obj.release_conn()
+        assert sha256(copy) == sha256(stored), f"{key} differs from Orthanc's copy"
+        stat = client.stat_object(bucket, key)
+        assert stat.metadata["x-amz-meta-sha256"] == sha256(stored)
+        assert stat.metadata["x-amz-meta-orthanc-id"] == oid
+    versions = [o for o in client.list_objects(bucket, prefix="dicom/", recursive=True, include_version=True)]
+    assert len(versions) == len(ids), "an instance was uploaded more than once (or an object is extra)"
+    return len(ids)
+
+
+def storescu(orthanc, files: list[Path]) -> None:
+    """Send files with dcmtk's storescu, as a modality would."""
+    subprocess.run(["storescu", "-aec", orthanc.settings.aet, "-aet", "MODALITY", "127.0.0.1",
+                    str(orthanc.settings.dicom_port), *map(str, files)], check=True, timeout=300,
+                   capture_output=True)
+
+
+def pynetdicom_send(orthanc, files: list[bytes], tmp_path: Path) -> None:
+    from pydicom import dcmread
+    ae = AE(ae_title="XRAY")
+    ae.requested_contexts = StoragePresentationContexts
+    assoc = ae.associate("127.0.0.1", orthanc.settings.dicom_port, ae_title=orthanc.settings.aet)
+    assert assoc.is_established
+    try:
+        for i, data in enumerate(files):
+            path = tmp_path / f"pn-{i}.dcm"
+            path.write_bytes(data)
+            status = assoc.send_c_store(dcmread(path))
+            assert status.Status == 0x0000
+    finally:
+        assoc.release()
+
+
+def test_replication_rest_and_cstore_instances_arrive_byte_identical(orthanc, minio_server, bucket, tmp_path):
+    http = orthanc.http()
+    # 1. REST: a synthetic study, and every pydicom sample file Orthanc accepts.
+    _, rest_files = make_study(120, series=3)
+    for data in rest_files:
+        http.upload(data)
+    accepted_samples = 0
+    for path in pydicom_sample_files():
+        try:
+            http.upload(path.read_bytes())
+            accepted_samples += 1
+        except SourceError:
+            pass  # Orthanc rejects some deliberately broken samples; those are not ours to copy
+    assert accepted_samples >= 40
+    # 2. C-STORE with dcmtk's storescu.
+    _, dcmtk_files = make_study(120, series=2)
+    paths = []
+    for i, data in enumerate(dcmtk_files):
+        p = tmp_path / f"s{i}.dcm"
+        p.write_bytes(data)
+        paths.append(p)
+    storescu(orthanc, paths)
+    # 3. C-STORE with pynetdicom.
+    _, pn_files = make_study(60)
+    pynetdicom_send(orthanc, pn_files, tmp_path)
+
+    total = len(http.get_json("/instances"))
+    assert total >= 300
+    status = orthanc.wait_replicated(total, timeout=300)
+    assert status["failed"] == 0 and status["quarantined"] == 0
+    assert status["store"]["versioning"] and status["store"]["object_lock"]
+    assert assert_all_copies_identical(orthanc, minio_server.client(), bucket) == total
+    # REST uploads are kept exactly as sent: the copy equals the file the modality produced.
+    sent = {sha256(d) for d in rest_files}
+    stored = {sha256(minio_server.client().get_object(bucket, k).read())
+              for k in (o.object_name for o in minio_server.client().list_objects(bucket, "dicom/", recursive=True))}
+    assert sent <= stored
+
+
+def test_replication_survives_object_store_outage(orthanc_factory, tmp_path, bucket):
+    store = MinioServer(tmp_path)
+    store.start()
+    try:
+        orthanc = orthanc_factory(store.env(bucket))
+        http = orthanc.http()
+        _, first = make_study(10)
+        for d in first:
+            http.upload(d)
+        orthanc.wait_replicated(10)
+        store.stop()
+        _, during = make_study(40)
+        t0 = time.monotonic()
+        for d in during:
+            http.upload(d)  # ingest goes on while the store is down
+        wait_until(lambda: orthanc.status()["store"]["reachable"] is False, 30, "status to show the store down")
+        st = orthanc.status()
+        assert st["state"] == "error" and st["outbox_depth"] >= 1 and st["replicated"] == 10
+        assert st["last_error"]["message"]
+        assert time.monotonic() - t0 < 60
+        store.start()
+        st = orthanc.wait_replicated(50, timeout=120)
+        assert st["state"] == "ok" and st["failed"] == 0
+        assert assert_all_copies_identical(orthanc, store.client(), bucket) == 50
+    finally:
+        store.stop()
+
+
+def test_replication_after_kill9_with_backlog_loses_nothing_and_copies_once(orthanc_factory, tmp_path, bucket):
+    store = MinioServer(tmp_path)
+    store.start()
+    try:
+        orthanc = orthanc_factory(store.env(bucket))
+        http = orthanc.http()
+        _, early = make_study(30)
+        for d in early:
+            http.upload(d)
+        store.stop()  # build a backlog the plugin cannot drain
+        _, backlog = make_study(50)
+        for d in backlog:
+            http.upload(d)
+        wait_until(lambda: orthanc.status()["outbox_depth"] > 0, 30, "a backlog")
+        orthanc.kill()  # kill -9: no chance to flush anything
+        store.start()
+        orthanc.start()
+        st = orthanc.wait_replicated(80, timeout=180)
+        assert st["quarantined"] == 0
+        assert assert_all_copies_identical(orthanc, store.client(), bucket) == 80
+    finally:
+        store.stop()
+
+
+def test_replication_kill9_mid_copy_then_restart(orthanc, minio_server, bucket):
+    http = orthanc.http()
+    _, files = make_study(150, rows=256, cols=256)
+    for d in files:
+        http.upload(d)
+    orthanc.kill()
+    orthanc.start()
+    orthanc.wait_replicated(150, timeout=180)
+    assert assert_all_copies_identical(orthanc, minio_server.client(), bucket) == 150
+
+
+def test_replication_same_instance_twice_gives_one_object(orthanc, minio_server, bucket, tmp_path):
+    study, series = new_uid(), new_uid()
+    data = make_instance(study, series)
+    http = orthanc.http()
+    http.upload(data)
+    orthanc.wait_replicated(1)
+    http.upload(data)
+    p = tmp_path / "again.dcm"
+    p.write_bytes(data)
+    storescu(orthanc, [p])
+    time.sleep(2)
+    orthanc.wait_replicated(1)
+    objs = list(minio_server.client().list_objects(bucket, "dicom/", recursive=True, include_version=True))
+    assert len(objs) == 1
+
+
+def test_replication_deleting_a_study_keeps_its_backup(orthanc, minio_server, bucket):
+    http = orthanc.http()
+    study_uid, files = make_study(5)
+    for d in files:
+        http.upload(d)
+    orthanc.wait_replicated(5)
+    for sid in http.get_json("/studies"):
+        http.delete(f"/studies/{sid}")
+    time.sleep(2)
+    keys = [o.object_name for o in minio_server.client().list_objects(bucket, f"dicom/{study_uid}/", recursive=True)]
+    assert len(keys) == 5
+
+
+def test_replication_objects_are_locked_against_deletion(orthanc, minio_server, bucket):
+    from minio.error import S3Error
+    http = orthanc.http()
+    _, files = make_study(1)
+    http.upload(files[0])
+    orthanc.wait_replicated(1)
+    client = minio_server.client()
+    obj = next(iter(client.list_objects(bucket, "dicom/", recursive=True, include_version=True)))
+    try:
+        client.remove_object(bucket, obj.object_name, version_id=obj.version_id)
+    except S3Error as exc:
+        assert exc.code == "AccessDenied" or "retention" in exc.message.lower() or "WORM" in exc.message
+    else:
+        raise AssertionError("a locked backup copy could be deleted")
+    assert client.stat_object(bucket, obj.object_name, version_id=obj.version_id).size > 0
+
+
+def test_replication_bad_config_keeps_orthanc_serving(orthanc_factory, minio_server, bucket):
+    env = minio_server.env(bucket)
+    env["BACKUP_WORKERS"] = "lots"
+    orthanc = orthanc_factory(env)
+    st = orthanc.status()
+    assert st["state"] == "error" and "BACKUP_WORKERS" in st["config_error"]
+    _, files = make_study(1)
+    assert orthanc.http().upload(files[0])["Status"] == "Success"
+    log = orthanc.log.read_text()
+    assert "BACKUP_WORKERS" in log and "Traceback" not in log
+    assert minio_server.secret_key not in log
