@@ -58,8 +58,10 @@ def _translate(exc: Exception, what: str) -> Exception:
     if isinstance(exc, ServerError):
         return StoreUnavailable(f"The object store failed while trying to {what} "
                                 f"(HTTP {exc.status_code}); retrying.")
-    return StoreUnavailable(f"The object store cannot be reached while trying to {what} "
-                            f"({type(exc).__name__}); retrying.")
+    reason = getattr(exc, "reason", None) or exc
+    # urllib3 reasons read "<connection object>: Failed to establish...: [Errno 111] Connection refused"
+    short = str(reason).rsplit(": ", 1)[-1] or type(exc).__name__
+    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({short}); retrying.")
 
 
 _CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)

@@ -230,8 +230,9 @@ class Replicator:
         self._note_error(message)
 
     def _supervise_loop(self) -> None:
-        self._prepare_bucket()
+        # Reconcile first: it needs only Orthanc, and fills the queue even while the store is down.
         self._run_reconcile()
+        self._prepare_bucket()
         next_reconcile = time.monotonic() + self.options.reconcile_every_s
         while not self._stop.is_set():
             if not self._store_ok.is_set():
