@@ -26,16 +26,19 @@ def safe_component(value: str) -> str:
     return "h-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
-def instance_key(study_uid: str, series_uid: str, sop_uid: str, prefix: str = "") -> str:
+def instance_key(study_uid: str, series_uid: str, sop_uid: str, prefix: str = "", variant: str | None = None) -> str:
     """Build the object key of one instance.
 
     Args:
         study_uid, series_uid, sop_uid: the instance's DICOM UIDs.
         prefix: optional site prefix (a central bucket shared by several clinics).
+        variant: set only when two different Orthanc instances share all three UIDs (e.g. the same
+            UIDs under two patient ids); the second is kept at ``<SOP>.<variant>.dcm``.
     Returns:
         The key, e.g. ``dicom/1.2.3/1.2.3.4/1.2.3.4.5.dcm``.
     """
-    parts = [safe_component(study_uid), safe_component(series_uid), safe_component(sop_uid) + ".dcm"]
+    leaf = safe_component(sop_uid) + (f".{safe_component(variant)}" if variant else "") + ".dcm"
+    parts = [safe_component(study_uid), safe_component(series_uid), leaf]
     head = f"{prefix.strip('/')}/dicom" if prefix.strip("/") else "dicom"
     return "/".join([head, *parts])
 

@@ -41,7 +41,7 @@ class OrthancHttp:
             with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # noqa: S310
                 return bytes(resp.read())
         except urllib.error.HTTPError as exc:
-            if exc.code == 404:
+            if exc.code == 404 and method != "POST":
                 raise SourceGone(f"Orthanc has no {uri}.") from None
             if exc.code == 401:
                 raise SourceError("Orthanc refused the username or password "

@@ -188,6 +188,11 @@ class Replicator:
             digest = hashlib.sha256(data).hexdigest()
             key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix)
             existing = self.store.stat(key)
+            if existing is not None and existing.orthanc_id not in (None, orthanc_id) and existing.sha256 != digest:
+                # Another Orthanc instance with the same UIDs (different patient id) owns this key:
+                # keep both, this one under a key that also names its Orthanc id.
+                key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix, variant=orthanc_id)
+                existing = self.store.stat(key)
             if existing is None or existing.sha256 != digest or existing.size != len(data):
                 self.store.put_verified(key, data, digest, orthanc_id)
         except SourceGone:

@@ -19,23 +19,34 @@ def instance_uids(orthanc, oid: str) -> tuple[str, str, str]:
     return tags["StudyInstanceUID"], tags["SeriesInstanceUID"], tags["SOPInstanceUID"]
 
 
-def assert_all_copies_identical(orthanc, client, bucket: str) -> int:
-    """Every instance in Orthanc has exactly one object version in the bucket with identical bytes."""
-    ids = orthanc.http().get_json("/instances")
-    for oid in ids:
-        stored = orthanc.http().get(f"/instances/{oid}/file")
-        key = instance_key(*instance_uids(orthanc, oid))
-        obj = client.get_object(bucket, key)
+def bucket_copies(client, bucket: str) -> dict[str, tuple[str, str]]:
+    """Map Orthanc id -> (key, sha256 of the object's bytes) for every object in the bucket."""
+    copies = {}
+    for obj in client.list_objects(bucket, prefix="dicom/", recursive=True):
+        stat = client.stat_object(bucket, obj.object_name)
+        resp = client.get_object(bucket, obj.object_name)
         try:
-            copy = obj.read()
+            data = resp.read()
         finally:
-            obj.close()
-            obj.release_conn()
-        assert sha256(copy) == sha256(stored), f"{key} differs from Orthanc's copy"
-        stat = client.stat_object(bucket, key)
-        assert stat.metadata["x-amz-meta-sha256"] == sha256(stored)
-        assert stat.metadata["x-amz-meta-orthanc-id"] == oid
-    versions = [o for o in client.list_objects(bucket, prefix="dicom/", recursive=True, include_version=True)]
+            resp.close()
+            resp.release_conn()
+        assert stat.metadata["x-amz-meta-sha256"] == sha256(data), f"{obj.object_name}: metadata sha256 is wrong"
+        copies[stat.metadata["x-amz-meta-orthanc-id"]] = (obj.object_name, sha256(data))
+    return copies
+
+
+def assert_all_copies_identical(orthanc, client, bucket: str) -> int:
+    """Every instance in Orthanc has exactly one object version in the bucket, with identical bytes,
+    at the key its UIDs give."""
+    ids = orthanc.http().get_json("/instances")
+    copies = bucket_copies(client, bucket)
+    for oid in ids:
+        assert oid in copies, f"instance {oid} has no copy in the bucket"
+        key, digest = copies[oid]
+        assert digest == sha256(orthanc.http().get(f"/instances/{oid}/file")), f"{key} differs from Orthanc's copy"
+        study, series, sop = instance_uids(orthanc, oid)
+        assert key in (instance_key(study, series, sop), instance_key(study, series, sop, variant=oid))
+    versions = list(client.list_objects(bucket, prefix="dicom/", recursive=True, include_version=True))
     assert len(versions) == len(ids), "an instance was uploaded more than once (or an object is extra)"
     return len(ids)
 
@@ -97,9 +108,7 @@ def test_replication_rest_and_cstore_instances_arrive_byte_identical(orthanc, mi
     assert assert_all_copies_identical(orthanc, minio_server.client(), bucket) == total
     # REST uploads are kept exactly as sent: the copy equals the file the modality produced.
     sent = {sha256(d) for d in rest_files}
-    stored = {sha256(minio_server.client().get_object(bucket, k).read())
-              for k in (o.object_name for o in minio_server.client().list_objects(bucket, "dicom/", recursive=True))}
-    assert sent <= stored
+    assert sent <= {digest for _, digest in bucket_copies(minio_server.client(), bucket).values()}
 
 
 def test_replication_survives_object_store_outage(orthanc_factory, tmp_path, bucket):

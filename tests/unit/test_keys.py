@@ -10,6 +10,11 @@ def test_instance_key_prefix_per_site():
     assert study_prefix("1.2", "site-a") == "site-a/dicom/1.2/"
 
 
+def test_instance_key_variant_for_uid_collisions():
+    key = instance_key("1.2", "1.3", "1.4", variant="0a1b-2c3d")
+    assert key == "dicom/1.2/1.3/1.4.0a1b-2c3d.dcm"
+
+
 def test_safe_component_never_escapes_layout():
     for bad in ["../../etc/passwd", "..", ".", "a/b", "a\\b", "", "x" * 200, "Müller^Hans", "1.2\x00.3", " 1.2"]:
         out = safe_component(bad)
