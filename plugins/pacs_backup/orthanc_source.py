@@ -28,12 +28,26 @@ class InstanceUids:
     sop: str
 
 
+@dataclass(frozen=True)
+class SeriesInfo:
+    """Study and series details shared by all instances of a series (cached)."""
+
+    series_uid: str
+    study_uid: str
+    modality: str
+    patient_id: str
+    patient_name: str
+    accession: str
+    study_date: str
+    study_description: str
+
+
 class OrthancReader:
     """Read instance files and their UIDs. Thread-safe."""
 
     def __init__(self, get: Getter, series_cache_size: int = 2048) -> None:
         self._get = get
-        self._series: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._series: OrderedDict[str, SeriesInfo] = OrderedDict()
         self._cache_size = series_cache_size
         self._lock = threading.Lock()
 
@@ -59,22 +73,49 @@ class OrthancReader:
         series_id = inst.get("ParentSeries")
         if not sop or not series_id:
             raise CorruptInstance(f"Instance {orthanc_id} has no SOPInstanceUID or series in Orthanc.")
+        info = self._series_info(series_id, orthanc_id)
+        return InstanceUids(study=info.study_uid, series=info.series_uid, sop=str(sop))
+
+    def _series_info(self, series_id: str, orthanc_id: str) -> SeriesInfo:
         with self._lock:
             cached = self._series.get(series_id)
-        if cached is None:
-            series = self._json(f"/series/{series_id}")
-            series_uid = (series.get("MainDicomTags") or {}).get("SeriesInstanceUID")
-            study = self._json(f"/studies/{series.get('ParentStudy')}")
-            study_uid = (study.get("MainDicomTags") or {}).get("StudyInstanceUID")
-            if not series_uid or not study_uid:
-                raise CorruptInstance(f"Instance {orthanc_id} has no SeriesInstanceUID or StudyInstanceUID.")
-            cached = (series_uid, study_uid)
-            with self._lock:
-                # Orthanc ids are hashes of the UIDs, so a cached mapping never goes stale.
-                self._series[series_id] = cached
-                while len(self._series) > self._cache_size:
-                    self._series.popitem(last=False)
-        return InstanceUids(study=cached[1], series=cached[0], sop=str(sop))
+        if cached is not None:
+            return cached
+        series = self._json(f"/series/{series_id}")
+        tags = series.get("MainDicomTags") or {}
+        study = self._json(f"/studies/{series.get('ParentStudy')}")
+        stags, ptags = study.get("MainDicomTags") or {}, study.get("PatientMainDicomTags") or {}
+        if not tags.get("SeriesInstanceUID") or not stags.get("StudyInstanceUID"):
+            raise CorruptInstance(f"Instance {orthanc_id} has no SeriesInstanceUID or StudyInstanceUID.")
+        info = SeriesInfo(
+            series_uid=str(tags["SeriesInstanceUID"]), study_uid=str(stags["StudyInstanceUID"]),
+            modality=str(tags.get("Modality", "")), patient_id=str(ptags.get("PatientID", "")),
+            patient_name=str(ptags.get("PatientName", "")), accession=str(stags.get("AccessionNumber", "")),
+            study_date=str(stags.get("StudyDate", "")), study_description=str(stags.get("StudyDescription", "")))
+        with self._lock:
+            # Orthanc ids are hashes of the UIDs, so a cached mapping never goes stale.
+            self._series[series_id] = info
+            while len(self._series) > self._cache_size:
+                self._series.popitem(last=False)
+        return info
+
+    def describe(self, orthanc_id: str) -> tuple[InstanceUids, SeriesInfo, str]:
+        """Return UIDs, study/series details and the storage path (relative to the storage directory).
+
+        Raises:
+            SourceGone / SourceError / CorruptInstance.
+        """
+        inst = self._json(f"/instances/{orthanc_id}")
+        sop = (inst.get("MainDicomTags") or {}).get("SOPInstanceUID")
+        if not sop or not inst.get("ParentSeries"):
+            raise CorruptInstance(f"Instance {orthanc_id} has no SOPInstanceUID or series in Orthanc.")
+        info = self._series_info(inst["ParentSeries"], orthanc_id)
+        uuid = str(self._json(f"/instances/{orthanc_id}/attachments/dicom/info").get("Uuid", ""))
+        if len(uuid) < 5:
+            raise CorruptInstance(f"Instance {orthanc_id} has no stored file in Orthanc.")
+        # Orthanc's file storage layout: <StorageDirectory>/<uuid[0:2]>/<uuid[2:4]>/<uuid>
+        path = f"{uuid[0:2]}/{uuid[2:4]}/{uuid}"
+        return InstanceUids(info.study_uid, info.series_uid, str(sop)), info, path
 
     def list_instances(self, since: int, limit: int) -> list[str]:
         """Return up to ``limit`` instance ids starting at index ``since`` of Orthanc's listing."""

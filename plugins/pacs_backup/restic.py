@@ -1,0 +1,194 @@
+"""A thin wrapper of the restic program: one repository, JSON output, exit codes as named errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BackupError
+from .runner import Completed, run
+
+
+class ResticError(BackupError):
+    """restic failed (exit code 1 or any code it does not document)."""
+
+
+class ResticPartial(ResticError):
+    """Exit 3: the snapshot was made but some files could not be read."""
+
+
+class RepositoryMissing(ResticError):
+    """Exit 10: no repository at that address (yet)."""
+
+
+class RepositoryLocked(ResticError):
+    """Exit 11: another process holds the repository lock."""
+
+
+class WrongPassword(ResticError):
+    """Exit 12: the password does not open the repository."""
+
+
+class ResticCancelled(ResticError):
+    """Exit 130: interrupted."""
+
+
+_CODES: dict[int, tuple[type[ResticError], str]] = {
+    1: (ResticError, "restic failed"),
+    3: (ResticPartial, "the snapshot is incomplete: some files could not be read"),
+    10: (RepositoryMissing, "there is no backup repository at that address"),
+    11: (RepositoryLocked, "the backup repository is locked by another process"),
+    12: (WrongPassword, "the password does not open the backup repository"),
+    130: (ResticCancelled, "restic was interrupted"),
+}
+
+
+def find_restic() -> str:
+    """Return the restic program: RESTIC_BINARY, the project's .tools/bin, or PATH."""
+    explicit = os.environ.get("RESTIC_BINARY")
+    if explicit:
+        return explicit
+    bundled = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "restic"
+    if bundled.exists():
+        return str(bundled)
+    return shutil.which("restic") or "restic"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot as ``restic snapshots --json`` lists it."""
+
+    id: str
+    short_id: str
+    time: str
+    paths: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+class Restic:
+    """Run restic against one repository. The password is passed by file or environment, never argv."""
+
+    def __init__(self, repository: str, *, password: str | None = None, password_file: Path | None = None,
+                 binary: str | None = None, cache_dir: Path | None = None,
+                 extra_env: Mapping[str, str] | None = None, timeout_s: float = 6 * 3600,
+                 retry_lock: str = "2m") -> None:
+        if not password and not password_file:
+            raise BackupError("The backup repository needs a password (RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).")
+        self.repository = repository
+        self._binary = binary or find_restic()
+        self._timeout = timeout_s
+        self._retry_lock = retry_lock
+        self._env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
+                     "RESTIC_REPOSITORY": repository, **(extra_env or {})}
+        self._secrets = [v for k, v in (extra_env or {}).items() if "SECRET" in k or "PASSWORD" in k or "KEY" in k]
+        if password_file is not None:
+            self._env["RESTIC_PASSWORD_FILE"] = str(password_file)
+        else:
+            assert password is not None  # noqa: S101 - checked above
+            self._env["RESTIC_PASSWORD"] = password
+            self._secrets.append(password)
+        if cache_dir is not None:
+            self._env["RESTIC_CACHE_DIR"] = str(cache_dir)
+        else:
+            self._env["RESTIC_CACHE_DIR"] = str(Path(self._env["HOME"]) / ".cache" / "restic")
+
+    def _run(self, args: Sequence[str], *, json_out: bool = True, timeout_s: float | None = None,
+             ok_codes: tuple[int, ...] = (0,), lock: bool = True) -> Completed:
+        argv = [self._binary, *args]
+        if json_out:
+            argv.append("--json")
+        if lock:
+            argv += ["--retry-lock", self._retry_lock]
+        done = run(argv, env=self._env, timeout_s=timeout_s or self._timeout, secrets=self._secrets)
+        if done.returncode in ok_codes:
+            return done
+        cls, sentence = _CODES.get(done.returncode, (ResticError, f"restic exited with code {done.returncode}"))
+        detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        where = f" ({self.repository})"
+        raise cls(f"{sentence[0].upper()}{sentence[1:]}{where}" + (f": {detail}" if detail else "") + ".")
+
+    # --- repository ------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """True when a repository answers at the address (and the password opens it)."""
+        try:
+            self._run(["cat", "config"], json_out=False, lock=False, timeout_s=300)
+        except RepositoryMissing:
+            return False
+        return True
+
+    def init(self) -> None:
+        """Create the repository."""
+        self._run(["init"], timeout_s=300, lock=False)
+
+    def ensure(self) -> bool:
+        """Create the repository if it does not exist yet. Returns True when it was created."""
+        if self.exists():
+            return False
+        self.init()
+        return True
+
+    # --- snapshots -------------------------------------------------------------------------------
+    def backup(self, paths: Sequence[str], *, tags: Sequence[str] = (), host: str = "pacs",
+               excludes: Sequence[str] = ()) -> dict[str, Any]:
+        """Take a snapshot of ``paths``; return restic's JSON summary (snapshot_id, files_new, ...).
+
+        Raises:
+            ResticPartial: exit 3 (the summary is lost with it; callers record the failure).
+        """
+        args = ["backup", *paths, "--host", host]
+        for t in tags:
+            args += ["--tag", t]
+        for e in excludes:
+            args += ["--exclude", e]
+        done = self._run(args)
+        for line in reversed(done.stdout.decode("utf-8", "replace").splitlines()):
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("message_type") == "summary":
+                return msg
+        raise ResticError("restic finished without a summary; the snapshot cannot be confirmed.")
+
+    def snapshots(self, tag: str | None = None) -> list[SnapshotInfo]:
+        """Return the snapshots, oldest first."""
+        args = ["snapshots"] + (["--tag", tag] if tag else [])
+        data = json.loads(self._run(args, lock=False).stdout or b"[]")
+        return [SnapshotInfo(id=s["id"], short_id=s.get("short_id", s["id"][:8]), time=s["time"],
+                             paths=tuple(s.get("paths", [])), tags=tuple(s.get("tags") or [])) for s in data or []]
+
+    def dump(self, snapshot: str, path: str) -> bytes:
+        """Return the bytes of one file of a snapshot."""
+        return self._run(["dump", snapshot, path], json_out=False, lock=False).stdout
+
+    def restore(self, snapshot: str, target: Path, includes: Sequence[str] = ()) -> None:
+        """Restore a snapshot (or only ``includes``) under ``target``."""
+        args = ["restore", snapshot, "--target", str(target)]
+        for inc in includes:
+            args += ["--include", inc]
+        self._run(args, json_out=False, lock=False)
+
+    def check(self, read_data_subset: str | None = None) -> None:
+        """Check the repository's structure, and read a subset of the data (e.g. ``3/30``)."""
+        args = ["check"] + ([f"--read-data-subset={read_data_subset}"] if read_data_subset else [])
+        self._run(args, json_out=False)
+
+    def forget(self, keep: Mapping[str, str], prune: bool = True) -> None:
+        """Apply the retention policy (``{"daily": "7", "within": "30d"}`` -> ``--keep-daily 7 ...``)."""
+        args = ["forget"] + [a for k, v in keep.items() for a in (f"--keep-{k}", v)]
+        if prune:
+            args.append("--prune")
+        self._run(args, json_out=False)
+
+    def delete_snapshot(self, snapshot: str) -> None:
+        """Remove one snapshot (only possible where the credentials allow deletions)."""
+        self._run(["forget", snapshot], json_out=False)
+
+    def unlock(self) -> None:
+        """Remove stale locks left by a crashed run."""
+        self._run(["unlock"], json_out=False, lock=False)
