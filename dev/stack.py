@@ -91,6 +91,7 @@ def write_env(env: dict[str, str]) -> Path:
 
 def up() -> None:
     env = stack_env()
+    secret("restic_password")
     started = []
     if not running("minio"):
         record(devstack.start_minio(STATE / "minio", PORTS["minio"], PORTS["minio-console"],
@@ -102,7 +103,9 @@ def up() -> None:
     if not running("orthanc"):
         backup_env = {k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}
         backup_env.update({"MINIO_ACCESS_KEY_FILE": str(SECRETS / "minio_access_key"),
-                           "MINIO_SECRET_KEY_FILE": str(SECRETS / "minio_secret_key")})
+                           "MINIO_SECRET_KEY_FILE": str(SECRETS / "minio_secret_key"),
+                           "RESTIC_REPOSITORY": env["RESTIC_REPOSITORY"],
+                           "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"]})
         settings = devstack.OrthancSettings(work_dir=STATE / "orthanc", http_port=PORTS["orthanc"],
                                             dicom_port=PORTS["dicom"], username=env["ORTHANC_USERNAME"],
                                             password=env["ORTHANC_PASSWORD"], aet=env["DICOM_AET"])

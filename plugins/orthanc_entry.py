@@ -55,9 +55,6 @@ _root.addHandler(_handler)
 _root.setLevel(logging.INFO)
 _root.propagate = False
 
-service = BackupService(_rest_get, _storage_dir())
-
-
 def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
     try:
         if change_type == orthanc.ChangeType.NEW_INSTANCE:
@@ -70,17 +67,25 @@ def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
         logging.getLogger("pacs_backup").exception("change callback failed")
 
 
-def on_status(output, uri, **request):  # type: ignore[no-untyped-def]
-    if request.get("method") != "GET":
-        output.SendMethodNotAllowed("GET")
-        return
+def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
+    """Every route under /backup/ (status, runs, snapshots, drills, studies): see BackupService.handle."""
     try:
-        body = json.dumps(service.status())
-    except Exception as exc:
-        logging.getLogger("pacs_backup").exception("status failed")
-        body = json.dumps({"state": "error", "last_error": {"message": f"Status unavailable: {exc}", "at": None}})
-    output.AnswerBuffer(body, "application/json")
+        code, payload = service.handle(request.get("method", "GET"), request["groups"][0],
+                                       request.get("get") or {}, request.get("body") or b"")
+        body = json.dumps(payload)
+    except Exception as exc:  # answer with the problem instead of a crash; traceback to the log
+        logging.getLogger("pacs_backup").exception("request %s failed", uri)
+        code, body = 500, json.dumps({"error": f"The backup plugin failed to answer: {exc}"})
+    if code < 300:
+        output.AnswerBuffer(body, "application/json")
+    else:
+        output.SendHttpStatus(code, body, len(body.encode()))
 
 
+def _configuration() -> str:
+    return str(orthanc.GetConfiguration())
+
+
+service = BackupService(_rest_get, _storage_dir(), config_json=_configuration)
 orthanc.RegisterOnChangeCallback(on_change)
-orthanc.RegisterRestCallback("/backup/status", on_status)
+orthanc.RegisterRestCallback("/backup/(.*)", on_backup_request)

@@ -77,6 +77,50 @@ def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServ
     server.stop()
 
 
+class RestServer:
+    """A real rest-server on 127.0.0.1 (append-only by default), holding many repositories."""
+
+    def __init__(self, base: Path, append_only: bool = True) -> None:
+        self.base, self.append_only = base, append_only
+        self.port = devstack.free_port()
+        self.proc: devstack.Process | None = None
+
+    def start(self) -> None:
+        self.proc = devstack.start_rest_server(self.base / "repos", self.port, self.base / "rest-server.log",
+                                               self.append_only)
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop(10)
+
+    def new_repository(self) -> str:
+        return f"rest:http://127.0.0.1:{self.port}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestServer]:
+    server = RestServer(tmp_path_factory.mktemp("offsite"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def restic_password_file(tmp_path: Path) -> Path:
+    path = tmp_path / "restic-password"
+    path.write_text(devstack.new_secret())
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def offsite_env(rest_server: RestServer, restic_password_file: Path) -> dict[str, str]:
+    """A fresh repository on the append-only rest-server. Scheduled runs are pushed far out: tests
+    trigger snapshots and drills themselves."""
+    return {"RESTIC_REPOSITORY": rest_server.new_repository(), "RESTIC_PASSWORD_FILE": str(restic_password_file),
+            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"}
+
+
 @pytest.fixture
 def bucket() -> str:
     return "t-" + uuid.uuid4().hex[:20]
@@ -115,6 +159,15 @@ class OrthancServer:
     def status(self) -> dict:
         return self.http().get_json("/backup/status")
 
+    def run_job(self, kind: str, target: str | None = None, timeout: float = 300) -> list[dict]:
+        """Trigger snapshots or drills through the REST API and wait for the recorded runs."""
+        ids = self.http().post_json(f"/backup/{kind}", {"target": target} if target else {})["runs"]
+
+        def finished():
+            runs = [self.http().get_json(f"/backup/runs/{i}") for i in ids]
+            return runs if all(r["state"] in ("ok", "failed") for r in runs) else None
+        return wait_until(finished, timeout, f"{kind} to finish", 0.5)  # type: ignore[return-value]
+
     def wait_replicated(self, count: int, timeout: float = 120) -> dict:
         """Wait until the plugin reports ``count`` replicated and an empty queue."""
         def done():
@@ -142,6 +195,7 @@ def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., OrthancServer]]:
 
 
 @pytest.fixture
-def orthanc(orthanc_factory: Callable[..., OrthancServer], minio_server: MinioServer, bucket: str) -> OrthancServer:
-    """Orthanc + plugin replicating to a fresh bucket of the session's MinIO."""
-    return orthanc_factory(minio_server.env(bucket))
+def orthanc(orthanc_factory: Callable[..., OrthancServer], minio_server: MinioServer, bucket: str,
+            offsite_env: dict[str, str]) -> OrthancServer:
+    """Orthanc + plugin replicating to a fresh bucket of the session's MinIO, with an offsite repository."""
+    return orthanc_factory({**minio_server.env(bucket), **offsite_env})

@@ -41,6 +41,99 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class TargetSettings:
+    """One restic repository that receives snapshots (offsite server, S3, SFTP, USB drive...)."""
+
+    name: str
+    repository: str
+    password: str | None
+    password_file: Path | None
+    env: dict[str, str]  # backend credentials passed to restic (AWS_*, RESTIC_REST_*)
+    snapshot_interval_s: float
+    drill_interval_s: float
+    check_cycle: int  # restic check reads 1/check_cycle of the data per drill
+    forget: bool
+    keep: dict[str, str]
+    retry_lock: str = "2m"  # how long restic waits for another process's lock before failing
+
+    def __repr__(self) -> str:
+        return f"TargetSettings(name={self.name!r}, repository={self.repository!r})"
+
+
+_KEEP_KINDS = ("last", "hourly", "daily", "weekly", "monthly", "yearly", "within")
+
+
+def _parse_keep(name: str, raw: str) -> dict[str, str]:
+    keep: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kind, _, value = part.partition("=")
+        if kind not in _KEEP_KINDS or not value:
+            raise ConfigError(f"{name}={raw!r} is not a retention policy; use e.g. daily=14,weekly=8,monthly=24 "
+                              f"(kinds: {', '.join(_KEEP_KINDS)}).")
+        keep[kind] = value
+    if not keep:
+        raise ConfigError(f"{name} is empty; give at least one kind, e.g. daily=14.")
+    return keep
+
+
+def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSettings | None:
+    """Read one target from ``<prefix>REPOSITORY`` etc. Returns None when its repository is unset."""
+    repo = _raw(env, prefix + "REPOSITORY")
+    if repo is None:
+        return None
+    password_file = _raw(env, prefix + "PASSWORD_FILE")
+    password = _raw(env, prefix + "PASSWORD")
+    if password_file and password:
+        raise ConfigError(f"{prefix}PASSWORD and {prefix}PASSWORD_FILE are both set; set only one of them.")
+    if not password_file and not password:
+        raise ConfigError(f"{prefix}PASSWORD_FILE is not set; the {name} repository needs its password.")
+    if password_file and not Path(password_file).is_file():
+        raise ConfigError(f"{prefix}PASSWORD_FILE={password_file} does not exist.")
+    backend: dict[str, str] = {}
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "REST_USERNAME",
+                "REST_PASSWORD"):
+        value = secret(env, prefix + var, required=False)
+        if value is not None:
+            backend["RESTIC_" + var if var.startswith("REST_") else var] = value
+    return TargetSettings(
+        name=name, repository=repo, password=password, password_file=Path(password_file) if password_file else None,
+        env=backend,
+        snapshot_interval_s=60 * _number(prefix + "SNAPSHOT_INTERVAL_MINUTES",
+                                         _raw(env, prefix + "SNAPSHOT_INTERVAL_MINUTES") or "60", float, 1, 10080),
+        drill_interval_s=3600 * _number(prefix + "DRILL_INTERVAL_HOURS",
+                                        _raw(env, prefix + "DRILL_INTERVAL_HOURS") or "24", float, 0.01, 720),
+        check_cycle=_number(prefix + "CHECK_CYCLE", _raw(env, prefix + "CHECK_CYCLE") or "30", int, 1, 1000),
+        forget=parse_bool(prefix + "FORGET", _raw(env, prefix + "FORGET") or "false"),
+        keep=_parse_keep(prefix + "KEEP", _raw(env, prefix + "KEEP") or "within=7d,daily=14,weekly=8,monthly=24"),
+        retry_lock=_duration(prefix + "RETRY_LOCK", _raw(env, prefix + "RETRY_LOCK") or "2m"),
+    )
+
+
+def _duration(name: str, raw: str) -> str:
+    if not (raw[:-1].isdigit() and raw[-1] in "smh"):
+        raise ConfigError(f"{name}={raw!r} is not a duration; use e.g. 30s, 2m or 1h.")
+    return raw
+
+
+def load_targets(env: Mapping[str, str]) -> list[TargetSettings]:
+    """The snapshot targets: ``offsite`` from RESTIC_*, plus each name in BACKUP_EXTRA_TARGETS from
+    ``<NAME>_RESTIC_*`` (e.g. ``usb`` -> USB_RESTIC_REPOSITORY)."""
+    targets = []
+    main = load_target(env, "offsite", "RESTIC_")
+    if main:
+        targets.append(main)
+    for name in filter(None, (n.strip().lower() for n in (_raw(env, "BACKUP_EXTRA_TARGETS") or "").split(","))):
+        if not name.replace("-", "").replace("_", "").isalnum() or name in ("offsite", "minio"):
+            raise ConfigError(f"BACKUP_EXTRA_TARGETS has an invalid name {name!r}; use letters and digits.")
+        prefix = name.upper().replace("-", "_") + "_RESTIC_"
+        target = load_target(env, name, prefix)
+        if target is None:
+            raise ConfigError(f"{prefix}REPOSITORY is not set, but BACKUP_EXTRA_TARGETS names {name!r}.")
+        targets.append(target)
+    return targets
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the replication engine needs."""
 
@@ -51,6 +144,10 @@ class Settings:
     retry_base_s: float
     retry_cap_s: float
     reconcile_hours: float
+    targets: tuple[TargetSettings, ...] = ()
+    drill_sample: int = 20
+    minio_drill_hours: float = 24.0
+    first_run_delay_s: float = 60.0
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -173,4 +270,10 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
         retry_base_s=base,
         retry_cap_s=cap,
         reconcile_hours=_number("BACKUP_RECONCILE_HOURS", _raw(env, "BACKUP_RECONCILE_HOURS") or "24", float, 0, 8760),
+        targets=tuple(load_targets(env)),
+        drill_sample=_number("BACKUP_DRILL_SAMPLE", _raw(env, "BACKUP_DRILL_SAMPLE") or "20", int, 1, 100000),
+        minio_drill_hours=_number("BACKUP_DRILL_INTERVAL_HOURS", _raw(env, "BACKUP_DRILL_INTERVAL_HOURS") or "24",
+                                  float, 0.01, 720),
+        first_run_delay_s=_number("BACKUP_FIRST_RUN_DELAY_SECONDS",
+                                  _raw(env, "BACKUP_FIRST_RUN_DELAY_SECONDS") or "60", float, 0, 86400),
     )

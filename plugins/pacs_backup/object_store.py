@@ -11,6 +11,7 @@ import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import urllib3
 from minio import Minio
@@ -187,6 +188,37 @@ class ObjectStore:
         finally:
             resp.close()
             resp.release_conn()
+
+    def get_with_sha(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
+        """Return the bytes at ``key`` and the sha256 recorded in its metadata when it was written."""
+        try:
+            resp = self._client.get_object(self.bucket, key, version_id=version_id)
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"read {key}") from exc
+        try:
+            return bytes(resp.read()), resp.headers.get("x-amz-meta-sha256")
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"read {key}") from exc
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def versions_as_of(self, prefix: str, as_of: datetime) -> Iterator[tuple[str, str | None]]:
+        """Yield ``(key, version_id)`` of the newest version of each key under ``prefix`` written at or
+        before ``as_of`` (keys that did not exist yet are left out)."""
+        best: dict[str, tuple[datetime, str | None]] = {}
+        try:
+            for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True, include_version=True):
+                if obj.is_delete_marker or not obj.object_name or obj.last_modified is None:
+                    continue
+                if obj.last_modified <= as_of:
+                    current = best.get(obj.object_name)
+                    if current is None or obj.last_modified > current[0]:
+                        best[obj.object_name] = (obj.last_modified, obj.version_id)
+        except _CLIENT_ERRORS as exc:
+            raise _translate(exc, f"list versions of {prefix}") from exc
+        for key in sorted(best):
+            yield key, best[key][1]
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Yield every object key under ``prefix`` (latest versions)."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import BackupError
 from .runner import Completed, run
@@ -36,6 +38,29 @@ class WrongPassword(ResticError):
 
 class ResticCancelled(ResticError):
     """Exit 130: interrupted."""
+
+
+class RepositoryUnreachable(ResticError):
+    """The repository's server does not answer (checked before running restic, which retries for long)."""
+
+
+def repository_address(repository: str) -> tuple[str, int] | None:
+    """Return ``(host, port)`` of a network repository (rest:, s3:, sftp:), or None for a local path."""
+    scheme, _, rest = repository.partition(":")
+    if scheme == "rest" or (scheme == "s3" and "://" in rest):
+        url = urlsplit(rest)
+        if not url.hostname:
+            return None
+        return url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    if scheme == "s3":
+        host, _, port = rest.split("/", 1)[0].partition(":")
+        return host, int(port) if port.isdigit() else 443
+    if scheme == "sftp":
+        if rest.startswith("//"):
+            url = urlsplit("sftp:" + rest)
+            return (url.hostname, url.port or 22) if url.hostname else None
+        return rest.split(":", 1)[0].rsplit("@", 1)[-1], 22
+    return None
 
 
 _CODES: dict[int, tuple[type[ResticError], str]] = {
@@ -113,8 +138,25 @@ class Restic:
         raise cls(f"{sentence[0].upper()}{sentence[1:]}{where}" + (f": {detail}" if detail else "") + ".")
 
     # --- repository ------------------------------------------------------------------------------
+    def check_reachable(self, timeout_s: float = 10.0) -> None:
+        """Fail fast when a network repository's server does not accept connections.
+
+        Raises:
+            RepositoryUnreachable: with the address and the reason.
+        """
+        address = repository_address(self.repository)
+        if address is None:
+            return
+        try:
+            socket.create_connection(address, timeout=timeout_s).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise RepositoryUnreachable(f"The backup repository at {address[0]}:{address[1]} cannot be reached "
+                                        f"({reason}); check the network and the offsite server.") from None
+
     def exists(self) -> bool:
         """True when a repository answers at the address (and the password opens it)."""
+        self.check_reachable()
         try:
             self._run(["cat", "config"], json_out=False, lock=False, timeout_s=300)
         except RepositoryMissing:
@@ -157,6 +199,7 @@ class Restic:
 
     def snapshots(self, tag: str | None = None) -> list[SnapshotInfo]:
         """Return the snapshots, oldest first."""
+        self.check_reachable()
         args = ["snapshots"] + (["--tag", tag] if tag else [])
         data = json.loads(self._run(args, lock=False).stdout or b"[]")
         return [SnapshotInfo(id=s["id"], short_id=s.get("short_id", s["id"][:8]), time=s["time"],

@@ -6,21 +6,26 @@ The Orthanc entry module creates one :class:`BackupService` with a ``get`` funct
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .catalog import Catalog
 from .config import Settings, load_settings
-from .errors import ConfigError
+from .errors import BackupError, ConfigError
+from .history import RunLog
 from .object_store import ObjectStore
+from .offsite import OffsiteScheduler
 from .orthanc_source import Getter, OrthancReader
 from .outbox import Outbox
 from .replicator import Replicator, ReplicatorOptions
 from .retry import RetryPolicy
+from .snapshots import OffsiteContext
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +39,11 @@ class BackupService:
     :meth:`status`, so that Orthanc keeps serving images while the installer fixes the setting.
     """
 
-    def __init__(self, get: Getter, storage_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, get: Getter, storage_dir: Path, env: Mapping[str, str] | None = None,
+                 config_json: Callable[[], str] = lambda: "{}") -> None:
         self.replicator: Replicator | None = None
+        self.offsite: OffsiteScheduler | None = None
+        self.catalog: Catalog | None = None
         self.config_error: str | None = None
         self.settings: Settings | None = None
         try:
@@ -48,10 +56,18 @@ class BackupService:
             log.warning("PACS backup is disabled (BACKUP_ENABLED=false): instances are not copied")
             return
         s = self.settings
+        reader, store = OrthancReader(get), ObjectStore(s.store, pool_size=max(4, s.workers * 2))
+        outbox = Outbox(s.outbox_path)
+        self.catalog = Catalog(s.outbox_path)
+        self.offsite = OffsiteScheduler(
+            OffsiteContext(reader=reader, catalog=self.catalog, store=store, storage_dir=storage_dir,
+                           config_json=config_json),
+            s.targets, RunLog(s.outbox_path), drill_sample=s.drill_sample,
+            minio_drill_interval_s=s.minio_drill_hours * 3600.0, first_run_delay_s=s.first_run_delay_s)
         self.replicator = Replicator(
-            Outbox(s.outbox_path),
-            OrthancReader(get),
-            ObjectStore(s.store, pool_size=max(4, s.workers * 2)),
+            outbox,
+            reader,
+            store,
             ReplicatorOptions(workers=s.workers, prefix=s.store.prefix,
                               retry=RetryPolicy(s.retry_base_s, s.retry_cap_s),
                               reconcile_every_s=s.reconcile_hours * 3600.0),
@@ -68,9 +84,13 @@ class BackupService:
             log.warning("PACS backup %s started: copying to bucket %s with %d workers", __version__,
                         self.replicator.store.bucket, self.replicator.options.workers)
             self.replicator.start()
+        if self.offsite is not None:
+            self.offsite.start()
 
     def stop(self) -> None:
         """Stop the threads (Orthanc is stopping). Unfinished work stays in the outbox."""
+        if self.offsite is not None:
+            self.offsite.stop()
         if self.replicator is not None:
             self.replicator.stop()
 
@@ -89,9 +109,58 @@ class BackupService:
             return {**base, "state": "error", "enabled": False, "last_error": {
                 "message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None}}
         rep = self.replicator.status()
+        offsite = self.offsite.status() if self.offsite else {}
         state = "ok"
         if not rep["store"]["reachable"]:
             state = "error"
         elif rep["failed"] or rep["quarantined"] or (rep["oldest_pending_age_s"] or 0) > 300:
             state = "degraded"
-        return {**base, "state": state, "enabled": True, **rep}
+        if any(_failed(t.get("last_snapshot")) or _failed(t.get("last_drill")) for t in offsite.values()):
+            state = "error" if state == "error" else "degraded"
+        if not self.settings or not self.settings.targets:
+            state = "error" if state == "error" else "degraded"
+            rep["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
+        base["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
+        base["last_drill"] = _newest([t.get("last_drill") for t in offsite.values()])
+        return {**base, "state": state, "enabled": True, **rep, "offsite": offsite}
+
+    # --- REST API under /backup/ (the entry module forwards requests here) ---------------------
+    def handle(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> tuple[int, Any]:
+        """Answer a request to ``/backup/<path>``. Returns ``(HTTP status, JSON-ready body)``.
+
+        Routes: GET status, GET runs[?kind=&limit=], GET runs/<id>, GET studies?q=,
+        POST snapshots {"target"?}, POST drills {"target"?}.
+        """
+        try:
+            return self._route(method, path.strip("/"), query, body)
+        except BackupError as exc:
+            return 400, {"error": str(exc)}
+
+    def _route(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> tuple[int, Any]:
+        if path == "status" and method == "GET":
+            return 200, self.status()
+        if self.offsite is None or self.catalog is None:
+            return 503, {"error": self.config_error or "Backup is disabled."}
+        if path in ("snapshots", "drills") and method == "POST":
+            payload = json.loads(body or b"{}") if body else {}
+            target = payload.get("target") if isinstance(payload, dict) else None
+            ids = self.offsite.request("snapshot" if path == "snapshots" else "drill", target)
+            return 202, {"runs": ids}
+        if path == "runs" and method == "GET":
+            limit = int(query.get("limit", "50")) if query.get("limit", "50").isdigit() else 50
+            return 200, [r.as_dict() for r in self.offsite.runs.recent(min(limit, 1000), query.get("kind"))]
+        if path.startswith("runs/") and method == "GET" and path[5:].isdigit():
+            run = self.offsite.runs.get(int(path[5:]))
+            return (200, run.as_dict()) if run else (404, {"error": "No such run."})
+        if path == "studies" and method == "GET":
+            return 200, self.catalog.studies(query.get("q", ""), 100)
+        return 404, {"error": f"No route {method} /backup/{path}."}
+
+
+def _failed(run: dict[str, Any] | None) -> bool:
+    return bool(run and run.get("state") == "failed")
+
+
+def _newest(runs: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    done = [r for r in runs if r]
+    return max(done, key=lambda r: r.get("finished_at") or 0) if done else None

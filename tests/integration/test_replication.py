@@ -111,11 +111,11 @@ def test_replication_rest_and_cstore_instances_arrive_byte_identical(orthanc, mi
     assert sent <= {digest for _, digest in bucket_copies(minio_server.client(), bucket).values()}
 
 
-def test_replication_survives_object_store_outage(orthanc_factory, tmp_path, bucket):
+def test_replication_survives_object_store_outage(orthanc_factory, tmp_path, bucket, offsite_env):
     store = MinioServer(tmp_path)
     store.start()
     try:
-        orthanc = orthanc_factory(store.env(bucket))
+        orthanc = orthanc_factory({**store.env(bucket), **offsite_env})
         http = orthanc.http()
         _, first = make_study(10)
         for d in first:
@@ -139,11 +139,12 @@ def test_replication_survives_object_store_outage(orthanc_factory, tmp_path, buc
         store.stop()
 
 
-def test_replication_after_kill9_with_backlog_loses_nothing_and_copies_once(orthanc_factory, tmp_path, bucket):
+def test_replication_after_kill9_with_backlog_loses_nothing_and_copies_once(orthanc_factory, tmp_path, bucket,
+                                                                           offsite_env):
     store = MinioServer(tmp_path)
     store.start()
     try:
-        orthanc = orthanc_factory(store.env(bucket))
+        orthanc = orthanc_factory({**store.env(bucket), **offsite_env})
         http = orthanc.http()
         _, early = make_study(30)
         for d in early:

@@ -65,3 +65,25 @@ def test_config_endpoint_as_url():
 def test_config_repr_hides_secrets():
     s = load()
     assert "s3cr3t-value" not in repr(s) and "s3cr3t-value" not in repr(s.store)
+
+
+def test_config_targets_offsite_and_extra(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("x" * 20)
+    s = load(RESTIC_REPOSITORY="rest:http://h:8000/c", RESTIC_PASSWORD_FILE=str(pw), BACKUP_EXTRA_TARGETS="usb",
+             USB_RESTIC_REPOSITORY="/mnt/usb/repo", USB_RESTIC_PASSWORD_FILE=str(pw), USB_RESTIC_FORGET="true",
+             USB_RESTIC_KEEP="daily=7")
+    assert [t.name for t in s.targets] == ["offsite", "usb"]
+    assert s.targets[1].forget and s.targets[1].keep == {"daily": "7"} and not s.targets[0].forget
+
+
+@pytest.mark.parametrize(("over", "name"), [
+    ({"RESTIC_REPOSITORY": "rest:http://h/c"}, "RESTIC_PASSWORD_FILE"),
+    ({"RESTIC_REPOSITORY": "rest:http://h/c", "RESTIC_PASSWORD": "p", "RESTIC_KEEP": "forever"}, "RESTIC_KEEP"),
+    ({"RESTIC_REPOSITORY": "rest:http://h/c", "RESTIC_PASSWORD": "p", "RESTIC_RETRY_LOCK": "soon"},
+     "RESTIC_RETRY_LOCK"),
+    ({"BACKUP_EXTRA_TARGETS": "usb"}, "USB_RESTIC_REPOSITORY"),
+])
+def test_config_target_errors_name_the_variable(over, name):
+    with pytest.raises(ConfigError, match=name):
+        load(**over)

@@ -1,0 +1,272 @@
+"""Technician commands (``scripts/*`` are thin wrappers): restore, disaster recovery, snapshots, drills.
+
+Connection settings come from the same variables as ``.devstack/stack.env`` (ORTHANC_URL,
+ORTHANC_USERNAME, ORTHANC_PASSWORD, MINIO_*, RESTIC_REPOSITORY, RESTIC_PASSWORD_FILE), so
+``set -a; . .devstack/stack.env; set +a`` is enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import load_store_settings, load_target, load_targets
+from .errors import BackupError, ConfigError, SourceError
+from .object_store import ObjectStore
+from .orthanc_http import OrthancHttp
+from .restic import Restic
+from .restore import RestoreReport, bucket_manifest, restore_from_bucket, restore_from_snapshot, studies_matching
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+EXIT_CODES = """exit codes:
+  0  done, and every restored instance verified (or the job succeeded)
+  1  the job failed, or at least one instance did not verify (listed above the summary)
+  2  bad arguments or configuration (the message names what to fix)
+  3  a service could not be reached (Orthanc, object store or backup repository)
+  4  nothing matched (no such study, patient or snapshot)"""
+
+
+class Fail(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _orthanc() -> OrthancHttp:
+    url = os.environ.get("ORTHANC_URL")
+    if not url:
+        raise Fail(EXIT_USAGE, "ORTHANC_URL is not set (e.g. http://127.0.0.1:8042); load .devstack/stack.env.")
+    try:
+        return OrthancHttp(url, os.environ.get("ORTHANC_USERNAME"), os.environ.get("ORTHANC_PASSWORD"))
+    except ValueError as exc:
+        raise Fail(EXIT_USAGE, f"ORTHANC_URL: {exc}") from None
+
+
+def _store() -> tuple[ObjectStore, str]:
+    settings = load_store_settings(os.environ)
+    return ObjectStore(settings), settings.prefix
+
+
+def _restic(target: str) -> Restic:
+    if target == "offsite":
+        t = load_target(os.environ, "offsite", "RESTIC_")
+        if t is None:
+            raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set; give the offsite repository address.")
+    else:
+        t = next((x for x in load_targets(os.environ) if x.name == target), None)
+        if t is None:
+            raise Fail(EXIT_USAGE, f"Target {target!r} is not configured (BACKUP_EXTRA_TARGETS).")
+    return Restic(t.repository, password=t.password, password_file=t.password_file, extra_env=t.env,
+                  retry_lock=t.retry_lock)
+
+
+def _date(value: str) -> datetime:
+    try:
+        d = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    if len(value) == 10:  # a day means "as it was at the end of that day"
+        d = d.replace(hour=23, minute=59, second=59)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done == total or now - last[0] > 1.0:
+            last[0] = now
+            print(f"\r{label}: {done}/{total} instances ({100 * done // max(total, 1)}%)", end="", flush=True)
+            if done == total:
+                print()
+    return show
+
+
+def _print_report(report: RestoreReport) -> int:
+    for item, reason in report.failures:
+        print(f"NOT VERIFIED  {item}: {reason}")
+    print(f"\nVerification report ({report.source})")
+    print(f"  instances restored and verified: {report.verified} of {report.total}")
+    print(f"  not verified:                    {len(report.failures)}")
+    if report.total == 0:
+        return EXIT_NOT_FOUND
+    print("  result: " + ("OK, every instance is back and identical" if report.ok else "INCOMPLETE, see above"))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# --- commands ------------------------------------------------------------------------------------
+def cmd_restore_study(a: argparse.Namespace) -> int:
+    orthanc = _orthanc()
+    if not (a.study or a.patient_id or a.accession):
+        raise Fail(EXIT_USAGE, "Give a StudyInstanceUID, --patient-id or --accession.")
+    progress = _progress("restoring")
+    if a.source == "minio":
+        store, prefix = _store()
+        studies = [a.study] if a.study else studies_matching(bucket_manifest(store), a.patient_id, a.accession)
+        if not studies:
+            raise Fail(EXIT_NOT_FOUND, "No study in the bucket matches that patient id / accession.")
+        print(f"Restoring {len(studies)} study(ies) from bucket {store.bucket} into {orthanc.url}")
+        report = restore_from_bucket(store, orthanc, studies, prefix, a.as_of, progress)
+    else:
+        restic = _restic(a.target)
+        print(f"Restoring from {restic.repository} into {orthanc.url}")
+        report = restore_from_snapshot(restic, orthanc, [a.study] if a.study else None, a.as_of, a.snapshot,
+                                       progress, a.patient_id, a.accession)
+    return _print_report(report)
+
+
+def cmd_disaster_recovery(a: argparse.Namespace) -> int:
+    orthanc = _orthanc()
+    existing = len(orthanc.get_json("/instances?since=0&limit=1"))
+    if existing and not a.into_non_empty:
+        raise Fail(EXIT_USAGE, f"The Orthanc at {orthanc.url} already holds instances; disaster recovery rebuilds "
+                   "into an empty PACS. Add --into-non-empty to merge anyway (nothing is overwritten).")
+    progress = _progress("recovering")
+    if a.source == "minio":
+        store, prefix = _store()
+        print(f"Rebuilding the PACS at {orthanc.url} from bucket {store.bucket}")
+        report = restore_from_bucket(store, orthanc, None, prefix, a.as_of, progress)
+    else:
+        restic = _restic(a.target)
+        print(f"Rebuilding the PACS at {orthanc.url} from {restic.repository}")
+        report = restore_from_snapshot(restic, orthanc, None, a.as_of, a.snapshot, progress)
+    return _print_report(report)
+
+
+def _wait_runs(orthanc: OrthancHttp, ids: list[int], timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    results: dict[int, dict[str, Any]] = {}
+    while time.monotonic() < deadline and len(results) < len(ids):
+        for run_id in ids:
+            run = orthanc.get_json(f"/backup/runs/{run_id}")
+            if run["state"] in ("ok", "failed"):
+                results[run_id] = run
+        time.sleep(1)
+    code = EXIT_OK
+    for run_id in ids:
+        run = results.get(run_id)
+        if run is None:
+            print(f"run {run_id}: still running after {timeout_s:.0f} s; see /backup/runs/{run_id}")
+            code = EXIT_FAILED
+            continue
+        print(f"{run['kind']} of {run['target']}: {run['state'].upper()} in {run['duration_s']} s")
+        if run["error"]:
+            print(f"  problem: {run['error']}")
+        for k, v in run["summary"].items():
+            print(f"  {k}: {json.dumps(v) if isinstance(v, list | dict) else v}")
+        if run["state"] != "ok":
+            code = EXIT_FAILED
+    return code
+
+
+def _trigger(kind: str, a: argparse.Namespace) -> int:
+    orthanc = _orthanc()
+    payload = {"target": a.target} if a.target else {}
+    try:
+        ids = orthanc.post_json(f"/backup/{kind}", payload)["runs"]
+    except SourceError as exc:
+        raise Fail(EXIT_FAILED if "HTTP 400" in str(exc) else EXIT_UNREACHABLE, str(exc)) from None
+    print(f"queued run(s) {', '.join(map(str, ids))}")
+    return EXIT_OK if a.no_wait else _wait_runs(orthanc, ids, a.timeout)
+
+
+def cmd_snapshot_now(a: argparse.Namespace) -> int:
+    return _trigger("snapshots", a)
+
+
+def cmd_verify_backups(a: argparse.Namespace) -> int:
+    return _trigger("drills", a)
+
+
+def cmd_forget_snapshots(a: argparse.Namespace) -> int:
+    target = load_target(os.environ, "offsite", "RESTIC_")
+    if target is None:
+        raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set.")
+    restic = Restic(target.repository, password=target.password, password_file=target.password_file,
+                    extra_env=target.env)
+    print(f"Applying retention {target.keep} to {target.repository}")
+    restic.forget(target.keep, prune=not a.no_prune)
+    print("done")
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(prog="pacs-backup", formatter_class=fmt, epilog=EXIT_CODES)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def source(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--from", dest="source", choices=("minio", "offsite"), required=True,
+                        help="restore from the object store bucket or from an offsite snapshot")
+        sp.add_argument("--as-of", type=_date, help="restore the state at this date (YYYY-MM-DD[THH:MM], UTC)")
+        sp.add_argument("--snapshot", help="with --from offsite: a snapshot id instead of the newest")
+        sp.add_argument("--target", default="offsite", help="with --from offsite: which target (default offsite)")
+
+    sp = sub.add_parser("restore-study", formatter_class=fmt, epilog=EXIT_CODES,
+                        help="bring one study back into Orthanc, verified",
+                        description="Restore one study (by StudyInstanceUID, patient id or accession number) "
+                                    "into the Orthanc at ORTHANC_URL, and verify every instance.")
+    sp.add_argument("study", nargs="?", help="StudyInstanceUID")
+    sp.add_argument("--patient-id")
+    sp.add_argument("--accession")
+    source(sp)
+    sp.set_defaults(func=cmd_restore_study)
+
+    sp = sub.add_parser("disaster-recovery", formatter_class=fmt, epilog=EXIT_CODES,
+                        help="rebuild a whole PACS into an empty Orthanc",
+                        description="Rebuild every study into the (empty) Orthanc at ORTHANC_URL from the bucket "
+                                    "or from the offsite repository alone, then verify every instance.")
+    source(sp)
+    sp.add_argument("--into-non-empty", action="store_true", help="allow an Orthanc that already holds images")
+    sp.set_defaults(func=cmd_disaster_recovery)
+
+    for name, func, what in (("snapshot-now", cmd_snapshot_now, "take an offsite snapshot now"),
+                             ("verify-backups", cmd_verify_backups, "run a restore drill now and print it")):
+        sp = sub.add_parser(name, formatter_class=fmt, epilog=EXIT_CODES, help=what, description=what.capitalize()
+                            + " through the plugin at ORTHANC_URL, wait for it and print the result.")
+        sp.add_argument("--target", help="only this target (offsite, minio, or an extra target's name)")
+        sp.add_argument("--no-wait", action="store_true", help="queue it and return at once")
+        sp.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
+        sp.set_defaults(func=func)
+
+    sp = sub.add_parser("forget-snapshots", formatter_class=fmt, epilog=EXIT_CODES,
+                        help="apply the retention policy (on a trusted host with delete rights)",
+                        description="Apply RESTIC_KEEP to RESTIC_REPOSITORY. Meant for a trusted host: the "
+                                    "appliance's own append-only credentials cannot delete snapshots.")
+    sp.add_argument("--no-prune", action="store_true", help="forget without pruning data")
+    sp.set_defaults(func=cmd_forget_snapshots)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code. Errors print one sentence, never a traceback."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Fail as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        unreachable = "cannot be reached" in str(exc) or "Fatal: unable to open" in str(exc)
+        return EXIT_UNREACHABLE if unreachable else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted; nothing already restored is undone", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Schedules and runs snapshots and drills, one at a time, and records every run.
+
+Each target has its own schedule and history. A failed run is recorded with its reason, shown in
+the status, and tried again at the next interval; nothing is reported as success that was not.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .config import TargetSettings
+from .errors import BackupError
+from .history import RunLog
+from .snapshots import OffsiteContext, drill_object_store, drill_target, take_snapshot
+
+log = logging.getLogger(__name__)
+
+MINIO = "minio"
+
+
+class OffsiteScheduler:
+    """One thread that runs queued and scheduled jobs (snapshot / drill) sequentially."""
+
+    def __init__(self, ctx: OffsiteContext, targets: tuple[TargetSettings, ...], runs: RunLog, *,
+                 drill_sample: int = 20, minio_drill_interval_s: float = 24 * 3600.0,
+                 first_run_delay_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+        self.ctx = ctx
+        self.targets = {t.name: t for t in targets}
+        self.runs = runs
+        self.drill_sample = drill_sample
+        self.minio_drill_interval_s = minio_drill_interval_s
+        self.first_run_delay_s = first_run_delay_s
+        self._clock = clock
+        self._jobs: queue.Queue[tuple[int, str, str]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started_at = clock()
+        self._check_slice: dict[str, int] = {}
+
+    # --- requests ---------------------------------------------------------------------------------
+    def request(self, kind: str, target: str | None = None) -> list[int]:
+        """Queue ``kind`` ('snapshot' or 'drill') for one target or all. Returns the run ids.
+
+        Raises:
+            BackupError: unknown kind or target (the message lists the valid ones).
+        """
+        if kind not in ("snapshot", "drill"):
+            raise BackupError(f"Unknown job {kind!r}; use snapshot or drill.")
+        names = list(self.targets) + ([MINIO] if kind == "drill" and self.ctx.store is not None else [])
+        if target is not None:
+            if target not in names:
+                raise BackupError(f"Unknown target {target!r}; configured: {', '.join(names) or 'none'}.")
+            names = [target]
+        if not names:
+            raise BackupError("No offsite target is configured (set RESTIC_REPOSITORY).")
+        ids = []
+        for name in names:
+            run_id = self.runs.queue(name, kind, self._clock())
+            self._jobs.put((run_id, name, kind))
+            ids.append(run_id)
+        return ids
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="pacs-backup-offsite", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._jobs.put((0, "", ""))
+        if self._thread:
+            self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_id, name, kind = self._jobs.get(timeout=5.0)
+            except queue.Empty:
+                self._queue_due()
+                continue
+            if self._stop.is_set() or not kind:
+                return
+            self._execute(run_id, name, kind)
+
+    def _due(self, name: str, kind: str, interval_s: float) -> bool:
+        last = self.runs.last(name, kind)
+        now = self._clock()
+        if last is None:
+            return now - self._started_at >= self.first_run_delay_s
+        return now - float(last.finished_at or last.queued_at) >= interval_s
+
+    def _queue_due(self) -> None:
+        for t in self.targets.values():
+            if self._due(t.name, "snapshot", t.snapshot_interval_s):
+                self.request("snapshot", t.name)
+            elif self._due(t.name, "drill", t.drill_interval_s):
+                self.request("drill", t.name)
+        if self.ctx.store is not None and self._due(MINIO, "drill", self.minio_drill_interval_s):
+            self.request("drill", MINIO)
+
+    def _execute(self, run_id: int, name: str, kind: str) -> None:
+        self.runs.start(run_id, self._clock())
+        try:
+            summary = self._run_job(name, kind)
+        except BackupError as exc:
+            log.error("%s of %s failed: %s", kind, name, exc)
+            self.runs.finish(run_id, self._clock(), False, {}, str(exc))
+            return
+        except Exception as exc:  # recorded as failed; the traceback goes to the log
+            log.exception("%s of %s failed unexpectedly", kind, name)
+            self.runs.finish(run_id, self._clock(), False, {}, f"Unexpected error: {exc}")
+            return
+        ok = bool(summary.pop("ok", True))
+        error = None if ok else f"{len(summary.get('mismatches', []))} copies did not match"
+        self.runs.finish(run_id, self._clock(), ok, summary, error)
+
+    def _run_job(self, name: str, kind: str) -> dict[str, Any]:
+        if name == MINIO:
+            return drill_object_store(self.ctx, self.drill_sample)
+        target = self.targets[name]
+        if kind == "snapshot":
+            return take_snapshot(self.ctx, target)
+        # Rotate the slice read by `restic check` so the whole repository is read once per cycle.
+        slice_no = self._check_slice.get(name, self._initial_slice(name, target)) % target.check_cycle + 1
+        self._check_slice[name] = slice_no
+        return drill_target(self.ctx, target, self.drill_sample, slice_no)
+
+    def _initial_slice(self, name: str, target: TargetSettings) -> int:
+        last = self.runs.last(name, "drill", "ok")
+        if last and isinstance(last.summary.get("check"), str):
+            try:
+                return int(last.summary["check"].split()[3].split("/")[0])
+            except (IndexError, ValueError):
+                return 0
+        return 0
+
+    # --- status -----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Per target: last snapshot and drill (any outcome) and the last successful one."""
+        out: dict[str, Any] = {}
+        now = self._clock()
+        for name in [*self.targets, *([MINIO] if self.ctx.store is not None else [])]:
+            entry: dict[str, Any] = {}
+            if name in self.targets:
+                entry["repository"] = self.targets[name].repository
+            for kind in ("snapshot", "drill"):
+                if kind == "snapshot" and name == MINIO:
+                    continue
+                last, good = self.runs.last(name, kind), self.runs.last(name, kind, "ok")
+                entry[f"last_{kind}"] = last.as_dict() if last else None
+                entry[f"last_good_{kind}_age_s"] = (round(now - float(good.finished_at or 0), 1) if good else None)
+            out[name] = entry
+        return out

@@ -1,0 +1,31 @@
+import pytest
+
+from pacs_backup.restic import RepositoryUnreachable, Restic, repository_address
+
+
+@pytest.mark.parametrize(("repo", "addr"), [
+    ("rest:http://127.0.0.1:8000/clinic", ("127.0.0.1", 8000)),
+    ("rest:https://user:pw@offsite.example:8443/c", ("offsite.example", 8443)),
+    ("s3:https://s3.example.com/bucket/path", ("s3.example.com", 443)),
+    ("s3:s3.example.com:9000/bucket", ("s3.example.com", 9000)),
+    ("sftp:backup@nas2:/srv/restic", ("nas2", 22)),
+    ("sftp://backup@nas2:2222//srv/restic", ("nas2", 2222)),
+    ("/mnt/usb/restic", None),
+])
+def test_repository_address_parses_backends(repo, addr):
+    assert repository_address(repo) == addr
+
+
+def test_restic_unreachable_server_fails_fast_with_address(tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("secret-password")
+    r = Restic("rest:http://127.0.0.1:9/x", password_file=pw)
+    with pytest.raises(RepositoryUnreachable, match=r"127\.0\.0\.1:9 cannot be reached"):
+        r.exists()
+
+
+def test_restic_password_never_in_errors(tmp_path):
+    r = Restic("rest:http://127.0.0.1:9/x", password="hunter2-very-secret")
+    with pytest.raises(RepositoryUnreachable) as err:
+        r.snapshots()
+    assert "hunter2" not in str(err.value)
