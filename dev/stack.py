@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -112,6 +113,10 @@ def up() -> None:
         record(devstack.start_orthanc(settings, backup_env, LOGS / "orthanc.log"))
         started.append("orthanc")
     path = write_env(env)
+    sheet = STATE / "recovery-sheet.txt"
+    if not sheet.exists():
+        subprocess.run([str(devstack.ROOT / "scripts" / "recovery-sheet"), "--clinic", "Development stack",
+                        "--output", str(sheet)], env={**os.environ, **env}, check=True, capture_output=True)
     print(f"Started: {', '.join(started) or 'nothing (all running)'}")
     print(f"  Orthanc      {env['ORTHANC_URL']}  (user {env['ORTHANC_USERNAME']}, DICOM {env['DICOM_AET']}@"
           f"{env['DICOM_HOST']}:{env['DICOM_PORT']})")
@@ -119,6 +124,7 @@ def up() -> None:
     print(f"  Offsite      {env['RESTIC_REPOSITORY']}  (rest-server, append-only)")
     print(f"  Status       {env['ORTHANC_URL']}/backup/status")
     print(f"  Settings and secrets: {path}  (logs in {LOGS})")
+    print(f"  Recovery sheet: {sheet}  (print it; keep it away from this machine)")
 
 
 def down() -> None:

@@ -197,6 +197,57 @@ def cmd_forget_snapshots(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+RECOVERY_SHEET = """\
+==========================================================================
+ PACS BACKUP - RECOVERY SHEET                     CONFIDENTIAL: keep in the
+ Clinic: {clinic:<32s}    clinic safe, NOT near the NAS
+ Written: {written}
+==========================================================================
+If the PACS box is lost (fire, flood, theft, ransomware), every image can be
+rebuilt on a new machine from the OFFSITE copy with only this sheet.
+
+1. Offsite repository (encrypted with restic):
+     {repository}
+2. Repository password (without it the backup cannot be read by anyone):
+     {password}
+3. On the new machine (Debian 12 with this product installed, Orthanc running
+   and empty), run:
+     export ORTHANC_URL=http://127.0.0.1:8042 ORTHANC_USERNAME=<user> ORTHANC_PASSWORD=<password>
+     export RESTIC_REPOSITORY='{repository}'
+     printf '%s' '<password from 2.>' > /root/restic-password; chmod 600 /root/restic-password
+     export RESTIC_PASSWORD_FILE=/root/restic-password
+     scripts/disaster-recovery --from offsite
+   It prints progress and ends with a verification report. Exit code 0 means
+   every image is back and identical to what was backed up.
+4. If the local object store survived (second box), the same works with:
+     MINIO_ENDPOINT={minio} MINIO_BUCKET={bucket} (+ its access keys)
+     scripts/disaster-recovery --from minio
+5. One study only:  scripts/restore-study --from offsite <StudyInstanceUID>
+                    scripts/restore-study --from offsite --patient-id <ID>
+==========================================================================
+"""
+
+
+def cmd_recovery_sheet(a: argparse.Namespace) -> int:
+    target = load_target(os.environ, "offsite", "RESTIC_")
+    if target is None:
+        raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set; there is no offsite copy to describe.")
+    password = target.password or (target.password_file.read_text().strip() if target.password_file else "")
+    sheet = RECOVERY_SHEET.format(
+        clinic=a.clinic[:32], written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), repository=target.repository,
+        password=password if not a.without_password else "(kept separately: ask the clinic's owner)",
+        minio=os.environ.get("MINIO_ENDPOINT", "<object store address>"),
+        bucket=os.environ.get("MINIO_BUCKET", "pacs-backup"))
+    if a.output:
+        fd = os.open(a.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(sheet)
+        print(f"recovery sheet written to {a.output}: print it and keep it in the clinic safe")
+    else:
+        print(sheet)
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="pacs-backup", formatter_class=fmt, epilog=EXIT_CODES)
@@ -242,6 +293,15 @@ def _parser() -> argparse.ArgumentParser:
                                     "appliance's own append-only credentials cannot delete snapshots.")
     sp.add_argument("--no-prune", action="store_true", help="forget without pruning data")
     sp.set_defaults(func=cmd_forget_snapshots)
+
+    sp = sub.add_parser("recovery-sheet", formatter_class=fmt, epilog=EXIT_CODES,
+                        help="print the sheet that lets a technician rebuild the PACS after losing the box",
+                        description="Print (or write with --output, mode 0600) the recovery sheet: offsite "
+                                    "repository, its password and the exact commands.")
+    sp.add_argument("--clinic", default="(clinic name)", help="clinic name printed on the sheet")
+    sp.add_argument("--output", help="write to this file instead of printing")
+    sp.add_argument("--without-password", action="store_true", help="leave the password off the sheet")
+    sp.set_defaults(func=cmd_recovery_sheet)
     return p
 
 

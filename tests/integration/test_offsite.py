@@ -197,7 +197,7 @@ def test_drill_finds_and_repairs_a_corrupted_copy(orthanc_factory, minio_server,
 
 
 @pytest.mark.parametrize("name", ["restore-study", "disaster-recovery", "snapshot-now", "verify-backups",
-                                  "forget-snapshots"])
+                                  "forget-snapshots", "recovery-sheet"])
 def test_scripts_help_lists_exit_codes_and_bad_settings_give_one_line(name):
     done = script(name, "--help", env={})
     assert done.returncode == 0 and "exit codes:" in done.stdout and "  4  nothing matched" in done.stdout
@@ -217,3 +217,14 @@ def test_scripts_snapshot_now_and_verify_backups(orthanc, offsite_env, minio_ser
     done = script("verify-backups", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "drill of minio: OK" in done.stdout and "drill of offsite: OK" in done.stdout
+
+
+def test_recovery_sheet_has_what_a_technician_needs(tmp_path, offsite_env):
+    out = tmp_path / "sheet.txt"
+    done = script("recovery-sheet", "--clinic", "Vet Clinic", "--output", str(out), env=offsite_env)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    password = Path(offsite_env["RESTIC_PASSWORD_FILE"]).read_text()
+    assert offsite_env["RESTIC_REPOSITORY"] in text and password in text
+    assert "scripts/disaster-recovery --from offsite" in text
+    assert out.stat().st_mode & 0o077 == 0
