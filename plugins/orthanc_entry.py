@@ -43,6 +43,14 @@ def _rest_get(uri: str) -> bytes:
         raise SourceError(f"Orthanc could not answer {uri}: {exc}") from None
 
 
+def _rest_post(uri: str, body: bytes) -> bytes:
+    """In-process REST POST (restores into this Orthanc)."""
+    try:
+        return bytes(orthanc.RestApiPost(uri, body))
+    except orthanc.OrthancException as exc:
+        raise SourceError(f"Orthanc refused {uri}: {exc}") from None
+
+
 def _storage_dir() -> Path:
     config = json.loads(orthanc.GetConfiguration())
     return Path(config.get("StorageDirectory", "OrthancStorage"))
@@ -86,6 +94,6 @@ def _configuration() -> str:
     return str(orthanc.GetConfiguration())
 
 
-service = BackupService(_rest_get, _storage_dir(), config_json=_configuration)
+service = BackupService(_rest_get, _storage_dir(), config_json=_configuration, post=_rest_post)
 orthanc.RegisterOnChangeCallback(on_change)
 orthanc.RegisterRestCallback("/backup/(.*)", on_backup_request)

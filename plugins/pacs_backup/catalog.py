@@ -110,20 +110,32 @@ class Catalog:
             seen.setdefault(r[0], dict(zip(ENTRY_FIELDS, r, strict=True)))
         return list(seen.values())[: max(n, 1)]
 
-    def studies(self, query: str = "", limit: int = 50) -> list[dict[str, Any]]:
-        """Studies matching ``query`` (patient name or id, accession, study UID, date, modality)."""
+    def studies(self, query: str = "", limit: int = 50, date_from: str = "", date_to: str = "",
+                modality: str = "") -> list[dict[str, Any]]:
+        """Studies matching ``query`` (patient name or id, accession, study UID), a study date range
+        (``YYYYMMDD``, inclusive) and a modality."""
         like = f"%{query.strip()}%"
         with self._lock:
             rows = self._db.execute(
                 "SELECT study_uid, MAX(patient_id), MAX(patient_name), MAX(accession), MAX(study_date), "
                 "MAX(description), GROUP_CONCAT(DISTINCT modality), COUNT(DISTINCT series_uid), COUNT(*) "
-                "FROM catalog WHERE patient_name LIKE ? OR patient_id LIKE ? OR accession LIKE ? "
-                "OR study_uid LIKE ? OR study_date LIKE ? OR modality LIKE ? "
-                "GROUP BY study_uid ORDER BY MAX(study_date) DESC LIMIT ?",
-                (like, like, like, like, like, like, limit)).fetchall()
+                "FROM catalog WHERE (patient_name LIKE ? OR patient_id LIKE ? OR accession LIKE ? "
+                "OR study_uid LIKE ?) AND (? = '' OR study_date >= ?) AND (? = '' OR study_date <= ?) "
+                "AND (? = '' OR modality = ?) "
+                "GROUP BY study_uid ORDER BY MAX(study_date) DESC, MAX(added_at) DESC LIMIT ?",
+                (like, like, like, like, date_from, date_from, date_to, date_to, modality, modality,
+                 limit)).fetchall()
         keys = ("study_uid", "patient_id", "patient_name", "accession", "study_date", "description", "modalities",
                 "series", "instances")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+    def study(self, study_uid: str) -> list[dict[str, Any]]:
+        """Every catalogued instance of one study (for its detail page)."""
+        with self._lock:
+            rows = self._db.execute(self._SELECT + "AND c.study_uid = ? ORDER BY c.series_uid, c.sop_uid",
+                                    (study_uid,)).fetchall()
+        return [dict(zip(ENTRY_FIELDS, r, strict=True)) for r in rows]
 
 
 def write_manifest(entries: Iterator[dict[str, Any]], path: Path, header: dict[str, Any]) -> int:

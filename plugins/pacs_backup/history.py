@@ -73,6 +73,11 @@ class RunLog:
         with self._lock:
             self._db.execute("UPDATE runs SET state='running', started_at=? WHERE id=?", (now, run_id))
 
+    def progress(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Update the summary of a running run (e.g. ``{"done": 10, "total": 40}``)."""
+        with self._lock:
+            self._db.execute("UPDATE runs SET summary=? WHERE id=?", (json.dumps(summary), run_id))
+
     def finish(self, run_id: int, now: float, ok: bool, summary: dict[str, Any], error: str | None = None) -> None:
         with self._lock:
             self._db.execute("UPDATE runs SET state=?, finished_at=?, summary=?, error=? WHERE id=?",

@@ -16,6 +16,7 @@ from typing import Any
 from .config import TargetSettings
 from .errors import BackupError
 from .history import RunLog
+from .restore import RestoreReport, restore_from_bucket, restore_from_snapshot
 from .snapshots import OffsiteContext, drill_object_store, drill_target, take_snapshot
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,26 @@ class OffsiteScheduler:
         self.first_run_delay_s = first_run_delay_s
         self._clock = clock
         self._jobs: queue.Queue[tuple[int, str, str]] = queue.Queue()
+        # Restores have their own thread: a clinic waiting for a study must not wait for a snapshot.
+        self._restores: queue.Queue[tuple[int, str, str, str | None]] = queue.Queue()
+        self._restore_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started_at = clock()
         self._check_slice: dict[str, int] = {}
 
     # --- requests ---------------------------------------------------------------------------------
+    def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:
+        """Queue a restore of one study from ``source`` ('minio' or a target name). Returns the run id."""
+        if source != MINIO and source not in self.targets:
+            raise BackupError(f"Unknown source {source!r}; use minio or one of: {', '.join(self.targets) or 'none'}.")
+        if not study_uid or len(study_uid) > 128:
+            raise BackupError("Give the StudyInstanceUID of the study to restore.")
+        run_id = self.runs.queue(source, "restore", self._clock())
+        self.runs.progress(run_id, {"study_uid": study_uid, "snapshot": snapshot, "done": 0, "total": None})
+        self._restores.put((run_id, source, study_uid, snapshot))
+        return run_id
+
     def request(self, kind: str, target: str | None = None) -> list[int]:
         """Queue ``kind`` ('snapshot' or 'drill') for one target or all. Returns the run ids.
 
@@ -69,12 +84,16 @@ class OffsiteScheduler:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="pacs-backup-offsite", daemon=True)
         self._thread.start()
+        self._restore_thread = threading.Thread(target=self._restore_loop, name="pacs-backup-restore", daemon=True)
+        self._restore_thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
         self._jobs.put((0, "", ""))
-        if self._thread:
-            self._thread.join(timeout_s)
+        self._restores.put((0, "", "", None))
+        for t in (self._thread, self._restore_thread):
+            if t:
+                t.join(timeout_s)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -86,6 +105,41 @@ class OffsiteScheduler:
             if self._stop.is_set() or not kind:
                 return
             self._execute(run_id, name, kind)
+
+    def _restore_loop(self) -> None:
+        while not self._stop.is_set():
+            run_id, source, study_uid, snapshot = self._restores.get()
+            if self._stop.is_set() or not source:
+                return
+            self.runs.start(run_id, self._clock())
+            base = {"study_uid": study_uid, "snapshot": snapshot}
+
+            def progress(done: int, total: int, run_id: int = run_id, base: dict[str, Any] = base) -> None:
+                self.runs.progress(run_id, {**base, "done": done, "total": total})
+            try:
+                report = self._restore(source, study_uid, snapshot, progress)
+            except Exception as exc:  # recorded as failed; BackupError messages are for people
+                if not isinstance(exc, BackupError):
+                    log.exception("restore of %s failed unexpectedly", study_uid)
+                self.runs.finish(run_id, self._clock(), False, base, str(exc))
+                continue
+            summary = {**base, **report.as_dict(), "done": report.total, "total": report.total}
+            error = None if report.ok else (
+                "Nothing to restore: the study is not in this backup." if report.total == 0
+                else f"{len(report.failures)} of {report.total} instances did not verify.")
+            self.runs.finish(run_id, self._clock(), report.ok, summary, error)
+
+    def _restore(self, source: str, study_uid: str, snapshot: str | None,
+                 progress: Callable[[int, int], None]) -> RestoreReport:
+        if self.ctx.orthanc is None:
+            raise BackupError("Restores are not available in this setup.")
+        if source == MINIO:
+            if self.ctx.store is None:
+                raise BackupError("No object store is configured.")
+            return restore_from_bucket(self.ctx.store, self.ctx.orthanc, [study_uid], self.ctx.prefix,
+                                       progress=progress)
+        return restore_from_snapshot(self.ctx.restic(self.targets[source]), self.ctx.orthanc, [study_uid],
+                                     snapshot_id=snapshot, progress=progress)
 
     def _due(self, name: str, kind: str, interval_s: float) -> bool:
         last = self.runs.last(name, kind)

@@ -14,17 +14,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .catalog import read_manifest
 from .errors import BackupError
 from .keys import study_prefix
 from .object_store import ObjectStore
-from .orthanc_http import OrthancHttp
 from .restic import Restic, SnapshotInfo
 from .snapshots import BUCKET_MANIFEST_KEY, MANIFEST_NAME, SNAPSHOT_TAG, STATE_SUBDIR
 
 Loader = Callable[[], tuple[bytes, str | None]]  # -> (bytes, expected sha256)
+
+
+class OrthancTarget(Protocol):
+    """Where restored instances go: :class:`OrthancHttp`, or the plugin's in-process adapter."""
+
+    def upload(self, dicom: bytes) -> dict[str, Any]: ...
+
+    def get_json(self, uri: str) -> Any: ...
+
 Progress = Callable[[int, int], None]
 
 
@@ -51,7 +59,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def restore_items(items: list[tuple[str, Loader]], orthanc: OrthancHttp, report: RestoreReport,
+def restore_items(items: list[tuple[str, Loader]], orthanc: OrthancTarget, report: RestoreReport,
                   progress: Progress | None = None, workers: int = 4) -> RestoreReport:
     """Upload every item into Orthanc and verify it; fills ``report``."""
     report.total += len(items)
@@ -114,7 +122,7 @@ def studies_matching(entries: list[dict[str, Any]], patient_id: str | None = Non
     return sorted(found)
 
 
-def restore_from_bucket(store: ObjectStore, orthanc: OrthancHttp, studies: list[str] | None, prefix: str = "",
+def restore_from_bucket(store: ObjectStore, orthanc: OrthancTarget, studies: list[str] | None, prefix: str = "",
                         as_of: datetime | None = None, progress: Progress | None = None) -> RestoreReport:
     """Restore the given studies (None = everything) from the bucket into Orthanc."""
     report = RestoreReport(source=f"bucket {store.bucket}")
@@ -149,7 +157,7 @@ def snapshot_manifest(restic: Restic, snap: SnapshotInfo) -> tuple[str, list[dic
     return root, read_manifest(restic.dump(snap.id, f"{root}/{STATE_SUBDIR}/{MANIFEST_NAME}"))[1]
 
 
-def restore_from_snapshot(restic: Restic, orthanc: OrthancHttp, studies: list[str] | None,
+def restore_from_snapshot(restic: Restic, orthanc: OrthancTarget, studies: list[str] | None,
                           as_of: datetime | None = None, snapshot_id: str | None = None,
                           progress: Progress | None = None, patient_id: str | None = None,
                           accession: str | None = None) -> RestoreReport:

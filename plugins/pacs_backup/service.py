@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,9 +26,27 @@ from .orthanc_source import Getter, OrthancReader
 from .outbox import Outbox
 from .replicator import Replicator, ReplicatorOptions
 from .retry import RetryPolicy
-from .snapshots import OffsiteContext
+from .snapshots import SNAPSHOT_TAG, OffsiteContext
 
 log = logging.getLogger(__name__)
+
+Poster = Callable[[str, bytes], bytes]
+
+
+class InProcessOrthanc:
+    """Restore target inside the plugin: the same calls as OrthancHttp, through the SDK."""
+
+    def __init__(self, get: Getter, post: Poster) -> None:
+        self._get, self._post = get, post
+
+    def upload(self, dicom: bytes) -> dict[str, Any]:
+        answer = json.loads(self._post("/instances", dicom))
+        if not isinstance(answer, dict):
+            raise BackupError("Orthanc did not accept the file as one DICOM instance.")
+        return answer
+
+    def get_json(self, uri: str) -> Any:
+        return json.loads(self._get(uri))
 
 OUTBOX_FILENAME = "pacs-backup-outbox.sqlite"
 
@@ -40,7 +59,8 @@ class BackupService:
     """
 
     def __init__(self, get: Getter, storage_dir: Path, env: Mapping[str, str] | None = None,
-                 config_json: Callable[[], str] = lambda: "{}") -> None:
+                 config_json: Callable[[], str] = lambda: "{}", post: Poster | None = None) -> None:
+        self.storage_dir = storage_dir
         self.replicator: Replicator | None = None
         self.offsite: OffsiteScheduler | None = None
         self.catalog: Catalog | None = None
@@ -61,7 +81,8 @@ class BackupService:
         self.catalog = Catalog(s.outbox_path)
         self.offsite = OffsiteScheduler(
             OffsiteContext(reader=reader, catalog=self.catalog, store=store, storage_dir=storage_dir,
-                           config_json=config_json),
+                           config_json=config_json, orthanc=InProcessOrthanc(get, post) if post else None,
+                           prefix=s.store.prefix),
             s.targets, RunLog(s.outbox_path), drill_sample=s.drill_sample,
             minio_drill_interval_s=s.minio_drill_hours * 3600.0, first_run_delay_s=s.first_run_delay_s)
         self.replicator = Replicator(
@@ -120,6 +141,11 @@ class BackupService:
         if not self.settings or not self.settings.targets:
             state = "error" if state == "error" else "degraded"
             rep["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
+        try:
+            usage = shutil.disk_usage(self.storage_dir)
+            rep["disk"] = {"path": str(self.storage_dir), "free_bytes": usage.free, "total_bytes": usage.total}
+        except OSError:
+            rep["disk"] = None
         base["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
         base["last_drill"] = _newest([t.get("last_drill") for t in offsite.values()])
         return {**base, "state": state, "enabled": True, **rep, "offsite": offsite}
@@ -152,9 +178,35 @@ class BackupService:
         if path.startswith("runs/") and method == "GET" and path[5:].isdigit():
             run = self.offsite.runs.get(int(path[5:]))
             return (200, run.as_dict()) if run else (404, {"error": "No such run."})
+        if path == "restores" and method == "POST":
+            payload = json.loads(body) if body else {}
+            if not isinstance(payload, dict):
+                raise BackupError("Send a JSON object with study_uid and source.")
+            run_id = self.offsite.request_restore(str(payload.get("study_uid", "")), str(payload.get("source", "")),
+                                                  payload.get("snapshot") or None)
+            return 202, {"run": run_id}
         if path == "studies" and method == "GET":
-            return 200, self.catalog.studies(query.get("q", ""), 100)
+            self.catalog.fill(self.offsite.ctx.reader, time.time(), limit=5000)
+            return 200, self.catalog.studies(query.get("q", ""), 100, _date(query.get("from", "")),
+                                             _date(query.get("to", "")), query.get("modality", "")[:16])
+        if path.startswith("studies/") and method == "GET":
+            entries = self.catalog.study(path[8:])
+            if not entries:
+                return 404, {"error": "This study is not in the backups."}
+            return 200, {"study_uid": path[8:], "instances": entries}
+        if path == "snapshots" and method == "GET":
+            target = self.offsite.targets.get(query.get("target", "offsite"))
+            if target is None:
+                raise BackupError("Unknown target.")
+            snaps = self.offsite.ctx.restic(target).snapshots(tag=SNAPSHOT_TAG)
+            return 200, [{"id": s.id, "short_id": s.short_id, "time": s.time} for s in reversed(snaps)]
         return 404, {"error": f"No route {method} /backup/{path}."}
+
+
+def _date(value: str) -> str:
+    """``YYYY-MM-DD`` or ``YYYYMMDD`` -> ``YYYYMMDD`` (DICOM's form); anything else -> no filter."""
+    digits = value.replace("-", "")
+    return digits if len(digits) == 8 and digits.isdigit() else ""
 
 
 def _failed(run: dict[str, Any] | None) -> bool:

@@ -43,6 +43,8 @@ class OffsiteContext:
     store: ObjectStore | None
     storage_dir: Path
     config_json: Callable[[], str]  # Orthanc's configuration (passwords are removed before writing)
+    orthanc: Any = None  # where restores go (restore.OrthancTarget); None = restores unavailable
+    prefix: str = ""  # the bucket's key prefix for this site
     host: str = socket.gethostname()
     clock: Callable[[], float] = time.time
 
