@@ -38,6 +38,7 @@ class OutboxStats:
     depth: int  # pending rows
     oldest_pending_age_s: float | None
     replicated: int
+    replicated_bytes: int
     failing: int  # pending rows whose last attempt failed
     quarantined: int
 
@@ -181,10 +182,12 @@ class Outbox:
             oldest, failing = self._db.execute(
                 "SELECT MIN(enqueued_at), SUM(attempts > 0) FROM outbox WHERE state='pending'"
             ).fetchone()
+            size = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox WHERE state='done'").fetchone()[0]
         return OutboxStats(
             depth=int(rows.get("pending", 0)),
             oldest_pending_age_s=None if oldest is None else max(0.0, now - float(oldest)),
             replicated=int(rows.get("done", 0)),
+            replicated_bytes=int(size),
             failing=int(failing or 0),
             quarantined=int(rows.get("quarantined", 0)),
         )

@@ -313,6 +313,7 @@ class Replicator:
             "outbox_depth": st.depth + pending_unrecorded,
             "oldest_pending_age_s": None if st.oldest_pending_age_s is None else round(st.oldest_pending_age_s, 3),
             "replicated": st.replicated,
+            "replicated_bytes": st.replicated_bytes,
             "failed": st.failing,
             "quarantined": st.quarantined,
             "last_error": self._last_error,

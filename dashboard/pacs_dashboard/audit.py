@@ -1,0 +1,36 @@
+"""The audit log: who logged in, restored, ran drills or changed settings; viewable and exportable."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, g, render_template
+
+from .security import client_ip
+
+bp = Blueprint("audit", __name__)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.route("/audit")
+def view() -> str:
+    rows = [(_when(r[0]), *r[1:]) for r in current_app.extensions["db"].audit_rows(500)]
+    return render_template("audit.html", rows=rows)
+
+
+@bp.route("/audit.csv")
+def export() -> Response:
+    db = current_app.extensions["db"]
+    db.audit("audit_exported", g.user, client_ip())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["time", "user", "address", "action", "detail"])
+    for r in db.audit_rows(100000):
+        writer.writerow([_when(r[0]), *r[1:]])
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=pacs-backup-audit.csv"})
