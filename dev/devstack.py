@@ -222,3 +222,17 @@ def start_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, 
     if wait:
         wait_http(proc, f"http://127.0.0.1:{s.http_port}/system", 90, (s.username, s.password))
     return proc
+
+
+# --- Dashboard ----------------------------------------------------------------------------------
+def start_dashboard(port: int, data_dir: Path, env: Mapping[str, str], log: Path) -> Process:
+    """Start the dashboard (waitress) on 127.0.0.1:port; ``env`` holds ORTHANC_* and DASHBOARD_*."""
+    python = VENV / "bin" / "python"
+    require_program(python)
+    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "LANG": "C.UTF-8",
+            "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), str(ROOT / "dashboard")]),
+            "DASHBOARD_HOST": "127.0.0.1", "DASHBOARD_PORT": str(port), "DASHBOARD_DATA_DIR": str(data_dir),
+            "DASHBOARD_COOKIE_SECURE": "false", **env}
+    proc = spawn("dashboard", [str(python), "-m", "pacs_dashboard"], log, full)
+    wait_http(proc, f"http://127.0.0.1:{port}/healthz", 60)
+    return proc

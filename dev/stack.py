@@ -112,6 +112,12 @@ def up() -> None:
                                             password=env["ORTHANC_PASSWORD"], aet=env["DICOM_AET"])
         record(devstack.start_orthanc(settings, backup_env, LOGS / "orthanc.log"))
         started.append("orthanc")
+    if not running("dashboard"):
+        dash_env = {k: env[k] for k in ("ORTHANC_URL", "ORTHANC_USERNAME", "DASHBOARD_USERNAME")}
+        dash_env.update({"ORTHANC_PASSWORD_FILE": str(SECRETS / "orthanc_password"),
+                         "DASHBOARD_PASSWORD_FILE": str(SECRETS / "dashboard_password")})
+        record(devstack.start_dashboard(PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log"))
+        started.append("dashboard")
     path = write_env(env)
     sheet = STATE / "recovery-sheet.txt"
     if not sheet.exists():
@@ -123,6 +129,7 @@ def up() -> None:
     print(f"  MinIO        http://{env['MINIO_ENDPOINT']}  bucket {env['MINIO_BUCKET']}")
     print(f"  Offsite      {env['RESTIC_REPOSITORY']}  (rest-server, append-only)")
     print(f"  Status       {env['ORTHANC_URL']}/backup/status")
+    print(f"  Dashboard    {env['DASHBOARD_URL']}  (user {env['DASHBOARD_USERNAME']})")
     print(f"  Settings and secrets: {path}  (logs in {LOGS})")
     print(f"  Recovery sheet: {sheet}  (print it; keep it away from this machine)")
 

@@ -199,3 +199,42 @@ def orthanc(orthanc_factory: Callable[..., OrthancServer], minio_server: MinioSe
             offsite_env: dict[str, str]) -> OrthancServer:
     """Orthanc + plugin replicating to a fresh bucket of the session's MinIO, with an offsite repository."""
     return orthanc_factory({**minio_server.env(bucket), **offsite_env})
+
+
+class DashboardServer:
+    """The real dashboard (waitress) in front of a real Orthanc + plugin."""
+
+    def __init__(self, work: Path, orthanc: OrthancServer) -> None:
+        self.port = devstack.free_port()
+        self.username, self.password = "reception", devstack.new_secret()
+        self.work, self.orthanc = work, orthanc
+        self.proc: devstack.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {"ORTHANC_URL": self.orthanc.url, "ORTHANC_USERNAME": self.orthanc.settings.username,
+               "ORTHANC_PASSWORD": self.orthanc.settings.password, "DASHBOARD_USERNAME": self.username,
+               "DASHBOARD_PASSWORD": self.password, "DASHBOARD_MONITOR_SECONDS": "2"}
+        self.proc = devstack.start_dashboard(self.port, self.work, env, self.work / "dashboard.log")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop(20)
+
+
+@pytest.fixture
+def dashboard_factory(tmp_path: Path) -> Iterator[Callable[[OrthancServer], DashboardServer]]:
+    made: list[DashboardServer] = []
+
+    def make(orthanc: OrthancServer) -> DashboardServer:
+        d = DashboardServer(tmp_path / f"dashboard-{len(made)}", orthanc)
+        made.append(d)
+        d.start()
+        return d
+
+    yield make
+    for d in made:
+        d.stop()

@@ -65,8 +65,8 @@ def test_session_cookie_flags(app):
 def test_no_default_user_without_configuration(tmp_path, backend):
     from pacs_dashboard import create_app
     from pacs_dashboard.config import load_dashboard_settings
-    app = create_app(load_dashboard_settings({"ORTHANC_URL": "http://127.0.0.1:1", "DASHBOARD_DATA_DIR": str(tmp_path)}),
-                     start_monitor=False, backend=backend)
+    settings = load_dashboard_settings({"ORTHANC_URL": "http://127.0.0.1:1", "DASHBOARD_DATA_DIR": str(tmp_path)})
+    app = create_app(settings, start_monitor=False, backend=backend)
     client = app.test_client()
     token = csrf_of(client.get("/login").get_data(as_text=True))
     for user, pw in (("admin", "admin"), ("admin", "password"), ("orthanc", "orthanc")):
