@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import ROOT, sha256
 from playwright.sync_api import expect, sync_playwright
+
+from conftest import ROOT, sha256
 from tests.support.dicomgen import make_study
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -15,7 +16,7 @@ SHOTS = ROOT / "docs" / "screenshots"
 
 
 def test_browser_login_see_green_find_and_restore_a_deleted_study(orthanc, dashboard_factory):
-    study_uid, files = make_study(6, rows=256, cols=256, patient_name="BELLA^DOG", patient_id="VET-1042",
+    _, files = make_study(6, rows=256, cols=256, patient_name="BELLA^DOG", patient_id="VET-1042",
                                   accession="XR-2231", modality="CR")
     http = orthanc.http()
     for f in files:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import requests
+
 from conftest import MinioServer, sha256, wait_until
 from tests.support.dicomgen import make_study
 
