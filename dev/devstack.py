@@ -13,6 +13,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "orthanc"))
+import entrypoint as orthanc_entrypoint  # noqa: E402 - the container's config renderer, shared
+
 TOOLS_BIN = ROOT / ".tools" / "bin"
 VENV = ROOT / ".venv"
 PLUGINS_DIR = ROOT / "plugins"
-ORTHANC_PLUGIN_DIR = Path("/usr/share/orthanc/plugins")
 
 
 class StackError(RuntimeError):
@@ -185,24 +188,14 @@ class OrthancSettings:
 def write_orthanc_config(s: OrthancSettings) -> Path:
     """Write Orthanc's configuration (mode 0600: it holds the REST password). Returns its path."""
     s.work_dir.mkdir(parents=True, exist_ok=True)
-    plugins = [str(ORTHANC_PLUGIN_DIR / "libOrthancDicomWeb.so")]
-    if s.plugin:
-        plugins.insert(0, str(ORTHANC_PLUGIN_DIR / "libOrthancPython.so"))
-    base = json.loads((ROOT / "orthanc" / "orthanc.json").read_text())
-    base.update({
-        "StorageDirectory": str(s.work_dir / "storage"),
-        "IndexDirectory": str(s.work_dir / "index"),
-        "HttpPort": s.http_port,
-        "DicomPort": s.dicom_port,
-        "DicomAet": s.aet,
-        "RegisteredUsers": {s.username: s.password},
-        "Plugins": plugins,
-        "PythonScript": str(PLUGINS_DIR / "orthanc_entry.py"),
-    })
+    config = orthanc_entrypoint.render(
+        json.loads(orthanc_entrypoint.TEMPLATE.read_text()), storage=s.work_dir / "storage",
+        index=s.work_dir / "index", http_port=s.http_port, dicom_port=s.dicom_port, aet=s.aet,
+        users={s.username: s.password}, entry_script=PLUGINS_DIR / "orthanc_entry.py", python_plugin=s.plugin)
     path = s.work_dir / "orthanc.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(base, f, indent=2)
+        json.dump(config, f, indent=2)
     return path
 
 
