@@ -35,7 +35,8 @@ def sh(*args: str, env: dict[str, str] | None = None, timeout: float = 1800, che
 
 
 def read_env(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 @pytest.fixture(scope="module")
