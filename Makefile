@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run down status test test-unit test-integration lint typecheck bench clean
+.PHONY: help setup run down status test test-unit test-integration test-stack images lint typecheck bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,8 +33,17 @@ test-unit: setup ## Unit tests only (no programs started)
 test-integration: setup ## Integration tests against real Orthanc, MinIO, restic, rest-server
 	@$(VENV)/bin/pytest tests/integration
 
-test: setup lint typecheck ## Every test (what CI runs)
+test-stack: setup ## The Docker Compose stack test (installs and starts a Docker engine if needed)
+	@$(VENV)/bin/pytest tests/stack
+
+images: setup ## Build the appliance's images offline (engine, base image, side-loaded images, wheelhouse)
+	@dev/docker-setup
+
+test: setup lint typecheck ## Every test (what CI runs), including a quick run of the benchmark harness
 	@$(VENV)/bin/pytest tests
+
+bench: setup ## Benchmarks: ratios against raw baselines (QUICK=1 for a few minutes); results in benchmarks/results
+	@$(PY) benchmarks/run.py
 
 clean: down ## Remove the local stack's data (.devstack) - asks nothing, deletes everything local
 	rm -rf .devstack

@@ -39,6 +39,9 @@ def _password() -> str:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("--"):
+        # `docker compose run orthanc <command>`: run that command (scripts, recovery sheet) instead.
+        os.execvp(sys.argv[1], sys.argv[1:])  # noqa: S606 - the operator's own command
     user = os.environ.get("ORTHANC_USERNAME") or sys.exit("ORTHANC_USERNAME is not set.")
     if "--health" in sys.argv:
         token = base64.b64encode(f"{user}:{_password()}".encode()).decode()

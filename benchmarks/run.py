@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""`make bench`: the cost and speed of every copy, as ratios against raw baselines measured in the same run.
+
+QUICK=1 finishes in a few minutes; the full mode uses more and larger data. Writes
+benchmarks/results/latest.json (keys listed in docs/performance.md) and PNG plots beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "dev"), str(ROOT), str(ROOT / "plugins"), str(ROOT / "dashboard")]
+import requests  # noqa: E402
+from minio import Minio  # noqa: E402
+
+import devstack  # noqa: E402
+from pacs_backup.orthanc_http import OrthancHttp  # noqa: E402
+from tests.support.dicomgen import make_study  # noqa: E402
+
+QUICK = os.environ.get("QUICK", "") not in ("", "0")
+SIZES = {"ct": 60 if QUICK else 600, "radiographs": 3 if QUICK else 20, "rounds": 2 if QUICK else 3,
+         "lag_seconds": 10 if QUICK else 60, "backlog": 200 if QUICK else 1200}
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "benchmarks" / "results")
+WORKERS = 4
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Stack:
+    """MinIO + rest-server + Orthanc (with or without the plugin) in a temporary folder."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.minio_port, self.rest_port = devstack.free_port(), devstack.free_port()
+        self.user, self.secret = "bench-" + devstack.new_secret(4).lower(), devstack.new_secret()
+        self.minio = self._start_minio()
+        self.rest = devstack.start_rest_server(base / "offsite", self.rest_port, base / "rest.log")
+        self.pw = base / "restic-pw"
+        self.pw.write_text(devstack.new_secret())
+        self.orthanc: devstack.Process | None = None
+        self.n = 0
+
+    def _start_minio(self) -> devstack.Process:
+        return devstack.start_minio(self.base / "minio", self.minio_port, devstack.free_port(), self.user,
+                                    self.secret, self.base / "minio.log")
+
+    def client(self) -> Minio:
+        return Minio(f"127.0.0.1:{self.minio_port}", self.user, self.secret, secure=False)
+
+    def start_orthanc(self, plugin: bool, bucket: str) -> tuple[OrthancHttp, devstack.OrthancSettings]:
+        self.n += 1
+        s = devstack.OrthancSettings(self.base / f"orthanc-{self.n}", devstack.free_port(), devstack.free_port(),
+                                     "bench", devstack.new_secret(), plugin=plugin)
+        env = {"MINIO_ENDPOINT": f"127.0.0.1:{self.minio_port}", "MINIO_ACCESS_KEY": self.user,
+               "MINIO_SECRET_KEY": self.secret, "MINIO_BUCKET": bucket, "BACKUP_WORKERS": str(WORKERS),
+               "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{self.rest_port}/{bucket}",
+               "RESTIC_PASSWORD_FILE": str(self.pw), "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+               "BACKUP_RETRY_BASE_SECONDS": "0.2", "BACKUP_RETRY_CAP_SECONDS": "2"}
+        self.orthanc = devstack.start_orthanc(s, env, s.work_dir / "orthanc.log")
+        return OrthancHttp(f"http://127.0.0.1:{s.http_port}", s.username, s.password), s
+
+    def stop_orthanc(self) -> None:
+        if self.orthanc:
+            self.orthanc.stop(60)
+            self.orthanc = None
+
+    def close(self) -> None:
+        self.stop_orthanc()
+        self.rest.stop(10)
+        self.minio.stop(30)
+
+
+def write_files(folder: Path, blobs: list[bytes]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, b in enumerate(blobs):
+        p = folder / f"{i:05d}.dcm"
+        p.write_bytes(b)
+        paths.append(p)
+    return paths
+
+
+def storescu(port: int, paths: list[Path]) -> float:
+    """Send every file in one association, as a modality does; returns seconds."""
+    t0 = time.perf_counter()
+    subprocess.run(["storescu", "-aec", "PACS", "127.0.0.1", str(port), *map(str, paths)], check=True,
+                   capture_output=True, timeout=3600)
+    return time.perf_counter() - t0
+
+
+def wait_depth_zero(http: OrthancHttp, count: int, timeout: float = 1800) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = http.get_json("/backup/status")
+        if st.get("replicated", 0) >= count and st.get("outbox_depth") == 0 and st["store"]["reachable"]:
+            return dict(st)
+        time.sleep(0.05)
+    raise RuntimeError(f"replication did not finish within {timeout} s")
+
+
+def rss_peak_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_ingest(stack: Stack, paths: list[Path]) -> dict[str, Any]:
+    """C-STORE throughput with the plugin replicating vs without it, alternating runs, same files."""
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    rss: dict[str, list[float]] = {"with": [], "without": []}
+    for r in range(SIZES["rounds"]):
+        for mode in ("without", "with") if r % 2 == 0 else ("with", "without"):
+            http, s = stack.start_orthanc(mode == "with", f"ingest-{r}-{mode}")
+            secs = storescu(s.dicom_port, paths)
+            rates[mode].append(len(paths) / secs)
+            if mode == "with":
+                wait_depth_zero(http, len(paths))
+            if stack.orthanc is not None:
+                rss[mode].append(rss_peak_mb(stack.orthanc.pid))
+            stack.stop_orthanc()
+            log(f"ingest {mode} plugin: {len(paths) / secs:.1f} instances/s")
+    with_, without = statistics.median(rates["with"]), statistics.median(rates["without"])
+    rss_with, rss_without = statistics.median(rss["with"]), statistics.median(rss["without"])
+    return {"ingest_with_per_s": with_, "ingest_without_per_s": without, "ingest_ratio": with_ / without,
+            "plugin_rss_mb": max(0.0, rss_with - rss_without), "orthanc_rss_with_mb": rss_with,
+            "orthanc_rss_without_mb": rss_without}
+
+
+def bench_lag(stack: Stack, blobs: list[bytes], tmp: Path) -> dict[str, Any]:
+    """Steady ingest of 10 instances/s: lag from stored in Orthanc to copy verified."""
+    from pydicom import dcmread
+    from pynetdicom import AE, StoragePresentationContexts
+
+    http, s = stack.start_orthanc(True, "lag")
+    wait_depth_zero(http, 0)
+    ae = AE(ae_title="BENCH")
+    ae.requested_contexts = StoragePresentationContexts
+    assoc = ae.associate("127.0.0.1", s.dicom_port, ae_title="PACS")
+    datasets = [dcmread(p) for p in write_files(tmp / "lag", blobs)]
+    n = min(len(datasets), 10 * SIZES["lag_seconds"])
+    start = time.perf_counter()
+    for i in range(n):
+        assoc.send_c_store(datasets[i])
+        delay = start + (i + 1) / 10.0 - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    assoc.release()
+    st = wait_depth_zero(http, n)
+    stack.stop_orthanc()
+    log(f"lag at 10/s: p50 {st['lag_s']['p50']} s, p99 {st['lag_s']['p99']} s")
+    return {"lag_p50_s": st["lag_s"]["p50"], "lag_p99_s": st["lag_s"]["p99"], "lag_instances": n}
+
+
+def bench_drain(stack: Stack, blobs: list[bytes]) -> dict[str, Any]:
+    """A backlog queued while the store was down vs a raw PUT loop and vs rclone of the storage folder."""
+    http, s = stack.start_orthanc(True, "drain")
+    wait_depth_zero(http, 0)
+    stack.minio.stop(30)
+    for b in blobs:
+        http.upload(b)
+    total = len(blobs)
+    stack.minio = stack._start_minio()
+    t0 = time.perf_counter()
+    wait_depth_zero(http, total)
+    drain = total / (time.perf_counter() - t0)
+    storage = s.work_dir / "storage"
+    stack.stop_orthanc()
+
+    client = stack.client()
+    client.make_bucket("raw-put")
+
+    def put(i_b: tuple[int, bytes]) -> None:
+        i, b = i_b
+        client.put_object("raw-put", f"raw/{i}.dcm", io.BytesIO(b), len(b),
+                          metadata={"sha256": hashlib.sha256(b).hexdigest()})
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(put, enumerate(blobs)))
+    raw = total / (time.perf_counter() - t0)
+
+    rclone_rate = None
+    if shutil.which("rclone"):
+        client.make_bucket("rclone")
+        env = {**os.environ, "RCLONE_CONFIG_B_TYPE": "s3", "RCLONE_CONFIG_B_PROVIDER": "Minio",
+               "RCLONE_CONFIG_B_ENDPOINT": f"http://127.0.0.1:{stack.minio_port}",
+               "RCLONE_CONFIG_B_ACCESS_KEY_ID": stack.user, "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": stack.secret}
+        t0 = time.perf_counter()
+        subprocess.run(["rclone", "copy", "--transfers", str(WORKERS), "--exclude", "*.sqlite*",
+                        "--exclude", "pacs-backup/**", str(storage), "B:rclone"], env=env, check=True,
+                       capture_output=True, timeout=3600)
+        rclone_rate = total / (time.perf_counter() - t0)
+    log(f"drain {drain:.1f}/s, raw PUT {raw:.1f}/s, rclone {rclone_rate}/s")
+    return {"drain_per_s": drain, "raw_put_per_s": raw, "rclone_per_s": rclone_rate,
+            "drain_vs_raw_put": drain / raw, "drain_vs_rclone": (drain / rclone_rate) if rclone_rate else None,
+            "backlog_instances": total}
+
+
+def bench_snapshots_and_restore(stack: Stack, blobs: list[bytes], extra: list[bytes]) -> dict[str, Any]:
+    """First vs incremental snapshot; disaster recovery from both copies vs raw POST /instances."""
+    http, _ = stack.start_orthanc(True, "snap")
+    for b in blobs:
+        http.upload(b)
+    wait_depth_zero(http, len(blobs))
+
+    def snapshot() -> float:
+        ids = http.post_json("/backup/snapshots", {})["runs"]
+        while True:
+            run = http.get_json(f"/backup/runs/{ids[0]}")
+            if run["state"] in ("ok", "failed"):
+                if run["state"] != "ok":
+                    raise RuntimeError(f"snapshot failed: {run['error']}")
+                return float(run["duration_s"])
+            time.sleep(0.2)
+    first = snapshot()
+    for b in extra:
+        http.upload(b)
+    wait_depth_zero(http, len(blobs) + len(extra))
+    incremental = snapshot()
+    log(f"snapshot first {first:.2f} s, incremental (+{len(extra)}) {incremental:.2f} s")
+    stack.stop_orthanc()
+
+    env = {"PATH": os.environ["PATH"], "MINIO_ENDPOINT": f"127.0.0.1:{stack.minio_port}",
+           "MINIO_ACCESS_KEY": stack.user, "MINIO_SECRET_KEY": stack.secret, "MINIO_BUCKET": "snap",
+           "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{stack.rest_port}/snap", "RESTIC_PASSWORD_FILE": str(stack.pw)}
+    out: dict[str, Any] = {"snapshot_first_s": first, "snapshot_incremental_s": incremental,
+                           "incremental_snapshot_ratio": incremental / first}
+    all_blobs = blobs + extra
+    raw_http, _ = stack.start_orthanc(False, "raw")
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(raw_http.upload, all_blobs))
+    raw = len(all_blobs) / (time.perf_counter() - t0)
+    stack.stop_orthanc()
+    for source in ("minio", "offsite"):
+        target, ts = stack.start_orthanc(False, f"restore-{source}")
+        e = {**env, "ORTHANC_URL": target.url, "ORTHANC_USERNAME": ts.username, "ORTHANC_PASSWORD": ts.password}
+        t0 = time.perf_counter()
+        done = subprocess.run([str(ROOT / "scripts" / "disaster-recovery"), "--from", source], env=e,
+                              capture_output=True, text=True, timeout=3600, check=False)
+        secs = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise RuntimeError(f"disaster recovery from {source} failed: {done.stdout[-2000:]}{done.stderr}")
+        out[f"restore_{source}_per_s"] = len(all_blobs) / secs
+        stack.stop_orthanc()
+        log(f"disaster recovery from {source}: {len(all_blobs) / secs:.1f}/s (raw ingest {raw:.1f}/s)")
+    out["raw_ingest_per_s"] = raw
+    out["restore_minio_vs_raw_ingest"] = out["restore_minio_per_s"] / raw
+    out["restore_offsite_vs_raw_ingest"] = out["restore_offsite_per_s"] / raw
+    out["restore_vs_raw_ingest"] = min(out["restore_minio_vs_raw_ingest"], out["restore_offsite_vs_raw_ingest"])
+    return out
+
+
+def bench_dashboard(stack: Stack, tmp: Path) -> dict[str, Any]:
+    """Peak memory of the dashboard after a few hundred page and API requests."""
+    http, s = stack.start_orthanc(True, "dash")
+    port = devstack.free_port()
+    d = devstack.start_dashboard(port, tmp / "dash", {
+        "ORTHANC_URL": http.url, "ORTHANC_USERNAME": s.username, "ORTHANC_PASSWORD": s.password,
+        "DASHBOARD_USERNAME": "bench", "DASHBOARD_PASSWORD": "bench-password-long",
+        "DASHBOARD_MONITOR_SECONDS": "1"}, tmp / "dash.log")
+    for _ in range(40):
+        for path in ("/api/status", "/metrics", "/", "/studies?q=A", "/drills"):
+            requests.get(f"http://127.0.0.1:{port}{path}", auth=("bench", "bench-password-long"), timeout=30)
+    peak = rss_peak_mb(d.pid)
+    d.stop(10)
+    stack.stop_orthanc()
+    return {"dashboard_rss_mb": peak}
+
+
+def plots(result: dict[str, Any]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    pairs = [("C-STORE ingest\n(with / without plugin)", result["ingest_with_per_s"], result["ingest_without_per_s"]),
+             ("backlog drain\n(vs raw PUT loop)", result["drain_per_s"], result["raw_put_per_s"]),
+             ("disaster recovery, bucket\n(vs raw POST)", result["restore_minio_per_s"], result["raw_ingest_per_s"])]
+    xs = list(range(len(pairs)))
+    ax.bar([x - 0.2 for x in xs], [p[1] for p in pairs], 0.4, label="appliance")
+    ax.bar([x + 0.2 for x in xs], [p[2] for p in pairs], 0.4, label="baseline")
+    ax.set_xticks(xs, [p[0] for p in pairs])
+    ax.set_ylabel("instances / s")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "throughput.png")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(["p50", "p99"], [result["lag_p50_s"] or 0, result["lag_p99_s"] or 0])
+    ax.axhline(0.5, color="green", linestyle="--", label="p50 target")
+    ax.axhline(2.0, color="red", linestyle="--", label="p99 target")
+    ax.set_ylabel("s, stored -> copy verified")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "lag.png")
+
+
+TARGETS = [("ingest_ratio", ">=", 0.95), ("lag_p50_s", "<=", 0.5), ("lag_p99_s", "<=", 2.0),
+           ("drain_vs_raw_put", ">=", 0.8), ("drain_vs_rclone", ">=", 1.0),
+           ("incremental_snapshot_ratio", "<=", 0.1), ("restore_vs_raw_ingest", ">=", 0.7),
+           ("plugin_rss_mb", "<=", 60), ("dashboard_rss_mb", "<=", 120)]
+
+
+def main() -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pacs-bench-") as t:
+        tmp = Path(t)
+        log(f"mode {'quick' if QUICK else 'full'}: {SIZES}")
+        _, ct = make_study(SIZES["ct"], rows=512, cols=512)
+        _, xr = make_study(SIZES["radiographs"], rows=2500, cols=2000, modality="CR")
+        mix = ct + xr
+        stack = Stack(tmp / "stack")
+        try:
+            result: dict[str, Any] = {"mode": "quick" if QUICK else "full", "instances": len(mix),
+                                      "bytes": sum(map(len, mix)), "workers": WORKERS}
+            result.update(bench_ingest(stack, write_files(tmp / "ingest", mix)))
+            result.update(bench_lag(stack, ct, tmp))
+            _, backlog = make_study(SIZES["backlog"], rows=512, cols=512)
+            result.update(bench_drain(stack, backlog))
+            _, extra = make_study(max(1, len(mix) // 100), rows=512, cols=512)
+            result.update(bench_snapshots_and_restore(stack, mix, extra))
+            result.update(bench_dashboard(stack, tmp))
+        finally:
+            stack.close()
+    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
+    plots(result)
+    print(f"\n{'measure':30s} {'value':>10s}  target    met")
+    for key, op, goal in TARGETS:
+        v = result.get(key)
+        met = v is not None and (v >= goal if op == ">=" else v <= goal)
+        shown = "n/a" if v is None else f"{v:.3f}"
+        print(f"{key:30s} {shown:>10s}  {op} {goal:<6} {'yes' if met else 'NO'}")
+    print(f"\nwritten: {RESULTS / 'latest.json'}, throughput.png, lag.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""`make test` checks that the benchmark harness runs (quick mode); the figures themselves are not asserted,
+because benchmarks are ratios to read, not timed tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+KEYS = ("ingest_ratio", "lag_p50_s", "lag_p99_s", "drain_vs_raw_put", "drain_vs_rclone", "incremental_snapshot_ratio",
+        "restore_vs_raw_ingest", "plugin_rss_mb", "dashboard_rss_mb")
+
+
+@pytest.mark.timeout(1800)
+def test_bench_quick_mode_writes_every_figure(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py")], capture_output=True, text=True,
+                          env={**os.environ, "QUICK": "1", "BENCH_RESULTS": str(tmp_path)}, timeout=1700, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "latest.json").read_text())
+    for key in KEYS:
+        assert isinstance(result[key], int | float), key
+    assert (tmp_path / "throughput.png").stat().st_size > 1000 and (tmp_path / "lag.png").stat().st_size > 1000
+    assert "ingest_ratio" in done.stdout and "met" in done.stdout
