@@ -199,9 +199,11 @@ def bench_drain(stack: Stack, blobs: list[bytes]) -> dict[str, Any]:
     rclone_rate = None
     if shutil.which("rclone"):
         client.make_bucket("rclone")
-        env = {**os.environ, "RCLONE_CONFIG_B_TYPE": "s3", "RCLONE_CONFIG_B_PROVIDER": "Minio",
+        # A CA bundle variable in the environment makes rclone's S3 client refuse plain HTTP endpoints.
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        env.update({"RCLONE_CONFIG_B_TYPE": "s3", "RCLONE_CONFIG_B_PROVIDER": "Minio",
                "RCLONE_CONFIG_B_ENDPOINT": f"http://127.0.0.1:{stack.minio_port}",
-               "RCLONE_CONFIG_B_ACCESS_KEY_ID": stack.user, "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": stack.secret}
+               "RCLONE_CONFIG_B_ACCESS_KEY_ID": stack.user, "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": stack.secret})
         t0 = time.perf_counter()
         subprocess.run(["rclone", "copy", "--transfers", str(WORKERS), "--exclude", "*.sqlite*",
                         "--exclude", "pacs-backup/**", str(storage), "B:rclone"], env=env, check=True,

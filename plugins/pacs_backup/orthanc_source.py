@@ -26,6 +26,7 @@ class InstanceUids:
     study: str
     series: str
     sop: str
+    size: int = 0  # bytes of the stored file, as Orthanc reports it (0 when unknown)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class OrthancReader:
         if not sop or not series_id:
             raise CorruptInstance(f"Instance {orthanc_id} has no SOPInstanceUID or series in Orthanc.")
         info = self._series_info(series_id, orthanc_id)
-        return InstanceUids(study=info.study_uid, series=info.series_uid, sop=str(sop))
+        return InstanceUids(study=info.study_uid, series=info.series_uid, sop=str(sop),
+                            size=int(inst.get("FileSize") or 0))
 
     def _series_info(self, series_id: str, orthanc_id: str) -> SeriesInfo:
         with self._lock:

@@ -17,14 +17,15 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
 from .keys import instance_key
 from .object_store import BucketReport, ObjectStore
-from .orthanc_source import OrthancReader
+from .orthanc_source import InstanceUids, OrthancReader
 from .outbox import Outbox
 from .retry import RetryPolicy
 
@@ -41,8 +42,11 @@ class ReplicatorOptions:
     prefix: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     reconcile_every_s: float = 24 * 3600.0  # 0 = only at start
-    store_probe_cap_s: float = 10.0
+    store_probe_cap_s: float = 2.0
     reconcile_page: int = 1000
+    # Bytes of instance data held in memory at once by all workers together. Large radiographs then
+    # wait for each other instead of multiplying the plugin's memory inside Orthanc.
+    inflight_budget_bytes: int = 24 * 1024 * 1024
 
 
 class Replicator:
@@ -68,6 +72,8 @@ class Replicator:
         self._bucket: BucketReport | None = None
         self._reconcile: dict[str, Any] | None = None
         self._unrecorded = 0  # ids received but not yet written to the outbox
+        self._budget = threading.Condition()
+        self._budget_used = 0
 
     # --- called from Orthanc's callback thread: must never block or raise -----------------------
     def on_new_instance(self, orthanc_id: str) -> None:
@@ -89,6 +95,8 @@ class Replicator:
         """Ask every thread to finish and wait up to ``timeout_s``. Unfinished work stays pending."""
         self._stop.set()
         self._store_ok.set()  # wake paused workers so they see the stop
+        with self._budget:
+            self._budget.notify_all()
         with self._work:
             self._work.notify_all()
         deadline = time.monotonic() + timeout_s
@@ -184,17 +192,8 @@ class Replicator:
         """Copy one instance; record the outcome in the outbox. Never raises a BackupError."""
         try:
             uids = self.reader.uids(orthanc_id)
-            data = self.reader.read_file(orthanc_id)
-            digest = hashlib.sha256(data).hexdigest()
-            key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix)
-            existing = self.store.stat(key)
-            if existing is not None and existing.orthanc_id not in (None, orthanc_id) and existing.sha256 != digest:
-                # Another Orthanc instance with the same UIDs (different patient id) owns this key:
-                # keep both, this one under a key that also names its Orthanc id.
-                key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix, variant=orthanc_id)
-                existing = self.store.stat(key)
-            if existing is None or existing.sha256 != digest or existing.size != len(data):
-                self.store.put_verified(key, data, digest, orthanc_id)
+            with self._memory(uids.size):
+                self._copy(orthanc_id, uids)
         except SourceGone:
             self.outbox.quarantine(orthanc_id, "Deleted from Orthanc before it could be copied.")
             return
@@ -214,11 +213,40 @@ class Replicator:
             log.exception("unexpected error copying instance %s", orthanc_id)
             self._retry_later(orthanc_id, f"Unexpected error: {exc}")
             return
+
+    def _copy(self, orthanc_id: str, uids: InstanceUids) -> None:
+        """Read, upload if needed, verify, and mark done. Raises the domain errors _replicate handles."""
+        data = self.reader.read_file(orthanc_id)
+        digest = hashlib.sha256(data).hexdigest()
+        key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix)
+        existing = self.store.stat(key)
+        if existing is not None and existing.orthanc_id not in (None, orthanc_id) and existing.sha256 != digest:
+            # Another Orthanc instance with the same UIDs (different patient id) owns this key:
+            # keep both, this one under a key that also names its Orthanc id.
+            key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix, variant=orthanc_id)
+            existing = self.store.stat(key)
+        if existing is None or existing.sha256 != digest or existing.size != len(data):
+            self.store.put_verified(key, data, digest, orthanc_id)
         now = self._clock()
         lag = self.outbox.mark_done(orthanc_id, key, digest, len(data), now)
         self._last_replicated_at = now
         if lag is not None:
             self._lags.append(lag)
+
+    @contextmanager
+    def _memory(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes of the in-flight budget (one instance larger than it runs alone)."""
+        need = min(max(size, 1), self.options.inflight_budget_bytes)
+        with self._budget:
+            self._budget.wait_for(lambda: self._budget_used + need <= self.options.inflight_budget_bytes
+                                  or self._stop.is_set())
+            self._budget_used += need
+        try:
+            yield
+        finally:
+            with self._budget:
+                self._budget_used -= need
+                self._budget.notify_all()
 
     def _retry_later(self, orthanc_id: str, message: str) -> None:
         entry = self.outbox.entry(orthanc_id)

@@ -15,7 +15,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class OffsiteContext:
     prefix: str = ""  # the bucket's key prefix for this site
     host: str = socket.gethostname()
     clock: Callable[[], float] = time.time
+    # Repositories known to exist: later snapshots skip the existence check (one restic run less).
+    initialized: set[str] = field(default_factory=set)
 
     @property
     def state_dir(self) -> Path:
@@ -97,7 +99,12 @@ def take_snapshot(ctx: OffsiteContext, target: TargetSettings) -> dict[str, Any]
         BackupError (ResticError and subclasses) with a message for a person.
     """
     restic = ctx.restic(target)
-    created = restic.ensure()
+    if target.repository in ctx.initialized:
+        restic.check_reachable()
+        created = False
+    else:
+        created = restic.ensure()
+        ctx.initialized.add(target.repository)
     entries = prepare_manifest(ctx)
     excludes = [str(ctx.storage_dir / "index"), str(ctx.storage_dir / "index-*"), "*.sqlite", "*.sqlite-wal",
                 "*.sqlite-shm", "*.sqlite-journal"]
