@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -48,7 +49,7 @@ class OrthancHttp:
                                   "(ORTHANC_USERNAME / ORTHANC_PASSWORD).") from None
             detail = exc.read()[:300].decode("utf-8", "replace")
             raise SourceError(f"Orthanc answered HTTP {exc.code} to {method} {uri}: {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise SourceError(f"Orthanc at {self.url} cannot be reached ({reason}).") from None
 
