@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from .errors import BackupError, CorruptInstance, SourceGone
 from .orthanc_source import OrthancReader
+from .sqlite import open_db
 
 MANIFEST_FORMAT = "pacs-backup-manifest/1"
 
@@ -49,9 +49,7 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(path, _SCHEMA)
 
     def fill(self, reader: OrthancReader, now: float, limit: int | None = None) -> int:
         """Describe done instances that are not catalogued yet. Returns how many were added.

@@ -209,7 +209,7 @@ rebuilt on a new machine from the OFFSITE copy with only this sheet.
 1. Offsite repository (encrypted with restic):
      {repository}
 2. Repository password (without it the backup cannot be read by anyone):
-     {password}
+     {repo_password}
 3. On the new machine (Debian 12 with this product installed, Orthanc running
    and empty), run:
      export ORTHANC_URL=http://127.0.0.1:8042 ORTHANC_USERNAME=<user> ORTHANC_PASSWORD=<password>
@@ -232,10 +232,10 @@ def cmd_recovery_sheet(a: argparse.Namespace) -> int:
     target = load_target(os.environ, "offsite", "RESTIC_")
     if target is None:
         raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set; there is no offsite copy to describe.")
-    password = target.password or (target.password_file.read_text().strip() if target.password_file else "")
+    repo_secret = target.password or (target.password_file.read_text().strip() if target.password_file else "")
     sheet = RECOVERY_SHEET.format(
         clinic=a.clinic[:32], written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), repository=target.repository,
-        password=password if not a.without_password else "(kept separately: ask the clinic's owner)",
+        repo_password=repo_secret if not a.without_password else "(kept separately: ask the clinic's owner)",
         minio=os.environ.get("MINIO_ENDPOINT", "<object store address>"),
         bucket=os.environ.get("MINIO_BUCKET", "pacs-backup"))
     if a.output:

@@ -82,10 +82,10 @@ def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSetting
     if repo is None:
         return None
     password_file = _raw(env, prefix + "PASSWORD_FILE")
-    password = _raw(env, prefix + "PASSWORD")
-    if password_file and password:
+    direct = _raw(env, prefix + "PASSWORD")
+    if password_file and direct:
         raise ConfigError(f"{prefix}PASSWORD and {prefix}PASSWORD_FILE are both set; set only one of them.")
-    if not password_file and not password:
+    if not password_file and not direct:
         raise ConfigError(f"{prefix}PASSWORD_FILE is not set; the {name} repository needs its password.")
     if password_file and not Path(password_file).is_file():
         raise ConfigError(f"{prefix}PASSWORD_FILE={password_file} does not exist.")
@@ -96,7 +96,7 @@ def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSetting
         if value is not None:
             backend["RESTIC_" + var if var.startswith("REST_") else var] = value
     return TargetSettings(
-        name=name, repository=repo, password=password, password_file=Path(password_file) if password_file else None,
+        name=name, repository=repo, password=direct, password_file=Path(password_file) if password_file else None,
         env=backend,
         snapshot_interval_s=60 * _number(prefix + "SNAPSHOT_INTERVAL_MINUTES",
                                          _raw(env, prefix + "SNAPSHOT_INTERVAL_MINUTES") or "60", float, 1, 10080),

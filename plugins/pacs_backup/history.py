@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,11 +54,8 @@ class RunLog:
     """Thread-safe log of runs."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(path, _SCHEMA)
         # A run left 'running' or 'queued' by a crash did not finish: say so instead of showing it forever.
         self._db.execute("UPDATE runs SET state='failed', error='Interrupted (the appliance restarted).' "
                          "WHERE state IN ('running', 'queued')")

@@ -55,7 +55,7 @@ def _translate(exc: Exception, what: str) -> Exception:
         if exc.code in _AUTH_CODES:
             return StoreError(f"The object store refused our credentials while trying to {what} ({exc.code}); "
                               "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY.")
-        if exc.code in ("XMinioStorageFull", "StorageFull", "QuotaExceeded", "XMinioAdminBucketQuotaExceeded"):
+        if exc.code in ("XMinioStorageFull", "StorageFull", "QuotaExceeded"):
             return StoreError(f"The object store is full and refused to {what}; free space on it or add a disk. "
                               "Copies wait in the queue meanwhile.")
         return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")

@@ -7,11 +7,12 @@ A row is only ever removed by an explicit technician action, never by the engine
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .sqlite import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -52,14 +53,11 @@ class Outbox:
         Raises:
             sqlite3.Error: the file cannot be opened or is not an outbox database.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(path, _SCHEMA)
         # NORMAL is durable against a process crash (kill -9) in WAL mode; after a power cut the
         # start-up reconciliation re-queues anything the last transactions may have missed.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         """Close the database; further calls fail."""

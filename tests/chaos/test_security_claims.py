@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -40,10 +41,11 @@ def test_no_secret_in_any_log(orthanc, minio_server, dashboard_factory, offsite_
 def test_no_default_credentials_in_tracked_files():
     import subprocess
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    weak = ("minioadmin", "changeme", "orthanc:orthanc", '"admin": "admin"', "password=admin")
+    # Built from parts so that this list itself is not a hit of the same search.
+    weak = ("minio" + "admin", "change" + "me", "orthanc:" + "orthanc", '"admin": ' + '"admin"', "password=" + "admin")
     for f in files:
         p = ROOT / f
         if p.suffix in (".png", ".md") or not p.is_file():
             continue
         text = p.read_text(errors="replace").lower()
-        assert not any(w in text for w in weak if not f.startswith("tests/chaos/")), f
+        assert not any(re.search(r"\b" + re.escape(w) + r"\b", text) for w in weak), f
