@@ -205,12 +205,18 @@ def plugin_pythonpath() -> str:
     return os.pathsep.join([str(PLUGINS_DIR), *map(str, site)])
 
 
+# Instance files are read and uploaded as whole buffers of 0.5-10 MB by several threads. With glibc's
+# defaults each thread gets its own arena and the mmap threshold rises after the first large free, so
+# freed buffers stay resident; a fixed threshold returns them to the system at once.
+MALLOC_TUNING = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144", "MALLOC_TRIM_THRESHOLD_": "1048576"}
+
+
 def start_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, wait: bool = True) -> Process:
     """Start Orthanc with our plugin; ``backup_env`` holds the plugin's MINIO_* / BACKUP_* settings."""
     exe = require_program("Orthanc")
     config = write_orthanc_config(s)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(s.work_dir), "PYTHONPATH": plugin_pythonpath(),
-           "LANG": "C.UTF-8", **backup_env}
+           "LANG": "C.UTF-8", **MALLOC_TUNING, **backup_env}
     proc = spawn("orthanc", [exe, str(config)], log, env, cwd=s.work_dir)
     if wait:
         wait_http(proc, f"http://127.0.0.1:{s.http_port}/system", 90, (s.username, s.password))
