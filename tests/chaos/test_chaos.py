@@ -42,9 +42,12 @@ def test_chaos_kill9_five_times_during_2000_instance_ingest(orthanc, minio_serve
     acknowledged: dict[str, str] = {}
     kills, lock = [], threading.Lock()
 
+    stop = threading.Event()
+
     def killer():
         for _ in range(5):
-            time.sleep(rng.uniform(2.0, 5.0))
+            if stop.wait(rng.uniform(2.0, 5.0)):
+                return  # the test ended early: never start an Orthanc after the fixture stopped it
             with lock:
                 orthanc.kill()
                 kills.append(time.time())
@@ -53,17 +56,22 @@ def test_chaos_kill9_five_times_during_2000_instance_ingest(orthanc, minio_serve
     t = threading.Thread(target=killer)
     t.start()
     t0 = time.time()
-    for data in files:
-        while True:
-            try:
-                with lock:
-                    http = orthanc.http()
-                answer = http.upload(data)
-                acknowledged[answer["ID"]] = sha256(data)
-                break
-            except BackupError:
-                time.sleep(0.2)  # Orthanc is down: the modality retries, as real ones do
-    t.join()
+    try:
+        for data in files:
+            while True:
+                try:
+                    with lock:
+                        http = orthanc.http()
+                    answer = http.upload(data)
+                    acknowledged[answer["ID"]] = sha256(data)
+                    break
+                except BackupError:
+                    time.sleep(0.2)  # Orthanc is down: the modality retries, as real ones do
+    except BaseException:
+        stop.set()  # the test failed: the killer must not restart Orthanc behind the fixture's back
+        raise
+    finally:
+        t.join()
     ingest_s = time.time() - t0
     assert len(kills) == 5
     status = orthanc.wait_replicated(len(acknowledged), timeout=600)
