@@ -7,10 +7,12 @@ Orthanc: ingest must never be disturbed by the backup.
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import orthanc
 from pacs_backup.errors import SourceError, SourceGone
+from pacs_backup.redact import mask_url_credentials
 from pacs_backup.service import BackupService
 
 
@@ -80,20 +82,45 @@ def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
     try:
         code, payload = service.handle(request.get("method", "GET"), request["groups"][0],
                                        request.get("get") or {}, request.get("body") or b"")
-        body = json.dumps(payload)
-    except Exception as exc:  # answer with the problem instead of a crash; traceback to the log
-        logging.getLogger("pacs_backup").exception("request %s failed", uri)
-        code, body = 500, json.dumps({"error": f"The backup plugin failed to answer: {exc}"})
+        body = mask_url_credentials(json.dumps(payload))
+    except Exception:  # a sentence instead of a crash or a Python error text; the traceback goes to the log
+        logging.getLogger("pacs_backup").exception("request %s failed", uri[:200])
+        code, body = 500, json.dumps({"error": "The backup plugin could not answer this request; "
+                                               "Orthanc's log has the details."})
     if code < 300:
         output.AnswerBuffer(body, "application/json")
     else:
         output.SendHttpStatus(code, body, len(body.encode()))
 
 
+def on_received_instance(received_dicom, origin):  # type: ignore[no-untyped-def]
+    """Refuse pathological files before Orthanc stores them (they would crash it when read)."""
+    try:
+        reason = service.screen_instance(bytes(received_dicom))
+    except Exception:  # never stop ingest because of the screen itself
+        logging.getLogger("pacs_backup").exception("instance screen failed; keeping the instance")
+        reason = None
+    if reason is None:
+        return orthanc.ReceivedInstanceAction.KEEP_AS_IS, None
+    logging.getLogger("pacs_backup").error("%s", reason)
+    return orthanc.ReceivedInstanceAction.DISCARD, None
+
+
 def _configuration() -> str:
     return str(orthanc.GetConfiguration())
 
 
+# Patient data stays owner-only: files Orthanc and the plugin create from now on (images, index, queue,
+# manifests) get mode 0600, folders 0700, whatever umask the service was started with.
+os.umask(0o077)
+for _folder in {_storage_dir(), Path(json.loads(orthanc.GetConfiguration()).get("IndexDirectory", _storage_dir()))}:
+    try:
+        if _folder.is_dir() and _folder.stat().st_uid == os.getuid():
+            _folder.chmod(0o700)
+    except OSError:
+        logging.getLogger("pacs_backup").warning("could not make %s owner-only", _folder)
+
 service = BackupService(_rest_get, _storage_dir(), config_json=_configuration, post=_rest_post)
 orthanc.RegisterOnChangeCallback(on_change)
 orthanc.RegisterRestCallback("/backup/(.*)", on_backup_request)
+orthanc.RegisterReceivedInstanceCallback(on_received_instance)

@@ -1,167 +1,219 @@
-"""Catalog of backed-up instances and the manifest written into every snapshot.
+"""Catalog of every backed-up instance: what is in the backups, searchable at once.
 
-The catalog maps each copied instance to its study, patient, object key, file in Orthanc's storage
-and sha256. It is filled lazily (before a snapshot or a drill) for instances whose copy is done,
-so the copy path stays lean. The manifest (JSON Lines) is the catalog as a file: it travels inside
-every offsite snapshot and next to the copies in the bucket, so that a technician can rebuild and
-verify the PACS from either place alone.
+A row is written when the copy is made (before the queue marks it done), from what the copy
+recorded: study, patient, owner, species, breed, object key, sha256 and the file's place in Orthanc's
+storage. So a study is found from the moment it is in the bucket, whether or not it is still in the
+PACS and whether or not a snapshot has run since. One row per study (``catalog_studies``) keeps search
+fast on a large archive; ``snapshot_studies`` says which snapshots hold which study.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
-from .errors import BackupError, CorruptInstance, SourceGone
+from .errors import CorruptInstance, SourceGone
+from .manifest import ENTRY_FIELDS, ManifestEntry
 from .orthanc_source import OrthancReader
-from .sqlite import open_db
+from .schema import open_plugin_db, refresh_study
+from .search import display_name, like_pattern, query_words
 
-MANIFEST_FORMAT = "pacs-backup-manifest/1"
+_COLUMNS = ("orthanc_id, study_uid, series_uid, sop_uid, patient_id, patient_name, owner, species, breed, "
+            "accession, study_date, description, modality, path, object_key, sha256, size")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS catalog (
-    orthanc_id   TEXT PRIMARY KEY,
-    study_uid    TEXT NOT NULL,
-    series_uid   TEXT NOT NULL,
-    sop_uid      TEXT NOT NULL,
-    patient_id   TEXT NOT NULL,
-    patient_name TEXT NOT NULL,
-    accession    TEXT NOT NULL,
-    study_date   TEXT NOT NULL,
-    description  TEXT NOT NULL,
-    modality     TEXT NOT NULL,
-    path         TEXT NOT NULL,
-    added_at     REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS catalog_study ON catalog (study_uid);
-"""
 
-ENTRY_FIELDS = ("orthanc_id", "study_uid", "series_uid", "sop_uid", "patient_id", "patient_name", "accession",
-                "study_date", "description", "modality", "path", "key", "sha256", "size")
+class StudySummary(TypedDict):
+    """One study in search results."""
+
+    study_uid: str
+    patient_id: str
+    patient_name: str
+    display_name: str
+    owner: str
+    species: str
+    breed: str
+    accession: str
+    study_date: str
+    description: str
+    modalities: str
+    series: int
+    instances: int
+    last_copied_at: float
+
+
+@dataclass(frozen=True)
+class StudyQuery:
+    """What staff typed: free text, a study-date range (``YYYYMMDD``, inclusive) and a modality."""
+
+    text: str = ""
+    date_from: str | None = None
+    date_to: str | None = None
+    modality: str = ""
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class SnapshotHolding:
+    """One snapshot that holds (part of) a study."""
+
+    target: str
+    snapshot_id: str
+    taken_at: float
+    instances: int
+
+
+def _entry(row: tuple[Any, ...]) -> ManifestEntry:
+    return cast(ManifestEntry, dict(zip(ENTRY_FIELDS, row, strict=True)))
 
 
 class Catalog:
-    """Catalog table beside the outbox (same database file)."""
+    """The catalog tables in the plugin's database file. Thread-safe."""
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = open_db(path, _SCHEMA)
+        self._db = open_plugin_db(path)
+        self._db.execute("PRAGMA synchronous=NORMAL")
 
-    def fill(self, reader: OrthancReader, now: float, limit: int | None = None) -> int:
-        """Describe done instances that are not catalogued yet. Returns how many were added.
-
-        Instances deleted from Orthanc meanwhile are skipped (their copy stays in the bucket).
-        """
+    def record(self, entry: ManifestEntry, now: float) -> None:
+        """Record one copy (replacing what an earlier copy of the same instance recorded)."""
         with self._lock:
-            ids = [r[0] for r in self._db.execute(
-                "SELECT o.orthanc_id FROM outbox o LEFT JOIN catalog c ON c.orthanc_id = o.orthanc_id "
-                "WHERE o.state='done' AND c.orthanc_id IS NULL LIMIT ?", (limit or -1,))]
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                old = self._db.execute("SELECT study_uid FROM catalog WHERE orthanc_id=?",
+                                       (entry["orthanc_id"],)).fetchone()
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO catalog ({_COLUMNS}, added_at) "  # noqa: S608 - constant columns
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*(entry[name] for name in ENTRY_FIELDS), now))  # type: ignore[literal-required]
+                refresh_study(self._db, entry["study_uid"], now)
+                if old is not None and old[0] != entry["study_uid"]:
+                    refresh_study(self._db, old[0], now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def backfill(self, reader: OrthancReader, now: float, limit: int | None = None) -> int:
+        """Describe copies made by a release that did not catalogue at copy time (or interrupted by a
+        crash between the copy and its catalog row). Instances Orthanc no longer has are skipped."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT o.orthanc_id, o.object_key, o.sha256, o.size FROM outbox o "
+                "LEFT JOIN catalog c ON c.orthanc_id = o.orthanc_id "
+                "WHERE o.state='done' AND c.orthanc_id IS NULL LIMIT ?", (limit or -1,)).fetchall()
         added = 0
-        batch: list[tuple[Any, ...]] = []
-        for oid in ids:
+        for oid, key, sha, size in rows:
             try:
                 uids, info, path = reader.describe(oid)
             except (SourceGone, CorruptInstance):
                 continue
-            batch.append((oid, uids.study, uids.series, uids.sop, info.patient_id, info.patient_name,
-                          info.accession, info.study_date, info.study_description, info.modality, path, now))
-            if len(batch) >= 500:
-                added += self._insert(batch)
-                batch = []
-        return added + self._insert(batch)
+            self.record(ManifestEntry(
+                orthanc_id=oid, study_uid=uids.study, series_uid=uids.series, sop_uid=uids.sop,
+                patient_id=info.patient_id, patient_name=info.patient_name, owner=info.owner, species=info.species,
+                breed=info.breed, accession=info.accession, study_date=info.study_date,
+                description=info.study_description, modality=info.modality, path=path, key=key or "",
+                sha256=sha or "", size=int(size or 0)), now)
+            added += 1
+        return added
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> int:
-        if not rows:
-            return 0
+    def entries(self, storage_dir: Path | None = None) -> Iterator[ManifestEntry]:
+        """Every catalogued instance; with ``storage_dir``, only those whose file is there now (so a
+        manifest lists only what its snapshot really holds)."""
         with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO catalog VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        return len(rows)
-
-    _SELECT = ("SELECT c.orthanc_id, c.study_uid, c.series_uid, c.sop_uid, c.patient_id, c.patient_name, "
-               "c.accession, c.study_date, c.description, c.modality, c.path, o.object_key, o.sha256, o.size "
-               "FROM catalog c JOIN outbox o ON o.orthanc_id = c.orthanc_id WHERE o.state='done' ")
-
-    def entries(self) -> Iterator[dict[str, Any]]:
-        """Yield every catalogued instance with its key, sha256 and size."""
-        with self._lock:
-            rows = self._db.execute(self._SELECT + "ORDER BY c.study_uid, c.series_uid, c.sop_uid").fetchall()
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
+                                    "ORDER BY study_uid, series_uid, sop_uid").fetchall()
         for r in rows:
-            yield dict(zip(ENTRY_FIELDS, r, strict=True))
+            e = _entry(r)
+            if storage_dir is None or (e["path"] and (storage_dir / e["path"]).is_file()):
+                yield e
 
-    def sample(self, n: int, rng: random.Random | None = None) -> list[dict[str, Any]]:
-        """Return ``n`` random catalogued instances, always including the newest one."""
+    def sample(self, n: int, rng: random.Random | None = None) -> list[ManifestEntry]:
+        """``n`` random catalogued instances, always including the newest copy."""
         rng = rng or random.Random()  # noqa: S311 - sampling, not security
         with self._lock:
-            newest = self._db.execute(self._SELECT + "ORDER BY o.done_at DESC LIMIT 1").fetchall()
-            count = self._db.execute("SELECT COUNT(*) FROM catalog c JOIN outbox o ON o.orthanc_id = c.orthanc_id "
-                                     "WHERE o.state='done'").fetchone()[0]
-            picks = sorted(rng.sample(range(count), min(n, count))) if count else []
-            rows = list(newest)
-            for offset in picks:
-                rows += self._db.execute(self._SELECT + "ORDER BY c.rowid LIMIT 1 OFFSET ?", (offset,)).fetchall()
-        seen: dict[str, dict[str, Any]] = {}
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
+                                    "ORDER BY added_at DESC LIMIT 1").fetchall()
+            count = self._db.execute("SELECT COUNT(*) FROM catalog").fetchone()[0]
+            for offset in sorted(rng.sample(range(count), min(n, count))) if count else []:
+                rows += self._db.execute(f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
+                                         "ORDER BY rowid LIMIT 1 OFFSET ?", (offset,)).fetchall()
+        seen: dict[str, ManifestEntry] = {}
         for r in rows:
-            seen.setdefault(r[0], dict(zip(ENTRY_FIELDS, r, strict=True)))
+            seen.setdefault(r[0], _entry(r))
         return list(seen.values())[: max(n, 1)]
 
-    def studies(self, query: str = "", limit: int = 50, date_from: str = "", date_to: str = "",
-                modality: str = "") -> list[dict[str, Any]]:
-        """Studies matching ``query`` (patient name or id, accession, study UID), a study date range
-        (``YYYYMMDD``, inclusive) and a modality."""
-        like = f"%{query.strip()}%"
+    def studies(self, q: StudyQuery) -> list[StudySummary]:
+        """Studies whose text holds every typed word, newest study date first (all when nothing typed)."""
+        sql = ("SELECT study_uid, patient_id, patient_name, owner, species, breed, accession, study_date, "
+               "description, modalities, series, instances, updated_at FROM catalog_studies WHERE 1=1")
+        args: list[Any] = []
+        for word in query_words(q.text):
+            sql += " AND search_text LIKE ? ESCAPE '\\'"
+            args.append(like_pattern(word))
+        if q.date_from:
+            sql += " AND study_date >= ?"
+            args.append(q.date_from)
+        if q.date_to:
+            sql += " AND study_date <= ? AND study_date != ''"
+            args.append(q.date_to)
+        if q.modality:
+            sql += " AND ',' || modalities || ',' LIKE ? ESCAPE '\\'"
+            args.append(like_pattern("," + q.modality.upper() + ","))
+        sql += " ORDER BY study_date DESC, updated_at DESC LIMIT ?"
+        args.append(max(1, min(q.limit, 1000)))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [StudySummary(study_uid=r[0], patient_id=r[1], patient_name=r[2], display_name=display_name(r[2]),
+                             owner=r[3], species=r[4], breed=r[5], accession=r[6], study_date=r[7],
+                             description=r[8], modalities=r[9], series=r[10], instances=r[11],
+                             last_copied_at=r[12]) for r in rows]
+
+    def study(self, study_uid: str) -> list[ManifestEntry]:
+        """Every catalogued instance of one study."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM catalog WHERE study_uid = ? "  # noqa: S608
+                                    "ORDER BY series_uid, sop_uid", (study_uid,)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def studies_of(self, patient_id: str | None = None, accession: str | None = None) -> list[str]:
+        """Study UIDs of a patient id or an accession number (exact)."""
+        with self._lock:
+            rows = self._db.execute("SELECT study_uid FROM catalog_studies WHERE patient_id = ? OR accession = ? "
+                                    "ORDER BY study_date", (patient_id or "\0", accession or "\0")).fetchall()
+        return [r[0] for r in rows]
+
+    # --- which snapshots hold which study -------------------------------------------------------------
+    def record_snapshot(self, target: str, snapshot_id: str, taken_at: float, counts: dict[str, int]) -> None:
+        """Remember how many instances of each study a snapshot holds."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # The row for study '' marks the snapshot as recorded (so a study it lacks is known absent).
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO snapshot_studies (target, snapshot_id, taken_at, study_uid, instances) "
+                    "VALUES (?,?,?,?,?)", [(target, snapshot_id, taken_at, s, n) for s, n in {"": 0, **counts}.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def snapshots_holding(self, study_uid: str, target: str | None = None) -> list[SnapshotHolding]:
+        """Snapshots known to hold the study, newest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT study_uid, MAX(patient_id), MAX(patient_name), MAX(accession), MAX(study_date), "
-                "MAX(description), GROUP_CONCAT(DISTINCT modality), COUNT(DISTINCT series_uid), COUNT(*) "
-                "FROM catalog WHERE (patient_name LIKE ? OR patient_id LIKE ? OR accession LIKE ? "
-                "OR study_uid LIKE ?) AND (? = '' OR study_date >= ?) AND (? = '' OR study_date <= ?) "
-                "AND (? = '' OR modality = ?) "
-                "GROUP BY study_uid ORDER BY MAX(study_date) DESC, MAX(added_at) DESC LIMIT ?",
-                (like, like, like, like, date_from, date_from, date_to, date_to, modality, modality,
-                 limit)).fetchall()
-        keys = ("study_uid", "patient_id", "patient_name", "accession", "study_date", "description", "modalities",
-                "series", "instances")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+                "SELECT target, snapshot_id, taken_at, instances FROM snapshot_studies WHERE study_uid = ? "
+                "AND (? IS NULL OR target = ?) ORDER BY taken_at DESC", (study_uid, target, target)).fetchall()
+        return [SnapshotHolding(*r) for r in rows]
 
-
-    def study(self, study_uid: str) -> list[dict[str, Any]]:
-        """Every catalogued instance of one study (for its detail page)."""
+    def snapshot_count(self, snapshot_id: str, study_uid: str) -> int | None:
+        """Instances of the study in a snapshot this plugin recorded; None when it did not record it."""
         with self._lock:
-            rows = self._db.execute(self._SELECT + "AND c.study_uid = ? ORDER BY c.series_uid, c.sop_uid",
-                                    (study_uid,)).fetchall()
-        return [dict(zip(ENTRY_FIELDS, r, strict=True)) for r in rows]
-
-
-def write_manifest(entries: Iterator[dict[str, Any]], path: Path, header: dict[str, Any]) -> int:
-    """Write the manifest to ``path`` atomically. Returns the number of entries."""
-    tmp = path.with_suffix(".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps({"format": MANIFEST_FORMAT, **header}) + "\n")
-        for e in entries:
-            f.write(json.dumps(e, ensure_ascii=False) + "\n")
-            count += 1
-    tmp.replace(path)
-    return count
-
-
-def read_manifest(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Parse a manifest. Returns ``(header, entries)``.
-
-    Raises:
-        BackupError: it is not a manifest of a format this version reads.
-    """
-    lines = data.decode("utf-8").splitlines()
-    try:
-        header = json.loads(lines[0]) if lines else {}
-    except ValueError:
-        header = {}
-    if header.get("format") != MANIFEST_FORMAT:
-        raise BackupError("The backup manifest is missing or of an unknown format; this snapshot cannot be "
-                          "verified by this version.")
-    return header, [json.loads(line) for line in lines[1:] if line.strip()]
+            rows = self._db.execute("SELECT study_uid, instances FROM snapshot_studies WHERE snapshot_id = ? "
+                                    "AND study_uid IN ('', ?)", (snapshot_id, study_uid)).fetchall()
+        if not rows:
+            return None
+        return max(int(n) for _, n in rows)

@@ -12,16 +12,25 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from .config import load_store_settings, load_target, load_targets
-from .errors import BackupError, ConfigError, SourceError
+from .errors import BackupError, ConfigError, NotFound, SourceError, StoreUnavailable
 from .object_store import ObjectStore
-from .orthanc_http import OrthancHttp
-from .restic import Restic
-from .restore import RestoreReport, bucket_manifest, restore_from_bucket, restore_from_snapshot, studies_matching
+from .orthanc_http import OrthancHttp, RequestRefused
+from .restic import RepositoryUnreachable, Restic
+from .restore import (
+    RestoreReport,
+    bucket_manifest,
+    restore_from_bucket,
+    restore_from_snapshot,
+    snapshot_time,
+    snapshots_holding,
+    studies_matching,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 EXIT_CODES = """exit codes:
@@ -62,8 +71,7 @@ def _restic(target: str) -> Restic:
         t = next((x for x in load_targets(os.environ) if x.name == target), None)
         if t is None:
             raise Fail(EXIT_USAGE, f"Target {target!r} is not configured (BACKUP_EXTRA_TARGETS).")
-    return Restic(t.repository, password=t.password, password_file=t.password_file, extra_env=t.env,
-                  retry_lock=t.retry_lock)
+    return Restic.for_target(t)
 
 
 def _date(value: str) -> datetime:
@@ -102,24 +110,56 @@ def _print_report(report: RestoreReport) -> int:
 
 
 # --- commands ------------------------------------------------------------------------------------
+def _bucket_studies(orthanc: OrthancHttp, store: ObjectStore, patient_id: str | None,
+                    accession: str | None) -> list[str]:
+    """Studies of a patient id / accession in the bucket: the plugin's catalog knows every copy from the
+    moment it is made; the manifest kept in the bucket is the way when the plugin cannot answer."""
+    query = urllib.parse.urlencode({k: v for k, v in (("patient_id", patient_id), ("accession", accession)) if v})
+    try:
+        found = orthanc.get_json(f"/backup/studies?{query}")
+        if isinstance(found, list):
+            return [str(s) for s in found]
+    except SourceError as exc:
+        print(f"note: the backup plugin could not be asked ({exc}); using the bucket's own list", file=sys.stderr)
+    return studies_matching(bucket_manifest(store), patient_id, accession)
+
+
 def cmd_restore_study(a: argparse.Namespace) -> int:
+    if a.list_snapshots:
+        return _list_snapshots(a)
     orthanc = _orthanc()
     if not (a.study or a.patient_id or a.accession):
         raise Fail(EXIT_USAGE, "Give a StudyInstanceUID, --patient-id or --accession.")
     progress = _progress("restoring")
     if a.source == "minio":
         store, prefix = _store()
-        studies = [a.study] if a.study else studies_matching(bucket_manifest(store), a.patient_id, a.accession)
+        studies = [a.study] if a.study else _bucket_studies(orthanc, store, a.patient_id, a.accession)
         if not studies:
             raise Fail(EXIT_NOT_FOUND, "No study in the bucket matches that patient id / accession.")
         print(f"Restoring {len(studies)} study(ies) from bucket {store.bucket} into {orthanc.url}")
         report = restore_from_bucket(store, orthanc, studies, prefix, a.as_of, progress)
     else:
         restic = _restic(a.target)
-        print(f"Restoring from {restic.repository} into {orthanc.url}")
+        print(f"Looking for the snapshot(s) of {restic.repository} that hold it...")
         report = restore_from_snapshot(restic, orthanc, [a.study] if a.study else None, a.as_of, a.snapshot,
                                        progress, a.patient_id, a.accession)
+        print(f"Restoring from {report.source} into {orthanc.url}")
     return _print_report(report)
+
+
+def _list_snapshots(a: argparse.Namespace) -> int:
+    if not a.study or a.source != "offsite":
+        raise Fail(EXIT_USAGE, "--list-snapshots needs --from offsite and a StudyInstanceUID.")
+    restic = _restic(a.target)
+    held = snapshots_holding(restic, a.study, a.as_of)
+    if not held:
+        raise Fail(EXIT_NOT_FOUND, f"No snapshot of {restic.repository} holds study {a.study}.")
+    print(f"Snapshots of {restic.repository} holding study {a.study} (newest first):")
+    for h in held:
+        when = snapshot_time(h.snapshot).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        print(f"  {h.snapshot.short_id}  {when}  {h.instances} instance(s)")
+    print("Restore from one of them with --snapshot ID (default: the newest that holds the most of it).")
+    return EXIT_OK
 
 
 def cmd_disaster_recovery(a: argparse.Namespace) -> int:
@@ -171,8 +211,10 @@ def _trigger(kind: str, a: argparse.Namespace) -> int:
     payload = {"target": a.target} if a.target else {}
     try:
         ids = orthanc.post_json(f"/backup/{kind}", payload)["runs"]
+    except RequestRefused as exc:
+        raise Fail(EXIT_USAGE if exc.status == 400 else EXIT_FAILED, str(exc)) from None
     except SourceError as exc:
-        raise Fail(EXIT_FAILED if "HTTP 400" in str(exc) else EXIT_UNREACHABLE, str(exc)) from None
+        raise Fail(EXIT_UNREACHABLE, str(exc)) from None
     print(f"queued run(s) {', '.join(map(str, ids))}")
     return EXIT_OK if a.no_wait else _wait_runs(orthanc, ids, a.timeout)
 
@@ -189,8 +231,7 @@ def cmd_forget_snapshots(a: argparse.Namespace) -> int:
     target = load_target(os.environ, "offsite", "RESTIC_")
     if target is None:
         raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set.")
-    restic = Restic(target.repository, password=target.password, password_file=target.password_file,
-                    extra_env=target.env)
+    restic = Restic.for_target(target)
     print(f"Applying retention {target.keep} to {target.repository}")
     restic.forget(target.keep, prune=not a.no_prune)
     print("done")
@@ -267,6 +308,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("study", nargs="?", help="StudyInstanceUID")
     sp.add_argument("--patient-id")
     sp.add_argument("--accession")
+    sp.add_argument("--list-snapshots", action="store_true",
+                    help="with --from offsite: list the snapshots that hold the study, and restore nothing")
     source(sp)
     sp.set_defaults(func=cmd_restore_study)
 
@@ -319,10 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except NotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except (StoreUnavailable, RepositoryUnreachable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        unreachable = "cannot be reached" in str(exc) or "Fatal: unable to open" in str(exc)
-        return EXIT_UNREACHABLE if unreachable else EXIT_FAILED
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("\ninterrupted; nothing already restored is undone", file=sys.stderr)
         return EXIT_FAILED

@@ -148,6 +148,7 @@ class Settings:
     drill_sample: int = 20
     minio_drill_hours: float = 24.0
     first_run_delay_s: float = 60.0
+    max_sequence_depth: int = 32  # deeper DICOM files are refused before Orthanc stores them
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -276,4 +277,6 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
                                   float, 0.01, 720),
         first_run_delay_s=_number("BACKUP_FIRST_RUN_DELAY_SECONDS",
                                   _raw(env, "BACKUP_FIRST_RUN_DELAY_SECONDS") or "60", float, 0, 86400),
+        max_sequence_depth=_number("BACKUP_MAX_SEQUENCE_DEPTH", _raw(env, "BACKUP_MAX_SEQUENCE_DEPTH") or "32",
+                                   int, 4, 128),
     )

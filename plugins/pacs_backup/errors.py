@@ -27,3 +27,11 @@ class SourceError(BackupError):
 
 class CorruptInstance(BackupError):
     """The instance can be read but lacks what a backup needs (e.g. its UIDs). Quarantined."""
+
+
+class NotFound(BackupError):
+    """What was asked for (a study, a patient, a snapshot) is not in that copy."""
+
+
+class BadRequest(BackupError):
+    """A request is malformed (answered 400 with this sentence)."""

@@ -8,22 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .sqlite import open_db
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    target      TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'ok', 'failed')),
-    queued_at   REAL NOT NULL,
-    started_at  REAL,
-    finished_at REAL,
-    summary     TEXT,
-    error       TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_target_kind ON runs (target, kind, id);
-"""
+from .redact import mask_url_credentials
+from .schema import open_plugin_db
 
 
 @dataclass(frozen=True)
@@ -55,7 +41,7 @@ class RunLog:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = open_db(path, _SCHEMA)
+        self._db = open_plugin_db(path)
         # A run left 'running' or 'queued' by a crash did not finish: say so instead of showing it forever.
         self._db.execute("UPDATE runs SET state='failed', error='Interrupted (the appliance restarted).' "
                          "WHERE state IN ('running', 'queued')")
@@ -77,9 +63,25 @@ class RunLog:
             self._db.execute("UPDATE runs SET summary=? WHERE id=?", (json.dumps(summary), run_id))
 
     def finish(self, run_id: int, now: float, ok: bool, summary: dict[str, Any], error: str | None = None) -> None:
+        text = mask_url_credentials(json.dumps(summary))  # restic texts may quote an address with its password
         with self._lock:
             self._db.execute("UPDATE runs SET state=?, finished_at=?, summary=?, error=? WHERE id=?",
-                             ("ok" if ok else "failed", now, json.dumps(summary), error, run_id))
+                             ("ok" if ok else "failed", now, text, mask_url_credentials(error) if error else None,
+                              run_id))
+
+    def waiting(self, target: str, kind: str) -> int | None:
+        """The id of a run of ``kind`` for ``target`` that is queued and not started yet, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT id FROM runs WHERE target=? AND kind=? AND state='queued' "
+                                   "ORDER BY id LIMIT 1", (target, kind)).fetchone()
+        return None if row is None else int(row[0])
+
+    def count_waiting(self, kind: str) -> int:
+        """How many runs of ``kind`` are queued or running."""
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM runs WHERE kind=? AND state IN ('queued', 'running')",
+                                   (kind,)).fetchone()
+        return int(row[0])
 
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Run]:
         with self._lock:

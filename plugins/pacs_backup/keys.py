@@ -11,6 +11,7 @@ import hashlib
 import re
 
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_DIGEST_MARK = "h-"
 
 
 def safe_component(value: str) -> str:
@@ -19,11 +20,13 @@ def safe_component(value: str) -> str:
     Args:
         value: a UID or other identifier as found in the DICOM file.
     Returns:
-        A string of ``[A-Za-z0-9._-]`` that contains no ``..`` and no separator.
+        A string of ``[A-Za-z0-9._-]`` that contains no ``..`` and no separator. A value that itself
+        begins with ``h-`` is digested too, so no UID can pose as another UID's digest (two studies
+        would then share a folder, and restoring one would bring back the other).
     """
-    if _SAFE.fullmatch(value) and ".." not in value:
+    if _SAFE.fullmatch(value) and ".." not in value and not value.startswith(_DIGEST_MARK):
         return value
-    return "h-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return _DIGEST_MARK + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 def instance_key(study_uid: str, series_uid: str, sop_uid: str, prefix: str = "", variant: str | None = None) -> str:

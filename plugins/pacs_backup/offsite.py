@@ -14,14 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import TargetSettings
-from .errors import BackupError
+from .drills import drill_object_store, drill_target
+from .errors import BackupError, BadRequest, NotFound
 from .history import RunLog
-from .restore import RestoreReport, restore_from_bucket, restore_from_snapshot
-from .snapshots import OffsiteContext, drill_object_store, drill_target, take_snapshot
+from .redact import mask_url_credentials
+from .restic import SnapshotInfo
+from .restore import Holding, RestoreReport, restore_from_bucket, restore_from_snapshot, snapshots_holding
+from .snapshots import OffsiteContext, take_snapshot
 
 log = logging.getLogger(__name__)
 
 MINIO = "minio"
+MAX_WAITING_RESTORES = 10
 
 
 class OffsiteScheduler:
@@ -38,6 +42,7 @@ class OffsiteScheduler:
         self.first_run_delay_s = first_run_delay_s
         self._clock = clock
         self._jobs: queue.Queue[tuple[int, str, str]] = queue.Queue()
+        self._queue_lock = threading.Lock()
         # Restores have their own thread: a clinic waiting for a study must not wait for a snapshot.
         self._restores: queue.Queue[tuple[int, str, str, str | None]] = queue.Queue()
         self._restore_thread: threading.Thread | None = None
@@ -50,9 +55,11 @@ class OffsiteScheduler:
     def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:
         """Queue a restore of one study from ``source`` ('minio' or a target name). Returns the run id."""
         if source != MINIO and source not in self.targets:
-            raise BackupError(f"Unknown source {source!r}; use minio or one of: {', '.join(self.targets) or 'none'}.")
+            raise BadRequest(f"Unknown source {source!r}; use minio or one of: {', '.join(self.targets) or 'none'}.")
         if not study_uid or len(study_uid) > 128:
-            raise BackupError("Give the StudyInstanceUID of the study to restore.")
+            raise BadRequest("Give the StudyInstanceUID of the study to restore.")
+        if self.runs.count_waiting("restore") >= MAX_WAITING_RESTORES:
+            raise BackupError(f"{MAX_WAITING_RESTORES} restores are already waiting; try again when they are done.")
         run_id = self.runs.queue(source, "restore", self._clock())
         self.runs.progress(run_id, {"study_uid": study_uid, "snapshot": snapshot, "done": 0, "total": None})
         self._restores.put((run_id, source, study_uid, snapshot))
@@ -65,20 +72,36 @@ class OffsiteScheduler:
             BackupError: unknown kind or target (the message lists the valid ones).
         """
         if kind not in ("snapshot", "drill"):
-            raise BackupError(f"Unknown job {kind!r}; use snapshot or drill.")
+            raise BadRequest(f"Unknown job {kind!r}; use snapshot or drill.")
         names = list(self.targets) + ([MINIO] if kind == "drill" and self.ctx.store is not None else [])
         if target is not None:
             if target not in names:
-                raise BackupError(f"Unknown target {target!r}; configured: {', '.join(names) or 'none'}.")
+                raise BadRequest(f"Unknown target {target!r}; configured: {', '.join(names) or 'none'}.")
             names = [target]
         if not names:
             raise BackupError("No offsite target is configured (set RESTIC_REPOSITORY).")
         ids = []
         for name in names:
-            run_id = self.runs.queue(name, kind, self._clock())
-            self._jobs.put((run_id, name, kind))
-            ids.append(run_id)
+            with self._queue_lock:  # at most one waiting run per target and kind: asking again joins it
+                waiting = self.runs.waiting(name, kind)
+                if waiting is None:
+                    waiting = self.runs.queue(name, kind, self._clock())
+                    self._jobs.put((waiting, name, kind))
+            ids.append(waiting)
         return ids
+
+    def snapshots_holding(self, study_uid: str, target: str | None = None) -> list[tuple[str, Holding]]:
+        """``(target, snapshot)`` pairs holding the study, newest first, for every (or one) target."""
+        if target is not None and target not in self.targets:
+            raise NotFound(f"There is no offsite target {target!r}.")
+        out: list[tuple[str, Holding]] = []
+        for name in [target] if target else list(self.targets):
+            restic = self.ctx.restic(self.targets[name])
+            out += [(name, h) for h in snapshots_holding(restic, study_uid, known=self._known)]
+        return out
+
+    def _known(self, snap: SnapshotInfo, study_uid: str) -> int | None:
+        return self.ctx.catalog.snapshot_count(snap.id, study_uid)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,7 +162,7 @@ class OffsiteScheduler:
             return restore_from_bucket(self.ctx.store, self.ctx.orthanc, [study_uid], self.ctx.prefix,
                                        progress=progress)
         return restore_from_snapshot(self.ctx.restic(self.targets[source]), self.ctx.orthanc, [study_uid],
-                                     snapshot_id=snapshot, progress=progress)
+                                     snapshot_id=snapshot, progress=progress, known=self._known)
 
     def _due(self, name: str, kind: str, interval_s: float) -> bool:
         last = self.runs.last(name, kind)
@@ -170,7 +193,7 @@ class OffsiteScheduler:
             self.runs.finish(run_id, self._clock(), False, {}, f"Unexpected error: {exc}")
             return
         ok = bool(summary.pop("ok", True))
-        error = None if ok else f"{len(summary.get('mismatches', []))} copies did not match"
+        error = None if ok else _mismatch_sentence(summary.get("mismatches", []))
         self.runs.finish(run_id, self._clock(), ok, summary, error)
 
     def _run_job(self, name: str, kind: str) -> dict[str, Any]:
@@ -201,7 +224,7 @@ class OffsiteScheduler:
         for name in [*self.targets, *([MINIO] if self.ctx.store is not None else [])]:
             entry: dict[str, Any] = {}
             if name in self.targets:
-                entry["repository"] = self.targets[name].repository
+                entry["repository"] = mask_url_credentials(self.targets[name].repository)
             for kind in ("snapshot", "drill"):
                 if kind == "snapshot" and name == MINIO:
                     continue
@@ -210,3 +233,12 @@ class OffsiteScheduler:
                 entry[f"last_good_{kind}_age_s"] = (round(now - float(good.finished_at or 0), 1) if good else None)
             out[name] = entry
         return out
+
+
+def _mismatch_sentence(mismatches: list[dict[str, str]]) -> str:
+    """One sentence for a person: which studies of which patients did not come back identical, and what to do."""
+    studies = {(m.get("patient", ""), m.get("study_uid", "")) for m in mismatches}
+    first = mismatches[0] if mismatches else {}
+    who = "; ".join(f"{p} study {s}" for p, s in sorted(studies)[:3]) + (" and more" if len(studies) > 3 else "")
+    return (f"{len(mismatches)} image(s) in {first.get('copy', 'a copy')} did not come back identical "
+            f"({who}): {first.get('problem', '')}. {first.get('advice', '')}").strip()

@@ -12,6 +12,26 @@ from typing import Any
 from .errors import SourceError, SourceGone
 
 
+class RequestRefused(SourceError):
+    """Orthanc (or the plugin) understood the request and refused it: a 4xx answer, with its sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _sentence(body: bytes) -> str:
+    """The plugin's ``{"error": sentence}``, Orthanc's ``Message``, or the raw text."""
+    text = body.decode("utf-8", "replace")
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return text[:300]
+    if isinstance(answer, dict):
+        return str(answer.get("error") or answer.get("Message") or text)[:300]
+    return text[:300]
+
+
 class OrthancHttp:
     """Talk to Orthanc at ``url`` with HTTP basic authentication."""
 
@@ -47,7 +67,9 @@ class OrthancHttp:
             if exc.code == 401:
                 raise SourceError("Orthanc refused the username or password "
                                   "(ORTHANC_USERNAME / ORTHANC_PASSWORD).") from None
-            detail = exc.read()[:300].decode("utf-8", "replace")
+            detail = _sentence(exc.read()[:2000])
+            if 400 <= exc.code < 500:
+                raise RequestRefused(exc.code, f"Orthanc refused {method} {uri} (HTTP {exc.code}): {detail}") from None
             raise SourceError(f"Orthanc answered HTTP {exc.code} to {method} {uri}: {detail}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)

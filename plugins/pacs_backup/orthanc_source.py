@@ -14,19 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CorruptInstance, SourceError
+from .errors import BackupError, CorruptInstance, SourceError
 
 Getter = Callable[[str], bytes]
-
-
-@dataclass(frozen=True)
-class InstanceUids:
-    """The three UIDs that place an instance in the key layout."""
-
-    study: str
-    series: str
-    sop: str
-    size: int = 0  # bytes of the stored file, as Orthanc reports it (0 when unknown)
 
 
 @dataclass(frozen=True)
@@ -41,6 +31,20 @@ class SeriesInfo:
     accession: str
     study_date: str
     study_description: str
+    owner: str = ""  # ResponsiblePerson (0010,2297): the animal's owner in veterinary studies
+    species: str = ""  # PatientSpeciesDescription (0010,2201)
+    breed: str = ""  # PatientBreedDescription (0010,2292)
+
+
+@dataclass(frozen=True)
+class InstanceUids:
+    """The three UIDs that place an instance in the key layout."""
+
+    study: str
+    series: str
+    sop: str
+    size: int = 0  # bytes of the stored file, as Orthanc reports it (0 when unknown)
+    info: SeriesInfo | None = None  # patient and study details (for the catalog)
 
 
 class OrthancReader:
@@ -76,7 +80,7 @@ class OrthancReader:
             raise CorruptInstance(f"Instance {orthanc_id} has no SOPInstanceUID or series in Orthanc.")
         info = self._series_info(series_id, orthanc_id)
         return InstanceUids(study=info.study_uid, series=info.series_uid, sop=str(sop),
-                            size=int(inst.get("FileSize") or 0))
+                            size=int(inst.get("FileSize") or 0), info=info)
 
     def _series_info(self, series_id: str, orthanc_id: str) -> SeriesInfo:
         with self._lock:
@@ -89,17 +93,46 @@ class OrthancReader:
         stags, ptags = study.get("MainDicomTags") or {}, study.get("PatientMainDicomTags") or {}
         if not tags.get("SeriesInstanceUID") or not stags.get("StudyInstanceUID"):
             raise CorruptInstance(f"Instance {orthanc_id} has no SeriesInstanceUID or StudyInstanceUID.")
+        vet = self._veterinary_tags(orthanc_id)
         info = SeriesInfo(
             series_uid=str(tags["SeriesInstanceUID"]), study_uid=str(stags["StudyInstanceUID"]),
             modality=str(tags.get("Modality", "")), patient_id=str(ptags.get("PatientID", "")),
             patient_name=str(ptags.get("PatientName", "")), accession=str(stags.get("AccessionNumber", "")),
-            study_date=str(stags.get("StudyDate", "")), study_description=str(stags.get("StudyDescription", "")))
+            study_date=str(stags.get("StudyDate", "")), study_description=str(stags.get("StudyDescription", "")),
+            owner=vet.get("ResponsiblePerson", ""), species=vet.get("PatientSpeciesDescription", ""),
+            breed=vet.get("PatientBreedDescription", ""))
         with self._lock:
             # Orthanc ids are hashes of the UIDs, so a cached mapping never goes stale.
             self._series[series_id] = info
             while len(self._series) > self._cache_size:
                 self._series.popitem(last=False)
         return info
+
+    def _veterinary_tags(self, orthanc_id: str) -> dict[str, str]:
+        """Owner, species and breed (not among Orthanc's main tags; read once per series, in UTF-8).
+
+        Best effort: a copy must not wait for search details, so a failure leaves them empty.
+        """
+        try:
+            tags = self._json(f"/instances/{orthanc_id}/simplified-tags")
+        except BackupError:
+            return {}
+        if not isinstance(tags, dict):
+            return {}
+        names = ("ResponsiblePerson", "PatientSpeciesDescription", "PatientBreedDescription")
+        return {n: str(tags[n])[:256] for n in names if isinstance(tags.get(n), str)}
+
+    def storage_path(self, orthanc_id: str) -> str:
+        """The instance's file inside Orthanc's storage directory (relative).
+
+        Raises:
+            SourceGone / SourceError / CorruptInstance.
+        """
+        uuid = str(self._json(f"/instances/{orthanc_id}/attachments/dicom/info").get("Uuid", ""))
+        if len(uuid) < 5:
+            raise CorruptInstance(f"Instance {orthanc_id} has no stored file in Orthanc.")
+        # Orthanc's file storage layout: <StorageDirectory>/<uuid[0:2]>/<uuid[2:4]>/<uuid>
+        return f"{uuid[0:2]}/{uuid[2:4]}/{uuid}"
 
     def describe(self, orthanc_id: str) -> tuple[InstanceUids, SeriesInfo, str]:
         """Return UIDs, study/series details and the storage path (relative to the storage directory).
@@ -112,11 +145,7 @@ class OrthancReader:
         if not sop or not inst.get("ParentSeries"):
             raise CorruptInstance(f"Instance {orthanc_id} has no SOPInstanceUID or series in Orthanc.")
         info = self._series_info(inst["ParentSeries"], orthanc_id)
-        uuid = str(self._json(f"/instances/{orthanc_id}/attachments/dicom/info").get("Uuid", ""))
-        if len(uuid) < 5:
-            raise CorruptInstance(f"Instance {orthanc_id} has no stored file in Orthanc.")
-        # Orthanc's file storage layout: <StorageDirectory>/<uuid[0:2]>/<uuid[2:4]>/<uuid>
-        path = f"{uuid[0:2]}/{uuid[2:4]}/{uuid}"
+        path = self.storage_path(orthanc_id)
         return InstanceUids(info.study_uid, info.series_uid, str(sop)), info, path
 
     def list_instances(self, since: int, limit: int) -> list[str]:

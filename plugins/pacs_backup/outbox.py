@@ -12,24 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sqlite import open_db
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    orthanc_id      TEXT PRIMARY KEY,
-    state           TEXT NOT NULL CHECK (state IN ('pending', 'done', 'quarantined')),
-    enqueued_at     REAL NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    last_error      TEXT,
-    object_key      TEXT,
-    sha256          TEXT,
-    size            INTEGER,
-    done_at         REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-"""
+from .schema import open_plugin_db
 
 
 @dataclass(frozen=True)
@@ -54,7 +37,7 @@ class Outbox:
             sqlite3.Error: the file cannot be opened or is not an outbox database.
         """
         self._lock = threading.Lock()
-        self._db = open_db(path, _SCHEMA)
+        self._db = open_plugin_db(path)
         # NORMAL is durable against a process crash (kill -9) in WAL mode; after a power cut the
         # start-up reconciliation re-queues anything the last transactions may have missed.
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -189,15 +172,3 @@ class Outbox:
             failing=int(failing or 0),
             quarantined=int(rows.get("quarantined", 0)),
         )
-
-    def get_meta(self, key: str) -> str | None:
-        """Return a stored value (cursor, last error...), or None."""
-        with self._lock:
-            row = self._db.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        """Store a value under ``key``."""
-        with self._lock:
-            self._db.execute("INSERT INTO meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v=excluded.v",
-                             (key, value))

@@ -22,8 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from .catalog import Catalog
 from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
 from .keys import instance_key
+from .manifest import ManifestEntry
 from .object_store import BucketReport, ObjectStore
 from .orthanc_source import InstanceUids, OrthancReader
 from .outbox import Outbox
@@ -53,8 +55,10 @@ class Replicator:
     """Copies every instance Orthanc stores to the object store, durably and verifiably."""
 
     def __init__(self, outbox: Outbox, reader: OrthancReader, store: ObjectStore,
-                 options: ReplicatorOptions | None = None, clock: Clock = time.time) -> None:
+                 options: ReplicatorOptions | None = None, clock: Clock = time.time,
+                 catalog: Catalog | None = None) -> None:
         self.outbox = outbox
+        self.catalog = catalog
         self.reader = reader
         self.store = store
         self.options = options or ReplicatorOptions()
@@ -228,6 +232,19 @@ class Replicator:
         if existing is None or existing.sha256 != digest or existing.size != len(data):
             self.store.put_verified(key, data, digest, orthanc_id)
         now = self._clock()
+        if self.catalog is not None and uids.info is not None:
+            # Catalogued before the queue says done: a crash in between only repeats the (idempotent) copy.
+            info = uids.info
+            try:
+                path = self.reader.storage_path(orthanc_id)
+            except SourceGone:  # deleted a moment after its copy was made: the copy stays findable
+                path = ""
+            self.catalog.record(ManifestEntry(
+                orthanc_id=orthanc_id, study_uid=uids.study, series_uid=uids.series, sop_uid=uids.sop,
+                patient_id=info.patient_id, patient_name=info.patient_name, owner=info.owner, species=info.species,
+                breed=info.breed, accession=info.accession, study_date=info.study_date,
+                description=info.study_description, modality=info.modality,
+                path=path, key=key, sha256=digest, size=len(data)), now)
         lag = self.outbox.mark_done(orthanc_id, key, digest, len(data), now)
         self._last_replicated_at = now
         if lag is not None:

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config import TargetSettings
 from .errors import BackupError
+from .redact import mask_url_credentials
 from .runner import Completed, run
 
 
@@ -104,7 +106,8 @@ class Restic:
                  retry_lock: str = "2m") -> None:
         if not password and not password_file:
             raise BackupError("The backup repository needs a password (RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).")
-        self.repository = repository
+        self.repository = mask_url_credentials(repository)  # for messages: never the password
+        self._url = repository
         self._binary = binary or find_restic()
         self._timeout = timeout_s
         self._retry_lock = retry_lock
@@ -121,6 +124,12 @@ class Restic:
             self._env["RESTIC_CACHE_DIR"] = str(cache_dir)
         else:
             self._env["RESTIC_CACHE_DIR"] = str(Path(self._env["HOME"]) / ".cache" / "restic")
+
+    @classmethod
+    def for_target(cls, target: TargetSettings, cache_dir: Path | None = None) -> Restic:
+        """The one way to build a client for a configured target (password, backend keys, lock wait)."""
+        return cls(target.repository, password=target.password, password_file=target.password_file,
+                   extra_env=target.env, cache_dir=cache_dir, retry_lock=target.retry_lock)
 
     def _run(self, args: Sequence[str], *, json_out: bool = True, timeout_s: float | None = None,
              ok_codes: tuple[int, ...] = (0,), lock: bool = True) -> Completed:
@@ -144,7 +153,7 @@ class Restic:
         Raises:
             RepositoryUnreachable: with the address and the reason.
         """
-        address = repository_address(self.repository)
+        address = repository_address(self._url)
         if address is None:
             return
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from .catalog import read_manifest
-from .errors import BackupError
+from .errors import BackupError, NotFound
 from .keys import study_prefix
+from .manifest import ManifestEntry, read_manifest
 from .object_store import ObjectStore
 from .restic import Restic, SnapshotInfo
 from .snapshots import BUCKET_MANIFEST_KEY, MANIFEST_NAME, SNAPSHOT_TAG, STATE_SUBDIR
@@ -105,16 +106,18 @@ def bucket_items(store: ObjectStore, prefix: str, as_of: datetime | None = None)
     return [(key, loader(key, version)) for key, version in pairs if key.endswith(".dcm")]
 
 
-def bucket_manifest(store: ObjectStore) -> list[dict[str, Any]]:
-    """The manifest kept in the bucket (for finding studies by patient or accession)."""
-    try:
-        data = store.get(BUCKET_MANIFEST_KEY)
-    except BackupError:
+def bucket_manifest(store: ObjectStore) -> list[ManifestEntry]:
+    """The manifest kept in the bucket (for finding studies by patient or accession).
+
+    Raises:
+        StoreUnavailable / StoreError: the store cannot be read (not the same as "no such study").
+    """
+    if store.stat(BUCKET_MANIFEST_KEY) is None:
         return []
-    return read_manifest(data)[1]
+    return read_manifest(store.get(BUCKET_MANIFEST_KEY))[1]
 
 
-def studies_matching(entries: list[dict[str, Any]], patient_id: str | None = None,
+def studies_matching(entries: list[ManifestEntry], patient_id: str | None = None,
                      accession: str | None = None) -> list[str]:
     """Study UIDs whose patient id or accession number equals the one given."""
     found = {e["study_uid"] for e in entries
@@ -138,51 +141,164 @@ def restore_from_bucket(store: ObjectStore, orthanc: OrthancTarget, studies: lis
 # --- from a snapshot -------------------------------------------------------------------------------
 def choose_snapshot(restic: Restic, as_of: datetime | None = None, snapshot_id: str | None = None) -> SnapshotInfo:
     """The snapshot to restore from: by id, the newest at or before ``as_of``, or the newest."""
-    snaps = restic.snapshots(tag=SNAPSHOT_TAG)
-    if snapshot_id:
-        for s in snaps:
-            if s.id.startswith(snapshot_id):
-                return s
-        raise BackupError(f"There is no snapshot {snapshot_id} in {restic.repository}.")
-    if as_of is not None:
-        snaps = [s for s in snaps if datetime.fromisoformat(s.time.replace("Z", "+00:00")) <= as_of]
+    snaps = _candidates(restic, as_of, snapshot_id)
     if not snaps:
-        raise BackupError(f"There is no snapshot in {restic.repository}" + (" at that date." if as_of else "."))
+        raise NotFound(f"There is no snapshot in {restic.repository}" + (" at that date." if as_of else "."))
     return snaps[-1]
 
 
-def snapshot_manifest(restic: Restic, snap: SnapshotInfo) -> tuple[str, list[dict[str, Any]]]:
+def _candidates(restic: Restic, as_of: datetime | None, snapshot_id: str | None) -> list[SnapshotInfo]:
+    snaps = restic.snapshots(tag=SNAPSHOT_TAG)
+    if snapshot_id:
+        chosen = [s for s in snaps if s.id.startswith(snapshot_id)]
+        if not chosen:
+            raise NotFound(f"There is no snapshot {snapshot_id} in {restic.repository}.")
+        return chosen[:1]
+    if as_of is not None:
+        snaps = [s for s in snaps if snapshot_time(s) <= as_of]
+    return snaps
+
+
+def snapshot_time(snap: SnapshotInfo) -> datetime:
+    """When the snapshot was taken (restic writes RFC 3339 with nanoseconds)."""
+    text = snap.time.replace("Z", "+00:00")
+    head, _, tail = text.partition(".")
+    if tail:  # Python reads at most microseconds: keep 6 digits of the fraction, then the offset
+        digits = "".join(c for c in tail if c.isdigit())
+        text = f"{head}.{digits[:6]:0<6}{tail[len(digits):]}"
+    return datetime.fromisoformat(text)
+
+
+def snapshot_manifest(restic: Restic, snap: SnapshotInfo) -> tuple[str, list[ManifestEntry]]:
     """Return ``(storage root inside the snapshot, manifest entries)``."""
     root = snap.paths[0]
     return root, read_manifest(restic.dump(snap.id, f"{root}/{STATE_SUBDIR}/{MANIFEST_NAME}"))[1]
 
 
+_COUNTS: dict[tuple[str, str], dict[str, int]] = {}  # (repository, snapshot id) -> {study: instances}
+_COUNTS_LOCK = threading.Lock()
+
+
+def study_counts(restic: Restic, snap: SnapshotInfo) -> dict[str, int]:
+    """``{study_uid: instances}`` a snapshot holds (snapshots never change, so this is remembered)."""
+    cache_key = (restic.repository, snap.id)
+    with _COUNTS_LOCK:
+        if cache_key in _COUNTS:
+            return _COUNTS[cache_key]
+    counts: dict[str, int] = {}
+    for e in snapshot_manifest(restic, snap)[1]:
+        counts[e["study_uid"]] = counts.get(e["study_uid"], 0) + 1
+    with _COUNTS_LOCK:
+        if len(_COUNTS) > 512:
+            _COUNTS.clear()
+        _COUNTS[cache_key] = counts
+    return counts
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A snapshot that holds a study, and how many of its instances."""
+
+    snapshot: SnapshotInfo
+    instances: int
+
+
+KnownCount = Callable[[SnapshotInfo, str], "int | None"]  # what the plugin recorded; None = read the manifest
+
+
+def _count(restic: Restic, snap: SnapshotInfo, study_uid: str, known: KnownCount | None) -> int:
+    recorded = known(snap, study_uid) if known else None
+    return recorded if recorded is not None else study_counts(restic, snap).get(study_uid, 0)
+
+
+def snapshots_holding(restic: Restic, study_uid: str, as_of: datetime | None = None,
+                      known: KnownCount | None = None) -> list[Holding]:
+    """Every snapshot that holds the study, newest first (reads each unknown snapshot's manifest once)."""
+    return [Holding(s, n) for s in reversed(_candidates(restic, as_of, None))
+            if (n := _count(restic, s, study_uid, known))]
+
+
+def snapshot_for_study(restic: Restic, study_uid: str, as_of: datetime | None = None,
+                       snapshot_id: str | None = None, known: KnownCount | None = None) -> Holding:
+    """The snapshot to restore a study from: the newest that holds the most of it.
+
+    Walks back from the newest snapshot: the first one holding the study is taken, and an older one
+    replaces it only while it holds more instances (a study partly deleted before the newer snapshot).
+    A study deleted from the PACS before the newest snapshot is thus restored from the last snapshot
+    that still held it.
+
+    Raises:
+        NotFound: no snapshot (at that date, or with that id) holds the study.
+    """
+    best: Holding | None = None
+    for snap in reversed(_candidates(restic, as_of, snapshot_id)):
+        n = _count(restic, snap, study_uid, known)
+        if best is not None and n <= best.instances:
+            break
+        if n:
+            best = Holding(snap, n)
+    if best is None:
+        where = f"snapshot {snapshot_id}" if snapshot_id else f"any snapshot of {restic.repository}"
+        raise NotFound(f"Study {study_uid} is not in {where}" + (" at that date." if as_of else "."))
+    return best
+
+
+def studies_in_snapshots(restic: Restic, patient_id: str | None, accession: str | None,
+                         as_of: datetime | None = None, snapshot_id: str | None = None) -> list[str]:
+    """Study UIDs of a patient id or accession, from the newest snapshot that lists any of them."""
+    for snap in reversed(_candidates(restic, as_of, snapshot_id)):
+        found = studies_matching(snapshot_manifest(restic, snap)[1], patient_id, accession)
+        if found:
+            return found
+    return []
+
+
 def restore_from_snapshot(restic: Restic, orthanc: OrthancTarget, studies: list[str] | None,
                           as_of: datetime | None = None, snapshot_id: str | None = None,
                           progress: Progress | None = None, patient_id: str | None = None,
-                          accession: str | None = None) -> RestoreReport:
-    """Restore studies (None = everything) from a snapshot into Orthanc, verified against its manifest."""
-    snap = choose_snapshot(restic, as_of, snapshot_id)
-    root, entries = snapshot_manifest(restic, snap)
+                          accession: str | None = None, known: KnownCount | None = None) -> RestoreReport:
+    """Restore studies from the snapshots that hold them (None = a whole snapshot) into Orthanc,
+    verified against each snapshot's manifest. The report names the snapshot(s) used and when."""
     if patient_id or accession:
-        studies = studies_matching(entries, patient_id, accession)
-    wanted = entries if studies is None else [e for e in entries if e["study_uid"] in set(studies)]
-    report = RestoreReport(source=f"snapshot {snap.short_id} of {restic.repository} ({snap.time})",
-                           details={"studies": studies, "snapshot_id": snap.id})
-    if not wanted:
-        return report
+        studies = studies_in_snapshots(restic, patient_id, accession, as_of, snapshot_id)
+    plan: dict[str, tuple[SnapshotInfo, set[str] | None]] = {}
+    if studies is None:
+        snap = choose_snapshot(restic, as_of, snapshot_id)
+        plan[snap.id] = (snap, None)
+    else:
+        for study in studies:
+            try:
+                held = snapshot_for_study(restic, study, as_of, snapshot_id, known)
+            except NotFound:
+                continue
+            plan.setdefault(held.snapshot.id, (held.snapshot, set()))
+            chosen = plan[held.snapshot.id][1]
+            if chosen is not None:
+                chosen.add(study)
+    used = [snap for snap, _ in plan.values()]
+    report = RestoreReport(
+        source=", ".join(f"snapshot {s.short_id} of {restic.repository} taken {s.time[:16].replace('T', ' ')} UTC"
+                         for s in used) or f"{restic.repository} (no snapshot holds it)",
+        details={"studies": studies, "snapshot_id": used[0].id if len(used) == 1 else None,
+                 "snapshots": [{"id": s.id, "time": s.time} for s in used]})
+    items: list[tuple[str, Loader]] = []
     with tempfile.TemporaryDirectory(prefix="pacs-restore-") as tmp:
-        includes = [] if studies is None else [f"{root}/{e['path']}" for e in wanted]
-        restic.restore(snap.id, Path(tmp), includes=includes)
-        base = Path(tmp + root)
-
-        def loader(e: dict[str, Any]) -> Loader:
-            def load() -> tuple[bytes, str | None]:
-                f = base / e["path"]
-                if not f.exists():
-                    raise BackupError(f"{e['path']} is missing from the snapshot")
-                return f.read_bytes(), str(e["sha256"])
-            return load
-
-        items = [(str(e["key"]), loader(e)) for e in wanted]
+        for number, (snap, wanted_studies) in enumerate(plan.values()):
+            root, entries = snapshot_manifest(restic, snap)
+            wanted = entries if wanted_studies is None else [e for e in entries if e["study_uid"] in wanted_studies]
+            if not wanted:
+                continue
+            base = Path(tmp) / str(number)
+            restic.restore(snap.id, base, includes=[] if wanted_studies is None
+                           else [f"{root}/{e['path']}" for e in wanted])
+            items += [(str(e["key"]), _file_loader(Path(str(base) + root), e)) for e in wanted]
         return restore_items(items, orthanc, report, progress)
+
+
+def _file_loader(base: Path, e: ManifestEntry) -> Loader:
+    def load() -> tuple[bytes, str | None]:
+        f = base / e["path"]
+        if not f.is_file():
+            raise BackupError(f"{e['path']} is missing from the snapshot")
+        return f.read_bytes(), e["sha256"]
+    return load

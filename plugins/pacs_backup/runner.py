@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import BackupError
+from .redact import mask_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ class Completed:
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret (of 4 characters or more) in ``text`` with ``***``."""
+    """Replace every secret (of 4 characters or more), and any password inside an address, with ``***``."""
+    text = mask_url_credentials(text)
     for s in secrets:
         if s and len(s) >= 4:
             text = text.replace(s, "***")

@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .catalog import Catalog
 from .config import Settings, load_settings
+from .dicom_guard import sequence_depth
 from .errors import BackupError, ConfigError
 from .history import RunLog
 from .object_store import ObjectStore
@@ -26,7 +27,8 @@ from .orthanc_source import Getter, OrthancReader
 from .outbox import Outbox
 from .replicator import Replicator, ReplicatorOptions
 from .retry import RetryPolicy
-from .snapshots import SNAPSHOT_TAG, OffsiteContext
+from .routes import dispatch
+from .snapshots import OffsiteContext
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class InProcessOrthanc:
         return json.loads(self._get(uri))
 
 OUTBOX_FILENAME = "pacs-backup-outbox.sqlite"
+DEFAULT_MAX_SEQUENCE_DEPTH = 32
 
 
 class BackupService:
@@ -66,6 +69,8 @@ class BackupService:
         self.catalog: Catalog | None = None
         self.config_error: str | None = None
         self.settings: Settings | None = None
+        self.refused = 0  # DICOM files refused by screen_instance since start
+        self.last_refused: dict[str, Any] | None = None
         try:
             self.settings = load_settings(storage_dir / OUTBOX_FILENAME, os.environ if env is None else env)
         except ConfigError as exc:
@@ -92,6 +97,7 @@ class BackupService:
             ReplicatorOptions(workers=s.workers, prefix=s.store.prefix,
                               retry=RetryPolicy(s.retry_base_s, s.retry_cap_s),
                               reconcile_every_s=s.reconcile_hours * 3600.0),
+            catalog=self.catalog,
         )
 
     def on_new_instance(self, orthanc_id: str) -> None:
@@ -122,7 +128,8 @@ class BackupService:
         failing) or ``ok``.
         """
         base: dict[str, Any] = {"version": __version__, "time": time.time(), "last_snapshot": None,
-                                "last_drill": None}
+                                "last_drill": None, "refused_instances": self.refused,
+                                "last_refused": self.last_refused}
         if self.config_error is not None:
             return {**base, "state": "error", "enabled": False, "config_error": self.config_error,
                     "last_error": {"message": self.config_error, "at": None}}
@@ -152,61 +159,38 @@ class BackupService:
 
     # --- REST API under /backup/ (the entry module forwards requests here) ---------------------
     def handle(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> tuple[int, Any]:
-        """Answer a request to ``/backup/<path>``. Returns ``(HTTP status, JSON-ready body)``.
+        """Answer a request to ``/backup/<path>``: ``(HTTP status, JSON-ready body)``. See :mod:`routes`."""
+        return dispatch(self, method, path, query, body)
 
-        Routes: GET status, GET runs[?kind=&limit=], GET runs/<id>, GET studies?q=,
-        POST snapshots {"target"?}, POST drills {"target"?}.
-        """
+    def scheduler(self) -> OffsiteScheduler:
+        """The running scheduler, or a 409 sentence saying why there is none."""
+        if self.offsite is None:
+            raise BackupError(self.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
+        return self.offsite
+
+    def catalog_or_fail(self) -> Catalog:
+        """The catalog, or a 409 sentence saying why there is none."""
+        if self.catalog is None:
+            raise BackupError(self.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
+        return self.catalog
+
+    # --- instances arriving (Orthanc's received-instance filter) ---------------------------------
+    def screen_instance(self, dicom: bytes) -> str | None:
+        """Return why a received file must be refused (nesting too deep), or None to store it. Never raises."""
+        limit = self.settings.max_sequence_depth if self.settings else DEFAULT_MAX_SEQUENCE_DEPTH
         try:
-            return self._route(method, path.strip("/"), query, body)
-        except BackupError as exc:
-            return 400, {"error": str(exc)}
-
-    def _route(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> tuple[int, Any]:
-        if path == "status" and method == "GET":
-            return 200, self.status()
-        if self.offsite is None or self.catalog is None:
-            return 503, {"error": self.config_error or "Backup is disabled."}
-        if path in ("snapshots", "drills") and method == "POST":
-            payload = json.loads(body or b"{}") if body else {}
-            target = payload.get("target") if isinstance(payload, dict) else None
-            ids = self.offsite.request("snapshot" if path == "snapshots" else "drill", target)
-            return 202, {"runs": ids}
-        if path == "runs" and method == "GET":
-            limit = int(query.get("limit", "50")) if query.get("limit", "50").isdigit() else 50
-            return 200, [r.as_dict() for r in self.offsite.runs.recent(min(limit, 1000), query.get("kind"))]
-        if path.startswith("runs/") and method == "GET" and path[5:].isdigit():
-            run = self.offsite.runs.get(int(path[5:]))
-            return (200, run.as_dict()) if run else (404, {"error": "No such run."})
-        if path == "restores" and method == "POST":
-            payload = json.loads(body) if body else {}
-            if not isinstance(payload, dict):
-                raise BackupError("Send a JSON object with study_uid and source.")
-            run_id = self.offsite.request_restore(str(payload.get("study_uid", "")), str(payload.get("source", "")),
-                                                  payload.get("snapshot") or None)
-            return 202, {"run": run_id}
-        if path == "studies" and method == "GET":
-            self.catalog.fill(self.offsite.ctx.reader, time.time(), limit=5000)
-            return 200, self.catalog.studies(query.get("q", ""), 100, _date(query.get("from", "")),
-                                             _date(query.get("to", "")), query.get("modality", "")[:16])
-        if path.startswith("studies/") and method == "GET":
-            entries = self.catalog.study(path[8:])
-            if not entries:
-                return 404, {"error": "This study is not in the backups."}
-            return 200, {"study_uid": path[8:], "instances": entries}
-        if path == "snapshots" and method == "GET":
-            target = self.offsite.targets.get(query.get("target", "offsite"))
-            if target is None:
-                raise BackupError("Unknown target.")
-            snaps = self.offsite.ctx.restic(target).snapshots(tag=SNAPSHOT_TAG)
-            return 200, [{"id": s.id, "short_id": s.short_id, "time": s.time} for s in reversed(snaps)]
-        return 404, {"error": f"No route {method} /backup/{path}."}
-
-
-def _date(value: str) -> str:
-    """``YYYY-MM-DD`` or ``YYYYMMDD`` -> ``YYYYMMDD`` (DICOM's form); anything else -> no filter."""
-    digits = value.replace("-", "")
-    return digits if len(digits) == 8 and digits.isdigit() else ""
+            verdict = sequence_depth(dicom, limit)
+        except Exception:  # never let the filter stop ingest
+            log.exception("could not screen a received instance; storing it")
+            return None
+        if verdict.depth <= limit:
+            return None
+        self.refused += 1
+        reason = (f"Refused a DICOM file whose sequences nest {verdict.depth} levels deep (limit {limit}, "
+                  "BACKUP_MAX_SEQUENCE_DEPTH): such files crash the PACS when read. Ask the sender to check "
+                  "the device that produced it.")
+        self.last_refused = {"at": time.time(), "reason": reason}
+        return reason
 
 
 def _failed(run: dict[str, Any] | None) -> bool:

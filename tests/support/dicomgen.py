@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pydicom.data
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 ROOT_UID = "1.2.826.0.1.3680043.8.498."  # pydicom's documented UID root for generated UIDs
@@ -22,7 +23,9 @@ def new_uid() -> str:
 def make_instance(study_uid: str, series_uid: str, sop_uid: str | None = None, *, rows: int = 64,
                   cols: int = 64, patient_name: str = "TEST^PATIENT", patient_id: str = "PID-1",
                   accession: str = "ACC-1", modality: str = "CT", instance_number: int = 1,
-                  rng: random.Random | None = None) -> bytes:
+                  rng: random.Random | None = None, owner: str | None = None, species: str | None = None,
+                  breed: str | None = None, study_date: str = "20261127", nesting: int = 0,
+                  transfer_syntax: str = ExplicitVRLittleEndian) -> bytes:
     """Return the bytes of one valid DICOM Part-10 file with random 16-bit pixels.
 
     ``rows=cols=512`` gives a ~0.5 MB CT slice; ``rows=2500, cols=2000`` a ~10 MB radiograph.
@@ -32,7 +35,7 @@ def make_instance(study_uid: str, series_uid: str, sop_uid: str | None = None, *
     sop_class = CTImageStorage if modality == "CT" else SecondaryCaptureImageStorage
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid or new_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = transfer_syntax
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID = sop_class
@@ -43,7 +46,7 @@ def make_instance(study_uid: str, series_uid: str, sop_uid: str | None = None, *
     ds.PatientID = patient_id
     ds.AccessionNumber = accession
     ds.Modality = modality
-    ds.StudyDate = "20261127"
+    ds.StudyDate = study_date
     ds.StudyTime = "101500"
     ds.StudyDescription = "Synthetic study"
     ds.SeriesNumber = 1
@@ -54,9 +57,29 @@ def make_instance(study_uid: str, series_uid: str, sop_uid: str | None = None, *
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.PixelData = rng.randbytes(rows * cols * 2)
+    if owner is not None:
+        ds.ResponsiblePerson = owner  # what veterinary modalities send as the animal's owner
+    if species is not None:
+        ds.PatientSpeciesDescription = species
+    if breed is not None:
+        ds.PatientBreedDescription = breed
+    if nesting:
+        ds.ReferencedStudySequence = nested_sequence(nesting)
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def nested_sequence(depth: int) -> Sequence:
+    """A sequence whose items hold a sequence ... ``depth`` levels deep (built without recursion)."""
+    inner = Dataset()
+    inner.ReferencedSOPInstanceUID = new_uid()
+    seq = Sequence([inner])
+    for _ in range(depth - 1):
+        item = Dataset()
+        item.ReferencedStudySequence = seq
+        seq = Sequence([item])
+    return seq
 
 
 def make_study(n_instances: int, series: int = 1, **kw: object) -> tuple[str, list[bytes]]:

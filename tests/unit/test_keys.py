@@ -25,3 +25,11 @@ def test_safe_component_never_escapes_layout():
 def test_safe_component_is_stable_and_distinct():
     assert safe_component("../a") == safe_component("../a")
     assert safe_component("../a") != safe_component("../b")
+
+
+def test_escaped_form_cannot_be_forged():
+    # A study whose UID is literally the digest of another, unsafe UID must not share its folder.
+    unsafe = "../other-patient"
+    forged = safe_component(unsafe)
+    assert safe_component(forged) != forged
+    assert study_prefix(forged) != study_prefix(unsafe)

@@ -1,0 +1,147 @@
+"""The plugin's REST API under ``/backup/``: a route table, each handler a small function.
+
+Handlers receive checked input (see :mod:`pacs_backup.http_input`) and return ``(HTTP status, JSON-ready
+body)``. A :class:`BadRequest` is a 400, :class:`NotFound` a 404, any other :class:`BackupError` a 409
+(the request was understood but cannot be carried out now); each answers ``{"error": sentence}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import http_input as check
+from .catalog import StudyQuery
+from .errors import BackupError, BadRequest, NotFound
+from .search import date_range
+from .snapshots import SNAPSHOT_TAG
+
+if TYPE_CHECKING:
+    from .service import BackupService
+
+
+@dataclass(frozen=True)
+class Request:
+    """One checked request: method, path under /backup/ (no slashes around), query and raw body."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: bytes
+
+
+Answer = tuple[int, Any]
+Handler = Callable[["BackupService", Request, "re.Match[str]"], Answer]
+
+
+def _status(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    return 200, svc.status()
+
+
+def _queue_job(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    payload = check.json_object(req.body)
+    target = check.name(check.text_field(payload, "target", max_chars=64), "target")
+    ids = svc.scheduler().request("snapshot" if m["kind"] == "snapshots" else "drill", target)
+    return 202, {"runs": ids}
+
+
+def _restore(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    payload = check.json_object(req.body)
+    study = check.uid(check.text_field(payload, "study_uid", required=True, max_chars=128) or "")
+    source = check.name(check.text_field(payload, "source", required=True, max_chars=64), "source") or ""
+    snapshot = check.snapshot_id(check.text_field(payload, "snapshot", max_chars=64))
+    return 202, {"run": svc.scheduler().request_restore(study, source, snapshot)}
+
+
+def _runs(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    kind = req.query.get("kind") or None
+    if kind not in (None, "snapshot", "drill", "restore"):
+        raise BadRequest("kind is snapshot, drill or restore.")
+    runs = svc.scheduler().runs.recent(check.limit(req.query.get("limit"), 50, 1000), kind)
+    return 200, [r.as_dict() for r in runs]
+
+
+def _run(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    run = svc.scheduler().runs.get(check.run_id(m["id"]))
+    if run is None:
+        raise NotFound("There is no such run.")
+    return 200, run.as_dict()
+
+
+def _studies(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    q = req.query
+    catalog = svc.catalog_or_fail()
+    if q.get("patient_id") or q.get("accession"):  # exact look-up (technician scripts)
+        return 200, catalog.studies_of(q.get("patient_id"), q.get("accession"))
+    try:
+        first, last = date_range(q.get("from", ""), q.get("to", ""))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    modality = q.get("modality", "")
+    if modality and not modality.isalnum():
+        raise BadRequest(f"{modality[:20]!r} is not a modality (e.g. CR, DX, US).")
+    return 200, catalog.studies(StudyQuery(text=q.get("q", ""), date_from=first, date_to=last,
+                                           modality=modality[:16], limit=check.limit(q.get("limit"), 100, 1000)))
+
+
+def _study(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    uid = check.uid(m["uid"])
+    entries = svc.catalog_or_fail().study(uid)
+    if not entries:
+        raise NotFound("This study is not in the backups.")
+    return 200, {"study_uid": uid, "instances": entries}
+
+
+def _study_snapshots(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    uid = check.uid(m["uid"])
+    holdings = svc.scheduler().snapshots_holding(uid, check.name(req.query.get("target") or None, "target"))
+    return 200, [{"target": t, "id": h.snapshot.id, "short_id": h.snapshot.short_id, "time": h.snapshot.time,
+                  "instances": h.instances} for t, h in holdings]
+
+
+def _snapshots(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    sched = svc.scheduler()
+    target = sched.targets.get(check.name(req.query.get("target") or "offsite", "target") or "offsite")
+    if target is None:
+        raise NotFound("There is no such offsite target.")
+    snaps = sched.ctx.restic(target).snapshots(tag=SNAPSHOT_TAG)
+    return 200, [{"id": s.id, "short_id": s.short_id, "time": s.time} for s in reversed(snaps)]
+
+
+ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
+    ("GET", re.compile(r"status"), _status),
+    ("POST", re.compile(r"(?P<kind>snapshots|drills)"), _queue_job),
+    ("POST", re.compile(r"restores"), _restore),
+    ("GET", re.compile(r"runs"), _runs),
+    ("GET", re.compile(r"runs/(?P<id>[^/]+)"), _run),
+    ("GET", re.compile(r"studies"), _studies),
+    ("GET", re.compile(r"studies/(?P<uid>[^/]+)/snapshots"), _study_snapshots),
+    ("GET", re.compile(r"studies/(?P<uid>[^/]+)"), _study),
+    ("GET", re.compile(r"snapshots"), _snapshots),
+)
+
+
+def dispatch(svc: BackupService, method: str, path: str, raw_query: Mapping[str, str], body: bytes) -> Answer:
+    """Answer one request to ``/backup/<path>``; never raises a BackupError."""
+    path = path.strip("/")
+    try:
+        req = Request(method.upper(), path, check.decoded_query(raw_query), body)
+        allowed = []
+        for route_method, pattern, handler in ROUTES:
+            m = pattern.fullmatch(path)
+            if m is None:
+                continue
+            if route_method == req.method:
+                return handler(svc, req, m)
+            allowed.append(route_method)
+        if allowed:
+            return 405, {"error": f"Use {' or '.join(allowed)} for /backup/{path[:80]}."}
+        return 404, {"error": f"There is no /backup/{path[:80]}."}
+    except BadRequest as exc:
+        return 400, {"error": str(exc)}
+    except NotFound as exc:
+        return 404, {"error": str(exc)}
+    except BackupError as exc:
+        return 409, {"error": str(exc)}

@@ -1,0 +1,177 @@
+"""The plugin's database file and its versions: one ordered list of migrations, ``PRAGMA user_version``.
+
+The outbox, the catalog and the run history live in one SQLite file on the Orthanc data volume, for
+years. Each release that changes a table appends a migration here; opening the file runs the ones it
+has not seen yet, in one transaction each, so a volume made by any earlier release opens with this one.
+Version 1 is the first release's schema exactly as it created it (``CREATE TABLE IF NOT EXISTS``), so
+files made before versions were recorded (user_version 0) pass through it unchanged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .search import search_text
+from .sqlite import open_db
+
+Migration = Callable[[sqlite3.Connection], None]
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS outbox (
+    orthanc_id      TEXT PRIMARY KEY,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'done', 'quarantined')),
+    enqueued_at     REAL NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error      TEXT,
+    object_key      TEXT,
+    sha256          TEXT,
+    size            INTEGER,
+    done_at         REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS catalog (
+    orthanc_id   TEXT PRIMARY KEY,
+    study_uid    TEXT NOT NULL,
+    series_uid   TEXT NOT NULL,
+    sop_uid      TEXT NOT NULL,
+    patient_id   TEXT NOT NULL,
+    patient_name TEXT NOT NULL,
+    accession    TEXT NOT NULL,
+    study_date   TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    modality     TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    added_at     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS catalog_study ON catalog (study_uid);
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    target      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'ok', 'failed')),
+    queued_at   REAL NOT NULL,
+    started_at  REAL,
+    finished_at REAL,
+    summary     TEXT,
+    error       TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_target_kind ON runs (target, kind, id);
+"""
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    for statement in _V1.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    """Catalog written when a copy is made (not from Orthanc later): it keeps its own key, sha256 and
+    size, the owner/species/breed that veterinary modalities send, and a normalised search text; one
+    row per study for search; which studies each snapshot holds. The unused ``meta`` table goes."""
+    for column, kind in (("owner", "TEXT NOT NULL DEFAULT ''"), ("species", "TEXT NOT NULL DEFAULT ''"),
+                         ("breed", "TEXT NOT NULL DEFAULT ''"), ("object_key", "TEXT NOT NULL DEFAULT ''"),
+                         ("sha256", "TEXT NOT NULL DEFAULT ''"), ("size", "INTEGER NOT NULL DEFAULT 0")):
+        db.execute(f"ALTER TABLE catalog ADD COLUMN {column} {kind}")
+    db.execute("UPDATE catalog SET object_key = o.object_key, sha256 = o.sha256, size = o.size "
+               "FROM outbox o WHERE o.orthanc_id = catalog.orthanc_id AND o.state = 'done'")
+    db.execute("DROP TABLE IF EXISTS meta")
+    db.execute("""CREATE TABLE catalog_studies (
+        study_uid    TEXT PRIMARY KEY,
+        patient_id   TEXT NOT NULL,
+        patient_name TEXT NOT NULL,
+        owner        TEXT NOT NULL,
+        species      TEXT NOT NULL,
+        breed        TEXT NOT NULL,
+        accession    TEXT NOT NULL,
+        study_date   TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        modalities   TEXT NOT NULL,
+        series       INTEGER NOT NULL,
+        instances    INTEGER NOT NULL,
+        search_text  TEXT NOT NULL,
+        updated_at   REAL NOT NULL)""")
+    db.execute("CREATE INDEX catalog_studies_date ON catalog_studies (study_date, updated_at)")
+    db.execute("CREATE INDEX catalog_patient ON catalog (patient_id)")
+    db.execute("""CREATE TABLE snapshot_studies (
+        target      TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        taken_at    REAL NOT NULL,
+        study_uid   TEXT NOT NULL,
+        instances   INTEGER NOT NULL,
+        PRIMARY KEY (target, snapshot_id, study_uid))""")
+    db.execute("CREATE INDEX snapshot_studies_study ON snapshot_studies (study_uid, taken_at)")
+    refresh_all_studies(db)
+
+
+def refresh_all_studies(db: sqlite3.Connection) -> None:
+    """Rebuild ``catalog_studies`` from the instance rows (a migration, or a repair)."""
+    db.execute("DELETE FROM catalog_studies")
+    for (study_uid,) in db.execute("SELECT DISTINCT study_uid FROM catalog").fetchall():
+        refresh_study(db, study_uid, 0.0)
+
+
+def refresh_study(db: sqlite3.Connection, study_uid: str, now: float) -> None:
+    """Recompute one study's search row from its instance rows (inside the caller's transaction)."""
+    row = db.execute(
+        "SELECT MAX(patient_id), MAX(patient_name), MAX(owner), MAX(species), MAX(breed), MAX(accession), "
+        "MAX(study_date), MAX(description), GROUP_CONCAT(DISTINCT modality), COUNT(DISTINCT series_uid), "
+        "COUNT(*) FROM catalog WHERE study_uid = ?", (study_uid,)).fetchone()
+    if row is None or not row[10]:
+        db.execute("DELETE FROM catalog_studies WHERE study_uid = ?", (study_uid,))
+        return
+    pid, name, owner, species, breed, accession, date, desc, modalities, series, instances = row
+    text = search_text(name, owner, species, breed, pid, accession, desc, study_uid)
+    db.execute(
+        "INSERT INTO catalog_studies (study_uid, patient_id, patient_name, owner, species, breed, accession, "
+        "study_date, description, modalities, series, instances, search_text, updated_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (study_uid) DO UPDATE SET "
+        "patient_id=excluded.patient_id, patient_name=excluded.patient_name, owner=excluded.owner, "
+        "species=excluded.species, breed=excluded.breed, accession=excluded.accession, "
+        "study_date=excluded.study_date, description=excluded.description, modalities=excluded.modalities, "
+        "series=excluded.series, instances=excluded.instances, search_text=excluded.search_text, "
+        "updated_at=MAX(catalog_studies.updated_at, excluded.updated_at)",
+        (study_uid, pid, name, owner, species, breed, accession, date, desc, modalities or "", series, instances,
+         text, now))
+
+
+MIGRATIONS: Sequence[Migration] = (_v1, _v2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_migrate_lock = threading.Lock()
+
+
+class SchemaTooNew(RuntimeError):
+    """The file was written by a newer release; opening it with this one could lose data."""
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring ``db`` to the newest version, one transaction per step. Returns the version reached."""
+    with _migrate_lock:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(migrations):
+            raise SchemaTooNew(f"The backup database is from a newer release (schema {version}, this release "
+                               f"knows {len(migrations)}); install that release or newer.")
+        for number in range(version + 1, len(migrations) + 1):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if int(db.execute("PRAGMA user_version").fetchone()[0]) < number:  # another opener was first
+                    migrations[number - 1](db)
+                    db.execute(f"PRAGMA user_version = {number}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return len(migrations)
+
+
+def open_plugin_db(path: Path) -> sqlite3.Connection:
+    """Open the plugin's database file at the current schema version."""
+    db = open_db(path, "")
+    migrate(db)
+    return db

@@ -1,0 +1,72 @@
+"""Versioned schema: a queue/catalog file made by the first release opens with this one, data kept."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+
+import pytest
+
+from pacs_backup.catalog import Catalog, StudyQuery
+from pacs_backup.history import RunLog
+from pacs_backup.outbox import Outbox
+from pacs_backup.schema import SCHEMA_VERSION, SchemaTooNew, open_plugin_db
+
+# Exactly what release 0.1 created (CREATE TABLE IF NOT EXISTS in three modules, no user_version).
+RELEASE_0_1 = """
+CREATE TABLE IF NOT EXISTS outbox (orthanc_id TEXT PRIMARY KEY, state TEXT NOT NULL CHECK (state IN
+  ('pending', 'done', 'quarantined')), enqueued_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at REAL NOT NULL, last_error TEXT, object_key TEXT, sha256 TEXT, size INTEGER, done_at REAL);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS catalog (orthanc_id TEXT PRIMARY KEY, study_uid TEXT NOT NULL, series_uid TEXT NOT NULL,
+  sop_uid TEXT NOT NULL, patient_id TEXT NOT NULL, patient_name TEXT NOT NULL, accession TEXT NOT NULL,
+  study_date TEXT NOT NULL, description TEXT NOT NULL, modality TEXT NOT NULL, path TEXT NOT NULL,
+  added_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS catalog_study ON catalog (study_uid);
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL, kind TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'ok', 'failed')), queued_at REAL NOT NULL,
+  started_at REAL, finished_at REAL, summary TEXT, error TEXT);
+CREATE INDEX IF NOT EXISTS runs_target_kind ON runs (target, kind, id);
+"""
+
+
+def old_volume(path):
+    db = sqlite3.connect(path)
+    db.executescript(RELEASE_0_1)
+    db.execute("INSERT INTO outbox VALUES ('o1', 'done', 1, 0, 1, NULL, 'dicom/1.2/1.3/1.4.dcm', 'ab' , 10, 2)")
+    db.execute("INSERT INTO outbox VALUES ('o2', 'pending', 1, 3, 1, 'store down', NULL, NULL, NULL, NULL)")
+    db.execute("INSERT INTO catalog VALUES ('o1', '1.2', '1.3', '1.4', 'PID-9', 'Müller^Rex', 'ACC-5', '20261101', "
+               "'Chest', 'DX', 'ab/cd/abcd-uuid', 5)")
+    db.execute("INSERT INTO runs (target, kind, state, queued_at, finished_at, summary) "
+               "VALUES ('offsite', 'snapshot', 'ok', 1, 2, '{}')")
+    db.commit()
+    db.close()
+
+
+def test_release_0_1_volume_opens_and_keeps_everything(tmp_path):
+    path = tmp_path / "pacs-backup-outbox.sqlite"
+    old_volume(path)
+    outbox, catalog, runs = Outbox(path), Catalog(path), RunLog(path)
+    stats = outbox.stats(10)
+    assert (stats.replicated, stats.depth) == (1, 1)
+    assert runs.last("offsite", "snapshot") is not None
+    found = catalog.studies(StudyQuery(text="rex mueller"))
+    assert [s["study_uid"] for s in found] == ["1.2"] and found[0]["instances"] == 1
+    entry = catalog.study("1.2")[0]
+    assert (entry["key"], entry["sha256"], entry["size"]) == ("dicom/1.2/1.3/1.4.dcm", "ab", 10)
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert not db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchall()
+
+
+def test_opening_twice_is_harmless_and_newer_files_are_refused(tmp_path):
+    path = tmp_path / "q.sqlite"
+    open_plugin_db(path).close()
+    open_plugin_db(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    with pytest.raises(SchemaTooNew, match="newer release"):
+        open_plugin_db(path)
