@@ -54,6 +54,7 @@ class StudyQuery:
     date_to: str | None = None
     modality: str = ""
     limit: int = 100
+    changed_since: float | None = None  # only studies copied to after this time, oldest change first
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,11 @@ class Catalog:
         if q.modality:
             sql += " AND ',' || modalities || ',' LIKE ? ESCAPE '\\'"
             args.append(like_pattern("," + q.modality.upper() + ","))
-        sql += " ORDER BY study_date DESC, updated_at DESC LIMIT ?"
+        if q.changed_since is not None:  # a mirror (the dashboard's, for when the PACS is down) catching up
+            sql += " AND updated_at > ? ORDER BY updated_at LIMIT ?"
+            args.append(q.changed_since)
+        else:
+            sql += " ORDER BY study_date DESC, updated_at DESC LIMIT ?"
         args.append(max(1, min(q.limit, 1000)))
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()

@@ -79,11 +79,17 @@ def _studies(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
         first, last = date_range(q.get("from", ""), q.get("to", ""))
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    since = q.get("changed_since")
+    try:
+        changed_since = float(since) if since else None
+    except ValueError:
+        raise BadRequest("changed_since is a time in seconds since 1970.") from None
     modality = q.get("modality", "")
     if modality and not modality.isalnum():
         raise BadRequest(f"{modality[:20]!r} is not a modality (e.g. CR, DX, US).")
     return 200, catalog.studies(StudyQuery(text=q.get("q", ""), date_from=first, date_to=last,
-                                           modality=modality[:16], limit=check.limit(q.get("limit"), 100, 1000)))
+                                           modality=modality[:16], limit=check.limit(q.get("limit"), 100, 1000),
+                                           changed_since=changed_since))
 
 
 def _study(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
