@@ -140,7 +140,11 @@ def wait_http(proc: Process, url: str, timeout_s: float = 60.0, auth: tuple[str,
 
 # --- MinIO --------------------------------------------------------------------------------------
 def start_minio(data_dir: Path, port: int, console_port: int, user: str, password: str, log: Path) -> Process:
-    """Start MinIO (built from source into .tools/bin) on 127.0.0.1:port."""
+    """Start MinIO (built from source into .tools/bin) on 127.0.0.1:port.
+
+    ``user`` / ``password`` are its root account: the appliance uses it only to set the store up
+    (pacs_backup.store_setup); the plugin gets an account of its own that cannot delete copies.
+    """
     exe = require_program(TOOLS_BIN / "minio")
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "MINIO_ROOT_USER": user,

@@ -90,14 +90,48 @@ def write_env(env: dict[str, str]) -> Path:
     return path
 
 
+def minio_root() -> tuple[str, str]:
+    """MinIO's root account (user, password): used only to set the store up, never given to the plugin."""
+    return (secret("minio_root_user", "root-" + devstack.new_secret(6).lower().replace("_", "-")),
+            secret("minio_root_password"))
+
+
+def setup_store(env: dict[str, str]) -> list[str]:
+    """Create (or check) the bucket and the plugin's own account with the root account; idempotent.
+
+    Returns the set-up report's lines (no secrets). Raises StackError with the reason when it fails.
+    """
+    sys.path.insert(0, str(devstack.ROOT / "plugins"))
+    from pacs_backup.errors import BackupError
+    from pacs_backup.store_setup import load_setup_settings, provision
+
+    user, password = minio_root()
+    try:
+        settings = load_setup_settings({**{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET",
+                                                               "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")},
+                                        "MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password})
+        return provision(settings, wait_s=60).lines()
+    except BackupError as exc:
+        raise devstack.StackError(f"setting up the object store failed: {exc} (log {LOGS / 'minio.log'})") from None
+
+
 def up() -> None:
+    # A stack made before the plugin had its own account ran MinIO with the plugin's keys as root; it
+    # gets its own root account now, so a MinIO still running with the old one is restarted once.
+    migrate = not (SECRETS / "minio_root_user").exists()
     env = stack_env()
+    root_user, root_password = minio_root()
     secret("restic_password")
     started = []
+    minio = running("minio")
+    if minio is not None and migrate:
+        print("restarting minio with its own root account (the plugin gets a least-privilege account)")
+        minio.stop(60)
     if not running("minio"):
         record(devstack.start_minio(STATE / "minio", PORTS["minio"], PORTS["minio-console"],
-                                    env["MINIO_ACCESS_KEY"], env["MINIO_SECRET_KEY"], LOGS / "minio.log"))
+                                    root_user, root_password, LOGS / "minio.log"))
         started.append("minio")
+    store_report = setup_store(env)  # before Orthanc: the plugin's account may not create the bucket
     if not running("rest-server"):
         record(devstack.start_rest_server(STATE / "offsite", PORTS["rest-server"], LOGS / "rest-server.log"))
         started.append("rest-server")
@@ -126,7 +160,10 @@ def up() -> None:
     print(f"Started: {', '.join(started) or 'nothing (all running)'}")
     print(f"  Orthanc      {env['ORTHANC_URL']}  (user {env['ORTHANC_USERNAME']}, DICOM {env['DICOM_AET']}@"
           f"{env['DICOM_HOST']}:{env['DICOM_PORT']})")
-    print(f"  MinIO        http://{env['MINIO_ENDPOINT']}  bucket {env['MINIO_BUCKET']}")
+    print(f"  MinIO        http://{env['MINIO_ENDPOINT']}  bucket {env['MINIO_BUCKET']}  (root account only in "
+          f"{SECRETS}/minio_root_*; stack.env has the plugin's own)")
+    for line in store_report:
+        print(f"               {line}")
     print(f"  Offsite      {env['RESTIC_REPOSITORY']}  (rest-server, append-only)")
     print(f"  Status       {env['ORTHANC_URL']}/backup/status")
     print(f"  Dashboard    {env['DASHBOARD_URL']}  (user {env['DASHBOARD_USERNAME']})")

@@ -77,6 +77,14 @@ def minio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServ
     server.stop()
 
 
+@pytest.fixture
+def plugin_store_env(minio_server: MinioServer, bucket: str) -> dict[str, str]:
+    """The plugin's MINIO_* variables for ``bucket`` with its own least-privilege account (made by the
+    store set-up step with the root keys, as `make run` and Compose do), instead of the root keys."""
+    from tests.support.store_account import plugin_account
+    return plugin_account(minio_server, bucket)[0]
+
+
 class RestServer:
     """A real rest-server on 127.0.0.1 (append-only by default), holding many repositories."""
 

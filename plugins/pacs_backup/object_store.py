@@ -15,9 +15,9 @@ from datetime import datetime
 
 import urllib3
 from minio import Minio
-from minio.commonconfig import ENABLED, GOVERNANCE
+from minio.commonconfig import ENABLED
 from minio.error import S3Error, ServerError
-from minio.objectlockconfig import DAYS, ObjectLockConfig
+from minio.objectlockconfig import DAYS, YEARS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
 from .config import StoreSettings
@@ -71,6 +71,23 @@ def _translate(exc: Exception, what: str) -> Exception:
 _CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
 
 
+def default_retention(client: Minio, bucket: str) -> tuple[str, int] | None:
+    """The bucket's default retention as (mode, days), or None when it has none (or no object lock).
+
+    Raises the client's exceptions (S3Error...) for the caller to translate.
+    """
+    try:
+        config = client.get_object_lock_config(bucket)
+    except S3Error as exc:
+        if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
+            return None
+        raise
+    if config.mode is None or config.duration is None:
+        return None
+    days = int(config.duration) * (365 if config.duration_unit == YEARS else 1)
+    return str(config.mode), days
+
+
 class ObjectStore:
     """A bucket in an S3 endpoint. Thread-safe (the MinIO client pools connections)."""
 
@@ -87,31 +104,38 @@ class ObjectStore:
                              secure=settings.secure, region=settings.region, http_client=http)
 
     def ensure_bucket(self) -> BucketReport:
-        """Create the bucket if missing, with versioning and object lock, and report what it has.
+        """Check the bucket's protection (versioning, object lock and its default retention) and report it.
+
+        With keys that may (the store's root account, as in tests or a hand-made set-up) a missing bucket
+        is created and its protection set as configured. The plugin's own account may not do either, by
+        design (see store_setup.py): then a difference from BACKUP_LOCK_MODE / BACKUP_LOCK_DAYS is only
+        reported, for the set-up step to fix with the root account.
 
         Raises:
-            StoreUnavailable / StoreError: the store cannot be reached or refuses.
+            StoreUnavailable / StoreError: the store cannot be reached, refuses our keys, or the bucket
+            does not exist and these keys may not create it (the caller retries).
         """
         s = self.settings
         warnings: list[str] = []
         created = False
         try:
             if not self._client.bucket_exists(self.bucket):
-                self._client.make_bucket(self.bucket, location=s.region, object_lock=s.lock_mode != "OFF")
-                created = True
-            versioning = self._client.get_bucket_versioning(self.bucket).status == ENABLED
-            if not versioning:
                 try:
-                    self._client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
-                    versioning = True
+                    self._client.make_bucket(self.bucket, location=s.region, object_lock=s.lock_mode != "OFF")
                 except S3Error as exc:
-                    warnings.append(f"Bucket {self.bucket} has no versioning and it cannot be enabled ({exc.code}): "
-                                    "an overwritten copy cannot be recovered.")
-            lock = self._object_lock_enabled()
-            if s.lock_mode != "OFF":
+                    if exc.code != "AccessDenied":
+                        raise
+                    raise StoreError(
+                        f"Bucket {self.bucket} does not exist and the plugin's account may not create it (by "
+                        "design); create it with the object store's root account: `make run`, the Compose "
+                        "stack's store-setup service or scripts/store-setup.") from None
+                created = True
+            versioning = self._versioning(warnings)
+            readable_lock = self._object_lock_enabled(warnings)
+            lock = bool(readable_lock)
+            if s.lock_mode != "OFF" and readable_lock is not None:
                 if lock:
-                    mode = GOVERNANCE if s.lock_mode == "GOVERNANCE" else "COMPLIANCE"
-                    self._client.set_object_lock_config(self.bucket, ObjectLockConfig(mode, s.lock_days, DAYS))
+                    self._check_retention(warnings)
                 else:
                     warnings.append(
                         f"Bucket {self.bucket} was created without object lock, so anyone holding the keys can "
@@ -121,13 +145,55 @@ class ObjectStore:
             raise _translate(exc, f"prepare bucket {self.bucket}") from exc
         return BucketReport(created=created, versioning=versioning, object_lock=lock, warnings=tuple(warnings))
 
-    def _object_lock_enabled(self) -> bool:
+    def _versioning(self, warnings: list[str]) -> bool:
+        try:
+            if self._client.get_bucket_versioning(self.bucket).status == ENABLED:
+                return True
+        except S3Error as exc:
+            if exc.code != "AccessDenied":
+                raise
+            warnings.append(f"The plugin's account may not read the versioning of bucket {self.bucket}, so it "
+                            "cannot check that overwritten copies are kept; allow it s3:GetBucketVersioning.")
+            return False
+        try:
+            self._client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+            return True
+        except S3Error as exc:
+            warnings.append(f"Bucket {self.bucket} has no versioning and it cannot be enabled ({exc.code}): "
+                            "an overwritten copy cannot be recovered. Run the store set-up step with the "
+                            "object store's root account.")
+            return False
+
+    def _check_retention(self, warnings: list[str]) -> None:
+        """Make the bucket's default retention what the settings ask, or say why it is not."""
+        s = self.settings
+        current = default_retention(self._client, self.bucket)
+        if current == (s.lock_mode, s.lock_days):
+            return
+        try:
+            self._client.set_object_lock_config(self.bucket, ObjectLockConfig(s.lock_mode, s.lock_days, DAYS))
+        except S3Error as exc:
+            if exc.code != "AccessDenied":
+                raise
+            now = "none, so new copies are not locked" if current is None else f"{current[0]} {current[1]} days"
+            warnings.append(
+                f"Bucket {self.bucket}'s default retention is {now}; BACKUP_LOCK_MODE/BACKUP_LOCK_DAYS ask for "
+                f"{s.lock_mode} {s.lock_days} days. The plugin's account may not change it (by design): run the "
+                "store set-up step with the object store's root account to apply it.")
+
+    def _object_lock_enabled(self, warnings: list[str]) -> bool | None:
+        """Whether the bucket has object lock; None when these keys may not read it (said in ``warnings``)."""
         try:
             self._client.get_object_lock_config(self.bucket)
             return True
         except S3Error as exc:
             if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
                 return False
+            if exc.code == "AccessDenied":
+                warnings.append(f"The plugin's account may not read bucket {self.bucket}'s object lock settings, "
+                                "so it cannot check that copies are locked; allow it "
+                                "s3:GetBucketObjectLockConfiguration.")
+                return None
             raise
 
     def stat(self, key: str) -> StoredObject | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 
 from conftest import ROOT, wait_until
 from devstack import free_port
@@ -120,6 +121,15 @@ def test_compose_stack_end_to_end(stack, tmp_path):
               for i in stack.orthanc("/instances").json()}
     digests = bucket_digests(stack.minio())
     assert len(digests) == 10 and set(digests.values()) == stored
+    # The plugin runs with its own account (made by the store-setup service), not the root account:
+    # its keys cannot erase a locked copy even with bypass-governance.
+    assert stack.env["MINIO_ACCESS_KEY"] != stack.env["MINIO_ROOT_USER"]
+    plugin = Minio(f"127.0.0.1:{stack.env['MINIO_PORT']}", stack.env["MINIO_ACCESS_KEY"],
+                   stack.env["MINIO_SECRET_KEY"], secure=False)
+    copy = next(iter(plugin.list_objects("pacs-backup", "dicom/", recursive=True, include_version=True)))
+    refused = plugin.remove_objects("pacs-backup", [DeleteObject(copy.object_name, copy.version_id)],
+                                    bypass_governance_mode=True)
+    assert [e.code for e in refused] == ["AccessDenied"]
 
     # 3. An offsite snapshot to the rest-server profile, taken inside the stack.
     snap = stack.compose("exec", "-T", "orthanc", "snapshot-now", timeout=600)
