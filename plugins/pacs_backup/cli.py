@@ -227,6 +227,23 @@ def cmd_verify_backups(a: argparse.Namespace) -> int:
     return _trigger("drills", a)
 
 
+def cmd_quarantine(a: argparse.Namespace) -> int:
+    orthanc = _orthanc()
+    if a.requeue:
+        count = orthanc.post_json("/backup/quarantine/requeue", {})["requeued"]
+        print(f"{count} set-aside instance(s) queued to be copied again")
+        return EXIT_OK
+    rows = orthanc.get_json("/backup/quarantine?limit=10000")
+    if not rows:
+        print("No instance is set aside: every instance Orthanc stored was copied or is in the queue.")
+        return EXIT_OK
+    print(f"{len(rows)} instance(s) set aside (not copied), with the reason:")
+    for row in rows:
+        print(f"  {row['orthanc_id']}  {row['reason']}")
+    print("Fix the cause (e.g. the instance lacked its UIDs), then run: scripts/quarantine --requeue")
+    return EXIT_FAILED
+
+
 def cmd_forget_snapshots(a: argparse.Namespace) -> int:
     target = load_target(os.environ, "offsite", "RESTIC_")
     if target is None:
@@ -329,6 +346,13 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-wait", action="store_true", help="queue it and return at once")
         sp.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
         sp.set_defaults(func=func)
+
+    sp = sub.add_parser("quarantine", formatter_class=fmt, epilog=EXIT_CODES,
+                        help="list the instances set aside (not copied) and why; --requeue to try them again",
+                        description="List the instances the plugin at ORTHANC_URL set aside instead of copying "
+                                    "(exit 1 when there are any), or queue them again with --requeue.")
+    sp.add_argument("--requeue", action="store_true", help="copy every set-aside instance again")
+    sp.set_defaults(func=cmd_quarantine)
 
     sp = sub.add_parser("forget-snapshots", formatter_class=fmt, epilog=EXIT_CODES,
                         help="apply the retention policy (on a trusted host with delete rights)",

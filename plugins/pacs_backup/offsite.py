@@ -165,11 +165,14 @@ class OffsiteScheduler:
                                      snapshot_id=snapshot, progress=progress, known=self._known)
 
     def _due(self, name: str, kind: str, interval_s: float) -> bool:
+        return self._clock() >= self.next_due_at(name, kind, interval_s)
+
+    def next_due_at(self, name: str, kind: str, interval_s: float) -> float:
+        """When the next scheduled run of ``kind`` for ``name`` starts (a fresh install: after the delay)."""
         last = self.runs.last(name, kind)
-        now = self._clock()
         if last is None:
-            return now - self._started_at >= self.first_run_delay_s
-        return now - float(last.finished_at or last.queued_at) >= interval_s
+            return self._started_at + self.first_run_delay_s
+        return float(last.finished_at or last.queued_at) + interval_s
 
     def _queue_due(self) -> None:
         for t in self.targets.values():
@@ -224,7 +227,12 @@ class OffsiteScheduler:
         for name in [*self.targets, *([MINIO] if self.ctx.store is not None else [])]:
             entry: dict[str, Any] = {}
             if name in self.targets:
-                entry["repository"] = mask_url_credentials(self.targets[name].repository)
+                t = self.targets[name]
+                entry["repository"] = mask_url_credentials(t.repository)
+                entry["next_snapshot_at"] = self.next_due_at(name, "snapshot", t.snapshot_interval_s)
+                entry["next_drill_at"] = self.next_due_at(name, "drill", t.drill_interval_s)
+            else:
+                entry["next_drill_at"] = self.next_due_at(name, "drill", self.minio_drill_interval_s)
             for kind in ("snapshot", "drill"):
                 if kind == "snapshot" and name == MINIO:
                     continue

@@ -240,7 +240,3 @@ class Restic:
     def delete_snapshot(self, snapshot: str) -> None:
         """Remove one snapshot (only possible where the credentials allow deletions)."""
         self._run(["forget", snapshot], json_out=False)
-
-    def unlock(self) -> None:
-        """Remove stale locks left by a crashed run."""
-        self._run(["unlock"], json_out=False, lock=False)

@@ -8,6 +8,7 @@ body)``. A :class:`BadRequest` is a 400, :class:`NotFound` a 404, any other :cla
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,16 @@ def _snapshots(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     return 200, [{"id": s.id, "short_id": s.short_id, "time": s.time} for s in reversed(snaps)]
 
 
+def _quarantine(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    outbox = svc.outbox_or_fail()
+    return 200, [{"orthanc_id": oid, "reason": reason}
+                 for oid, reason in outbox.quarantined(check.limit(req.query.get("limit"), 100, 10000))]
+
+
+def _requeue(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    return 200, {"requeued": svc.outbox_or_fail().requeue_quarantined(time.time())}
+
+
 ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"status"), _status),
     ("POST", re.compile(r"(?P<kind>snapshots|drills)"), _queue_job),
@@ -126,6 +137,8 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"studies/(?P<uid>[^/]+)/snapshots"), _study_snapshots),
     ("GET", re.compile(r"studies/(?P<uid>[^/]+)"), _study),
     ("GET", re.compile(r"snapshots"), _snapshots),
+    ("GET", re.compile(r"quarantine"), _quarantine),
+    ("POST", re.compile(r"quarantine/requeue"), _requeue),
 )
 
 

@@ -20,6 +20,7 @@ from .catalog import Catalog
 from .config import Settings, load_settings
 from .dicom_guard import sequence_depth
 from .errors import BackupError, ConfigError
+from .health import overall_state
 from .history import RunLog
 from .object_store import ObjectStore
 from .offsite import OffsiteScheduler
@@ -138,15 +139,10 @@ class BackupService:
                 "message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None}}
         rep = self.replicator.status()
         offsite = self.offsite.status() if self.offsite else {}
-        state = "ok"
-        if not rep["store"]["reachable"]:
-            state = "error"
-        elif rep["failed"] or rep["quarantined"] or (rep["oldest_pending_age_s"] or 0) > 300:
-            state = "degraded"
-        if any(_failed(t.get("last_snapshot")) or _failed(t.get("last_drill")) for t in offsite.values()):
-            state = "error" if state == "error" else "degraded"
-        if not self.settings or not self.settings.targets:
-            state = "error" if state == "error" else "degraded"
+        has_targets = bool(self.settings and self.settings.targets)
+        state = overall_state(rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None,
+                              time.time())
+        if not has_targets:
             rep["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
         try:
             usage = shutil.disk_usage(self.storage_dir)
@@ -167,6 +163,12 @@ class BackupService:
         if self.offsite is None:
             raise BackupError(self.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
         return self.offsite
+
+    def outbox_or_fail(self) -> Outbox:
+        """The copy queue, or a 409 sentence saying why there is none."""
+        if self.replicator is None:
+            raise BackupError(self.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
+        return self.replicator.outbox
 
     def catalog_or_fail(self) -> Catalog:
         """The catalog, or a 409 sentence saying why there is none."""
@@ -191,10 +193,6 @@ class BackupService:
                   "the device that produced it.")
         self.last_refused = {"at": time.time(), "reason": reason}
         return reason
-
-
-def _failed(run: dict[str, Any] | None) -> bool:
-    return bool(run and run.get("state") == "failed")
 
 
 def _newest(runs: list[dict[str, Any] | None]) -> dict[str, Any] | None:
