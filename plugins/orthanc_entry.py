@@ -13,6 +13,7 @@ from pathlib import Path
 import orthanc
 from pacs_backup.errors import SourceError, SourceGone
 from pacs_backup.redact import mask_url_credentials
+from pacs_backup.routes import Binary
 from pacs_backup.service import BackupService
 
 
@@ -82,6 +83,9 @@ def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
     try:
         code, payload = service.handle(request.get("method", "GET"), request["groups"][0],
                                        request.get("get") or {}, request.get("body") or b"")
+        if isinstance(payload, Binary):
+            output.AnswerBuffer(payload.data, payload.mime)
+            return
         body = mask_url_credentials(json.dumps(payload))
     except Exception:  # a sentence instead of a crash or a Python error text; the traceback goes to the log
         logging.getLogger("pacs_backup").exception("request %s failed", uri[:200])

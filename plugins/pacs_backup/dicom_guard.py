@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -55,31 +56,56 @@ def _meta(data: bytes) -> tuple[int, str]:
     return pos, syntax or "1.2.840.10008.1.2.1"
 
 
+@dataclass(frozen=True)
+class Element:
+    """One plain element met by :func:`walk`: its nesting depth, tag, VR and where its value lies."""
+
+    depth: int
+    tag: int
+    vr: bytes
+    offset: int
+    length: int
+
+
+def dataset(data: bytes) -> tuple[bytes, str]:
+    """The dataset bytes of a DICOM file (deflated ones inflated) and its transfer syntax UID."""
+    start, syntax = _meta(data)
+    body = data[start:]
+    if syntax == DEFLATED:
+        body = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, MAX_INFLATED)
+    return body, syntax
+
+
 def sequence_depth(data: bytes, limit: int) -> Verdict:
     """Measure how deep sequences nest in ``data``, stopping as soon as ``limit`` is exceeded."""
+    deepest = 0
     try:
-        start, syntax = _meta(data)
-        body = data[start:]
-        if syntax == DEFLATED:
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            body = inflater.decompress(body, MAX_INFLATED)
-        return _walk(body, implicit=syntax == IMPLICIT_LE, big=syntax == EXPLICIT_BE, limit=limit)
+        body, syntax = dataset(data)
+        for event in walk(body, implicit=syntax == IMPLICIT_LE, big=syntax == EXPLICIT_BE):
+            if isinstance(event, int):
+                deepest = max(deepest, event)
+                if deepest > limit:
+                    break
     except (struct.error, zlib.error, _Unreadable, IndexError) as exc:
-        return Verdict(depth=0, unreadable=str(exc) or type(exc).__name__)
+        return Verdict(depth=deepest, unreadable=str(exc) or type(exc).__name__)
+    return Verdict(deepest)
 
 
-def _walk(buf: bytes, *, implicit: bool, big: bool, limit: int) -> Verdict:
+def walk(buf: bytes, *, implicit: bool, big: bool) -> Iterator[Element | int]:
+    """Walk a dataset without recursion: yields the new depth (an int) each time a sequence opens, and
+    every plain element (pixel data fragments are skipped; encapsulated pixel data is yielded with
+    length ``UNDEFINED`` and the offset of its first item)."""
     u16, u32 = (">H", ">I") if big else ("<H", "<I")
     # Each open container: (end offset or None for undefined length, kind) with kind "seq", "item", "frag".
     stack: list[tuple[int | None, str]] = []
-    depth = deepest = 0
+    depth = 0
     pos, n = 0, len(buf)
     for _ in range(MAX_ELEMENTS):
         while stack and stack[-1][0] is not None and pos >= stack[-1][0]:  # defined-length containers end
             if stack.pop()[1] == "seq":
                 depth -= 1
         if pos + 8 > n:
-            return Verdict(deepest)
+            return
         group, elem = struct.unpack_from(u16, buf, pos)[0], struct.unpack_from(u16, buf, pos + 2)[0]
         tag = group << 16 | elem
         if group == 0xFFFE:  # item and delimiters: always a 4-byte length, no VR
@@ -109,15 +135,13 @@ def _walk(buf: bytes, *, implicit: bool, big: bool, limit: int) -> Verdict:
         pos += head
         value_is_items = length != 0 and buf[pos:pos + 4] in (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")
         if tag == PIXEL_DATA and length == UNDEFINED:
+            yield Element(depth, tag, vr, pos, length)
             stack.append((None, "frag"))
         elif vr == b"SQ" or length == UNDEFINED or (vr in (b"", b"UN") and value_is_items):
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return Verdict(deepest)
+            yield depth
             stack.append((None if length == UNDEFINED else pos + length, "seq"))
         else:
-            if length == UNDEFINED:
-                raise _Unreadable("undefined length on a plain value")
+            yield Element(depth, tag, vr, pos, length)
             pos += length
     raise _Unreadable("too many elements")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import http_input as check
 from .catalog import StudyQuery
 from .errors import BackupError, BadRequest, NotFound
+from .preview import NoPreview, render_png
 from .search import date_range
 from .snapshots import SNAPSHOT_TAG
 
@@ -31,6 +32,14 @@ class Request:
     path: str
     query: Mapping[str, str]
     body: bytes
+
+
+@dataclass(frozen=True)
+class Binary:
+    """An answer that is not JSON (a preview picture)."""
+
+    data: bytes
+    mime: str
 
 
 Answer = tuple[int, Any]
@@ -108,6 +117,23 @@ def _study_snapshots(svc: BackupService, req: Request, m: re.Match[str]) -> Answ
                   "instances": h.instances} for t, h in holdings]
 
 
+def _preview(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    """A picture of one image of the study, from its copy in the bucket (works when the study is not in
+    the PACS). ``?instance=`` picks the image by its position in the study (default: the first)."""
+    entries = svc.catalog_or_fail().study(check.uid(m["uid"]))
+    if not entries:
+        raise NotFound("This study is not in the backups.")
+    store = svc.scheduler().ctx.store
+    if store is None:
+        raise BackupError("No object store is configured.")
+    index = check.limit(req.query.get("instance"), 1, len(entries)) - 1
+    try:
+        png = render_png(store.get(entries[index]["key"]), size=check.limit(req.query.get("size"), 256, 1024))
+    except NoPreview as exc:
+        raise NotFound(str(exc)) from None
+    return 200, Binary(png, "image/png")
+
+
 def _snapshots(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     sched = svc.scheduler()
     target = sched.targets.get(check.name(req.query.get("target") or "offsite", "target") or "offsite")
@@ -135,6 +161,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"runs/(?P<id>[^/]+)"), _run),
     ("GET", re.compile(r"studies"), _studies),
     ("GET", re.compile(r"studies/(?P<uid>[^/]+)/snapshots"), _study_snapshots),
+    ("GET", re.compile(r"studies/(?P<uid>[^/]+)/preview"), _preview),
     ("GET", re.compile(r"studies/(?P<uid>[^/]+)"), _study),
     ("GET", re.compile(r"snapshots"), _snapshots),
     ("GET", re.compile(r"quarantine"), _quarantine),

@@ -151,3 +151,13 @@ def test_search_finds_what_staff_type(orthanc):
         raise AssertionError("a date that is not a date must be refused")
     except Exception as exc:
         assert "is not a date" in str(exc)
+
+
+def test_preview_of_a_study_that_is_not_in_the_pacs(orthanc):
+    uid, _ = upload_study(orthanc, 2, patient_name="Preview^Pet")
+    orthanc.wait_replicated(2)
+    orthanc.http().delete(f"/studies/{orthanc_study_id(orthanc, uid)}")
+    png = orthanc.http().get(f"/backup/studies/{uid}/preview?size=128")
+    assert png.startswith(b"\x89PNG") and len(png) > 500
+    second = orthanc.http().get(f"/backup/studies/{uid}/preview?instance=2")
+    assert second.startswith(b"\x89PNG") and second != png
