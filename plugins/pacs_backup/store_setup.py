@@ -49,6 +49,10 @@ DENIED_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGoverna
                   "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy",
                   "s3:DeleteBucketPolicy", "s3:DeleteBucket")
 
+# The dashboard's account: it searches and previews the copies while the PACS is down; it never writes.
+READER_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation")
+READER_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
 
@@ -67,6 +71,8 @@ class SetupSettings:
     lock_days: int
     plugin_access_key: str
     plugin_secret_key: str
+    reader_access_key: str | None = None  # the dashboard's read-only account, when configured
+    reader_secret_key: str | None = None
 
     def __repr__(self) -> str:  # never print secrets
         return (f"SetupSettings(endpoint={self.endpoint!r}, bucket={self.bucket!r}, "
@@ -86,6 +92,7 @@ class SetupReport:
     account_created: bool  # False: it existed; its secret and policy were set again
     policy: str
     warnings: tuple[str, ...]
+    reader: str | None = None  # the dashboard's read-only access key, when set up
 
     def lines(self) -> list[str]:
         """The report for a person, without any secret."""
@@ -96,6 +103,8 @@ class SetupReport:
                 f"versioning {'on' if self.versioning else 'OFF'}, {lock}",
                 f"plugin account {self.account}: {'created' if self.account_created else 'updated'}, policy "
                 f"{self.policy} (write and read copies; no deleting versions, no bypassing retention)",
+                *([f"dashboard account {self.reader}: read-only (search and previews while the PACS is down)"]
+                  if self.reader else []),
                 *(f"warning: {w}" for w in self.warnings)]
 
 
@@ -116,6 +125,16 @@ def plugin_policy(bucket: str) -> dict[str, Any]:
     ]}
 
 
+def reader_policy(bucket: str) -> dict[str, Any]:
+    """The dashboard's read-only IAM policy on ``bucket`` (JSON-ready)."""
+    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReaderBucket", "Effect": "Allow", "Action": list(READER_BUCKET_ACTIONS), "Resource": [resources[0]]},
+        {"Sid": "ReaderCopies", "Effect": "Allow", "Action": list(READER_OBJECT_ACTIONS), "Resource": [resources[1]]},
+        {"Sid": "NeverWrite", "Effect": "Deny", "Action": ["s3:PutObject", *DENIED_ACTIONS], "Resource": resources},
+    ]}
+
+
 def load_setup_settings(env: Mapping[str, str]) -> SetupSettings:
     """Read the set-up settings from the same variables as the plugin, plus MINIO_ROOT_USER /
     MINIO_ROOT_PASSWORD (or their ``_FILE`` forms). Raises ConfigError naming the variable."""
@@ -129,10 +148,15 @@ def load_setup_settings(env: Mapping[str, str]) -> SetupSettings:
         raise ConfigError("MINIO_ACCESS_KEY must have at least 3 characters and no '=', ',', ':', '/' or space.")
     if len(store.secret_key) < 8:
         raise ConfigError("MINIO_SECRET_KEY must have at least 8 characters.")
+    reader_key = secret(env, "MINIO_READER_ACCESS_KEY", required=False)
+    reader_secret = secret(env, "MINIO_READER_SECRET_KEY", required=reader_key is not None)
+    if reader_key is not None and reader_key in (root_user, store.access_key):
+        raise ConfigError("MINIO_READER_ACCESS_KEY must be an account of its own (not root, not the plugin's).")
     return SetupSettings(endpoint=store.endpoint, secure=store.secure, region=store.region, root_user=root_user,
                          root_password=root_password, bucket=store.bucket, lock_mode=store.lock_mode,
                          lock_days=store.lock_days, plugin_access_key=store.access_key,
-                         plugin_secret_key=store.secret_key)
+                         plugin_secret_key=store.secret_key, reader_access_key=reader_key,
+                         reader_secret_key=reader_secret)
 
 
 def _admin_error(exc: MinioAdminException, what: str) -> BackupError:
@@ -212,20 +236,19 @@ class _Setup:
             retention = (s.lock_mode, s.lock_days)
         return created, True, lock, retention
 
-    def account(self) -> bool:
-        s, name = self.s, policy_name(self.s.bucket)
+    def account(self, access_key: str, secret_key: str, name: str, policy: dict[str, Any]) -> bool:
         try:
-            self.admin.user_info(s.plugin_access_key)
+            self.admin.user_info(access_key)
             exists = True
         except MinioAdminException as exc:
             if str(getattr(exc, "_code", "")) != "404":
                 raise
             exists = False
-        self.admin.policy_add(name, policy=plugin_policy(s.bucket))
-        # user_add sets the secret again when the account exists: the plugin's secret may have been rotated.
-        self.admin.user_add(s.plugin_access_key, s.plugin_secret_key)
+        self.admin.policy_add(name, policy=policy)
+        # user_add sets the secret again when the account exists: the secret may have been rotated.
+        self.admin.user_add(access_key, secret_key)
         # Replaces whatever policies the account had with this one alone (idempotent).
-        self.admin.policy_set(name, user=s.plugin_access_key)
+        self.admin.policy_set(name, user=access_key)
         return not exists
 
 
@@ -250,7 +273,12 @@ def provision(s: SetupSettings, wait_s: float = 60.0) -> SetupReport:
         try:
             created, versioning, lock, retention = setup.bucket(warnings)
             step = f"create the plugin's account {s.plugin_access_key}"
-            account_created = setup.account()
+            account_created = setup.account(s.plugin_access_key, s.plugin_secret_key, policy_name(s.bucket),
+                                            plugin_policy(s.bucket))
+            if s.reader_access_key and s.reader_secret_key:
+                step = f"create the dashboard's read-only account {s.reader_access_key}"
+                setup.account(s.reader_access_key, s.reader_secret_key, f"pacs-backup-reader-{s.bucket}",
+                              reader_policy(s.bucket))
         except MinioAdminException as exc:
             err: BackupError = _admin_error(exc, step)
         except _NETWORK_ERRORS as exc:
@@ -258,7 +286,7 @@ def provision(s: SetupSettings, wait_s: float = 60.0) -> SetupReport:
         else:
             return SetupReport(bucket=s.bucket, bucket_created=created, versioning=versioning, object_lock=lock,
                                retention=retention, account=s.plugin_access_key, account_created=account_created,
-                               policy=policy_name(s.bucket), warnings=tuple(warnings))
+                               policy=policy_name(s.bucket), warnings=tuple(warnings), reader=s.reader_access_key)
         if not isinstance(err, StoreUnavailable) or time.monotonic() + delay > deadline:
             raise err
         time.sleep(delay)

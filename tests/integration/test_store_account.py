@@ -236,3 +236,19 @@ def test_store_setup_script_prints_the_policy_and_refuses_the_root_keys_as_plugi
                                       "MINIO_ROOT_PASSWORD": "rootpassword", "MINIO_ACCESS_KEY": "plugin",
                                       "MINIO_SECRET_KEY": "pluginsecret"})
     assert unreachable.returncode == 3 and "cannot be reached" in unreachable.stderr
+
+
+def test_dashboard_reader_account_reads_but_never_writes(minio_server, bucket):
+    import dataclasses
+
+    settings = dataclasses.replace(setup_settings(minio_server, bucket), reader_access_key="reader-" + bucket[-8:],
+                                   reader_secret_key=devstack.new_secret())
+    report = provision(settings, wait_s=30)
+    assert report.reader == settings.reader_access_key
+    writer = _client(plugin_env(settings))
+    writer.put_object(bucket, "dicom/1/2/3.dcm", io.BytesIO(b"copy"), 4)
+    reader = Minio(settings.endpoint, settings.reader_access_key, settings.reader_secret_key, secure=False)
+    assert reader.get_object(bucket, "dicom/1/2/3.dcm").read() == b"copy"
+    assert [o.object_name for o in reader.list_objects(bucket, "dicom/", recursive=True)] == ["dicom/1/2/3.dcm"]
+    _refused(lambda: reader.put_object(bucket, "dicom/x.dcm", io.BytesIO(b"x"), 1), "write with the reader's keys")
+    _refused(lambda: reader.remove_object(bucket, "dicom/1/2/3.dcm"), "delete with the reader's keys")
