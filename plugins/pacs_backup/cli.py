@@ -227,6 +227,19 @@ def cmd_verify_backups(a: argparse.Namespace) -> int:
     return _trigger("drills", a)
 
 
+def cmd_prepare_drive(a: argparse.Namespace) -> int:
+    orthanc = _orthanc()
+    payload = {"target": a.target, **({"label": a.label} if a.label else {})}
+    try:
+        answer = orthanc.post_json("/backup/drives", payload)
+    except RequestRefused as exc:
+        raise Fail(EXIT_USAGE if exc.status == 400 else EXIT_FAILED, str(exc)) from None
+    print(f"Drive prepared for {a.target}: repository {answer['repository_id'][:8]} "
+          f"({a.label or 'no label'}); a first snapshot to it is queued (run {', '.join(map(str, answer['runs']))}).")
+    print("Label the drive with that name; the appliance recognises it whenever it is plugged in.")
+    return EXIT_OK
+
+
 def cmd_quarantine(a: argparse.Namespace) -> int:
     orthanc = _orthanc()
     if a.requeue:
@@ -346,6 +359,15 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-wait", action="store_true", help="queue it and return at once")
         sp.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
         sp.set_defaults(func=func)
+
+    sp = sub.add_parser("prepare-drive", formatter_class=fmt, epilog=EXIT_CODES,
+                        help="make a plugged-in external drive a backup drive of this appliance",
+                        description="Create an encrypted repository on the drive plugged in for a drive target "
+                                    "(a <NAME>_RESTIC_REPOSITORY that is a path), remember it, and queue a first "
+                                    "snapshot. A drive that already holds a backup is never touched.")
+    sp.add_argument("--target", required=True, help="the drive target's name (from BACKUP_EXTRA_TARGETS)")
+    sp.add_argument("--label", help="a name written on the drive, e.g. 'Drive A'")
+    sp.set_defaults(func=cmd_prepare_drive)
 
     sp = sub.add_parser("quarantine", formatter_class=fmt, epilog=EXIT_CODES,
                         help="list the instances set aside (not copied) and why; --requeue to try them again",

@@ -55,6 +55,9 @@ class TargetSettings:
     forget: bool
     keep: dict[str, str]
     retry_lock: str = "2m"  # how long restic waits for another process's lock before failing
+    drive: bool = False  # an external drive: used only when plugged in and prepared (see drives.py)
+    drive_amber_days: float = 7.0  # no snapshot on any of its drives for this long: amber
+    drive_red_days: float = 14.0
 
     def __repr__(self) -> str:
         return f"TargetSettings(name={self.name!r}, repository={self.repository!r})"
@@ -106,6 +109,12 @@ def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSetting
         forget=parse_bool(prefix + "FORGET", _raw(env, prefix + "FORGET") or "false"),
         keep=_parse_keep(prefix + "KEEP", _raw(env, prefix + "KEEP") or "within=7d,daily=14,weekly=8,monthly=24"),
         retry_lock=_duration(prefix + "RETRY_LOCK", _raw(env, prefix + "RETRY_LOCK") or "2m"),
+        # A plain path is an external drive unless the installer says it is a disk the box always has.
+        drive=repo.startswith("/") and parse_bool(prefix + "DRIVE", _raw(env, prefix + "DRIVE") or "true"),
+        drive_amber_days=_number(prefix + "DRIVE_AMBER_DAYS", _raw(env, prefix + "DRIVE_AMBER_DAYS") or "7", float,
+                                 0.01, 365),
+        drive_red_days=_number(prefix + "DRIVE_RED_DAYS", _raw(env, prefix + "DRIVE_RED_DAYS") or "14", float,
+                               0.01, 365),
     )
 
 

@@ -11,10 +11,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .config import TargetSettings
 from .drills import drill_object_store, drill_target
+from .drives import DriveNotConnected, DriveWatch, prepare
 from .errors import BackupError, BadRequest, NotFound
 from .history import RunLog
 from .redact import mask_url_credentials
@@ -33,7 +35,8 @@ class OffsiteScheduler:
 
     def __init__(self, ctx: OffsiteContext, targets: tuple[TargetSettings, ...], runs: RunLog, *,
                  drill_sample: int = 20, minio_drill_interval_s: float = 24 * 3600.0,
-                 first_run_delay_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+                 first_run_delay_s: float = 60.0, clock: Callable[[], float] = time.time,
+                 drives: DriveWatch | None = None) -> None:
         self.ctx = ctx
         self.targets = {t.name: t for t in targets}
         self.runs = runs
@@ -50,6 +53,7 @@ class OffsiteScheduler:
         self._thread: threading.Thread | None = None
         self._started_at = clock()
         self._check_slice: dict[str, int] = {}
+        self.drives = drives
 
     # --- requests ---------------------------------------------------------------------------------
     def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:
@@ -80,6 +84,9 @@ class OffsiteScheduler:
             names = [target]
         if not names:
             raise BackupError("No offsite target is configured (set RESTIC_REPOSITORY).")
+        if target is not None:
+            self._require_drive(target)
+        names = [n for n in names if n == MINIO or not self._unplugged(n)]
         ids = []
         for name in names:
             with self._queue_lock:  # at most one waiting run per target and kind: asking again joins it
@@ -89,6 +96,29 @@ class OffsiteScheduler:
                     self._jobs.put((waiting, name, kind))
             ids.append(waiting)
         return ids
+
+    def _unplugged(self, name: str) -> bool:
+        t = self.targets[name]
+        return bool(t.drive and self.drives and not self.drives.state(t).connected)
+
+    def _require_drive(self, name: str) -> None:
+        """An explicit request for a drive that is not there: say so (409), and write nothing."""
+        t = self.targets.get(name)
+        if t is not None and t.drive and self.drives is not None:
+            state = self.drives.state(t, force=True)
+            if not state.connected:
+                raise DriveNotConnected(state.sentence)
+
+    def prepare_drive(self, name: str, label: str) -> dict[str, Any]:
+        """Make a repository on the drive plugged in for target ``name``, remember it, and snapshot to it."""
+        t = self.targets.get(name)
+        if t is None or not t.drive or self.drives is None:
+            raise BadRequest(f"{name!r} is not a drive target (a <NAME>_RESTIC_REPOSITORY that is a path).")
+        with self._queue_lock:  # one preparation at a time
+            repo_id = prepare(name, self.ctx.restic(t), Path(t.repository), self.ctx.storage_dir,
+                              self.drives.registry, label, self._clock())
+        self.drives.state(t, force=True)
+        return {"repository_id": repo_id, "runs": self.request("snapshot", name)}
 
     def snapshots_holding(self, study_uid: str, target: str | None = None) -> list[tuple[str, Holding]]:
         """``(target, snapshot)`` pairs holding the study, newest first, for every (or one) target."""
@@ -176,6 +206,12 @@ class OffsiteScheduler:
 
     def _queue_due(self) -> None:
         for t in self.targets.values():
+            if t.drive and self.drives is not None:
+                if self.drives.appeared(t):  # a drive was plugged in: bring it up to date at once
+                    self.request("snapshot", t.name)
+                    continue
+                if not self.drives.state(t).connected:
+                    continue  # nothing is written in the drive's place; the status says it is missing
             if self._due(t.name, "snapshot", t.snapshot_interval_s):
                 self.request("snapshot", t.name)
             elif self._due(t.name, "drill", t.drill_interval_s):
@@ -203,6 +239,14 @@ class OffsiteScheduler:
         if name == MINIO:
             return drill_object_store(self.ctx, self.drill_sample)
         target = self.targets[name]
+        if target.drive and self.drives is not None:
+            state = self.drives.state(target, force=True)  # it may have been unplugged since it was queued
+            if not state.connected or state.repository_id is None:
+                raise DriveNotConnected(state.sentence)
+            if kind == "snapshot":
+                summary = take_snapshot(self.ctx, target, create=False)
+                self.drives.registry.seen(name, state.repository_id, self._clock(), snapshot=True)
+                return {**summary, "drive": state.repository_id}
         if kind == "snapshot":
             return take_snapshot(self.ctx, target)
         # Rotate the slice read by `restic check` so the whole repository is read once per cycle.
@@ -231,6 +275,9 @@ class OffsiteScheduler:
                 entry["repository"] = mask_url_credentials(t.repository)
                 entry["next_snapshot_at"] = self.next_due_at(name, "snapshot", t.snapshot_interval_s)
                 entry["next_drill_at"] = self.next_due_at(name, "drill", t.drill_interval_s)
+                if t.drive and self.drives is not None:
+                    good = self.runs.last(name, "snapshot", "ok")
+                    entry["drive"] = self.drives.status(t, None if good is None else now - float(good.finished_at or 0))
             else:
                 entry["next_drill_at"] = self.next_due_at(name, "drill", self.minio_drill_interval_s)
             for kind in ("snapshot", "drill"):

@@ -172,6 +172,10 @@ class Restic:
             return False
         return True
 
+    def cat_config(self) -> bytes:
+        """The repository's config (JSON with its id); raises RepositoryMissing when there is none."""
+        return self._run(["cat", "config"], json_out=False, lock=False, timeout_s=120).stdout
+
     def init(self) -> None:
         """Create the repository."""
         self._run(["init"], timeout_s=300, lock=False)

@@ -143,6 +143,13 @@ def _snapshots(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     return 200, [{"id": s.id, "short_id": s.short_id, "time": s.time} for s in reversed(snaps)]
 
 
+def _prepare_drive(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    payload = check.json_object(req.body)
+    target = check.name(check.text_field(payload, "target", required=True, max_chars=64), "target") or ""
+    label = check.text_field(payload, "label", max_chars=64) or time.strftime("Drive prepared %Y-%m-%d %H:%M")
+    return 201, svc.scheduler().prepare_drive(target, label)
+
+
 def _quarantine(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     outbox = svc.outbox_or_fail()
     return 200, [{"orthanc_id": oid, "reason": reason}
@@ -165,6 +172,7 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"studies/(?P<uid>[^/]+)"), _study),
     ("GET", re.compile(r"snapshots"), _snapshots),
     ("GET", re.compile(r"quarantine"), _quarantine),
+    ("POST", re.compile(r"drives"), _prepare_drive),
     ("POST", re.compile(r"quarantine/requeue"), _requeue),
 )
 

@@ -140,7 +140,19 @@ def refresh_study(db: sqlite3.Connection, study_uid: str, now: float) -> None:
          text, now))
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2)
+def _v3(db: sqlite3.Connection) -> None:
+    """External drives prepared for each drive target, recognised by their repository id."""
+    db.execute("""CREATE TABLE drives (
+        target           TEXT NOT NULL,
+        repository_id    TEXT NOT NULL,
+        label            TEXT NOT NULL,
+        prepared_at      REAL NOT NULL,
+        last_seen_at     REAL,
+        last_snapshot_at REAL,
+        PRIMARY KEY (target, repository_id))""")
+
+
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _migrate_lock = threading.Lock()

@@ -19,6 +19,7 @@ from . import __version__
 from .catalog import Catalog
 from .config import Settings, load_settings
 from .dicom_guard import sequence_depth
+from .drives import DriveRegistry, DriveWatch
 from .errors import BackupError, ConfigError
 from .health import overall_state
 from .history import RunLog
@@ -85,12 +86,13 @@ class BackupService:
         reader, store = OrthancReader(get), ObjectStore(s.store, pool_size=max(4, s.workers * 2))
         outbox = Outbox(s.outbox_path)
         self.catalog = Catalog(s.outbox_path)
+        ctx = OffsiteContext(reader=reader, catalog=self.catalog, store=store, storage_dir=storage_dir,
+                             config_json=config_json, orthanc=InProcessOrthanc(get, post) if post else None,
+                             prefix=s.store.prefix)
         self.offsite = OffsiteScheduler(
-            OffsiteContext(reader=reader, catalog=self.catalog, store=store, storage_dir=storage_dir,
-                           config_json=config_json, orthanc=InProcessOrthanc(get, post) if post else None,
-                           prefix=s.store.prefix),
-            s.targets, RunLog(s.outbox_path), drill_sample=s.drill_sample,
-            minio_drill_interval_s=s.minio_drill_hours * 3600.0, first_run_delay_s=s.first_run_delay_s)
+            ctx, s.targets, RunLog(s.outbox_path), drill_sample=s.drill_sample,
+            minio_drill_interval_s=s.minio_drill_hours * 3600.0, first_run_delay_s=s.first_run_delay_s,
+            drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic))
         self.replicator = Replicator(
             outbox,
             reader,

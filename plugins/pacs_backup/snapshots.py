@@ -86,7 +86,7 @@ def prepare_manifest(ctx: OffsiteContext) -> dict[str, int]:
     return counts
 
 
-def take_snapshot(ctx: OffsiteContext, target: TargetSettings) -> dict[str, Any]:
+def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = True) -> dict[str, Any]:
     """Take one snapshot to ``target`` (creating the repository on first use) and apply retention.
 
     Returns:
@@ -95,7 +95,9 @@ def take_snapshot(ctx: OffsiteContext, target: TargetSettings) -> dict[str, Any]
         BackupError (ResticError and subclasses) with a message for a person.
     """
     restic = ctx.restic(target)
-    if target.repository in ctx.initialized:
+    if not create:  # an external drive: its repository is made only by the explicit preparation step
+        created = False
+    elif target.repository in ctx.initialized:
         restic.check_reachable()
         created = False
     else:

@@ -147,7 +147,7 @@ def test_locked_repository_fails_the_run_then_next_run_catches_up(orthanc_factor
         holder.stdin.write(b"x" * 1024)
         holder.stdin.flush()
         o = orthanc_factory({**minio_server.env(bucket), "RESTIC_REPOSITORY": repo, "RESTIC_PASSWORD_FILE": str(pw),
-                             "RESTIC_FORGET": "true", "RESTIC_RETRY_LOCK": "2s",
+                             "RESTIC_FORGET": "true", "RESTIC_RETRY_LOCK": "2s", "RESTIC_DRIVE": "false",
                              "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"})
         fill(o, studies=1, per_study=2)
         o.wait_replicated(2)
