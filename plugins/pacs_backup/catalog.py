@@ -222,3 +222,11 @@ class Catalog:
         if not rows:
             return None
         return max(int(n) for _, n in rows)
+
+    def growth(self, now: float) -> tuple[int, int, float | None]:
+        """``(bytes of all copies, bytes copied in the last 30 days, when the first copy was made)``."""
+        with self._lock:
+            total, recent, first = self._db.execute(
+                "SELECT COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN added_at >= ? THEN size ELSE 0 END), 0), "
+                "MIN(added_at) FROM catalog", (now - 30 * 86400.0,)).fetchone()
+        return int(total), int(recent), None if first is None else float(first)

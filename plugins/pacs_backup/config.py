@@ -58,6 +58,8 @@ class TargetSettings:
     drive: bool = False  # an external drive: used only when plugged in and prepared (see drives.py)
     drive_amber_days: float = 7.0  # no snapshot on any of its drives for this long: amber
     drive_red_days: float = 14.0
+    quota_gb: float | None = None  # the space the clinic pays for or has (a cloud plan, a drive)
+    quota_warn_months: float = 3.0  # amber when it will be full within this many months
 
     def __repr__(self) -> str:
         return f"TargetSettings(name={self.name!r}, repository={self.repository!r})"
@@ -94,9 +96,10 @@ def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSetting
         raise ConfigError(f"{prefix}PASSWORD_FILE={password_file} does not exist.")
     backend: dict[str, str] = {}
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "REST_USERNAME",
-                "REST_PASSWORD"):
+                "REST_PASSWORD", "RCLONE_CONFIG"):
         value = secret(env, prefix + var, required=False)
         if value is not None:
+            # RCLONE_CONFIG: the rclone configuration file of a cloud-storage target (rclone:remote:path)
             backend["RESTIC_" + var if var.startswith("REST_") else var] = value
     return TargetSettings(
         name=name, repository=repo, password=direct, password_file=Path(password_file) if password_file else None,
@@ -115,7 +118,15 @@ def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSetting
                                  0.01, 365),
         drive_red_days=_number(prefix + "DRIVE_RED_DAYS", _raw(env, prefix + "DRIVE_RED_DAYS") or "14", float,
                                0.01, 365),
+        quota_gb=_optional_number(env, prefix + "QUOTA_GB"),
+        quota_warn_months=_number(prefix + "QUOTA_WARN_MONTHS", _raw(env, prefix + "QUOTA_WARN_MONTHS") or "3",
+                                  float, 0.1, 120),
     )
+
+
+def _optional_number(env: Mapping[str, str], name: str) -> float | None:
+    raw = _raw(env, name)
+    return None if raw is None else _number(name, raw, float, 0.001, 10_000_000)
 
 
 def _duration(name: str, raw: str) -> str:
@@ -158,6 +169,7 @@ class Settings:
     minio_drill_hours: float = 24.0
     first_run_delay_s: float = 60.0
     max_sequence_depth: int = 32  # deeper DICOM files are refused before Orthanc stores them
+    store_quota_gb: float | None = None  # the object store's space for this site, when limited
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -286,6 +298,7 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
                                   float, 0.01, 720),
         first_run_delay_s=_number("BACKUP_FIRST_RUN_DELAY_SECONDS",
                                   _raw(env, "BACKUP_FIRST_RUN_DELAY_SECONDS") or "60", float, 0, 86400),
+        store_quota_gb=_optional_number(env, "MINIO_QUOTA_GB"),
         max_sequence_depth=_number("BACKUP_MAX_SEQUENCE_DEPTH", _raw(env, "BACKUP_MAX_SEQUENCE_DEPTH") or "32",
                                    int, 4, 128),
     )

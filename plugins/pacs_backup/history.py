@@ -107,3 +107,10 @@ class RunLog:
             return self._rows(f"SELECT {self._COLS} FROM runs WHERE kind=? ORDER BY id DESC LIMIT ?",  # noqa: S608
                               (kind, limit))
         return self._rows(f"SELECT {self._COLS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))  # noqa: S608
+
+    def additions(self, target: str) -> list[tuple[float, int]]:
+        """``(finished_at, bytes added)`` of every successful snapshot of ``target`` (for its forecast)."""
+        with self._lock:
+            rows = self._db.execute("SELECT finished_at, json_extract(summary, '$.data_added') FROM runs "
+                                    "WHERE target=? AND kind='snapshot' AND state='ok'", (target,)).fetchall()
+        return [(float(t or 0), int(b or 0)) for t, b in rows]

@@ -18,6 +18,7 @@ from .config import TargetSettings
 from .drills import drill_object_store, drill_target
 from .drives import DriveNotConnected, DriveWatch, prepare
 from .errors import BackupError, BadRequest, NotFound
+from .forecast import forecast
 from .history import RunLog
 from .redact import mask_url_credentials
 from .restic import SnapshotInfo
@@ -275,6 +276,8 @@ class OffsiteScheduler:
                 entry["repository"] = mask_url_credentials(t.repository)
                 entry["next_snapshot_at"] = self.next_due_at(name, "snapshot", t.snapshot_interval_s)
                 entry["next_drill_at"] = self.next_due_at(name, "drill", t.drill_interval_s)
+                quota = None if t.quota_gb is None else int(t.quota_gb * 1e9)
+                entry["forecast"] = forecast(self.runs.additions(name), now, quota, t.quota_warn_months)
                 if t.drive and self.drives is not None:
                     good = self.runs.last(name, "snapshot", "ok")
                     entry["drive"] = self.drives.status(t, None if good is None else now - float(good.finished_at or 0))

@@ -21,6 +21,7 @@ from .config import Settings, load_settings
 from .dicom_guard import sequence_depth
 from .drives import DriveRegistry, DriveWatch
 from .errors import BackupError, ConfigError
+from .forecast import forecast_from_totals
 from .health import overall_state
 from .history import RunLog
 from .object_store import ObjectStore
@@ -71,6 +72,7 @@ class BackupService:
         self.catalog: Catalog | None = None
         self.config_error: str | None = None
         self.settings: Settings | None = None
+        self._growth_cache: tuple[float, tuple[int, int, float | None]] | None = None
         self.refused = 0  # DICOM files refused by screen_instance since start
         self.last_refused: dict[str, Any] | None = None
         try:
@@ -146,14 +148,30 @@ class BackupService:
                               time.time())
         if not has_targets:
             rep["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
+        now = time.time()
+        size, recent, first = self._growth(now)
+        quota = self.settings.store_quota_gb if self.settings else None
+        rep["store"]["forecast"] = forecast_from_totals(size, recent, first, now,
+                                                        None if quota is None else int(quota * 1e9))
         try:
             usage = shutil.disk_usage(self.storage_dir)
-            rep["disk"] = {"path": str(self.storage_dir), "free_bytes": usage.free, "total_bytes": usage.total}
+            rep["disk"] = {"path": str(self.storage_dir), "free_bytes": usage.free, "total_bytes": usage.total,
+                           # images arrive in the PACS as fast as they are copied: the same growth fills its disk
+                           "forecast": forecast_from_totals(usage.total - usage.free, recent, first, now,
+                                                            usage.total)}
         except OSError:
             rep["disk"] = None
         base["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
         base["last_drill"] = _newest([t.get("last_drill") for t in offsite.values()])
         return {**base, "state": state, "enabled": True, **rep, "offsite": offsite}
+
+    def _growth(self, now: float) -> tuple[int, int, float | None]:
+        """The catalog's growth, recomputed at most every 5 minutes (a sum over every copy)."""
+        if self.catalog is None:
+            return 0, 0, None
+        if self._growth_cache is None or now - self._growth_cache[0] > 300:
+            self._growth_cache = (now, self.catalog.growth(now))
+        return self._growth_cache[1]
 
     # --- REST API under /backup/ (the entry module forwards requests here) ---------------------
     def handle(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> tuple[int, Any]:
