@@ -154,6 +154,30 @@ def load_targets(env: Mapping[str, str]) -> list[TargetSettings]:
 
 
 @dataclass(frozen=True)
+class CloudPacsSettings:
+    """A remote PACS that receives a copy of every instance (DICOMweb)."""
+
+    url: str
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:
+        return f"CloudPacsSettings(url={self.url!r})"
+
+
+def load_cloud_pacs(env: Mapping[str, str]) -> CloudPacsSettings | None:
+    """CLOUD_PACS_URL (its DICOMweb root), CLOUD_PACS_USERNAME, CLOUD_PACS_PASSWORD (or _FILE)."""
+    url = _raw(env, "CLOUD_PACS_URL")
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"CLOUD_PACS_URL={url!r} must start with https:// (its DICOMweb root).")
+    user = _raw(env, "CLOUD_PACS_USERNAME")
+    return CloudPacsSettings(url=url, username=user,
+                             password=secret(env, "CLOUD_PACS_PASSWORD", required=user is not None))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the replication engine needs."""
 
@@ -170,6 +194,7 @@ class Settings:
     first_run_delay_s: float = 60.0
     max_sequence_depth: int = 32  # deeper DICOM files are refused before Orthanc stores them
     store_quota_gb: float | None = None  # the object store's space for this site, when limited
+    cloud_pacs: CloudPacsSettings | None = None
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
@@ -299,6 +324,7 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
         first_run_delay_s=_number("BACKUP_FIRST_RUN_DELAY_SECONDS",
                                   _raw(env, "BACKUP_FIRST_RUN_DELAY_SECONDS") or "60", float, 0, 86400),
         store_quota_gb=_optional_number(env, "MINIO_QUOTA_GB"),
+        cloud_pacs=load_cloud_pacs(env),
         max_sequence_depth=_number("BACKUP_MAX_SEQUENCE_DEPTH", _raw(env, "BACKUP_MAX_SEQUENCE_DEPTH") or "32",
                                    int, 4, 128),
     )

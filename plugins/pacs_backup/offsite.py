@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .cloud_pacs import CloudSender
 from .config import TargetSettings
 from .drills import drill_object_store, drill_target
 from .drives import DriveNotConnected, DriveWatch, prepare
@@ -22,12 +23,20 @@ from .forecast import forecast
 from .history import RunLog
 from .redact import mask_url_credentials
 from .restic import SnapshotInfo
-from .restore import Holding, RestoreReport, restore_from_bucket, restore_from_snapshot, snapshots_holding
+from .restore import (
+    Holding,
+    RestoreReport,
+    restore_from_bucket,
+    restore_from_cloud,
+    restore_from_snapshot,
+    snapshots_holding,
+)
 from .snapshots import OffsiteContext, take_snapshot
 
 log = logging.getLogger(__name__)
 
 MINIO = "minio"
+CLOUD_PACS = "cloud-pacs"
 MAX_WAITING_RESTORES = 10
 
 
@@ -55,11 +64,12 @@ class OffsiteScheduler:
         self._started_at = clock()
         self._check_slice: dict[str, int] = {}
         self.drives = drives
+        self.cloud: CloudSender | None = None  # set when a cloud PACS is configured
 
     # --- requests ---------------------------------------------------------------------------------
     def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:
         """Queue a restore of one study from ``source`` ('minio' or a target name). Returns the run id."""
-        if source != MINIO and source not in self.targets:
+        if source not in (MINIO, CLOUD_PACS) and source not in self.targets:
             raise BadRequest(f"Unknown source {source!r}; use minio or one of: {', '.join(self.targets) or 'none'}.")
         if not study_uid or len(study_uid) > 128:
             raise BadRequest("Give the StudyInstanceUID of the study to restore.")
@@ -187,6 +197,11 @@ class OffsiteScheduler:
                  progress: Callable[[int, int], None]) -> RestoreReport:
         if self.ctx.orthanc is None:
             raise BackupError("Restores are not available in this setup.")
+        if source == CLOUD_PACS:
+            if self.cloud is None:
+                raise BackupError("No cloud PACS is configured (CLOUD_PACS_URL).")
+            return restore_from_cloud(self.cloud.client, self.ctx.orthanc, study_uid,
+                                      self.cloud.queue.study_shas(study_uid), progress)
         if source == MINIO:
             if self.ctx.store is None:
                 raise BackupError("No object store is configured.")

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from .dicomweb import DicomWeb
 from .errors import BackupError, NotFound
 from .keys import study_prefix
 from .manifest import ManifestEntry, read_manifest
@@ -302,3 +303,19 @@ def _file_loader(base: Path, e: ManifestEntry) -> Loader:
             raise BackupError(f"{e['path']} is missing from the snapshot")
         return f.read_bytes(), e["sha256"]
     return load
+
+
+# --- from the cloud PACS ---------------------------------------------------------------------------
+def restore_from_cloud(client: DicomWeb, orthanc: OrthancTarget, study_uid: str, sent: set[str],
+                       progress: Progress | None = None) -> RestoreReport:
+    """Bring a study back from the cloud PACS (WADO-RS), each file checked against what was sent."""
+    files = client.retrieve(study_uid)
+    report = RestoreReport(source=f"cloud PACS {client.shown}", details={"studies": [study_uid]})
+
+    def loader(data: bytes) -> Loader:
+        digest = _sha(data)
+        # A file the cloud PACS changed (e.g. transcoded) is not what was backed up: it fails verification.
+        return lambda: (data, digest if digest in sent else "not-what-was-sent")
+
+    items = [(f"{study_uid} #{n + 1}", loader(f)) for n, f in enumerate(files)]
+    return restore_items(items, orthanc, report, progress)

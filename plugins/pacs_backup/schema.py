@@ -152,7 +152,24 @@ def _v3(db: sqlite3.Connection) -> None:
         PRIMARY KEY (target, repository_id))""")
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3)
+def _v4(db: sqlite3.Connection) -> None:
+    """The cloud PACS queue: every copied instance is also sent there and verified (a durable queue)."""
+    db.execute("""CREATE TABLE cloud_queue (
+        orthanc_id      TEXT PRIMARY KEY,
+        study_uid       TEXT NOT NULL,
+        sop_uid         TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'verified')),
+        enqueued_at     REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error      TEXT,
+        verified_at     REAL)""")
+    db.execute("CREATE INDEX cloud_queue_due ON cloud_queue (state, next_attempt_at)")
+
+
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _migrate_lock = threading.Lock()

@@ -17,8 +17,10 @@ from typing import Any
 
 from . import __version__
 from .catalog import Catalog
+from .cloud_pacs import CloudQueue, CloudSender
 from .config import Settings, load_settings
 from .dicom_guard import sequence_depth
+from .dicomweb import DicomWeb
 from .drives import DriveRegistry, DriveWatch
 from .errors import BackupError, ConfigError
 from .forecast import forecast_from_totals
@@ -70,6 +72,7 @@ class BackupService:
         self.replicator: Replicator | None = None
         self.offsite: OffsiteScheduler | None = None
         self.catalog: Catalog | None = None
+        self.cloud: CloudSender | None = None
         self.config_error: str | None = None
         self.settings: Settings | None = None
         self._growth_cache: tuple[float, tuple[int, int, float | None]] | None = None
@@ -95,6 +98,11 @@ class BackupService:
             ctx, s.targets, RunLog(s.outbox_path), drill_sample=s.drill_sample,
             minio_drill_interval_s=s.minio_drill_hours * 3600.0, first_run_delay_s=s.first_run_delay_s,
             drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic))
+        if s.cloud_pacs is not None:
+            self.cloud = CloudSender(CloudQueue(s.outbox_path), DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username,
+                                                                         s.cloud_pacs.password), reader, store,
+                                     RetryPolicy(s.retry_base_s, s.retry_cap_s))
+            self.offsite.cloud = self.cloud
         self.replicator = Replicator(
             outbox,
             reader,
@@ -118,9 +126,13 @@ class BackupService:
             self.replicator.start()
         if self.offsite is not None:
             self.offsite.start()
+        if self.cloud is not None:
+            self.cloud.start()
 
     def stop(self) -> None:
         """Stop the threads (Orthanc is stopping). Unfinished work stays in the outbox."""
+        if self.cloud is not None:
+            self.cloud.stop()
         if self.offsite is not None:
             self.offsite.stop()
         if self.replicator is not None:
@@ -146,6 +158,10 @@ class BackupService:
         has_targets = bool(self.settings and self.settings.targets)
         state = overall_state(rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None,
                               time.time())
+        if self.cloud is not None:
+            rep["cloud_pacs"] = self.cloud.status()
+            if state == "ok" and (rep["cloud_pacs"]["reachable"] is False or rep["cloud_pacs"]["failing"]):
+                state = "degraded"
         if not has_targets:
             rep["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
         now = time.time()
