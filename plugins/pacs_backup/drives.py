@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .config import TargetSettings
+from .documents import DriveDoc
 from .errors import BackupError
 from .restic import Restic
 from .schema import open_plugin_db
@@ -185,7 +185,7 @@ class DriveWatch:
         was = before is not None and before[1].connected and before[1].repository_id == now.repository_id
         return now.connected and not was
 
-    def status(self, target: TargetSettings, last_good_age_s: float | None) -> dict[str, Any]:
+    def status(self, target: TargetSettings, last_good_age_s: float | None) -> DriveDoc:
         """The drive part of a target's status: plugged in or not, its drives, which to swap next, a light."""
         state = self.state(target)
         drives = [{"repository_id": rid, **info} for rid, info in self.registry.known(target.name).items()]
@@ -197,6 +197,6 @@ class DriveWatch:
         else:
             light = ("green" if age_days < target.drive_amber_days else
                      "amber" if age_days < target.drive_red_days else "red")
-        return {"connected": state.connected, "sentence": state.sentence, "repository_id": state.repository_id,
-                "drives": drives, "swap_next": swap["label"] if swap else None, "light": light,
-                "advice": None if light == "green" else "Plug in the backup drive."}
+        return DriveDoc(connected=state.connected, sentence=state.sentence, repository_id=state.repository_id,
+                        drives=drives, swap_next=str(swap["label"]) if swap else None, light=light,
+                        advice=None if light == "green" else "Plug in the backup drive.")

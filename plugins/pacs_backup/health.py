@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .documents import RunDoc, TargetDoc
+
 QUEUE_LATE_S = 300.0
 REFUSED_RECENT_S = 24 * 3600.0
 
 
-def _failed(run: Mapping[str, Any] | None) -> bool:
+def _failed(run: RunDoc | None) -> bool:
     return bool(run and run.get("state") == "failed")
 
 
-def overall_state(replication: Mapping[str, Any], offsite: Mapping[str, Mapping[str, Any]], has_targets: bool,
+def overall_state(replication: Mapping[str, Any], offsite: Mapping[str, TargetDoc], has_targets: bool,
                   last_refused_at: float | None, now: float) -> str:
     """``ok``, ``degraded`` or ``error`` for the whole backup."""
     if not replication["store"]["reachable"]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .documents import RunDoc
 from .redact import mask_url_credentials
 from .schema import open_plugin_db
 
@@ -26,14 +27,14 @@ class Run:
     summary: dict[str, Any]
     error: str | None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RunDoc:
         """JSON-ready form, with the duration."""
         duration = None
         if self.started_at is not None and self.finished_at is not None:
             duration = round(self.finished_at - self.started_at, 3)
-        return {"id": self.id, "target": self.target, "kind": self.kind, "state": self.state,
-                "queued_at": self.queued_at, "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": duration, "summary": self.summary, "error": self.error}
+        return RunDoc(id=self.id, target=self.target, kind=self.kind, state=self.state, queued_at=self.queued_at,
+                      started_at=self.started_at, finished_at=self.finished_at, duration_s=duration,
+                      summary=self.summary, error=self.error)
 
 
 class RunLog:

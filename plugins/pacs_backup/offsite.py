@@ -16,6 +16,7 @@ from typing import Any
 
 from .cloud_pacs import CloudSender
 from .config import TargetSettings
+from .documents import TargetDoc
 from .drills import drill_object_store, drill_target
 from .drives import DriveNotConnected, DriveWatch, prepare
 from .errors import BackupError, BadRequest, NotFound
@@ -280,12 +281,12 @@ class OffsiteScheduler:
         return 0
 
     # --- status -----------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, TargetDoc]:
         """Per target: last snapshot and drill (any outcome) and the last successful one."""
-        out: dict[str, Any] = {}
+        out: dict[str, TargetDoc] = {}
         now = self._clock()
         for name in [*self.targets, *([MINIO] if self.ctx.store is not None else [])]:
-            entry: dict[str, Any] = {}
+            entry = TargetDoc()
             if name in self.targets:
                 t = self.targets[name]
                 entry["repository"] = mask_url_credentials(t.repository)
@@ -298,12 +299,13 @@ class OffsiteScheduler:
                     entry["drive"] = self.drives.status(t, None if good is None else now - float(good.finished_at or 0))
             else:
                 entry["next_drill_at"] = self.next_due_at(name, "drill", self.minio_drill_interval_s)
-            for kind in ("snapshot", "drill"):
-                if kind == "snapshot" and name == MINIO:
-                    continue
-                last, good = self.runs.last(name, kind), self.runs.last(name, kind, "ok")
-                entry[f"last_{kind}"] = last.as_dict() if last else None
-                entry[f"last_good_{kind}_age_s"] = (round(now - float(good.finished_at or 0), 1) if good else None)
+            if name != MINIO:
+                last, good = self.runs.last(name, "snapshot"), self.runs.last(name, "snapshot", "ok")
+                entry["last_snapshot"] = last.as_dict() if last else None
+                entry["last_good_snapshot_age_s"] = round(now - float(good.finished_at or 0), 1) if good else None
+            last, good = self.runs.last(name, "drill"), self.runs.last(name, "drill", "ok")
+            entry["last_drill"] = last.as_dict() if last else None
+            entry["last_good_drill_age_s"] = round(now - float(good.finished_at or 0), 1) if good else None
             out[name] = entry
         return out
 

@@ -21,6 +21,7 @@ from .cloud_pacs import CloudQueue, CloudSender
 from .config import Settings, load_settings
 from .dicom_guard import sequence_depth
 from .dicomweb import DicomWeb
+from .documents import RunDoc
 from .drives import DriveRegistry, DriveWatch
 from .errors import BackupError, ConfigError
 from .forecast import forecast_from_totals
@@ -231,6 +232,6 @@ class BackupService:
         return reason
 
 
-def _newest(runs: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+def _newest(runs: list[RunDoc | None]) -> RunDoc | None:
     done = [r for r in runs if r]
-    return max(done, key=lambda r: r.get("finished_at") or 0) if done else None
+    return max(done, key=lambda r: r["finished_at"] or 0) if done else None
