@@ -42,8 +42,8 @@ images: setup ## Build the appliance's images offline (engine, base image, side-
 test: setup lint typecheck ## Every test (what CI runs), including a quick run of the benchmark harness
 	@$(VENV)/bin/pytest tests
 
-bench: setup ## Benchmarks: ratios against raw baselines (QUICK=1 for a few minutes); results in benchmarks/results
-	@$(PY) benchmarks/run.py
+bench: setup ## Benchmarks: ratios against raw baselines (QUICK=1 for a few minutes; SCALE=1: costs vs archive size)
+	@if [ -n "$(SCALE)" ] && [ "$(SCALE)" != 0 ]; then $(PY) benchmarks/scale.py; else QUICK="$(QUICK)" $(PY) benchmarks/run.py; fi
 
 clean: down ## Remove the local stack's data (.devstack) - asks nothing, deletes everything local
 	rm -rf .devstack
