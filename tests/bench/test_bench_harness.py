@@ -26,3 +26,14 @@ def test_bench_quick_mode_writes_every_figure(tmp_path):
         assert isinstance(result[key], int | float), key
     assert (tmp_path / "throughput.png").stat().st_size > 1000 and (tmp_path / "lag.png").stat().st_size > 1000
     assert "ingest_ratio" in done.stdout and "met" in done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_bench_scale_mode_writes_every_figure(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py")], capture_output=True, text=True,
+                          env={**os.environ, "SCALE_SIZES": "2000", "BENCH_RESULTS": str(tmp_path)}, timeout=500,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads((tmp_path / "scale.json").read_text())["2000"]
+    for key in ("status_ms", "search_p99_ms", "restart_reconcile_s", "plugin_rss_mb"):
+        assert isinstance(figures[key], int | float), key
