@@ -20,7 +20,7 @@ from .documents import TargetDoc
 from .drills import drill_object_store, drill_target
 from .drives import DriveNotConnected, DriveWatch, prepare
 from .errors import BackupError, BadRequest, NotFound
-from .forecast import forecast
+from .forecast import Forecast, forecast
 from .history import RunLog
 from .redact import mask_url_credentials
 from .restic import SnapshotInfo
@@ -65,6 +65,7 @@ class OffsiteScheduler:
         self._started_at = clock()
         self._check_slice: dict[str, int] = {}
         self.drives = drives
+        self._forecasts: dict[str, tuple[float, Forecast]] = {}
         self.cloud: CloudSender | None = None  # set when a cloud PACS is configured
 
     # --- requests ---------------------------------------------------------------------------------
@@ -251,6 +252,7 @@ class OffsiteScheduler:
         ok = bool(summary.pop("ok", True))
         error = None if ok else _mismatch_sentence(summary.get("mismatches", []))
         self.runs.finish(run_id, self._clock(), ok, summary, error)
+        self._forecasts.pop(name, None)  # a new snapshot changes the size and growth
 
     def _run_job(self, name: str, kind: str) -> dict[str, Any]:
         if name == MINIO:
@@ -281,6 +283,15 @@ class OffsiteScheduler:
         return 0
 
     # --- status -----------------------------------------------------------------------------------
+    def _forecast(self, t: TargetSettings, now: float) -> Forecast:
+        """A target's forecast, recomputed at most every minute (it reads every snapshot run)."""
+        cached = self._forecasts.get(t.name)
+        if cached is None or now - cached[0] > 60 or now < cached[0]:
+            quota = None if t.quota_gb is None else int(t.quota_gb * 1e9)
+            cached = (now, forecast(self.runs.additions(t.name), now, quota, t.quota_warn_months))
+            self._forecasts[t.name] = cached
+        return cached[1]
+
     def status(self) -> dict[str, TargetDoc]:
         """Per target: last snapshot and drill (any outcome) and the last successful one."""
         out: dict[str, TargetDoc] = {}
@@ -292,8 +303,7 @@ class OffsiteScheduler:
                 entry["repository"] = mask_url_credentials(t.repository)
                 entry["next_snapshot_at"] = self.next_due_at(name, "snapshot", t.snapshot_interval_s)
                 entry["next_drill_at"] = self.next_due_at(name, "drill", t.drill_interval_s)
-                quota = None if t.quota_gb is None else int(t.quota_gb * 1e9)
-                entry["forecast"] = forecast(self.runs.additions(name), now, quota, t.quota_warn_months)
+                entry["forecast"] = self._forecast(t, now)
                 if t.drive and self.drives is not None:
                     good = self.runs.last(name, "snapshot", "ok")
                     entry["drive"] = self.drives.status(t, None if good is None else now - float(good.finished_at or 0))

@@ -74,19 +74,19 @@ class Outbox:
     def enqueue_missing(self, ids: Sequence[str], now: float) -> int:
         """Queue the ids the outbox has never seen (start-up reconciliation). Returns how many."""
         with self._lock:
-            before = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
+                # rowcount counts the rows this statement inserted (not those the totals trigger touched)
+                added = self._db.executemany(
                     "INSERT OR IGNORE INTO outbox (orthanc_id, state, enqueued_at, next_attempt_at) "
                     "VALUES (?, 'pending', ?, ?)",
                     [(oid, now, now) for oid in ids],
-                )
+                ).rowcount
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return self._db.total_changes - before
+            return max(0, added)
 
     def due(self, now: float, limit: int, exclude: set[str]) -> list[str]:
         """Return up to ``limit`` pending ids whose next attempt is due, oldest first, not in ``exclude``."""
@@ -159,11 +159,13 @@ class Outbox:
     def stats(self, now: float) -> OutboxStats:
         """Return the counts shown in the status."""
         with self._lock:
-            rows = dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+            totals = {r[0]: (int(r[1]), int(r[2])) for r in
+                      self._db.execute("SELECT state, n, bytes FROM outbox_totals").fetchall()}
             oldest, failing = self._db.execute(
                 "SELECT MIN(enqueued_at), SUM(attempts > 0) FROM outbox WHERE state='pending'"
             ).fetchone()
-            size = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox WHERE state='done'").fetchone()[0]
+        rows = {state: n for state, (n, _) in totals.items()}
+        size = totals.get("done", (0, 0))[1]
         return OutboxStats(
             depth=int(rows.get("pending", 0)),
             oldest_pending_age_s=None if oldest is None else max(0.0, now - float(oldest)),

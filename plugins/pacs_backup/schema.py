@@ -169,7 +169,24 @@ def _v4(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX cloud_queue_due ON cloud_queue (state, next_attempt_at)")
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4)
+def _v5(db: sqlite3.Connection) -> None:
+    """Running totals of the queue by state, kept by triggers in the same transactions as the rows, so
+    the status (asked every few seconds) does not count a million rows each time."""
+    db.execute("CREATE TABLE outbox_totals (state TEXT PRIMARY KEY, n INTEGER NOT NULL, bytes INTEGER NOT NULL)")
+    db.execute("INSERT INTO outbox_totals (state, n, bytes) SELECT s, 0, 0 FROM "
+               "(SELECT 'pending' AS s UNION ALL SELECT 'done' UNION ALL SELECT 'quarantined')")
+    db.execute("UPDATE outbox_totals SET n = (SELECT COUNT(*) FROM outbox o WHERE o.state = outbox_totals.state), "
+               "bytes = (SELECT COALESCE(SUM(size), 0) FROM outbox o WHERE o.state = outbox_totals.state)")
+    db.execute("""CREATE TRIGGER outbox_totals_insert AFTER INSERT ON outbox BEGIN
+        UPDATE outbox_totals SET n = n + 1, bytes = bytes + COALESCE(NEW.size, 0) WHERE state = NEW.state; END""")
+    db.execute("""CREATE TRIGGER outbox_totals_update AFTER UPDATE OF state, size ON outbox BEGIN
+        UPDATE outbox_totals SET n = n - 1, bytes = bytes - COALESCE(OLD.size, 0) WHERE state = OLD.state;
+        UPDATE outbox_totals SET n = n + 1, bytes = bytes + COALESCE(NEW.size, 0) WHERE state = NEW.state; END""")
+    db.execute("""CREATE TRIGGER outbox_totals_delete AFTER DELETE ON outbox BEGIN
+        UPDATE outbox_totals SET n = n - 1, bytes = bytes - COALESCE(OLD.size, 0) WHERE state = OLD.state; END""")
+
+
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _migrate_lock = threading.Lock()

@@ -70,3 +70,19 @@ def test_opening_twice_is_harmless_and_newer_files_are_refused(tmp_path):
     db.commit()
     with pytest.raises(SchemaTooNew, match="newer release"):
         open_plugin_db(path)
+
+
+def test_queue_totals_follow_every_change(tmp_path):
+    path = tmp_path / "q.sqlite"
+    old_volume(path)  # made before the totals existed: the migration counts what is there
+    ob = Outbox(path)
+    assert (ob.stats(10).replicated, ob.stats(10).depth, ob.stats(10).replicated_bytes) == (1, 1, 10)
+    ob.enqueue([("new", 11.0)])
+    ob.mark_done("o2", "k2", "s2", 5, 12.0)
+    ob.enqueue([("o1", 13.0)])  # stored again: copied again
+    ob.quarantine("new", "gone")
+    st = ob.stats(20)
+    assert (st.replicated, st.depth, st.quarantined, st.replicated_bytes) == (1, 1, 1, 5)
+    db = sqlite3.connect(path)
+    counted = dict(db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+    assert counted == {"done": 1, "pending": 1, "quarantined": 1}
