@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run down status test test-unit test-integration test-stack images lint typecheck bench clean
+.PHONY: help setup run down status test test-unit test-integration test-stack images lint typecheck package bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ images: setup ## Build the appliance's images offline (engine, base image, side-
 
 test: setup lint typecheck ## Every test (what CI runs), including a quick run of the benchmark harness
 	@$(VENV)/bin/pytest tests
+
+package: setup ## Build the installable package (engine, entry module, dashboard) into dist/
+	@$(VENV)/bin/pip wheel --no-deps --quiet -w dist .
+	@ls dist/*.whl
 
 bench: setup ## Benchmarks: ratios against raw baselines (QUICK=1 for a few minutes; SCALE=1: costs vs archive size)
 	@if [ -n "$(SCALE)" ] && [ "$(SCALE)" != 0 ]; then $(PY) benchmarks/scale.py; else QUICK="$(QUICK)" $(PY) benchmarks/run.py; fi

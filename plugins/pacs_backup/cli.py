@@ -240,6 +240,22 @@ def cmd_prepare_drive(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_orthanc_snippet(a: argparse.Namespace) -> int:
+    """What to add to an existing Orthanc to load this installed plugin (paths of this installation)."""
+    import importlib.util
+    import site
+    import sysconfig
+
+    spec = importlib.util.find_spec("orthanc_entry")
+    if spec is None or not spec.origin:
+        raise Fail(EXIT_USAGE, "The plugin's entry module is not installed here; install the pacs-backup package.")
+    paths = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    snippet = {"Plugins": [a.python_plugin], "PythonScript": spec.origin, "StorageCompression": False}
+    print(json.dumps({"orthanc_configuration": snippet,
+                      "environment": {"PYTHONPATH": ":".join(dict.fromkeys(paths))}}, indent=2))
+    return EXIT_OK
+
+
 def cmd_quarantine(a: argparse.Namespace) -> int:
     orthanc = _orthanc()
     if a.requeue:
@@ -359,6 +375,14 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-wait", action="store_true", help="queue it and return at once")
         sp.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
         sp.set_defaults(func=func)
+
+    sp = sub.add_parser("orthanc-snippet", formatter_class=fmt, epilog=EXIT_CODES,
+                        help="print what an existing Orthanc needs to load this installed plugin",
+                        description="Print (JSON) the Orthanc configuration keys and the environment that load "
+                                    "the plugin from this installation; see docs/install-existing-orthanc.md.")
+    sp.add_argument("--python-plugin", default="/usr/share/orthanc/plugins/libOrthancPython.so",
+                    help="path of Orthanc's Python plugin (default: Debian's)")
+    sp.set_defaults(func=cmd_orthanc_snippet)
 
     sp = sub.add_parser("prepare-drive", formatter_class=fmt, epilog=EXIT_CODES,
                         help="make a plugged-in external drive a backup drive of this appliance",
