@@ -36,7 +36,8 @@ def test_installed_package_loads_into_debians_orthanc(tmp_path, minio_server, bu
     (work / "orthanc.json").write_text(json.dumps(config))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(work), **snippet["environment"], **minio_server.env(bucket),
            "RESTIC_REPOSITORY": "", "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"}
-    proc = devstack.spawn("orthanc", [devstack.require_program("Orthanc"), str(work / "orthanc.json")], work / "orthanc.log", env, cwd=work)
+    argv = [devstack.require_program("Orthanc"), str(work / "orthanc.json")]
+    proc = devstack.spawn("orthanc", argv, work / "orthanc.log", env, cwd=work)
     try:
         devstack.wait_http(proc, f"http://127.0.0.1:{http_port}/system", 90, ("clinic", password))
         http = OrthancHttp(f"http://127.0.0.1:{http_port}", "clinic", password)
