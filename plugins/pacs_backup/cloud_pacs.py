@@ -9,7 +9,6 @@ counting against any image; a refusal backs off. Nothing is dropped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import statistics
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 
 from .dicomweb import CloudRefused, CloudUnavailable, DicomWeb
 from .errors import BackupError
+from .manifest import sha256_hex
 from .object_store import ObjectStore
 from .orthanc_source import OrthancReader
 from .retry import RetryPolicy
@@ -155,14 +155,14 @@ class CloudSender:
         """The exact bytes that were backed up: from the PACS when it still has them, else the bucket."""
         try:
             data = self.reader.read_file(p.orthanc_id)
-            if hashlib.sha256(data).hexdigest() == p.sha256:
+            if sha256_hex(data) == p.sha256:
                 return data
         except BackupError:
             pass
         if self.store is None:
             raise BackupError("The instance is no longer in the PACS and no bucket is configured.")
         data = self.store.get(p.key)
-        if hashlib.sha256(data).hexdigest() != p.sha256:
+        if sha256_hex(data) != p.sha256:
             raise BackupError(f"The bucket copy of {p.key} differs from what was backed up.")
         return data
 

@@ -9,7 +9,6 @@ and what to do.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import tempfile
@@ -18,10 +17,10 @@ from typing import Any, TypedDict
 
 from .config import TargetSettings
 from .errors import BackupError, SourceGone
-from .manifest import ManifestEntry, read_manifest
+from .manifest import SNAPSHOT_TAG, ManifestEntry, read_manifest, sha256_hex, snapshot_manifest_path
 from .restic import Restic
 from .search import display_name
-from .snapshots import MANIFEST_NAME, SNAPSHOT_TAG, STATE_SUBDIR, OffsiteContext
+from .snapshots import OffsiteContext
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +34,6 @@ class Mismatch(TypedDict):
     copy: str
     problem: str
     advice: str
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _mismatch(e: ManifestEntry, copy: str, problem: str, advice: str) -> Mismatch:
@@ -67,7 +62,7 @@ def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random
             data, meta_sha = ctx.store.get_with_sha(e["key"])
         except BackupError:
             data, meta_sha = None, None
-        if data is not None and _sha(data) == e["sha256"] and meta_sha in (None, e["sha256"]):
+        if data is not None and sha256_hex(data) == e["sha256"] and meta_sha in (None, e["sha256"]):
             res["identical"] += 1
             continue
         problem = "missing from the bucket" if data is None else "its bytes in the bucket differ from the copy made"
@@ -90,7 +85,7 @@ def _repair_from_orthanc(ctx: OffsiteContext, e: ManifestEntry) -> bool:
         source = ctx.reader.read_file(e["orthanc_id"])
     except (SourceGone, BackupError):
         return False
-    if _sha(source) != e["sha256"]:
+    if sha256_hex(source) != e["sha256"]:
         return False  # the PACS holds other bytes now: only the recorded ones may go back
     ctx.store.put_verified(e["key"], source, e["sha256"], e["orthanc_id"])
     return True
@@ -103,7 +98,7 @@ def newest_manifest(restic: Restic) -> tuple[str, str, list[ManifestEntry]]:
         raise BackupError(f"There is no snapshot in {restic.repository} yet.")
     snap = snaps[-1]
     root = snap.paths[0]
-    _, entries = read_manifest(restic.dump(snap.id, f"{root}/{STATE_SUBDIR}/{MANIFEST_NAME}"))
+    _, entries = read_manifest(restic.dump(snap.id, snapshot_manifest_path(root)))
     return snap.id, root, entries
 
 
@@ -133,7 +128,7 @@ def drill_target(ctx: OffsiteContext, target: TargetSettings, sample_size: int, 
         for e in picks:
             res["checked"] += 1
             f = Path(tmp + root) / e["path"]
-            got = _sha(f.read_bytes()) if f.is_file() else None
+            got = sha256_hex(f.read_bytes()) if f.is_file() else None
             if got == e["sha256"]:
                 res["identical"] += 1
                 continue

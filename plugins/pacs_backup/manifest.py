@@ -7,6 +7,7 @@ technician can find, restore and verify any study from that snapshot alone, year
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -16,6 +17,20 @@ from typing import Any, TypedDict, cast
 from .errors import BackupError
 
 MANIFEST_FORMAT = "pacs-backup-manifest/1"
+SNAPSHOT_TAG = "pacs-backup"  # every snapshot the appliance takes carries it
+STATE_SUBDIR = "pacs-backup"  # inside the storage directory, so the manifest travels in the snapshot
+MANIFEST_NAME = "manifest.jsonl"
+BUCKET_MANIFEST_KEY = "catalog/manifest.jsonl"  # the same manifest beside the copies in the bucket
+
+
+def sha256_hex(data: bytes) -> str:
+    """The one fingerprint every copy records and every check compares."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def snapshot_manifest_path(root: str) -> str:
+    """Where the manifest is inside a snapshot whose storage folder was ``root``."""
+    return f"{root}/{STATE_SUBDIR}/{MANIFEST_NAME}"
 
 
 class ManifestEntry(TypedDict):

@@ -10,7 +10,6 @@ that workers pause instead of burning through the queue.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import statistics
@@ -25,7 +24,7 @@ from typing import Any
 from .catalog import Catalog
 from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
 from .keys import instance_key
-from .manifest import ManifestEntry
+from .manifest import ManifestEntry, sha256_hex
 from .object_store import BucketReport, ObjectStore
 from .orthanc_source import InstanceUids, OrthancReader
 from .outbox import Outbox
@@ -221,7 +220,7 @@ class Replicator:
     def _copy(self, orthanc_id: str, uids: InstanceUids) -> None:
         """Read, upload if needed, verify, and mark done. Raises the domain errors _replicate handles."""
         data = self.reader.read_file(orthanc_id)
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_hex(data)
         key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix)
         existing = self.store.stat(key)
         if existing is not None and existing.orthanc_id not in (None, orthanc_id) and existing.sha256 != digest:

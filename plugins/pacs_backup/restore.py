@@ -20,10 +20,16 @@ from typing import Any, Protocol
 from .dicomweb import DicomWeb
 from .errors import BackupError, NotFound
 from .keys import study_prefix
-from .manifest import ManifestEntry, read_manifest
+from .manifest import (
+    BUCKET_MANIFEST_KEY,
+    SNAPSHOT_TAG,
+    ManifestEntry,
+    read_manifest,
+    sha256_hex,
+    snapshot_manifest_path,
+)
 from .object_store import ObjectStore
 from .restic import Restic, SnapshotInfo
-from .snapshots import BUCKET_MANIFEST_KEY, MANIFEST_NAME, SNAPSHOT_TAG, STATE_SUBDIR
 
 Loader = Callable[[], tuple[bytes, str | None]]  # -> (bytes, expected sha256)
 
@@ -57,10 +63,6 @@ class RestoreReport:
                 "failures": [{"item": w, "reason": r} for w, r in self.failures], **self.details}
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def restore_items(items: list[tuple[str, Loader]], orthanc: OrthancTarget, report: RestoreReport,
                   progress: Progress | None = None, workers: int = 4) -> RestoreReport:
     """Upload every item into Orthanc and verify it; fills ``report``."""
@@ -70,7 +72,7 @@ def restore_items(items: list[tuple[str, Loader]], orthanc: OrthancTarget, repor
         label, load = item
         try:
             data, expected = load()
-            if expected is not None and _sha(data) != expected:
+            if expected is not None and sha256_hex(data) != expected:
                 return label, "the backup copy is damaged (sha256 differs from when it was backed up)"
             answer = orthanc.upload(data)
             info = orthanc.get_json(f"/instances/{answer['ID']}/attachments/dicom/info")
@@ -173,7 +175,7 @@ def snapshot_time(snap: SnapshotInfo) -> datetime:
 def snapshot_manifest(restic: Restic, snap: SnapshotInfo) -> tuple[str, list[ManifestEntry]]:
     """Return ``(storage root inside the snapshot, manifest entries)``."""
     root = snap.paths[0]
-    return root, read_manifest(restic.dump(snap.id, f"{root}/{STATE_SUBDIR}/{MANIFEST_NAME}"))[1]
+    return root, read_manifest(restic.dump(snap.id, snapshot_manifest_path(root)))[1]
 
 
 _COUNTS: dict[tuple[str, str], dict[str, int]] = {}  # (repository, snapshot id) -> {study: instances}
@@ -313,7 +315,7 @@ def restore_from_cloud(client: DicomWeb, orthanc: OrthancTarget, study_uid: str,
     report = RestoreReport(source=f"cloud PACS {client.shown}", details={"studies": [study_uid]})
 
     def loader(data: bytes) -> Loader:
-        digest = _sha(data)
+        digest = sha256_hex(data)
         # A file the cloud PACS changed (e.g. transcoded) is not what was backed up: it fails verification.
         return lambda: (data, digest if digest in sent else "not-what-was-sent")
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from . import http_input as check
 from .catalog import StudyQuery
 from .errors import BackupError, BadRequest, NotFound
+from .manifest import SNAPSHOT_TAG
 from .preview import NoPreview, render_png
 from .search import date_range
-from .snapshots import SNAPSHOT_TAG
 
 if TYPE_CHECKING:
     from .service import BackupService

@@ -7,7 +7,6 @@ configuration without passwords. That is everything needed to rebuild the PACS e
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 import time
@@ -19,7 +18,15 @@ from typing import Any
 from .catalog import Catalog
 from .config import TargetSettings
 from .errors import BackupError
-from .manifest import ManifestEntry, write_manifest
+from .manifest import (
+    BUCKET_MANIFEST_KEY,
+    MANIFEST_NAME,
+    SNAPSHOT_TAG,
+    STATE_SUBDIR,
+    ManifestEntry,
+    sha256_hex,
+    write_manifest,
+)
 from .object_store import ObjectStore
 from .orthanc_source import OrthancReader
 from .redact import redacted_config, write_private
@@ -27,10 +34,6 @@ from .restic import Restic
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_TAG = "pacs-backup"
-STATE_SUBDIR = "pacs-backup"  # inside the storage directory, so the manifest travels in the snapshot
-MANIFEST_NAME = "manifest.jsonl"
-BUCKET_MANIFEST_KEY = "catalog/manifest.jsonl"
 
 
 @dataclass
@@ -57,10 +60,6 @@ class OffsiteContext:
         return Restic.for_target(target, cache_dir=self.storage_dir.parent / "pacs-backup-restic-cache")
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def prepare_manifest(ctx: OffsiteContext) -> dict[str, int]:
     """Catalogue older copies, then write the manifest of the files in Orthanc's storage right now and
     the configuration copy. Returns ``{study_uid: instances}`` of what the manifest lists."""
@@ -80,7 +79,7 @@ def prepare_manifest(ctx: OffsiteContext) -> dict[str, int]:
     if ctx.store is not None:
         try:  # the bucket gets the manifest too, so a restore from the bucket can search by patient
             data = (ctx.state_dir / MANIFEST_NAME).read_bytes()
-            ctx.store.put_verified(BUCKET_MANIFEST_KEY, data, sha256_bytes(data), "manifest")
+            ctx.store.put_verified(BUCKET_MANIFEST_KEY, data, sha256_hex(data), "manifest")
         except BackupError as exc:
             log.warning("manifest not copied to the bucket: %s", exc)
     return counts
