@@ -212,10 +212,11 @@ def orthanc(orthanc_factory: Callable[..., OrthancServer], minio_server: MinioSe
 class DashboardServer:
     """The real dashboard (waitress) in front of a real Orthanc + plugin."""
 
-    def __init__(self, work: Path, orthanc: OrthancServer) -> None:
+    def __init__(self, work: Path, orthanc: OrthancServer, env: dict[str, str] | None = None) -> None:
         self.port = devstack.free_port()
         self.username, self.password = "reception", devstack.new_secret()
         self.work, self.orthanc = work, orthanc
+        self.extra_env = dict(env or {})  # e.g. DASHBOARD_TZ, the read-only DASHBOARD_MINIO_* account
         self.proc: devstack.Process | None = None
 
     @property
@@ -225,7 +226,7 @@ class DashboardServer:
     def start(self) -> None:
         env = {"ORTHANC_URL": self.orthanc.url, "ORTHANC_USERNAME": self.orthanc.settings.username,
                "ORTHANC_PASSWORD": self.orthanc.settings.password, "DASHBOARD_USERNAME": self.username,
-               "DASHBOARD_PASSWORD": self.password, "DASHBOARD_MONITOR_SECONDS": "2"}
+               "DASHBOARD_PASSWORD": self.password, "DASHBOARD_MONITOR_SECONDS": "2", **self.extra_env}
         self.proc = devstack.start_dashboard(self.port, self.work, env, self.work / "dashboard.log")
 
     def stop(self) -> None:
@@ -234,11 +235,11 @@ class DashboardServer:
 
 
 @pytest.fixture
-def dashboard_factory(tmp_path: Path) -> Iterator[Callable[[OrthancServer], DashboardServer]]:
+def dashboard_factory(tmp_path: Path) -> Iterator[Callable[..., DashboardServer]]:
     made: list[DashboardServer] = []
 
-    def make(orthanc: OrthancServer) -> DashboardServer:
-        d = DashboardServer(tmp_path / f"dashboard-{len(made)}", orthanc)
+    def make(orthanc: OrthancServer, env: dict[str, str] | None = None) -> DashboardServer:
+        d = DashboardServer(tmp_path / f"dashboard-{len(made)}", orthanc, env)
         made.append(d)
         d.start()
         return d

@@ -8,9 +8,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, render_template
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
+from . import fallback, timefmt
 from .backend import Backend
 from .config import DashboardSettings, load_dashboard_settings
 from .db import Database
@@ -30,14 +31,16 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
         backend: the plugin client (tests may pass a stand-in); defaults to :class:`Backend`.
     """
     settings = settings or load_dashboard_settings()
-    app = Flask(__name__, static_folder=None)
+    # Scripts and styles are files served from here, so the CSP can forbid inline ones.
+    app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=settings.cookie_secure,
         SESSION_COOKIE_NAME="pacs_dashboard",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        # The cookie expires with the server-side session's absolute limit (see security.py).
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     db = Database(settings.data_dir / "dashboard.sqlite")
@@ -47,23 +50,37 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
     _first_admin(db, settings)
     install(app)
     app.jinja_env.filters["datetime"] = lambda ts: datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
+    # Times in the clinic's time zone; the mirror, last known status and bucket for when the PACS is down.
+    timefmt.install(app, settings.clinic.tz)
+    fallback.install(app, settings.clinic, app.extensions["backend"], settings.data_dir)
 
-    from . import audit, auth, drills, settings_views, status, studies
-    for bp in (auth.bp, status.bp, studies.bp, drills.bp, audit.bp, settings_views.bp):
+    from . import audit, auth, drills, restore_views, settings_views, status, studies
+    for bp in (auth.bp, status.bp, studies.bp, drills.bp, audit.bp, settings_views.bp, restore_views.bp):
         app.register_blueprint(bp)
 
+    def error_page(code: int, message: str) -> tuple[str | Response, int]:
+        if request.path.startswith("/api/") or request.path == "/metrics":
+            return jsonify({"error": message}), code
+        return render_template("error.html", code=code, message=message), code
+
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> tuple[str, int]:
-        return render_template("error.html", code=exc.code, message=exc.description), exc.code or 500
+    def http_error(exc: HTTPException) -> tuple[str | Response, int]:
+        message = exc.description or "That did not work."
+        if isinstance(exc, NotFound) and message == NotFound.description:
+            message = "There is no such page. Check the address, or go back to the health page."
+        elif isinstance(exc, RequestEntityTooLarge):
+            message = "What was sent is too large. Check what you typed and try again."
+        return error_page(exc.code or 500, message)
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> tuple[str, int]:
+    def unexpected(exc: Exception) -> tuple[str | Response, int]:
         log.exception("unexpected error")  # the traceback stays in the log, never on the page
-        return render_template("error.html", code=500, message="Something went wrong. The technician log has "
-                               "the details."), 500
+        return error_page(500, "Something went wrong. The technician log has the details.")
 
     if start_monitor:
-        monitor = Monitor(app.extensions["backend"], db, settings.apprise_urls, settings.monitor_interval_s)
+        monitor = Monitor(app.extensions["backend"], db, settings.apprise_urls, settings.monitor_interval_s,
+                          webhook_hosts=settings.webhook_hosts, keeper=app.extensions["keeper"],
+                          mirror=app.extensions["mirror"], tz=settings.clinic.tz)
         app.extensions["monitor"] = monitor
         monitor.start()
     return app

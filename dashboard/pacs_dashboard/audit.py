@@ -13,6 +13,17 @@ from .security import client_ip
 bp = Blueprint("audit", __name__)
 
 
+# A spreadsheet opening the export runs a cell that starts with one of these as a formula (it could
+# fetch a web address or run a command); user names and details in the log are typed by anyone.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """The cell as text, with a leading single quote when a spreadsheet would read it as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -31,6 +42,6 @@ def export() -> Response:
     writer = csv.writer(out)
     writer.writerow(["time", "user", "address", "action", "detail"])
     for r in db.audit_rows(100000):
-        writer.writerow([_when(r[0]), *r[1:]])
+        writer.writerow([csv_cell(cell) for cell in (_when(r[0]), *r[1:])])
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=pacs-backup-audit.csv"})

@@ -1,17 +1,31 @@
-"""Login, logout and the one-time setup of the first administrator."""
+"""Login, logout, changing one's password and the one-time setup of the first administrator."""
 
 from __future__ import annotations
 
 import hmac
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .db import Database
-from .security import clear_failures, client_ip, hash_password, record_failure, throttled, verify
+from .inputs import form_text
+from .security import (
+    clear_failures,
+    client_ip,
+    end_session,
+    first_in_minute,
+    hash_password,
+    record_failure,
+    start_session,
+    throttled,
+    verify,
+    wait_sentence,
+)
 
 bp = Blueprint("auth", __name__)
+
+MAX_USERNAME, MAX_PASSWORD, MIN_PASSWORD = 100, 1000, 12
 
 
 def _db() -> Database:
@@ -19,7 +33,8 @@ def _db() -> Database:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target \
+            and not urlsplit(target).netloc:
         return target
     return url_for("status.index")
 
@@ -28,31 +43,60 @@ def _safe_next(target: str | None) -> str:
 def login() -> str | Response | tuple[str, int]:
     db = _db()
     if request.method == "GET":
-        return render_template("login.html", next=request.args.get("next", ""))
-    username = request.form.get("username", "").strip()[:100]
-    password = request.form.get("password", "")
+        nxt = request.args.get("next", "")
+        return render_template("login.html", next=nxt if len(nxt) <= 2000 else "")
+    username = form_text("username", MAX_USERNAME, "The username")
+    password = form_text("password", MAX_PASSWORD, "The password", strip=False)
+    nxt = form_text("next", 2000, "The page to open after login")
     wait = throttled(db, username)
     if wait > 0:
-        db.audit("login_throttled", username, client_ip())
-        return render_template("login.html", error=f"Too many failed attempts. Try again in {wait / 60:.0f} "
-                               "minutes.", next=""), 429
+        if first_in_minute(db, f"login:{client_ip()}"):
+            db.audit("login_throttled", username, client_ip())
+        return render_template("login.html", error=wait_sentence(wait), next=""), 429
     if not verify(db, username, password):
         record_failure(db, username)
         db.audit("login_failed", username, client_ip())
         return render_template("login.html", error="Wrong username or password.", next=""), 401
     clear_failures(db, username)
-    session.clear()  # a new session id at login
-    session.permanent = True
-    session["user"] = username
+    start_session(db, username)
     db.audit("login", username, client_ip())
-    return redirect(_safe_next(request.form.get("next")))
+    return redirect(_safe_next(nxt))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
-    _db().audit("logout", session.get("user"), client_ip())
-    session.clear()
+    db = _db()
+    db.audit("logout", g.user, client_ip())
+    end_session(db)  # on the server: a copy of the cookie is worthless from now on
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password() -> str | Response | tuple[str, int]:
+    db = _db()
+    if request.method == "GET":
+        return render_template("password.html")
+    current = form_text("current", MAX_PASSWORD, "The current password", strip=False)
+    new = form_text("new", MAX_PASSWORD, "The new password", strip=False)
+    again = form_text("again", MAX_PASSWORD, "The repeated new password", strip=False)
+    user = str(g.user)
+    wait = throttled(db, user)
+    if wait > 0:
+        return render_template("password.html", error=wait_sentence(wait)), 429
+    if not verify(db, user, current):
+        record_failure(db, user)
+        db.audit("password_change_failed", user, client_ip(), "wrong current password")
+        return render_template("password.html", error="The current password is wrong."), 403
+    if len(new) < MIN_PASSWORD:
+        return render_template("password.html", error=f"Choose a new password of {MIN_PASSWORD} characters "
+                               "or more."), 400
+    if new != again:
+        return render_template("password.html", error="The two new passwords are not the same."), 400
+    ended = db.set_password(user, hash_password(new))  # ends every session of this user, this one too
+    start_session(db, user)  # ...and this browser carries on with a fresh one
+    db.audit("password_changed", user, client_ip(), f"{max(0, ended - 1)} other session(s) logged out")
+    flash("Password changed. Every other browser logged in as you has been logged out.")
+    return redirect(url_for("status.index"))
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -63,14 +107,17 @@ def setup() -> str | Response | tuple[str, int]:
         return render_template("error.html", code=404, message="Setup is already done. Log in instead."), 404
     if request.method == "GET":
         return render_template("setup.html")
+    sent = form_text("token", 200, "The setup token")
+    username = form_text("username", MAX_USERNAME, "The username")
+    password = form_text("password", MAX_PASSWORD, "The password", strip=False)
     token = token_file.read_text().strip()
     if throttled(db, "setup") > 0:
         return render_template("setup.html", error="Too many attempts; wait 15 minutes."), 429
-    if not hmac.compare_digest(request.form.get("token", ""), token):
+    if not hmac.compare_digest(sent.encode(), token.encode()):
         record_failure(db, "setup")
+        db.audit("setup_failed", None, client_ip(), "wrong setup token")
         return render_template("setup.html", error="The setup token is wrong (see the dashboard's log)."), 403
-    username, password = request.form.get("username", "").strip(), request.form.get("password", "")
-    if not username or len(password) < 12:
+    if not username or len(password) < MIN_PASSWORD:
         return render_template("setup.html", error="Choose a username and a password of 12 characters or more."), 400
     db.add_user(username, hash_password(password))
     token_file.unlink()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pacs_backup.config import parse_bool, secret
 from pacs_backup.errors import ConfigError
+
+from .clinic import ClinicSettings, load_clinic_settings
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class DashboardSettings:
     cookie_secure: bool
     apprise_urls: tuple[str, ...]
     monitor_interval_s: float
+    session_hours: float = 12.0
+    idle_minutes: float = 60.0
+    webhook_hosts: tuple[str, ...] = ()
+    # The clinic's time zone and the optional read-only bucket access (see clinic.py).
+    clinic: ClinicSettings = field(default_factory=ClinicSettings)
 
     def __repr__(self) -> str:
         return f"DashboardSettings(orthanc_url={self.orthanc_url!r}, data_dir={str(self.data_dir)!r})"
@@ -43,6 +50,19 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number.") from None
+    if not low <= value <= high:  # also refuses nan and inf
+        raise ConfigError(f"{name}={raw!r} must be between {low:g} and {high:g}.")
+    return value
+
+
 def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSettings:
     """Read and validate the dashboard's settings. Raises ConfigError naming the variable."""
     env = os.environ if env is None else env
@@ -56,6 +76,9 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
     except ValueError:
         raise ConfigError(f"DASHBOARD_MONITOR_SECONDS={interval!r} is not a number of seconds.") from None
     urls = tuple(u for u in (env.get("APPRISE_URLS") or "").replace(",", " ").split() if u)
+    # Webhook alerts (json://) may only go to these hosts, so the dashboard cannot be made to send
+    # requests to arbitrary machines on the clinic's network.
+    hooks = tuple(h.lower() for h in (env.get("DASHBOARD_WEBHOOK_HOSTS") or "").replace(",", " ").split() if h)
     return DashboardSettings(
         orthanc_url=url.rstrip("/"),
         orthanc_username=(env.get("ORTHANC_USERNAME") or None),
@@ -67,4 +90,10 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
         cookie_secure=parse_bool("DASHBOARD_COOKIE_SECURE", env.get("DASHBOARD_COOKIE_SECURE") or "true"),
         apprise_urls=urls,
         monitor_interval_s=max(1.0, monitor),
+        # A stolen cookie stops working after this many hours, whatever happens.
+        session_hours=_float(env, "DASHBOARD_SESSION_HOURS", 12.0, 0.05, 24 * 30),
+        # ...and after this many minutes without a request (0 = no idle limit).
+        idle_minutes=_float(env, "DASHBOARD_IDLE_MINUTES", 60.0, 0, 7 * 24 * 60),
+        webhook_hosts=hooks,
+        clinic=load_clinic_settings(env),
     )

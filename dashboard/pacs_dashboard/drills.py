@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, url_for
 
 from pacs_backup.errors import BackupError
 
+from .inputs import abort_for, form_text, sentence
 from .security import client_ip
 
 bp = Blueprint("drills", __name__)
@@ -13,21 +14,35 @@ bp = Blueprint("drills", __name__)
 
 @bp.route("/drills")
 def history() -> str:
-    backend = current_app.extensions["backend"]
+    """The runs from the plugin; while the PACS is down, the list the dashboard kept, said so (not an error)."""
+    from .backend import PacsDown
+    from .fallback import down_sentence, keeper, known_down, tz
+    from .status import recent_runs
+    from .timefmt import clock
+    down, notice = known_down(), None
     try:
-        runs = backend.runs(limit=200)
+        runs, kept_at = recent_runs(200, down=down is not None)
+        if down is None and kept_at is not None:  # the plugin did not answer just now
+            down = keeper().mark_down("the run list could not be read")
+    except PacsDown as exc:
+        runs, kept_at, down = [], None, keeper().mark_down(str(exc))
     except BackupError as exc:
-        abort(503, str(exc))
-    return render_template("drills.html", runs=[r for r in runs if r["kind"] in ("drill", "snapshot")])
+        abort(503, sentence(exc))
+    if down is not None:
+        notice = down_sentence(down) + (f" This is the list as it was at {clock(kept_at, tz())}." if kept_at else
+                                        " The list shows once it answers.") + \
+            " Restore tests and snapshots run again once it answers."
+    return render_template("drills.html", runs=[r for r in runs if r["kind"] in ("drill", "snapshot")],
+                           notice=notice, down=down is not None)
 
 
 @bp.route("/drills/run", methods=["POST"])
 def run_now() -> Response:
-    kind = "snapshots" if request.form.get("kind") == "snapshot" else "drills"
+    kind = "snapshots" if form_text("kind", 20, "The kind of job") == "snapshot" else "drills"
     try:
         ids = current_app.extensions["backend"].trigger(kind)
     except BackupError as exc:
-        abort(400, str(exc))
+        abort_for(exc)
     current_app.extensions["db"].audit(f"{kind[:-1]}_requested", g.user, client_ip(), f"runs {ids}")
     flash(f"Started: {'offsite snapshot' if kind == 'snapshots' else 'restore test'}. Results appear below.")
     return redirect(url_for("drills.history"))  # type: ignore[return-value]

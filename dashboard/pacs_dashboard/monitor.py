@@ -1,5 +1,6 @@
 """Background monitor: samples the status for the charts and sends one alert per problem (and one
-when it clears) through Apprise."""
+when it clears) through Apprise. While the PACS answers it also keeps the dashboard's own copies up to
+date (the catalog mirror, the run list) and hands over restores that waited for the PACS."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import tzinfo
 from typing import Any
 
+from .alerts import check_alert_url
 from .backend import Backend
 from .db import Database
 from .health import GREEN, RED, Light, lights
+from .mirror import Mirror
+from .pacs_state import StatusKeeper
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +35,31 @@ def apprise_notify(urls: list[str], title: str, body: str) -> bool:
     return bool(app.notify(title=title, body=body))
 
 
-def alert_urls(db: Database, env_urls: tuple[str, ...]) -> list[str]:
-    return list(env_urls) + [u for u in db.setting("alert_urls", []) if u not in env_urls]
+def alert_urls(db: Database, env_urls: tuple[str, ...], webhook_hosts: tuple[str, ...] = ()) -> list[str]:
+    """The installer's addresses (APPRISE_URLS) and those stored from the settings page that are allowed.
+
+    Stored addresses are checked again here: one saved before the rules existed is skipped, not used.
+    """
+    stored = []
+    for u in db.setting("alert_urls", []):
+        if not isinstance(u, str) or u in env_urls:
+            continue
+        problem = check_alert_url(u, webhook_hosts)
+        if problem:
+            log.warning("stored alert address not used: %s", problem)
+        else:
+            stored.append(u)
+    return list(env_urls) + stored
 
 
 class Monitor:
     def __init__(self, backend: Backend, db: Database, env_urls: tuple[str, ...], interval_s: float,
-                 notify: Notifier = apprise_notify) -> None:
-        self.backend, self.db, self.env_urls = backend, db, env_urls
+                 notify: Notifier = apprise_notify, webhook_hosts: tuple[str, ...] = (), *,
+                 keeper: StatusKeeper | None = None, mirror: Mirror | None = None, tz: tzinfo | None = None) -> None:
+        self.backend, self.db, self.env_urls, self.webhook_hosts = backend, db, env_urls, webhook_hosts
         self.interval_s, self.notify = interval_s, notify
+        self.keeper = keeper or StatusKeeper(backend, mirror)
+        self.mirror, self.tz = mirror, tz
         self._stop = threading.Event()
         self._last_sample = 0.0
 
@@ -49,29 +70,54 @@ class Monitor:
         self._stop.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while True:  # a first round at once, so /healthz knows each part's state from the start
             try:
                 self.tick()
             except Exception:  # the monitor must keep running; the traceback goes to the log
                 log.exception("monitor tick failed")
+            if self._stop.wait(self.interval_s):
+                return
 
     def tick(self, now: float | None = None) -> list[Light]:
-        """One round: read status, store a sample, raise and clear alerts. Returns the lights."""
+        """One round: read status, store a sample, keep the dashboard's copies, raise and clear alerts.
+        Returns the lights."""
         now = time.time() if now is None else now
-        status, error = self.backend.status()
-        ls = lights(status, error, now, self.db.setting("targets", {}))
-        if status is not None and now - self._last_sample >= 60:
-            self._last_sample = now
-            self.db.add_sample(now, _sample(status))
+        reading = self.keeper.read()
+        status = reading.status
+        ls = lights(status, reading.error, now, self.db.setting("targets", {}), self.tz,
+                    down_since=reading.down_since, last_known=reading.last_good, last_known_at=reading.last_good_at)
+        if status is not None:
+            if now - self._last_sample >= 60:
+                self._last_sample = now
+                self.db.add_sample(now, _sample(status))
+            self.keep_copies(now)
         self.evaluate(ls, now)
         return ls
+
+    def keep_copies(self, now: float) -> None:
+        """While the PACS answers: catch the catalog mirror up, keep the run list, hand over waiting restores.
+        Each step on its own: one failing does not stop the others (or the alerts)."""
+        if self.mirror is None:
+            return
+        from .restore_views import submit_waiting
+        steps: tuple[tuple[str, Callable[[], object]], ...] = (
+            ("catalog mirror", lambda: self.mirror.sync(self.backend.changed_studies, now) if self.mirror else 0),
+            ("run list", lambda: self.mirror.put("runs", {"at": now, "runs": self.backend.runs(limit=500)})
+             if self.mirror else None),
+            ("waiting restores", lambda: submit_waiting(self.backend, self.db, self.mirror, now)),
+        )
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - logged; tried again next round
+                log.warning("monitor could not update the %s: %s", what, exc)
 
     def evaluate(self, ls: list[Light], now: float) -> None:
         """Alert once when a part turns red (amber for disk), and once when it is fine again."""
         raised = {row[0]: row[2] for row in self.db.query("SELECT problem, raised_at, message FROM alerts")}
         problems = {light.key: light for light in ls
                     if light.state == RED or (light.key == "disk" and light.state != GREEN)}
-        urls = alert_urls(self.db, self.env_urls)
+        urls = alert_urls(self.db, self.env_urls, self.webhook_hosts)
         for key, light in problems.items():
             if key not in raised:
                 message = f"{light.label}: {light.value}. {light.advice}"

@@ -3,55 +3,91 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from markupsafe import Markup
 
 from pacs_backup.errors import BackupError
 
 from .charts import bar_chart, line_chart
-from .health import as_json, lights, overall
+from .fallback import evaluate, keeper, mirror, tz
+from .health import RED, Light, as_json, overall
+from .pacs_state import Reading
+from .timefmt import clock, when
 
 bp = Blueprint("status", __name__)
 
 SUMMARY = {"green": "Your images are safe.", "amber": "Backups work, but something needs attention.",
-           "red": "Action needed: a backup copy is not up to date."}
+           "red": "Action needed: see the red light below."}
+PACS_DOWN_SUMMARY = ("The PACS is not answering. Images already backed up are safe, and you can still find them "
+                     "and check their pictures here.")
 
 
-def current() -> tuple[dict[str, Any] | None, list[Any], str]:
-    backend, db = current_app.extensions["backend"], current_app.extensions["db"]
-    status, error = backend.status()
-    ls = lights(status, error, time.time(), db.setting("targets", {}))
-    return status, ls, overall(ls)
+def summary(ls: list[Light], state: str) -> str:
+    if any(light.key == "pacs" and light.state == RED for light in ls):
+        return PACS_DOWN_SUMMARY
+    return SUMMARY[state]
+
+
+def _targets() -> dict[str, float]:
+    return current_app.extensions["db"].setting("targets", {})  # type: ignore[no-any-return]
+
+
+def current() -> tuple[Reading, list[Light], str]:
+    reading = keeper().read()
+    ls = evaluate(reading, _targets(), tz())
+    return reading, ls, overall(ls)
 
 
 @bp.route("/")
 def index() -> str:
-    status, ls, state = current()
-    return render_template("index.html", lights=ls, state=state, summary=SUMMARY[state], status=status,
-                           charts=_charts())
+    reading, ls, state = current()
+    charts, note = _charts(reading)
+    return render_template("index.html", lights=ls, state=state, summary=summary(ls, state), status=reading.status,
+                           charts=charts, charts_note=note)
 
 
 @bp.route("/api/status")
 def api_status() -> Response:
-    status, ls, state = current()
-    return jsonify({"state": state, "summary": SUMMARY[state], "lights": as_json(ls), "backup": status})
+    reading, ls, state = current()
+    return jsonify({"state": state, "summary": summary(ls, state), "lights": as_json(ls), "backup": reading.status,
+                    "pacs_down_since": reading.down_since,
+                    "last_known_at": None if reading.status is not None else reading.last_good_at})
 
 
 @bp.route("/healthz")
-def healthz() -> Response:
-    """Liveness only: says nothing about patients or backups."""
-    return jsonify({"ok": True})
+def healthz() -> tuple[Response, int]:
+    """Public liveness check for uptime monitors: names each part's state, nothing about patients.
+
+    The state is the monitor's latest reading (so this answers at once even while the PACS hangs); with
+    ``?strict=1`` the answer is 503 while any part is red.
+    """
+    settings = current_app.extensions["settings"]
+    reading = keeper().latest()
+    if reading is None or time.time() - reading.at > max(3 * float(settings.monitor_interval_s), 60.0):
+        reading = keeper().read()
+    ls = evaluate(reading, _targets(), tz())
+    state = overall(ls)
+    strict = request.args.get("strict", "") not in ("", "0", "false", "no")
+    body = {"ok": not (strict and state == RED), "state": state,
+            "parts": {light.key: light.state for light in ls},
+            "last_known": sorted(light.key for light in ls if light.note),
+            "checked_at": round(reading.at, 3)}
+    return jsonify(body), 503 if strict and state == RED else 200
 
 
 @bp.route("/metrics")
 def metrics() -> Response:
-    status, ls, _ = current()
+    reading, ls, _ = current()
+    status = reading.status
     lines = ["# HELP pacs_backup_part_state 0 green, 1 amber, 2 red", "# TYPE pacs_backup_part_state gauge"]
     code = {"green": 0, "amber": 1, "red": 2}
     lines += [f'pacs_backup_part_state{{part="{light.key}"}} {code[light.state]}' for light in ls]
+    lines += ["# HELP pacs_backup_part_last_known 1 while a part shows its last known state (the PACS is down)",
+              "# TYPE pacs_backup_part_last_known gauge"]
+    lines += [f'pacs_backup_part_last_known{{part="{light.key}"}} {int(bool(light.note))}' for light in ls]
+    lines += ["# TYPE pacs_backup_pacs_up gauge", f"pacs_backup_pacs_up {int(status is not None)}"]
     if status and status.get("enabled"):
         for name, key in (("outbox_depth", "outbox_depth"), ("replicated_total", "replicated"),
                           ("replicated_bytes", "replicated_bytes"), ("failing", "failed"),
@@ -68,19 +104,33 @@ def metrics() -> Response:
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 
 
-def _charts() -> dict[str, Markup]:
-    db, backend = current_app.extensions["db"], current_app.extensions["backend"]
+def recent_runs(limit: int = 500, down: bool = False) -> tuple[list[dict[str, Any]], float | None]:
+    """The plugin's runs, or (PACS down) the last list the monitor kept, with its time."""
+    if not down:
+        try:
+            return current_app.extensions["backend"].runs(limit=limit), None
+        except BackupError:
+            pass
+    kept = mirror().get("runs")
+    if not kept:
+        return [], None
+    return list(kept.get("runs") or [])[:limit], float(kept["at"])
+
+
+def _charts(reading: Reading) -> tuple[dict[str, Markup], str | None]:
+    db = current_app.extensions["db"]
+    zone = tz()
     since = time.time() - 30 * 86400
     samples = db.samples(since)
     size = [(t, (d.get("bytes") or 0) / 1e9) for t, d in samples]
     lag = [(t, d.get("lag_p99") or 0.0) for t, d in samples]
-    try:
-        runs = [r for r in backend.runs(limit=500) if (r.get("finished_at") or 0) >= since]
-    except BackupError:  # charts are optional; the lights already show the plugin's state
-        runs = []
+    runs, kept_at = recent_runs(down=reading.down)
+    runs = [r for r in runs if (r.get("finished_at") or 0) >= since]
+    note = (f"The PACS is not answering: the snapshot and restore-test charts show what was known at "
+            f"{clock(kept_at, zone)}.") if kept_at else None
 
     def label(r: dict[str, Any]) -> str:
-        return datetime.fromtimestamp(r["finished_at"], UTC).strftime("%Y-%m-%d %H:%M") + f" {r['target']}"
+        return when(float(r["finished_at"]), zone) + f" {r['target']}"
     snaps = [(label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs)
              if r["kind"] == "snapshot"]
     drills = [(label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs)
@@ -88,4 +138,4 @@ def _charts() -> dict[str, Markup]:
     return {"size": Markup(line_chart(size, "Backed-up size", "GB")),  # noqa: S704 - built from numbers
             "lag": Markup(line_chart(lag, "Copy delay (99th percentile)", "s")),  # noqa: S704
             "snapshots": Markup(bar_chart(snaps, "Offsite snapshot durations", "s")),  # noqa: S704
-            "drills": Markup(bar_chart(drills, "Restore tests (red = failed)", "s"))}  # noqa: S704
+            "drills": Markup(bar_chart(drills, "Restore tests (red = failed)", "s"))}, note  # noqa: S704

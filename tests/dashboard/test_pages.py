@@ -24,7 +24,8 @@ def test_lights_red_without_offsite_and_when_pacs_is_down():
     ls = by_key(lights(healthy_status(offsite={}), None, time.time()))
     assert ls["offsite"].state == RED and ls["drill"].state == AMBER
     down = lights(None, "connection refused", time.time())
-    assert overall(down) == RED and "connection refused" in down[0].advice
+    assert overall(down) == RED and down[0].value == "not answering" and "switched on" in down[0].advice
+    assert "connection refused" not in down[0].advice  # plain words for staff; the reason goes to the log
 
 
 def test_lights_disk_nearly_full_is_amber_then_red():
@@ -44,11 +45,11 @@ def test_monitor_alerts_once_per_problem_and_once_when_it_clears(tmp_path):
     backend.status_value = healthy_status(store={"reachable": False})
     for _ in range(5):
         m.tick()
-    assert sent == ["PACS backup problem: Local backup copy (object store)"]
+    assert sent == ["PACS backup problem: Local backup copy"]
     backend.status_value = healthy_status()
     m.tick()
     m.tick()
-    assert sent[-1] == "PACS backup resolved: Local backup copy (object store)" and len(sent) == 2
+    assert sent[-1] == "PACS backup resolved: Local backup copy" and len(sent) == 2
 
 
 def test_health_page_reads_well(logged_in):
@@ -58,9 +59,13 @@ def test_health_page_reads_well(logged_in):
 
 def test_search_and_restore_flow(logged_in, backend):
     html = logged_in.get("/studies?q=DOE").get_data(as_text=True)
-    assert "DOE^JANE" in html
+    assert "DOE, JANE" in html and "27 Nov 2026" in html
     page = logged_in.get("/studies/1.2.3").get_data(as_text=True)
     resp = logged_in.post("/studies/1.2.3/restore", data={"source": "minio", "csrf_token": csrf_of(page)})
+    assert resp.status_code == 200 and "Restore this study?" in resp.get_data(as_text=True)  # asks first
+    assert backend.restores == []
+    resp = logged_in.post("/studies/1.2.3/restore", data={"source": "minio", "confirmed": "yes",
+                                                          "csrf_token": csrf_of(page)})
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/restores/7")
     assert backend.restores == [("1.2.3", "minio", None)]
 

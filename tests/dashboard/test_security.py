@@ -4,7 +4,7 @@ import re
 
 from tests.dashboard.conftest import PASSWORD, csrf_of
 
-PUBLIC = {"/healthz", "/login", "/setup"}
+PUBLIC = {"/healthz", "/login", "/setup", "/static/1.2.3"}  # static: the login page's style and scripts
 
 
 def concrete(rule) -> str:
@@ -31,7 +31,10 @@ def test_every_route_refuses_anonymous_requests(app):
 
 def test_healthz_is_public_and_says_nothing_about_patients(app):
     resp = app.test_client().get("/healthz")
-    assert resp.status_code == 200 and resp.get_json() == {"ok": True}
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["ok"] is True and body["state"] == "green"
+    assert set(body) == {"ok", "state", "parts", "last_known", "checked_at"}  # part names and states only
+    assert body["parts"]["pacs"] == "green" and b"DOE" not in resp.data
 
 
 def test_every_post_without_csrf_token_is_refused(app, logged_in, backend):
@@ -92,6 +95,6 @@ def test_api_accepts_basic_auth_for_monitoring(app):
 
 def test_audit_records_logins_and_restores(app, logged_in):
     page = logged_in.get("/studies/1.2.3").get_data(as_text=True)
-    logged_in.post("/studies/1.2.3/restore", data={"source": "minio", "csrf_token": csrf_of(page)})
+    logged_in.post("/studies/1.2.3/restore", data={"source": "minio", "confirmed": "yes", "csrf_token": csrf_of(page)})
     csv_text = logged_in.get("/audit.csv").get_data(as_text=True)
     assert ",login," in csv_text and "restore_requested" in csv_text and "study 1.2.3 from minio" in csv_text
