@@ -49,6 +49,10 @@ class BackendRefused(BackendError):
     """The plugin understood the request and refused it, saying why: a 400."""
 
 
+class BackendBusy(BackendRefused):
+    """The plugin has too much waiting already (HTTP 429): the same request may be made again later."""
+
+
 class PacsDown(BackendError):
     """The PACS (Orthanc, with the plugin in it) did not answer: the dashboard falls back on its own copies."""
 
@@ -78,9 +82,8 @@ def _orthanc_id(oid: str) -> str:
 
 
 def _refusal(exc: RequestRefused) -> str:
-    """The plugin's own sentence from Orthanc's "refused ... (HTTP 409): <sentence>"."""
-    text = str(exc)
-    return text.split("): ", 1)[1] if "): " in text else text
+    """The plugin's own sentence."""
+    return exc.sentence
 
 
 class Backend:
@@ -100,7 +103,7 @@ class Backend:
         if isinstance(exc, SourceGone):
             return NotInBackend(missing)
         if isinstance(exc, RequestRefused):
-            return BackendRefused(_refusal(exc))
+            return (BackendBusy if exc.status == 429 else BackendRefused)(_refusal(exc))
         if isinstance(exc, SourceError | ValueError):
             return PacsDown(PACS_DOWN)
         return BackendError(str(exc))
@@ -139,9 +142,10 @@ class Backend:
         params = urllib.parse.urlencode({"q": q, "from": date_from, "to": date_to, "modality": modality})
         return list(self._get_json("/backup/studies?" + params))
 
-    def changed_studies(self, since: float, limit: int) -> list[dict[str, Any]]:
-        """Studies whose catalog row changed after ``since`` (epoch seconds), oldest change first."""
-        params = urllib.parse.urlencode({"changed_since": repr(float(since)), "limit": str(limit)})
+    def changed_studies(self, since: float, limit: int, after: str = "") -> list[dict[str, Any]]:
+        """Studies whose catalog row changed after ``(since, after)`` (epoch seconds, study UID), oldest first."""
+        params = urllib.parse.urlencode({"changed_since": repr(float(since)), "limit": str(limit),
+                                         **({"after": after} if after else {})})
         return list(self._get_json("/backup/studies?" + params))
 
     def study(self, uid: str) -> dict[str, Any]:

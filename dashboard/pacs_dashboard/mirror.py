@@ -116,31 +116,25 @@ class Mirror:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def sync(self, fetch: Callable[[float, int], list[dict[str, Any]]], now: float | None = None,
+    def sync(self, fetch: Callable[[float, int, str], list[dict[str, Any]]], now: float | None = None,
              max_pages: int = 20) -> int:
-        """Bring the mirror up to date: ``fetch(changed_since, limit)`` is ``GET /backup/studies?changed_since=``
-        (oldest change first). At most ``max_pages`` pages per call (a large first sync spreads over a few
-        monitor rounds). Returns how many study rows were written."""
-        cursor = float(self.get("cursor", 0.0))
+        """Bring the mirror up to date: ``fetch(changed_since, limit, after)`` is
+        ``GET /backup/studies?changed_since=&after=`` (oldest change first, then by study UID), so pages
+        follow each other exactly even when many studies share one change time. At most ``max_pages``
+        pages per call (a large first sync spreads over a few monitor rounds). Returns the rows written."""
+        cursor, after = float(self.get("cursor", 0.0)), str(self.get("cursor_uid", ""))
         written = 0
         for _ in range(max_pages):
-            rows = fetch(cursor, PAGE)
+            rows = fetch(cursor, PAGE, after)
             if rows:
                 self.upsert(rows)
                 written += len(rows)
-            stamps = [float(r.get("last_copied_at") or 0) for r in rows]
-            newest = max(stamps, default=cursor)
+                last = rows[-1]
+                cursor, after = float(last.get("last_copied_at") or cursor), str(last.get("study_uid") or "")
             if len(rows) < PAGE:
-                cursor = max(cursor, newest)
                 break
-            # A full page: studies changed at the same moment as its last row may follow on the next page,
-            # so read again from just before it (rows already seen are simply written again).
-            if min(stamps) == newest:  # a whole page changed at one moment: the plugin cannot page further
-                log.warning("more than %d studies share one change time; the mirror skips past them", PAGE)
-                cursor = newest
-            else:
-                cursor = max(cursor, newest - 1e-6)
         self.put("cursor", cursor)
+        self.put("cursor_uid", after)
         self.put("synced_at", time.time() if now is None else now)
         return written
 

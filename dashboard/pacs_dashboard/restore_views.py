@@ -71,13 +71,13 @@ def progress_text(run: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
 def submit_waiting(backend: Any, db: Any, mirror_: Any, now: float | None = None) -> int:
     """Hand the restores that waited for the PACS to the plugin, oldest first (the monitor calls this once
     the PACS answers). Returns how many were handed over; stops at the first that cannot reach it."""
-    from .backend import BackendRefused, NotInBackend, PacsDown
+    from .backend import BackendBusy, BackendRefused, NotInBackend, PacsDown
     handed = 0
     for w in mirror_.waiting():
         now_ = time.time() if now is None else now
         try:
             run_id = backend.restore(w["study_uid"], w["source"], w["snapshot"])
-        except PacsDown:
+        except (PacsDown, BackendBusy):  # try again at the next round
             break
         except (BackendRefused, NotInBackend) as exc:
             mirror_.restore_refused(w["id"], str(exc), now_)

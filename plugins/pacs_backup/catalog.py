@@ -55,6 +55,7 @@ class StudyQuery:
     modality: str = ""
     limit: int = 100
     changed_since: float | None = None  # only studies copied to after this time, oldest change first
+    after: str = ""  # with changed_since: also the studies changed at that very time whose UID sorts after
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,9 @@ class Catalog:
             sql += " AND ',' || modalities || ',' LIKE ? ESCAPE '\\'"
             args.append(like_pattern("," + q.modality.upper() + ","))
         if q.changed_since is not None:  # a mirror (the dashboard's, for when the PACS is down) catching up
-            sql += " AND updated_at > ? ORDER BY updated_at LIMIT ?"
-            args.append(q.changed_since)
+            # keyset paging on (time, UID): many studies may share one time (a migration, a backfill)
+            sql += " AND (updated_at > ? OR (updated_at = ? AND study_uid > ?)) ORDER BY updated_at, study_uid LIMIT ?"
+            args += [q.changed_since, q.changed_since, q.after]
         else:
             sql += " ORDER BY study_date DESC, updated_at DESC LIMIT ?"
         args.append(max(1, min(q.limit, 1000)))

@@ -35,3 +35,7 @@ class NotFound(BackupError):
 
 class BadRequest(BackupError):
     """A request is malformed (answered 400 with this sentence)."""
+
+
+class Busy(BackupError):
+    """The request is fine but too much is waiting already: ask again later (HTTP 429)."""

@@ -19,7 +19,7 @@ from .config import TargetSettings
 from .documents import TargetDoc
 from .drills import drill_object_store, drill_target
 from .drives import DriveNotConnected, DriveWatch, prepare
-from .errors import BackupError, BadRequest, NotFound
+from .errors import BackupError, BadRequest, Busy, NotFound
 from .forecast import Forecast, forecast
 from .history import RunLog
 from .redact import mask_url_credentials
@@ -76,7 +76,7 @@ class OffsiteScheduler:
         if not study_uid or len(study_uid) > 128:
             raise BadRequest("Give the StudyInstanceUID of the study to restore.")
         if self.runs.count_waiting("restore") >= MAX_WAITING_RESTORES:
-            raise BackupError(f"{MAX_WAITING_RESTORES} restores are already waiting; try again when they are done.")
+            raise Busy(f"{MAX_WAITING_RESTORES} restores are already waiting; try again when they are done.")
         run_id = self.runs.queue(source, "restore", self._clock())
         self.runs.progress(run_id, {"study_uid": study_uid, "snapshot": snapshot, "done": 0, "total": None})
         self._restores.put((run_id, source, study_uid, snapshot))

@@ -15,9 +15,10 @@ from .errors import SourceError, SourceGone
 class RequestRefused(SourceError):
     """Orthanc (or the plugin) understood the request and refused it: a 4xx answer, with its sentence."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, sentence: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.sentence = sentence or message  # the refusing side's own words, for a page
 
 
 def _sentence(body: bytes) -> str:
@@ -69,7 +70,8 @@ class OrthancHttp:
                                   "(ORTHANC_USERNAME / ORTHANC_PASSWORD).") from None
             detail = _sentence(exc.read()[:2000])
             if 400 <= exc.code < 500:
-                raise RequestRefused(exc.code, f"Orthanc refused {method} {uri} (HTTP {exc.code}): {detail}") from None
+                raise RequestRefused(exc.code, f"Orthanc refused {method} {uri} (HTTP {exc.code}): {detail}",
+                                     detail) from None
             raise SourceError(f"Orthanc answered HTTP {exc.code} to {method} {uri}: {detail}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import http_input as check
 from .catalog import StudyQuery
-from .errors import BackupError, BadRequest, NotFound
+from .errors import BackupError, BadRequest, Busy, NotFound
 from .manifest import SNAPSHOT_TAG
 from .preview import NoPreview, render_png
 from .search import date_range
@@ -94,12 +94,13 @@ def _studies(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
         changed_since = float(since) if since else None
     except ValueError:
         raise BadRequest("changed_since is a time in seconds since 1970.") from None
+    after = check.uid(q["after"]) if q.get("after") else ""
     modality = q.get("modality", "")
     if modality and not modality.isalnum():
         raise BadRequest(f"{modality[:20]!r} is not a modality (e.g. CR, DX, US).")
     return 200, catalog.studies(StudyQuery(text=q.get("q", ""), date_from=first, date_to=last,
                                            modality=modality[:16], limit=check.limit(q.get("limit"), 100, 1000),
-                                           changed_since=changed_since))
+                                           changed_since=changed_since, after=after))
 
 
 def _study(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
@@ -197,5 +198,7 @@ def dispatch(svc: BackupService, method: str, path: str, raw_query: Mapping[str,
         return 400, {"error": str(exc)}
     except NotFound as exc:
         return 404, {"error": str(exc)}
+    except Busy as exc:
+        return 429, {"error": str(exc)}
     except BackupError as exc:
         return 409, {"error": str(exc)}

@@ -100,7 +100,7 @@ class FakeBackend:
         words = q.lower().replace("^", " ").replace(",", " ").split()
         return [r for r in self.catalog if all(w in (r["patient_name"] + " " + r["owner"]).lower() for w in words)]
 
-    def changed_studies(self, since, limit):
+    def changed_studies(self, since, limit, after=""):
         self._up("changed_studies")
         changed = [r for r in self.catalog if r["last_copied_at"] > since]
         return sorted(changed, key=lambda r: r["last_copied_at"])[:limit]

@@ -169,8 +169,9 @@ def test_search_works_from_the_mirror_while_the_pacs_is_down(app, logged_in, bac
 def test_mirror_syncs_in_pages_and_is_versioned(tmp_path):
     rows = [dict(BELLA, study_uid=f"1.2.{n}", last_copied_at=1000.0 + n // 3) for n in range(2500)]
 
-    def fetch(since, limit):
-        return sorted((r for r in rows if r["last_copied_at"] > since), key=lambda r: r["last_copied_at"])[:limit]
+    def fetch(since, limit, after=""):  # the plugin's keyset paging on (change time, study UID)
+        key = lambda r: (r["last_copied_at"], r["study_uid"])  # noqa: E731
+        return sorted((r for r in rows if key(r) > (since, after)), key=key)[:limit]
     m = Mirror(tmp_path / "mirror.sqlite")
     m.sync(fetch, 1.0)
     assert m.count() == 2500 and m.get("cursor") == max(r["last_copied_at"] for r in rows)
