@@ -120,7 +120,11 @@ def _tail(log: Path, lines: int = 15) -> str:
 
 
 def wait_http(proc: Process, url: str, timeout_s: float = 60.0, auth: tuple[str, str] | None = None) -> None:
-    """Wait until ``url`` answers 200; raise StackError with the log's tail if it does not."""
+    """Wait until ``url`` answers 200; raise StackError with the log's tail if it does not.
+
+    A program that does not answer in time is stopped: with no pid file written, nothing (not `make down`)
+    would stop it later.
+    """
     headers = {}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
@@ -135,7 +139,9 @@ def wait_http(proc: Process, url: str, timeout_s: float = 60.0, auth: tuple[str,
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
-    raise StackError(f"{proc.name} did not answer {url} within {timeout_s:.0f} s; log {proc.log}:\n{_tail(proc.log)}")
+    proc.stop(60)
+    raise StackError(f"{proc.name} did not answer {url} within {timeout_s:.0f} s (stopped it); log {proc.log}:\n"
+                     f"{_tail(proc.log)}")
 
 
 # --- MinIO --------------------------------------------------------------------------------------
@@ -156,11 +162,17 @@ def start_minio(data_dir: Path, port: int, console_port: int, user: str, passwor
 
 
 # --- rest-server (offsite stand-in) -------------------------------------------------------------
-def start_rest_server(data_dir: Path, port: int, log: Path, append_only: bool = True) -> Process:
-    """Start rest-server on 127.0.0.1:port (append-only by default: a NAS cannot erase history)."""
+def start_rest_server(data_dir: Path, port: int, log: Path, append_only: bool = True,
+                      htpasswd: Path | None = None) -> Process:
+    """Start rest-server on 127.0.0.1:port (append-only by default: a NAS cannot erase history).
+
+    With ``htpasswd`` (see write_htpasswd) only its user gets in, as `make run` starts it; without it
+    anyone who reaches the port may read and add snapshots (the test fixtures, for speed).
+    """
     exe = require_program(TOOLS_BIN / "rest-server")
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [exe, "--path", str(data_dir), "--listen", f"127.0.0.1:{port}", "--no-auth"]
+    argv = [exe, "--path", str(data_dir), "--listen", f"127.0.0.1:{port}"]
+    argv += ["--htpasswd-file", str(htpasswd)] if htpasswd is not None else ["--no-auth"]
     if append_only:
         argv.append("--append-only")
     proc = spawn("rest-server", argv, log)
@@ -172,7 +184,16 @@ def start_rest_server(data_dir: Path, port: int, log: Path, append_only: bool = 
         if not proc.alive():
             break
         time.sleep(0.1)
+    proc.stop(10)
     raise StackError(f"rest-server did not start; log {log}:\n{_tail(log)}")
+
+
+def write_htpasswd(path: Path, user: str, password: str) -> Path:
+    """Write rest-server's htpasswd file for one user (bcrypt, mode 0600), as the Compose stack does."""
+    try:
+        return orthanc_entrypoint.write_htpasswd(path, user, password)
+    except orthanc_entrypoint.ConfigError as exc:
+        raise StackError(f"{exc} (run 'make setup' to install htpasswd)") from None
 
 
 # --- Orthanc ------------------------------------------------------------------------------------
@@ -187,15 +208,28 @@ class OrthancSettings:
     password: str
     aet: str = "PACS"
     plugin: bool = True
+    # DICOM_MODALITIES' text: when it lists devices, only they may store (by AE title and address).
+    modalities: str = ""
+    # Orthanc cannot bind to one address; with remote access off it answers HTTP only from this machine.
+    remote_access: bool = False
+
+
+def render_orthanc_config(s: OrthancSettings) -> dict:
+    """Orthanc's configuration for ``s``, made by the container's renderer; StackError on a bad setting."""
+    try:
+        return orthanc_entrypoint.render(
+            json.loads(orthanc_entrypoint.TEMPLATE.read_text()), storage=s.work_dir / "storage",
+            index=s.work_dir / "index", http_port=s.http_port, dicom_port=s.dicom_port, aet=s.aet,
+            users={s.username: s.password}, entry_script=PLUGINS_DIR / "orthanc_entry.py", python_plugin=s.plugin,
+            modalities=s.modalities, remote_access=s.remote_access)
+    except orthanc_entrypoint.ConfigError as exc:
+        raise StackError(str(exc)) from None
 
 
 def write_orthanc_config(s: OrthancSettings) -> Path:
     """Write Orthanc's configuration (mode 0600: it holds the REST password). Returns its path."""
+    config = render_orthanc_config(s)
     s.work_dir.mkdir(parents=True, exist_ok=True)
-    config = orthanc_entrypoint.render(
-        json.loads(orthanc_entrypoint.TEMPLATE.read_text()), storage=s.work_dir / "storage",
-        index=s.work_dir / "index", http_port=s.http_port, dicom_port=s.dicom_port, aet=s.aet,
-        users={s.username: s.password}, entry_script=PLUGINS_DIR / "orthanc_entry.py", python_plugin=s.plugin)
     path = s.work_dir / "orthanc.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -215,26 +249,52 @@ def plugin_pythonpath() -> str:
 MALLOC_TUNING = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "262144", "MALLOC_TRIM_THRESHOLD_": "1048576"}
 
 
-def start_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, wait: bool = True) -> Process:
-    """Start Orthanc with our plugin; ``backup_env`` holds the plugin's MINIO_* / BACKUP_* settings."""
+def orthanc_command(s: OrthancSettings, backup_env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Write Orthanc's configuration; return its command line and environment (with the plugin's settings)."""
     exe = require_program("Orthanc")
     config = write_orthanc_config(s)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(s.work_dir), "PYTHONPATH": plugin_pythonpath(),
            "LANG": "C.UTF-8", **MALLOC_TUNING, **backup_env}
-    proc = spawn("orthanc", [exe, str(config)], log, env, cwd=s.work_dir)
+    return [exe, str(config)], env
+
+
+def start_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, wait: bool = True) -> Process:
+    """Start Orthanc with our plugin; ``backup_env`` holds the plugin's MINIO_* / BACKUP_* settings."""
+    argv, env = orthanc_command(s, backup_env)
+    proc = spawn("orthanc", argv, log, env, cwd=s.work_dir)
     if wait:
         wait_http(proc, f"http://127.0.0.1:{s.http_port}/system", 90, (s.username, s.password))
     return proc
 
 
+SUPERVISOR = ROOT / "dev" / "supervise.py"
+
+
+def start_supervised_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, supervisor_log: Path,
+                             child_pid_file: Path, wait: bool = True, min_backoff_s: float = 1.0,
+                             max_backoff_s: float = 30.0) -> Process:
+    """Start Orthanc under dev/supervise.py, which restarts it whenever it exits unasked (it crashes on some
+    input nothing can filter first). The returned Process is the supervisor: stopping it stops Orthanc.
+    Orthanc's current pid is in ``child_pid_file``; one line per start and restart goes to ``supervisor_log``."""
+    argv, env = orthanc_command(s, backup_env)
+    child_pid_file.parent.mkdir(parents=True, exist_ok=True)
+    supervise = [sys.executable, str(SUPERVISOR), "--name", "orthanc", "--log", str(supervisor_log),
+                 "--child-pid-file", str(child_pid_file), "--min-backoff", str(min_backoff_s),
+                 "--max-backoff", str(max_backoff_s), "--"]
+    proc = spawn("orthanc", supervise + argv, log, env, cwd=s.work_dir)
+    if wait:  # stops the supervisor (and Orthanc) when Orthanc does not come up
+        wait_http(proc, f"http://127.0.0.1:{s.http_port}/system", 90, (s.username, s.password))
+    return proc
+
+
 # --- Dashboard ----------------------------------------------------------------------------------
-def start_dashboard(port: int, data_dir: Path, env: Mapping[str, str], log: Path) -> Process:
-    """Start the dashboard (waitress) on 127.0.0.1:port; ``env`` holds ORTHANC_* and DASHBOARD_*."""
+def start_dashboard(port: int, data_dir: Path, env: Mapping[str, str], log: Path, host: str = "127.0.0.1") -> Process:
+    """Start the dashboard (waitress) on host:port; ``env`` holds ORTHANC_* and DASHBOARD_*."""
     python = VENV / "bin" / "python"
     require_program(python)
     full = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "LANG": "C.UTF-8",
             "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), str(ROOT / "dashboard")]),
-            "DASHBOARD_HOST": "127.0.0.1", "DASHBOARD_PORT": str(port), "DASHBOARD_DATA_DIR": str(data_dir),
+            "DASHBOARD_HOST": host, "DASHBOARD_PORT": str(port), "DASHBOARD_DATA_DIR": str(data_dir),
             "DASHBOARD_COOKIE_SECURE": "false", **env}
     proc = spawn("dashboard", [str(python), "-m", "pacs_dashboard"], log, full)
     wait_http(proc, f"http://127.0.0.1:{port}/healthz", 60)

@@ -3,7 +3,14 @@
 
 Data, logs, pids and generated secrets live under .devstack/ (git-ignored). Secrets are generated
 on the first run and kept; nothing has a default password. Idempotent: only what is not running is
-started. Ports can be changed with STACK_*_PORT variables.
+started (and Orthanc again when its configuration changed). Settings come from the environment, else
+from `.env` (as with Compose): STACK_*_PORT move the ports; STACK_BIND=0.0.0.0 opens Orthanc and the
+dashboard to the network (default 127.0.0.1: this machine only); DICOM_MODALITIES lists the devices
+allowed to store. STACK_STATE_DIR / STACK_ENV_FILE put the state and `.env` elsewhere (tests).
+
+`.devstack/pids/<service>.pid` holds each service's pid. For orthanc that is the pid of its supervisor
+(dev/supervise.py), which restarts Orthanc when it crashes and stops it when stopped itself; Orthanc's
+own current pid is in `.devstack/pids/orthanc.child.pid`, its restarts in `.devstack/logs/supervise-orthanc.log`.
 """
 
 from __future__ import annotations
@@ -17,16 +24,58 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import devstack
 
-STATE = devstack.ROOT / ".devstack"
+STATE = Path(os.environ.get("STACK_STATE_DIR") or devstack.ROOT / ".devstack")
 PIDS, LOGS, SECRETS = STATE / "pids", STATE / "logs", STATE / "secrets"
+ENV_FILE = Path(os.environ.get("STACK_ENV_FILE") or devstack.ROOT / ".env")
 ORDER = ("minio", "rest-server", "orthanc", "dashboard")  # start order; stop in reverse
+ORTHANC_CHILD_PID = PIDS / "orthanc.child.pid"
+SUPERVISOR_LOG = LOGS / "supervise-orthanc.log"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of a Compose-style .env file (comments, blanks and quotes as Compose reads them)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, value = (part.strip() for part in line.removeprefix("export ").split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+DOTENV = read_dotenv(ENV_FILE)
+
+
+def setting(name: str, default: str = "") -> str:
+    """A setting from the environment, else from .env (the environment wins, as with Compose)."""
+    return os.environ[name] if name in os.environ else DOTENV.get(name, default)
 
 
 def port(name: str, default: int) -> int:
-    raw = os.environ.get(f"STACK_{name}_PORT", str(default))
+    raw = setting(f"STACK_{name}_PORT") or str(default)  # empty in .env: the default
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         sys.exit(f"STACK_{name}_PORT={raw!r} is not a port number.")
     return int(raw)
+
+
+def bind_address() -> str:
+    """STACK_BIND: 127.0.0.1 (default, this machine only) or 0.0.0.0 (the network, on purpose).
+
+    Orthanc cannot listen on one address only: 127.0.0.1 turns its remote access off (HTTP clients of other
+    machines are refused), 0.0.0.0 turns it on. MinIO and rest-server always stay on 127.0.0.1.
+    """
+    raw = setting("STACK_BIND", "127.0.0.1") or "127.0.0.1"
+    if raw not in ("127.0.0.1", "0.0.0.0"):  # noqa: S104 - opening to the network is the point of the setting
+        sys.exit(f"STACK_BIND={raw!r} is not 127.0.0.1 (this machine only) or 0.0.0.0 (the network).")
+    return raw
+
+
+BIND = bind_address()
 
 
 PORTS = {"orthanc": port("ORTHANC_HTTP", 8042), "dicom": port("DICOM", 4242), "minio": port("MINIO", 9000),
@@ -43,6 +92,23 @@ def secret(name: str, make: str | None = None) -> str:
         with os.fdopen(fd, "w") as f:
             f.write(make or devstack.new_secret())
     return path.read_text().strip()
+
+
+def cmdline(pid: int) -> list[str]:
+    """A running process's command line ([] when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def environ(pid: int) -> dict[str, str]:
+    """A running process's environment ({} when it is gone or not ours)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
 
 
 def running(name: str) -> devstack.Process | None:
@@ -73,6 +139,10 @@ def stack_env() -> dict[str, str]:
         "MINIO_BUCKET": "pacs-backup",
         "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{PORTS['rest-server']}/clinic",
         "RESTIC_PASSWORD_FILE": str(SECRETS / "restic_password"),
+        # The offsite stand-in's own login (rest-server --htpasswd-file); restic reads these two variables.
+        "RESTIC_REST_USERNAME": secret("rest_server_username", "pacs-" + devstack.new_secret(6).lower()
+                                       .replace("_", "-")),
+        "RESTIC_REST_PASSWORD": secret("rest_server_password"),
         "DASHBOARD_URL": f"http://127.0.0.1:{PORTS['dashboard']}",
         "DASHBOARD_USERNAME": "admin",
         "DASHBOARD_PASSWORD": secret("dashboard_password"),
@@ -132,25 +202,38 @@ def up() -> None:
                                     root_user, root_password, LOGS / "minio.log"))
         started.append("minio")
     store_report = setup_store(env)  # before Orthanc: the plugin's account may not create the bucket
+    rest = running("rest-server")
+    rest_got_login = rest is not None and "--no-auth" in cmdline(rest.pid)
+    if rest is not None and rest_got_login:
+        # A stack from before the offsite stand-in had a login: restart it with one, and Orthanc with the
+        # credentials (below).
+        print("restarting rest-server with a login (it ran without authentication)")
+        rest.stop(30)
     if not running("rest-server"):
-        record(devstack.start_rest_server(STATE / "offsite", PORTS["rest-server"], LOGS / "rest-server.log"))
+        htpasswd = devstack.write_htpasswd(SECRETS / "rest-server.htpasswd", env["RESTIC_REST_USERNAME"],
+                                           env["RESTIC_REST_PASSWORD"])
+        record(devstack.start_rest_server(STATE / "offsite", PORTS["rest-server"], LOGS / "rest-server.log",
+                                          htpasswd=htpasswd))
         started.append("rest-server")
+    settings = orthanc_settings(env)
+    orthanc = running("orthanc")
+    if orthanc is not None and (why := orthanc_restart_reason(orthanc, settings, rest_got_login)):
+        print(f"restarting orthanc: {why}")
+        stop_orthanc(orthanc)
     if not running("orthanc"):
-        backup_env = {k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}
-        backup_env.update({"MINIO_ACCESS_KEY_FILE": str(SECRETS / "minio_access_key"),
-                           "MINIO_SECRET_KEY_FILE": str(SECRETS / "minio_secret_key"),
-                           "RESTIC_REPOSITORY": env["RESTIC_REPOSITORY"],
-                           "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"]})
-        settings = devstack.OrthancSettings(work_dir=STATE / "orthanc", http_port=PORTS["orthanc"],
-                                            dicom_port=PORTS["dicom"], username=env["ORTHANC_USERNAME"],
-                                            password=env["ORTHANC_PASSWORD"], aet=env["DICOM_AET"])
-        record(devstack.start_orthanc(settings, backup_env, LOGS / "orthanc.log"))
+        record(devstack.start_supervised_orthanc(settings, orthanc_backup_env(env), LOGS / "orthanc.log",
+                                                 SUPERVISOR_LOG, ORTHANC_CHILD_PID))
         started.append("orthanc")
+    dashboard = running("dashboard")
+    if dashboard is not None and environ(dashboard.pid).get("DASHBOARD_HOST", BIND) != BIND:
+        print(f"restarting dashboard on {BIND} (STACK_BIND changed)")
+        dashboard.stop(30)
     if not running("dashboard"):
         dash_env = {k: env[k] for k in ("ORTHANC_URL", "ORTHANC_USERNAME", "DASHBOARD_USERNAME")}
         dash_env.update({"ORTHANC_PASSWORD_FILE": str(SECRETS / "orthanc_password"),
                          "DASHBOARD_PASSWORD_FILE": str(SECRETS / "dashboard_password")})
-        record(devstack.start_dashboard(PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log"))
+        record(devstack.start_dashboard(PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log",
+                                        host=BIND))
         started.append("dashboard")
     path = write_env(env)
     sheet = STATE / "recovery-sheet.txt"
@@ -164,18 +247,79 @@ def up() -> None:
           f"{SECRETS}/minio_root_*; stack.env has the plugin's own)")
     for line in store_report:
         print(f"               {line}")
-    print(f"  Offsite      {env['RESTIC_REPOSITORY']}  (rest-server, append-only)")
+    print(f"  Offsite      {env['RESTIC_REPOSITORY']}  (rest-server, append-only, user "
+          f"{env['RESTIC_REST_USERNAME']}; password in stack.env)")
     print(f"  Status       {env['ORTHANC_URL']}/backup/status")
     print(f"  Dashboard    {env['DASHBOARD_URL']}  (user {env['DASHBOARD_USERNAME']})")
+    if BIND == "127.0.0.1":
+        print("  Network      this machine only: Orthanc refuses web/REST clients of other machines, the "
+              "dashboard listens on 127.0.0.1 (STACK_BIND=0.0.0.0 in .env opens both)")
+    else:
+        print(f"  Network      open (STACK_BIND={BIND}): Orthanc's web/REST and the dashboard answer other machines")
+    if settings.modalities:
+        print(f"  DICOM        only these devices may store: {settings.modalities}")
+    else:
+        print(f"  DICOM        any device that reaches port {PORTS['dicom']} may store (Orthanc cannot listen on "
+              "127.0.0.1 only); set DICOM_MODALITIES in .env to list the allowed devices")
     print(f"  Settings and secrets: {path}  (logs in {LOGS})")
     print(f"  Recovery sheet: {sheet}  (print it; keep it away from this machine)")
+
+
+def orthanc_settings(env: dict[str, str]) -> devstack.OrthancSettings:
+    return devstack.OrthancSettings(work_dir=STATE / "orthanc", http_port=PORTS["orthanc"], dicom_port=PORTS["dicom"],
+                                    username=env["ORTHANC_USERNAME"], password=env["ORTHANC_PASSWORD"],
+                                    aet=env["DICOM_AET"], modalities=setting("DICOM_MODALITIES"),
+                                    remote_access=BIND != "127.0.0.1")
+
+
+def orthanc_backup_env(env: dict[str, str]) -> dict[str, str]:
+    """The plugin's settings: secrets as *_FILE, so they stay out of Orthanc's environment."""
+    backup_env = {k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}
+    backup_env.update({"MINIO_ACCESS_KEY_FILE": str(SECRETS / "minio_access_key"),
+                       "MINIO_SECRET_KEY_FILE": str(SECRETS / "minio_secret_key"),
+                       "RESTIC_REPOSITORY": env["RESTIC_REPOSITORY"],
+                       "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"],
+                       "RESTIC_REST_USERNAME": env["RESTIC_REST_USERNAME"],
+                       "RESTIC_REST_PASSWORD_FILE": str(SECRETS / "rest_server_password")})
+    return backup_env
+
+
+def orthanc_restart_reason(proc: devstack.Process, settings: devstack.OrthancSettings,
+                           restarted_rest: bool) -> str | None:
+    """Why a running Orthanc must be restarted to match this `make run`, or None."""
+    if not any(arg.endswith("supervise.py") for arg in cmdline(proc.pid)):
+        return "it ran without its supervisor (nothing restarted it after a crash)"
+    if restarted_rest:
+        return "the offsite stand-in now has a login"
+    try:
+        current = json.loads((settings.work_dir / "orthanc.json").read_text())
+    except (OSError, ValueError):
+        return "its configuration file is missing"
+    if current != devstack.render_orthanc_config(settings):
+        return "its configuration changed (.env or environment)"
+    return None
+
+
+def stop_orthanc(proc: devstack.Process | None) -> None:
+    """Stop Orthanc's supervisor (which stops Orthanc), and an Orthanc it left behind if it was killed."""
+    if proc is not None:
+        proc.stop(60)
+    if ORTHANC_CHILD_PID.exists():
+        child = devstack.Process("orthanc", int(ORTHANC_CHILD_PID.read_text()), LOGS / "orthanc.log")
+        if child.alive() and any(arg.endswith("Orthanc") for arg in cmdline(child.pid)[:1]):
+            child.stop(60)
+        ORTHANC_CHILD_PID.unlink(missing_ok=True)
+    (PIDS / "orthanc.pid").unlink(missing_ok=True)
 
 
 def down() -> None:
     for name in reversed(ORDER):
         proc = running(name)
-        if proc:
+        if name == "orthanc":
+            stop_orthanc(proc)
+        elif proc:
             proc.stop(60)
+        if proc:
             print(f"stopped {name}")
         (PIDS / f"{name}.pid").unlink(missing_ok=True)
 
@@ -183,7 +327,10 @@ def down() -> None:
 def status() -> None:
     for name in ORDER:
         proc = running(name)
-        print(f"{name:12s} {f'running (pid {proc.pid})' if proc else 'stopped'}")
+        state = f"running (pid {proc.pid})" if proc else "stopped"
+        if proc and name == "orthanc" and ORTHANC_CHILD_PID.exists():
+            state = f"running (supervisor pid {proc.pid}, Orthanc pid {ORTHANC_CHILD_PID.read_text().strip()})"
+        print(f"{name:12s} {state}")
     if running("orthanc"):
         sys.path.insert(0, str(devstack.ROOT / "plugins"))
         from pacs_backup.errors import BackupError

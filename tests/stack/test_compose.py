@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from minio.deleteobjects import DeleteObject
 
 from conftest import ROOT, wait_until
 from devstack import free_port
-from tests.support.dicomgen import make_study
+from tests.support.dicomgen import make_instance, make_study, new_uid
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -62,6 +64,9 @@ def stack(tmp_path_factory):
 
     init = sh(str(ROOT / "scripts" / "init"), "--env-file", str(env_file), "--clinic", "Test Vet", env=compose_env)
     assert "generated ORTHANC_PASSWORD" in init.stdout and (work / "recovery-sheet.txt").exists()
+    # The offsite-demo rest-server's login (16.15), and the advice to list the devices (16.2).
+    assert "generated RESTIC_REST_USERNAME" in init.stdout and "generated RESTIC_REST_PASSWORD" in init.stdout
+    assert "DICOM_MODALITIES is empty" in init.stdout
     settings = read_env(env_file)
     sheet = (work / "recovery-sheet.txt").read_text()
     assert settings["RESTIC_PASSWORD"] in sheet and "rest:http://rest-server:8000/clinic" in sheet
@@ -131,9 +136,15 @@ def test_compose_stack_end_to_end(stack, tmp_path):
                                     bypass_governance_mode=True)
     assert [e.code for e in refused] == ["AccessDenied"]
 
-    # 3. An offsite snapshot to the rest-server profile, taken inside the stack.
+    # 3. An offsite snapshot to the rest-server profile, taken inside the stack with the generated login;
+    # without it the rest-server refuses restic (it ran with --no-auth before).
     snap = stack.compose("exec", "-T", "orthanc", "snapshot-now", timeout=600)
     assert "snapshot of offsite: OK" in snap.stdout
+    for user, password in (("", ""), (stack.env["RESTIC_REST_USERNAME"], "wrong")):
+        anonymous = stack.compose("exec", "-T", "-e", f"RESTIC_REST_USERNAME={user}", "-e",
+                                  f"RESTIC_REST_PASSWORD={password}", "orthanc", "restic", "-r",
+                                  "rest:http://rest-server:8000/clinic", "snapshots", check=False, timeout=120)
+        assert anonymous.returncode != 0 and "401" in anonymous.stdout + anonymous.stderr, anonymous.stderr[-500:]
 
     # 4. A study is deleted by mistake and restored with restore-study run inside the stack.
     lost_uid = studies[0][0]
@@ -162,3 +173,60 @@ def test_compose_stack_end_to_end(stack, tmp_path):
     st = stack.orthanc("/backup/status").json()
     assert st["outbox_depth"] == 0 and st["quarantined"] == 0 and st["state"] in ("ok", "degraded")
     print(json.dumps({"stack": "ok", "instances": 10, "objects": len(digests)}))
+
+
+def test_compose_orthanc_crash_during_ingest_restarts_and_loses_nothing(stack, tmp_path):
+    """Orthanc's own JSON parser overflows its stack on deeply nested input (upstream, 1.10.1 and 1.12.7):
+    Docker's restart policy brings the container back and the plugin's outbox loses nothing (16.1)."""
+    container = stack.compose("ps", "-q", "orthanc").stdout.strip()
+
+    def restart_count() -> int:
+        return int(sh("docker", "inspect", "-f", "{{.RestartCount}}", container).stdout.strip())
+
+    restarts_before = restart_count()
+    replicated_before = stack.orthanc("/backup/status").json()["replicated"]
+    study, series = new_uid(), new_uid()
+    files = [make_instance(study, series, instance_number=i + 1, rows=32, cols=32) for i in range(60)]
+    acknowledged: dict[str, str] = {}
+
+    def sender() -> None:
+        # A modality that sends each image until Orthanc acknowledges it.
+        for data in files:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                try:
+                    r = stack.orthanc("/instances", "POST", data=data, headers={"Content-Type": "application/dicom"})
+                    if r.status_code == 200:
+                        acknowledged[r.json()["ID"]] = hashlib.sha256(data).hexdigest()
+                        break
+                except requests.RequestException:
+                    pass
+                time.sleep(0.3)
+
+    t = threading.Thread(target=sender)
+    t.start()
+    try:
+        wait_until(lambda: len(acknowledged) >= 20, 120, "20 instances acknowledged")
+        t0 = time.monotonic()
+        with pytest.raises(requests.ConnectionError):  # Orthanc dies without answering
+            stack.orthanc("/tools/find", "POST", data=b"[" * 100_000)
+        wait_until(lambda: restart_count() > restarts_before, 60, "Docker to restart the orthanc container")
+        wait_until(lambda: _answers(stack), 180, "the restarted Orthanc to answer")
+        back_s = time.monotonic() - t0
+    finally:
+        t.join(600)
+    assert len(acknowledged) == 60
+    st = wait_until(lambda: (s := stack.orthanc("/backup/status").json())["replicated"] >= replicated_before + 60
+                    and s["outbox_depth"] == 0 and s, 300, "the backup queue to drain")
+    in_bucket = set(bucket_digests(stack.minio()).values())
+    lost = {d for d in acknowledged.values() if d not in in_bucket}
+    assert not lost, f"{len(lost)} of 60 instances are not in the bucket"
+    print(json.dumps({"compose_crash": "ok", "sent": 60, "lost": len(lost), "back_after_s": round(back_s, 1),
+                      "restarts": restart_count() - restarts_before, "replicated": st["replicated"]}))
+
+
+def _answers(stack) -> bool:
+    try:
+        return stack.orthanc("/system").status_code == 200
+    except requests.RequestException:
+        return False

@@ -1,0 +1,160 @@
+"""`make run` itself (dev/stack.py up / status / down) in a scratch state directory on free ports:
+a supervised Orthanc that comes back after a crash (16.1), the offsite stand-in's login (16.15) and a
+stack that answers this machine only (16.16)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import devstack
+from conftest import ROOT, wait_until
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def outward_address() -> str | None:
+    """This machine's address on its default route (not loopback), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the route
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def get(url: str, auth: tuple[str, str], body: bytes | None = None) -> int | str:
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    req = urllib.request.Request(url, data=body, headers={"Authorization": "Basic " + token})  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:  # noqa: S310 - the test's own stack
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError as exc:
+        return type(exc).__name__
+
+
+class Stack:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        (state.parent / "dotenv").write_text("# no STACK_BIND: the default, this machine only\n")
+        self.env = {**os.environ, "STACK_STATE_DIR": str(state), "STACK_ENV_FILE": str(state.parent / "dotenv")}
+        for name in ("ORTHANC_HTTP", "DICOM", "MINIO", "MINIO_CONSOLE", "REST_SERVER", "DASHBOARD"):
+            self.env[f"STACK_{name}_PORT"] = str(devstack.free_port())
+        for name in ("STACK_BIND", "DICOM_MODALITIES"):
+            self.env.pop(name, None)
+
+    def run(self, action: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(ROOT / "dev" / "stack.py"), action], env=self.env, text=True,
+                              capture_output=True, timeout=timeout, check=False, cwd=ROOT)
+
+    def pid(self, name: str) -> int:
+        return int((self.state / "pids" / f"{name}.pid").read_text())
+
+    def orthanc_pid(self) -> int | None:
+        """Orthanc's own pid (None between a crash and the restart)."""
+        try:
+            return int((self.state / "pids" / "orthanc.child.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def settings(self) -> dict[str, str]:
+        lines = (self.state / "stack.env").read_text().splitlines()
+        return dict(ln.split("=", 1) for ln in lines if "=" in ln and not ln.startswith("#"))
+
+
+@pytest.fixture
+def stack(tmp_path):
+    s = Stack(tmp_path / "devstack")
+    yield s
+    down = s.run("down", 240)
+    print(down.stdout, down.stderr)
+    for log in sorted((s.state / "logs").glob("*.log")):
+        print(f"--- tail of {log}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-25:]))
+
+
+def test_make_run_supervises_orthanc_logs_in_offsite_and_stays_local(stack, tmp_path):
+    up = stack.run("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "Started: minio, rest-server, orthanc, dashboard" in up.stdout
+    env = stack.settings()
+    auth = (env["ORTHANC_USERNAME"], env["ORTHANC_PASSWORD"])
+
+    # 16.1: orthanc.pid is the supervisor's; Orthanc's own pid is in orthanc.child.pid.
+    supervisor, child = stack.pid("orthanc"), stack.orthanc_pid()
+    assert child is not None
+    assert any(arg.endswith("supervise.py") for arg in cmdline(supervisor)), cmdline(supervisor)
+    assert cmdline(child)[0].endswith("Orthanc")
+    assert get(env["ORTHANC_URL"] + "/tools/find", auth, b"[" * 100_000) != 200  # crashes Orthanc 1.10.1
+    wait_until(lambda: stack.orthanc_pid() not in (None, child), 30, "a new Orthanc")
+    wait_until(lambda: get(env["ORTHANC_URL"] + "/system", auth) == 200, 90, "Orthanc to answer again")
+    assert not alive(child) and stack.pid("orthanc") == supervisor
+    assert "exited unexpectedly (signal SIGSEGV)" in (stack.state / "logs" / "supervise-orthanc.log").read_text()
+
+    # 16.15: the plugin and the scripts log in to the offsite stand-in with stack.env's credentials.
+    assert stat.S_IMODE((stack.state / "stack.env").stat().st_mode) == 0o600
+    assert env["RESTIC_REST_USERNAME"] and env["RESTIC_REST_PASSWORD"]
+    rest_cmd = cmdline(stack.pid("rest-server"))
+    assert "--htpasswd-file" in rest_cmd and "--no-auth" not in rest_cmd and "--append-only" in rest_cmd
+    snap = subprocess.run([str(ROOT / "scripts" / "snapshot-now")], env={**os.environ, **env}, text=True,
+                          capture_output=True, timeout=300, check=False)
+    assert snap.returncode == 0, snap.stdout + snap.stderr
+    restic_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
+                  "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"]}
+    snapshots = [str(devstack.TOOLS_BIN / "restic"), "-r", env["RESTIC_REPOSITORY"], "snapshots", "--json"]
+    anonymous = subprocess.run(snapshots, env=restic_env, capture_output=True, text=True, timeout=60, check=False)
+    assert anonymous.returncode != 0 and "401" in anonymous.stderr + anonymous.stdout, anonymous.stderr
+    logged_in = subprocess.run(snapshots, capture_output=True, text=True, timeout=60, check=False,
+                               env={**restic_env, "RESTIC_REST_USERNAME": env["RESTIC_REST_USERNAME"],
+                                    "RESTIC_REST_PASSWORD": env["RESTIC_REST_PASSWORD"]})
+    assert logged_in.returncode == 0 and logged_in.stdout.strip() not in ("", "[]"), logged_in.stderr
+
+    # 16.16: remote access is off; a client of another machine is refused even with the password.
+    config = json.loads((stack.state / "orthanc" / "orthanc.json").read_text())
+    assert config["RemoteAccessAllowed"] is False
+    assert "this machine only" in up.stdout
+    address = outward_address()
+    if address:  # this machine's own outward address is "another machine" to Orthanc's check
+        port = env["ORTHANC_URL"].rsplit(":", 1)[1]
+        assert get(f"http://{address}:{port}/system", auth) in (401, 403)
+        assert get(f"{env['DASHBOARD_URL'].replace('127.0.0.1', address)}/healthz", auth) == "URLError"
+
+    # Idempotent, and status / down know the supervisor.
+    again = stack.run("up")
+    assert again.returncode == 0 and "nothing (all running)" in again.stdout, again.stdout + again.stderr
+    assert stack.pid("orthanc") == supervisor
+    status = stack.run("status")
+    assert f"supervisor pid {supervisor}" in status.stdout, status.stdout
+    orthanc_now = stack.orthanc_pid()
+    others = [stack.pid(n) for n in ("minio", "rest-server", "dashboard")]
+    down = stack.run("down", 240)
+    assert down.returncode == 0, down.stderr
+    wait_until(lambda: not any(alive(p) for p in (supervisor, orthanc_now, *others)), 30, "everything to stop")
+    assert not (stack.state / "pids" / "orthanc.child.pid").exists()
