@@ -107,8 +107,10 @@ def spawn(name: str, argv: list[str], log: Path, env: Mapping[str, str] | None =
     """Start ``argv`` in its own session with output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
+        # umask 077: whatever the programs write (images, queue, databases, logs) is owner-only.
         popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True)
+                                 env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+                                 umask=0o077)
     return Process(name=name, pid=popen.pid, log=log, popen=popen)
 
 

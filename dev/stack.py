@@ -85,13 +85,20 @@ PORTS = {"orthanc": port("ORTHANC_HTTP", 8042), "dicom": port("DICOM", 4242), "m
 
 def secret(name: str, make: str | None = None) -> str:
     """Return the secret kept in .devstack/secrets/<name>, generating it on first use (mode 0600)."""
-    SECRETS.mkdir(parents=True, exist_ok=True)
+    private_dir(SECRETS)
     path = SECRETS / name
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(make or devstack.new_secret())
     return path.read_text().strip()
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and .devstack) owner-only: they hold patient data and secrets."""
+    for folder in (STATE, path):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
 
 
 def cmdline(pid: int) -> list[str]:
@@ -166,6 +173,13 @@ def minio_root() -> tuple[str, str]:
             secret("minio_root_password"))
 
 
+def reader_keys() -> dict[str, str]:
+    """The dashboard's read-only bucket account (pictures and study pages while the PACS is down)."""
+    return {"MINIO_READER_ACCESS_KEY": secret("minio_reader_access_key", "reader-" + devstack.new_secret(6).lower()
+                                              .replace("_", "-")),
+            "MINIO_READER_SECRET_KEY": secret("minio_reader_secret_key")}
+
+
 def setup_store(env: dict[str, str]) -> list[str]:
     """Create (or check) the bucket and the plugin's own account with the root account; idempotent.
 
@@ -179,7 +193,8 @@ def setup_store(env: dict[str, str]) -> list[str]:
     try:
         settings = load_setup_settings({**{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET",
                                                                "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")},
-                                        "MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password})
+                                        "MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password,
+                                        **reader_keys()})
         return provision(settings, wait_s=60).lines()
     except BackupError as exc:
         raise devstack.StackError(f"setting up the object store failed: {exc} (log {LOGS / 'minio.log'})") from None
@@ -228,10 +243,14 @@ def up() -> None:
     if dashboard is not None and environ(dashboard.pid).get("DASHBOARD_HOST", BIND) != BIND:
         print(f"restarting dashboard on {BIND} (STACK_BIND changed)")
         dashboard.stop(30)
+    elif dashboard is not None and "MINIO_READER_ACCESS_KEY" not in environ(dashboard.pid):
+        print("restarting dashboard with its read-only bucket account")
+        dashboard.stop(30)
     if not running("dashboard"):
         dash_env = {k: env[k] for k in ("ORTHANC_URL", "ORTHANC_USERNAME", "DASHBOARD_USERNAME")}
         dash_env.update({"ORTHANC_PASSWORD_FILE": str(SECRETS / "orthanc_password"),
-                         "DASHBOARD_PASSWORD_FILE": str(SECRETS / "dashboard_password")})
+                         "DASHBOARD_PASSWORD_FILE": str(SECRETS / "dashboard_password"),
+                         **{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}, **reader_keys()})
         record(devstack.start_dashboard(PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log",
                                         host=BIND))
         started.append("dashboard")

@@ -302,7 +302,7 @@ rebuilt on a new machine from the OFFSITE copy with only this sheet.
      export ORTHANC_URL=http://127.0.0.1:8042 ORTHANC_USERNAME=<user> ORTHANC_PASSWORD=<password>
      export RESTIC_REPOSITORY='{repository}'
      printf '%s' '<password from 2.>' > /root/restic-password; chmod 600 /root/restic-password
-     export RESTIC_PASSWORD_FILE=/root/restic-password
+     export RESTIC_PASSWORD_FILE=/root/restic-password{login}
      scripts/disaster-recovery --from offsite
    It prints progress and ends with a verification report. Exit code 0 means
    every image is back and identical to what was backed up.
@@ -315,6 +315,17 @@ rebuilt on a new machine from the OFFSITE copy with only this sheet.
 """
 
 
+def _sheet_login(backend: dict[str, str], without_password: bool) -> str:
+    """The offsite server's own login (rest-server htpasswd, S3 keys), when it has one."""
+    lines = []
+    for name in ("RESTIC_REST_USERNAME", "RESTIC_REST_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        if backend.get(name):
+            secret_like = "PASSWORD" in name or "SECRET" in name
+            value = "(kept separately)" if secret_like and without_password else backend[name]
+            lines.append(f"\n     export {name}='{value}'")
+    return "".join(lines)
+
+
 def cmd_recovery_sheet(a: argparse.Namespace) -> int:
     target = load_target(os.environ, "offsite", "RESTIC_")
     if target is None:
@@ -323,6 +334,7 @@ def cmd_recovery_sheet(a: argparse.Namespace) -> int:
     sheet = RECOVERY_SHEET.format(
         clinic=a.clinic[:32], written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), repository=target.repository,
         repo_password=repo_secret if not a.without_password else "(kept separately: ask the clinic's owner)",
+        login=_sheet_login(target.env, a.without_password),
         minio=os.environ.get("MINIO_ENDPOINT", "<object store address>"),
         bucket=os.environ.get("MINIO_BUCKET", "pacs-backup"))
     if a.output:

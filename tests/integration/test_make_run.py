@@ -118,6 +118,12 @@ def test_make_run_supervises_orthanc_logs_in_offsite_and_stays_local(stack, tmp_
     assert not alive(child) and stack.pid("orthanc") == supervisor
     assert "exited unexpectedly (signal SIGSEGV)" in (stack.state / "logs" / "supervise-orthanc.log").read_text()
 
+    # 16.6: the stack's folders and what its programs write are owner-only.
+    assert stat.S_IMODE(stack.state.stat().st_mode) == 0o700
+    written = [p for p in (stack.state / "orthanc").rglob("*") if p.is_file()]
+    written += [p for p in (stack.state / "dashboard").rglob("*") if p.is_file()]
+    assert written and not [p for p in written if stat.S_IMODE(p.stat().st_mode) & 0o077]
+
     # 16.15: the plugin and the scripts log in to the offsite stand-in with stack.env's credentials.
     assert stat.S_IMODE((stack.state / "stack.env").stat().st_mode) == 0o600
     assert env["RESTIC_REST_USERNAME"] and env["RESTIC_REST_PASSWORD"]
