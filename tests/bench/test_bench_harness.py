@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from tests.support.common import ROOT
 
 KEYS = ("ingest_ratio", "lag_p50_s", "lag_p99_s", "drain_vs_raw_put", "drain_vs_rclone", "incremental_snapshot_ratio",
         "restore_vs_raw_ingest", "plugin_rss_mb", "dashboard_rss_mb")

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from conftest import ROOT, sha256, wait_until
 from pacs_dashboard.timefmt import clock
 from tests.integration.test_dashboard_stack import mirrored, reader_store
+from tests.support.common import ROOT, sha256, wait_until
 from tests.support.dicomgen import make_study
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from conftest import MinioServer, sha256, wait_until
 from pacs_backup.errors import BackupError
+from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_instance, make_study, new_uid, pydicom_sample_files
+from tests.support.servers import MinioServer
 
 pytestmark = pytest.mark.timeout(1500)
 

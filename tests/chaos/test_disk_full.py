@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MinioServer, wait_until
 from pacs_backup.errors import BackupError
 from tests.chaos.test_chaos import figure, versions_by_orthanc_id
+from tests.support.common import wait_until
 from tests.support.dicomgen import make_study
+from tests.support.servers import MinioServer
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 import devstack
-from conftest import MinioServer, wait_until
 from pacs_backup.errors import BackupError
 from pacs_backup.orthanc_http import OrthancHttp
+from tests.support.common import wait_until
 from tests.support.dicomgen import make_instance, new_uid
+from tests.support.servers import MinioServer
 
 pytestmark = pytest.mark.timeout(900)
 

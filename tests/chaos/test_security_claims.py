@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from tests.support.common import ROOT
 
 
 def test_orthanc_rest_api_needs_authentication(orthanc):

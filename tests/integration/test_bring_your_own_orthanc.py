@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import devstack
-from conftest import ROOT, sha256, wait_until
 from pacs_backup.orthanc_http import OrthancHttp
+from tests.support.common import ROOT, sha256, wait_until
 from tests.support.dicomgen import make_study
 
 

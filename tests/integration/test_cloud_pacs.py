@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import wait_until
 from tests.integration.test_getting_back import _wait_run, orthanc_study_id
 from tests.integration.test_offsite import fill, pacs_content
+from tests.support.common import wait_until
 
 
 def cloud_status(o) -> dict:

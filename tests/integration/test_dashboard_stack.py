@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from conftest import MinioServer, sha256, wait_until
 from devstack import new_secret
 from pacs_backup.store_setup import provision
 from pacs_dashboard.timefmt import clock, parse_iso, when
+from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_study
+from tests.support.servers import MinioServer
 from tests.support.store_account import plugin_env, setup_settings
 
 TZ = "Europe/Berlin"  # not UTC, so that a time shown in UTC would be seen

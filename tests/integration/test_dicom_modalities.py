@@ -12,8 +12,8 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage, StudyRootQueryRetrieveInformationModelFind, Verification
 
-from conftest import OrthancServer
 from tests.support.dicomgen import make_instance, new_uid
+from tests.support.servers import OrthancServer
 
 pytestmark = pytest.mark.timeout(300)
 

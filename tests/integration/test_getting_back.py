@@ -10,8 +10,8 @@ import io
 import json
 import urllib.parse
 
-from conftest import sha256
 from tests.integration.test_offsite import fill, orthanc_env, pacs_content, script
+from tests.support.common import sha256
 from tests.support.dicomgen import make_study
 
 
@@ -64,7 +64,7 @@ def test_study_deleted_before_the_last_snapshot_comes_back_from_offsite(orthanc,
 
 
 def _wait_run(o, run_id: int, timeout: float = 300) -> dict:
-    from conftest import wait_until
+    from tests.support.common import wait_until
 
     def finished():
         run = o.http().get_json(f"/backup/runs/{run_id}")

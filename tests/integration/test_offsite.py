@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, sha256, wait_until
 from pacs_backup.restic import Restic, ResticError
+from tests.support.common import ROOT, sha256, wait_until
 from tests.support.dicomgen import make_study
 
 SCRIPTS = ROOT / "scripts"

@@ -14,8 +14,8 @@ from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
-from conftest import wait_until
 from tests.integration.test_offsite import fill
+from tests.support.common import wait_until
 from tests.support.dicomgen import make_instance, new_uid
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import MinioServer, wait_until
 from tests.integration.test_offsite import orthanc_env, script
+from tests.support.common import wait_until
 from tests.support.dicomgen import make_study
+from tests.support.servers import MinioServer
 
 
 def test_set_aside_instances_are_listed_and_requeued(orthanc_factory, bucket, tmp_path):

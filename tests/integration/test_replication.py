@@ -8,10 +8,11 @@ from pathlib import Path
 
 from pynetdicom import AE, StoragePresentationContexts
 
-from conftest import MinioServer, sha256, wait_until
 from pacs_backup.errors import SourceError
 from pacs_backup.keys import instance_key
+from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_instance, make_study, new_uid, pydicom_sample_files
+from tests.support.servers import MinioServer
 
 
 def instance_uids(orthanc, oid: str) -> tuple[str, str, str]:

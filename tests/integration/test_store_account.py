@@ -29,12 +29,13 @@ from minio.versioningconfig import SUSPENDED, VersioningConfig
 from minio.xml import marshal
 
 import devstack
-from conftest import ROOT, MinioServer
 from pacs_backup.config import load_store_settings
 from pacs_backup.errors import StoreError
 from pacs_backup.object_store import ObjectStore, default_retention
 from pacs_backup.store_setup import plugin_policy, provision
+from tests.support.common import ROOT
 from tests.support.dicomgen import make_study
+from tests.support.servers import MinioServer
 from tests.support.store_account import plugin_account, plugin_env, setup_settings
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import devstack
-from conftest import ROOT, wait_until
+from tests.support.common import ROOT, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 

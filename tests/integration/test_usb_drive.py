@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
 from tests.integration.test_offsite import fill, orthanc_env, pacs_content, script
+from tests.support.common import wait_until
 from tests.support.loopdrive import LoopDrive
 
 

@@ -20,8 +20,8 @@ import requests
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 
-from conftest import ROOT, wait_until
 from devstack import free_port
+from tests.support.common import ROOT, wait_until
 from tests.support.dicomgen import make_instance, make_study, new_uid
 
 pytestmark = pytest.mark.timeout(2400)

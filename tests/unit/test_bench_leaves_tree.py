@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import ROOT
+from tests.support.common import ROOT
 
 
 def test_benchmark_outputs_are_not_tracked():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from tests.support.common import ROOT
 
 sys.path.insert(0, str(ROOT / "orthanc"))
 import entrypoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from conftest import ROOT
+from tests.support.common import ROOT
 
 
 def test_sheet_has_the_offsite_servers_login():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
+from tests.support.common import ROOT
 
 # Where settings are read: the plugin's and the dashboard's configuration modules.
 READERS = [*sorted((ROOT / "plugins" / "pacs_backup").glob("*.py")), *sorted((ROOT / "dashboard" / "pacs_dashboard")
