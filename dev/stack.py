@@ -250,7 +250,8 @@ def up() -> None:
         dash_env = {k: env[k] for k in ("ORTHANC_URL", "ORTHANC_USERNAME", "DASHBOARD_USERNAME")}
         dash_env.update({"ORTHANC_PASSWORD_FILE": str(SECRETS / "orthanc_password"),
                          "DASHBOARD_PASSWORD_FILE": str(SECRETS / "dashboard_password"),
-                         **{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}, **reader_keys()})
+                         **{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}, **reader_keys(),
+                         **dashboard_settings()})
         record(devstack.start_dashboard(PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log",
                                         host=BIND))
         started.append("dashboard")
@@ -291,8 +292,24 @@ def orthanc_settings(env: dict[str, str]) -> devstack.OrthancSettings:
                                     remote_access=BIND != "127.0.0.1")
 
 
+# Settings of the plugin an installer may give in .env (as with Compose); the store, its keys and the
+# offsite stand-in are make run's own unless .env names another offsite repository.
+_PLUGIN_PREFIXES = ("BACKUP_", "RESTIC_", "CLOUD_PACS_")
+_PLUGIN_NAMES = ("MINIO_PREFIX", "MINIO_QUOTA_GB")
+_DASHBOARD_NAMES = ("DASHBOARD_TZ", "DASHBOARD_SESSION_HOURS", "DASHBOARD_IDLE_MINUTES", "DASHBOARD_WEBHOOK_HOSTS",
+                    "APPRISE_URLS")
+
+
+def user_settings(names: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """Non-empty settings named in .env with these names or prefixes (the environment wins for their
+    values, as with Compose; variables only in the environment, e.g. a loaded stack.env, are not taken)."""
+    keys = {k for k in DOTENV if k in names or k.startswith(prefixes)}
+    return {k: v for k in sorted(keys) if (v := setting(k))}
+
+
 def orthanc_backup_env(env: dict[str, str]) -> dict[str, str]:
-    """The plugin's settings: secrets as *_FILE, so they stay out of Orthanc's environment."""
+    """The plugin's settings: secrets as *_FILE, so they stay out of Orthanc's environment; plus what
+    .env sets (extra targets and their <NAME>_RESTIC_* variables, a cloud PACS, schedules...)."""
     backup_env = {k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}
     backup_env.update({"MINIO_ACCESS_KEY_FILE": str(SECRETS / "minio_access_key"),
                        "MINIO_SECRET_KEY_FILE": str(SECRETS / "minio_secret_key"),
@@ -300,7 +317,18 @@ def orthanc_backup_env(env: dict[str, str]) -> dict[str, str]:
                        "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"],
                        "RESTIC_REST_USERNAME": env["RESTIC_REST_USERNAME"],
                        "RESTIC_REST_PASSWORD_FILE": str(SECRETS / "rest_server_password")})
+    targets = [t.strip().upper().replace("-", "_") for t in setting("BACKUP_EXTRA_TARGETS").split(",") if t.strip()]
+    chosen = user_settings(_PLUGIN_NAMES, _PLUGIN_PREFIXES + tuple(f"{t}_RESTIC_" for t in targets))
+    if chosen.get("RESTIC_REPOSITORY"):  # the installer's own offsite repository instead of the stand-in
+        for key in ("RESTIC_PASSWORD_FILE", "RESTIC_REST_USERNAME", "RESTIC_REST_PASSWORD_FILE"):
+            backup_env.pop(key, None)
+    backup_env.update(chosen)
     return backup_env
+
+
+def dashboard_settings() -> dict[str, str]:
+    """The dashboard's settings .env may give (time zone, sessions, alerts)."""
+    return user_settings(_DASHBOARD_NAMES)
 
 
 def orthanc_restart_reason(proc: devstack.Process, settings: devstack.OrthancSettings,

@@ -186,3 +186,24 @@ def test_stack_env_gives_the_scripts_the_offsite_login(monkeypatch, tmp_path):
     assert backup_env["RESTIC_REST_USERNAME"] == env["RESTIC_REST_USERNAME"]
     assert "RESTIC_REST_PASSWORD" not in backup_env
     assert Path(backup_env["RESTIC_REST_PASSWORD_FILE"]).read_text().strip() == env["RESTIC_REST_PASSWORD"]
+
+
+def test_make_run_passes_the_plugins_settings_from_dotenv(monkeypatch, tmp_path):
+    dotenv = ("BACKUP_EXTRA_TARGETS=usb\nUSB_RESTIC_REPOSITORY=/mnt/backup-drive/pacs\nUSB_RESTIC_PASSWORD_FILE=/pw\n"
+              "CLOUD_PACS_URL=https://cloud.example/dicom-web\nRESTIC_SNAPSHOT_INTERVAL_MINUTES=30\n"
+              "MINIO_ROOT_PASSWORD=root-secret\nDASHBOARD_TZ=Europe/Berlin\nOTHER_RESTIC_REPOSITORY=/not/a/target\n")
+    stack = load_stack(monkeypatch, tmp_path, dotenv)
+    env = {"MINIO_ENDPOINT": "127.0.0.1:9000", "MINIO_SECURE": "false", "MINIO_BUCKET": "b",
+           "RESTIC_REPOSITORY": "rest:http://127.0.0.1:8000/clinic", "RESTIC_PASSWORD_FILE": "/p",
+           "RESTIC_REST_USERNAME": "clinic"}
+    plugin = stack.orthanc_backup_env(env)
+    assert plugin["BACKUP_EXTRA_TARGETS"] == "usb" and plugin["USB_RESTIC_REPOSITORY"] == "/mnt/backup-drive/pacs"
+    assert plugin["CLOUD_PACS_URL"] == "https://cloud.example/dicom-web"
+    assert plugin["RESTIC_SNAPSHOT_INTERVAL_MINUTES"] == "30"
+    assert plugin["RESTIC_REPOSITORY"] == env["RESTIC_REPOSITORY"]
+    assert "MINIO_ROOT_PASSWORD" not in plugin and "OTHER_RESTIC_REPOSITORY" not in plugin
+    assert stack.dashboard_settings() == {"DASHBOARD_TZ": "Europe/Berlin"}
+    own = load_stack(monkeypatch, tmp_path, "RESTIC_REPOSITORY=rest:https://offsite.example/clinic\n"
+                     "RESTIC_PASSWORD=repo-pw\n").orthanc_backup_env(env)
+    assert own["RESTIC_REPOSITORY"] == "rest:https://offsite.example/clinic" and own["RESTIC_PASSWORD"] == "repo-pw"
+    assert "RESTIC_PASSWORD_FILE" not in own and "RESTIC_REST_USERNAME" not in own
