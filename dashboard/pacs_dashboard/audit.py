@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Blueprint, Response, current_app, g, render_template
 
@@ -25,7 +25,8 @@ def csv_cell(value: object) -> str:
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """In the clinic's time zone, with its offset, so the log reads as the clinic lived it."""
+    return datetime.fromtimestamp(ts, current_app.extensions["settings"].clinic.tz).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
 @bp.route("/audit")

@@ -454,3 +454,15 @@ def test_a_version_1_database_migrates_and_keeps_its_rows(tmp_path):
     con.commit()
     con.close()
     assert Database(path).user_hash("admin")
+
+
+def test_audit_times_are_in_the_clinics_time_zone(app, logged_in):
+    import time as _time
+
+    winter = _time.mktime((2026, 1, 15, 12, 0, 0, 0, 0, 0)) - _time.timezone  # 12:00 UTC on 15 Jan 2026
+    app.extensions["db"].execute("INSERT INTO audit (at, username, ip, action, detail) VALUES (?, ?, ?, ?, ?)",
+                                 (winter, "admin", "127.0.0.1", "tz_probe", ""))
+    page = logged_in.get("/audit").get_data(as_text=True)
+    assert "2026-01-15 13:00:00 +0100" in page  # Europe/Berlin in winter
+    csv_text = logged_in.get("/audit.csv").get_data(as_text=True)
+    assert "2026-01-15 13:00:00 +0100" in csv_text
