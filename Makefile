@@ -21,8 +21,9 @@ down: ## Stop everything `make run` started
 status: ## Show what `make run` is running and the backup status
 	@$(PY) dev/stack.py status
 
-lint: setup ## ruff (style, security and bare-except rules)
+lint: setup ## ruff (style, security and bare-except rules) and ruff format --check
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
 
 typecheck: setup ## mypy (strict) on the engine package
 	@$(VENV)/bin/mypy

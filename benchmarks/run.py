@@ -32,8 +32,13 @@ from pacs_backup.orthanc_http import OrthancHttp  # noqa: E402
 from tests.support.dicomgen import make_study  # noqa: E402
 
 QUICK = os.environ.get("QUICK", "") not in ("", "0")
-SIZES = {"ct": 60 if QUICK else 600, "radiographs": 3 if QUICK else 20, "rounds": 2 if QUICK else 3,
-         "lag_seconds": 10 if QUICK else 60, "backlog": 200 if QUICK else 1200}
+SIZES = {
+    "ct": 60 if QUICK else 600,
+    "radiographs": 3 if QUICK else 20,
+    "rounds": 2 if QUICK else 3,
+    "lag_seconds": 10 if QUICK else 60,
+    "backlog": 200 if QUICK else 1200,
+}
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 WORKERS = 4
 
@@ -57,21 +62,35 @@ class Stack:
         self.n = 0
 
     def _start_minio(self) -> devstack.Process:
-        return devstack.start_minio(self.base / "minio", self.minio_port, devstack.free_port(), self.user,
-                                    self.secret, self.base / "minio.log")
+        return devstack.start_minio(
+            self.base / "minio", self.minio_port, devstack.free_port(), self.user, self.secret, self.base / "minio.log"
+        )
 
     def client(self) -> Minio:
         return Minio(f"127.0.0.1:{self.minio_port}", self.user, self.secret, secure=False)
 
     def start_orthanc(self, plugin: bool, bucket: str) -> tuple[OrthancHttp, devstack.OrthancSettings]:
         self.n += 1
-        s = devstack.OrthancSettings(self.base / f"orthanc-{self.n}", devstack.free_port(), devstack.free_port(),
-                                     "bench", devstack.new_secret(), plugin=plugin)
-        env = {"MINIO_ENDPOINT": f"127.0.0.1:{self.minio_port}", "MINIO_ACCESS_KEY": self.user,
-               "MINIO_SECRET_KEY": self.secret, "MINIO_BUCKET": bucket, "BACKUP_WORKERS": str(WORKERS),
-               "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{self.rest_port}/{bucket}",
-               "RESTIC_PASSWORD_FILE": str(self.pw), "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
-               "BACKUP_RETRY_BASE_SECONDS": "0.2", "BACKUP_RETRY_CAP_SECONDS": "2"}
+        s = devstack.OrthancSettings(
+            self.base / f"orthanc-{self.n}",
+            devstack.free_port(),
+            devstack.free_port(),
+            "bench",
+            devstack.new_secret(),
+            plugin=plugin,
+        )
+        env = {
+            "MINIO_ENDPOINT": f"127.0.0.1:{self.minio_port}",
+            "MINIO_ACCESS_KEY": self.user,
+            "MINIO_SECRET_KEY": self.secret,
+            "MINIO_BUCKET": bucket,
+            "BACKUP_WORKERS": str(WORKERS),
+            "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{self.rest_port}/{bucket}",
+            "RESTIC_PASSWORD_FILE": str(self.pw),
+            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+            "BACKUP_RETRY_BASE_SECONDS": "0.2",
+            "BACKUP_RETRY_CAP_SECONDS": "2",
+        }
         self.orthanc = devstack.start_orthanc(s, env, s.work_dir / "orthanc.log")
         return OrthancHttp(f"http://127.0.0.1:{s.http_port}", s.username, s.password), s
 
@@ -99,8 +118,12 @@ def write_files(folder: Path, blobs: list[bytes]) -> list[Path]:
 def storescu(port: int, paths: list[Path]) -> float:
     """Send every file in one association, as a modality does; returns seconds."""
     t0 = time.perf_counter()
-    subprocess.run(["storescu", "-aec", "PACS", "127.0.0.1", str(port), *map(str, paths)], check=True,
-                   capture_output=True, timeout=3600)
+    subprocess.run(
+        ["storescu", "-aec", "PACS", "127.0.0.1", str(port), *map(str, paths)],
+        check=True,
+        capture_output=True,
+        timeout=3600,
+    )
     return time.perf_counter() - t0
 
 
@@ -139,9 +162,14 @@ def bench_ingest(stack: Stack, paths: list[Path]) -> dict[str, Any]:
             log(f"ingest {mode} plugin: {len(paths) / secs:.1f} instances/s")
     with_, without = statistics.median(rates["with"]), statistics.median(rates["without"])
     rss_with, rss_without = statistics.median(rss["with"]), statistics.median(rss["without"])
-    return {"ingest_with_per_s": with_, "ingest_without_per_s": without, "ingest_ratio": with_ / without,
-            "plugin_rss_mb": max(0.0, rss_with - rss_without), "orthanc_rss_with_mb": rss_with,
-            "orthanc_rss_without_mb": rss_without}
+    return {
+        "ingest_with_per_s": with_,
+        "ingest_without_per_s": without,
+        "ingest_ratio": with_ / without,
+        "plugin_rss_mb": max(0.0, rss_with - rss_without),
+        "orthanc_rss_with_mb": rss_with,
+        "orthanc_rss_without_mb": rss_without,
+    }
 
 
 def bench_lag(stack: Stack, blobs: list[bytes], tmp: Path) -> dict[str, Any]:
@@ -195,8 +223,10 @@ def bench_drain(stack: Stack, blobs: list[bytes]) -> dict[str, Any]:
 
     def put(i_b: tuple[int, bytes]) -> None:
         i, b = i_b
-        client.put_object("raw-put", f"raw/{i}.dcm", io.BytesIO(b), len(b),
-                          metadata={"sha256": hashlib.sha256(b).hexdigest()})
+        client.put_object(
+            "raw-put", f"raw/{i}.dcm", io.BytesIO(b), len(b), metadata={"sha256": hashlib.sha256(b).hexdigest()}
+        )
+
     t0 = time.perf_counter()
     with ThreadPoolExecutor(WORKERS) as pool:
         list(pool.map(put, enumerate(blobs)))
@@ -207,18 +237,45 @@ def bench_drain(stack: Stack, blobs: list[bytes]) -> dict[str, Any]:
         client.make_bucket("rclone")
         # A CA bundle variable in the environment makes rclone's S3 client refuse plain HTTP endpoints.
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        env.update({"RCLONE_CONFIG_B_TYPE": "s3", "RCLONE_CONFIG_B_PROVIDER": "Minio",
-               "RCLONE_CONFIG_B_ENDPOINT": f"http://127.0.0.1:{stack.minio_port}",
-               "RCLONE_CONFIG_B_ACCESS_KEY_ID": stack.user, "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": stack.secret})
+        env.update(
+            {
+                "RCLONE_CONFIG_B_TYPE": "s3",
+                "RCLONE_CONFIG_B_PROVIDER": "Minio",
+                "RCLONE_CONFIG_B_ENDPOINT": f"http://127.0.0.1:{stack.minio_port}",
+                "RCLONE_CONFIG_B_ACCESS_KEY_ID": stack.user,
+                "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": stack.secret,
+            }
+        )
         t0 = time.perf_counter()
-        subprocess.run(["rclone", "copy", "--transfers", str(WORKERS), "--exclude", "*.sqlite*",
-                        "--exclude", "pacs-backup/**", str(storage), "B:rclone"], env=env, check=True,
-                       capture_output=True, timeout=3600)
+        subprocess.run(
+            [
+                "rclone",
+                "copy",
+                "--transfers",
+                str(WORKERS),
+                "--exclude",
+                "*.sqlite*",
+                "--exclude",
+                "pacs-backup/**",
+                str(storage),
+                "B:rclone",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=3600,
+        )
         rclone_rate = total / (time.perf_counter() - t0)
     log(f"drain {drain:.1f}/s (store noticed after {detect:.2f} s), raw PUT {raw:.1f}/s, rclone {rclone_rate}/s")
-    return {"drain_per_s": drain, "store_return_noticed_s": detect, "raw_put_per_s": raw, "rclone_per_s": rclone_rate,
-            "drain_vs_raw_put": drain / raw, "drain_vs_rclone": (drain / rclone_rate) if rclone_rate else None,
-            "backlog_instances": total}
+    return {
+        "drain_per_s": drain,
+        "store_return_noticed_s": detect,
+        "raw_put_per_s": raw,
+        "rclone_per_s": rclone_rate,
+        "drain_vs_raw_put": drain / raw,
+        "drain_vs_rclone": (drain / rclone_rate) if rclone_rate else None,
+        "backlog_instances": total,
+    }
 
 
 def bench_snapshots_and_restore(stack: Stack, blobs: list[bytes], extra: list[bytes]) -> dict[str, Any]:
@@ -237,6 +294,7 @@ def bench_snapshots_and_restore(stack: Stack, blobs: list[bytes], extra: list[by
                     raise RuntimeError(f"snapshot failed: {run['error']}")
                 return float(run["duration_s"])
             time.sleep(0.2)
+
     first = snapshot()
     for b in extra:
         http.upload(b)
@@ -245,11 +303,20 @@ def bench_snapshots_and_restore(stack: Stack, blobs: list[bytes], extra: list[by
     log(f"snapshot first {first:.2f} s, incremental (+{len(extra)}) {incremental:.2f} s")
     stack.stop_orthanc()
 
-    env = {"PATH": os.environ["PATH"], "MINIO_ENDPOINT": f"127.0.0.1:{stack.minio_port}",
-           "MINIO_ACCESS_KEY": stack.user, "MINIO_SECRET_KEY": stack.secret, "MINIO_BUCKET": "snap",
-           "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{stack.rest_port}/snap", "RESTIC_PASSWORD_FILE": str(stack.pw)}
-    out: dict[str, Any] = {"snapshot_first_s": first, "snapshot_incremental_s": incremental,
-                           "incremental_snapshot_ratio": incremental / first}
+    env = {
+        "PATH": os.environ["PATH"],
+        "MINIO_ENDPOINT": f"127.0.0.1:{stack.minio_port}",
+        "MINIO_ACCESS_KEY": stack.user,
+        "MINIO_SECRET_KEY": stack.secret,
+        "MINIO_BUCKET": "snap",
+        "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{stack.rest_port}/snap",
+        "RESTIC_PASSWORD_FILE": str(stack.pw),
+    }
+    out: dict[str, Any] = {
+        "snapshot_first_s": first,
+        "snapshot_incremental_s": incremental,
+        "incremental_snapshot_ratio": incremental / first,
+    }
     all_blobs = blobs + extra
     raw_http, _ = stack.start_orthanc(False, "raw")
     t0 = time.perf_counter()
@@ -261,8 +328,14 @@ def bench_snapshots_and_restore(stack: Stack, blobs: list[bytes], extra: list[by
         target, ts = stack.start_orthanc(False, f"restore-{source}")
         e = {**env, "ORTHANC_URL": target.url, "ORTHANC_USERNAME": ts.username, "ORTHANC_PASSWORD": ts.password}
         t0 = time.perf_counter()
-        done = subprocess.run([str(ROOT / "scripts" / "disaster-recovery"), "--from", source], env=e,
-                              capture_output=True, text=True, timeout=3600, check=False)
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "disaster-recovery"), "--from", source],
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
         secs = time.perf_counter() - t0
         if done.returncode != 0:
             raise RuntimeError(f"disaster recovery from {source} failed: {done.stdout[-2000:]}{done.stderr}")
@@ -280,10 +353,19 @@ def bench_dashboard(stack: Stack, tmp: Path) -> dict[str, Any]:
     """Peak memory of the dashboard after a few hundred page and API requests."""
     http, s = stack.start_orthanc(True, "dash")
     port = devstack.free_port()
-    d = devstack.start_dashboard(port, tmp / "dash", {
-        "ORTHANC_URL": http.url, "ORTHANC_USERNAME": s.username, "ORTHANC_PASSWORD": s.password,
-        "DASHBOARD_USERNAME": "bench", "DASHBOARD_PASSWORD": "bench-password-long",
-        "DASHBOARD_MONITOR_SECONDS": "1"}, tmp / "dash.log")
+    d = devstack.start_dashboard(
+        port,
+        tmp / "dash",
+        {
+            "ORTHANC_URL": http.url,
+            "ORTHANC_USERNAME": s.username,
+            "ORTHANC_PASSWORD": s.password,
+            "DASHBOARD_USERNAME": "bench",
+            "DASHBOARD_PASSWORD": "bench-password-long",
+            "DASHBOARD_MONITOR_SECONDS": "1",
+        },
+        tmp / "dash.log",
+    )
     for _ in range(40):
         for path in ("/api/status", "/metrics", "/", "/studies?q=A", "/drills"):
             requests.get(f"http://127.0.0.1:{port}{path}", auth=("bench", "bench-password-long"), timeout=30)
@@ -295,13 +377,16 @@ def bench_dashboard(stack: Stack, tmp: Path) -> dict[str, Any]:
 
 def plots(result: dict[str, Any]) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
-    pairs = [("C-STORE ingest\n(with / without plugin)", result["ingest_with_per_s"], result["ingest_without_per_s"]),
-             ("backlog drain\n(vs raw PUT loop)", result["drain_per_s"], result["raw_put_per_s"]),
-             ("disaster recovery, bucket\n(vs raw POST)", result["restore_minio_per_s"], result["raw_ingest_per_s"])]
+    pairs = [
+        ("C-STORE ingest\n(with / without plugin)", result["ingest_with_per_s"], result["ingest_without_per_s"]),
+        ("backlog drain\n(vs raw PUT loop)", result["drain_per_s"], result["raw_put_per_s"]),
+        ("disaster recovery, bucket\n(vs raw POST)", result["restore_minio_per_s"], result["raw_ingest_per_s"]),
+    ]
     xs = list(range(len(pairs)))
     ax.bar([x - 0.2 for x in xs], [p[1] for p in pairs], 0.4, label="appliance")
     ax.bar([x + 0.2 for x in xs], [p[2] for p in pairs], 0.4, label="baseline")
@@ -320,10 +405,17 @@ def plots(result: dict[str, Any]) -> None:
     fig.savefig(RESULTS / "lag.png")
 
 
-TARGETS = [("ingest_ratio", ">=", 0.95), ("lag_p50_s", "<=", 0.5), ("lag_p99_s", "<=", 2.0),
-           ("drain_vs_raw_put", ">=", 0.8), ("drain_vs_rclone", ">=", 1.0),
-           ("incremental_snapshot_ratio", "<=", 0.1), ("restore_vs_raw_ingest", ">=", 0.7),
-           ("plugin_rss_mb", "<=", 60), ("dashboard_rss_mb", "<=", 120)]
+TARGETS = [
+    ("ingest_ratio", ">=", 0.95),
+    ("lag_p50_s", "<=", 0.5),
+    ("lag_p99_s", "<=", 2.0),
+    ("drain_vs_raw_put", ">=", 0.8),
+    ("drain_vs_rclone", ">=", 1.0),
+    ("incremental_snapshot_ratio", "<=", 0.1),
+    ("restore_vs_raw_ingest", ">=", 0.7),
+    ("plugin_rss_mb", "<=", 60),
+    ("dashboard_rss_mb", "<=", 120),
+]
 
 
 def main() -> int:
@@ -336,8 +428,12 @@ def main() -> int:
         mix = ct + xr
         stack = Stack(tmp / "stack")
         try:
-            result: dict[str, Any] = {"mode": "quick" if QUICK else "full", "instances": len(mix),
-                                      "bytes": sum(map(len, mix)), "workers": WORKERS}
+            result: dict[str, Any] = {
+                "mode": "quick" if QUICK else "full",
+                "instances": len(mix),
+                "bytes": sum(map(len, mix)),
+                "workers": WORKERS,
+            }
             result.update(bench_ingest(stack, write_files(tmp / "ingest", mix)))
             result.update(bench_lag(stack, ct, tmp))
             _, backlog = make_study(SIZES["backlog"], rows=512, cols=512)
@@ -347,8 +443,12 @@ def main() -> int:
             result.update(bench_dashboard(stack, tmp))
         finally:
             stack.close()
-    result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2))
     plots(result)
     print(f"\n{'measure':30s} {'value':>10s}  target    met")

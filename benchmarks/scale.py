@@ -62,29 +62,60 @@ def build_volume(path: Path, n: int, rng: random.Random) -> None:
         when = now - (n - i) * 60.0  # one image a minute, oldest first
         batch_o.append((oid, when, when, key, f"{i:064x}", 500_000, when))
         name = f"{FAMILY[study % 10]}^{GIVEN[(study // 10) % 10]}"
-        batch_c.append((oid, f"1.2.{study}", f"1.2.{study}.{series}", f"1.2.{study}.{series}.{i}", f"P-{study % 5000}",
-                        name, f"{FAMILY[(study + 3) % 10]}^Owner", SPECIES[study % 4], "Mixed", f"A{study}",
-                        time.strftime("%Y%m%d", time.gmtime(when)), "X-ray", "DX", f"ab/cd/{oid}", key,
-                        f"{i:064x}", 500_000, when))
+        batch_c.append(
+            (
+                oid,
+                f"1.2.{study}",
+                f"1.2.{study}.{series}",
+                f"1.2.{study}.{series}.{i}",
+                f"P-{study % 5000}",
+                name,
+                f"{FAMILY[(study + 3) % 10]}^Owner",
+                SPECIES[study % 4],
+                "Mixed",
+                f"A{study}",
+                time.strftime("%Y%m%d", time.gmtime(when)),
+                "X-ray",
+                "DX",
+                f"ab/cd/{oid}",
+                key,
+                f"{i:064x}",
+                500_000,
+                when,
+            )
+        )
         if len(batch_o) >= 20000:
             _flush(db, batch_o, batch_c)
     _flush(db, batch_o, batch_c)
     for r in range(min(n // 20, 2000)):
-        db.execute("INSERT INTO runs (target, kind, state, queued_at, started_at, finished_at, summary) "
-                   "VALUES ('offsite', ?, 'ok', ?, ?, ?, ?)", ("snapshot" if r % 2 else "drill", now - r * 3600,
-                                                               now - r * 3600, now - r * 3600 + 5,
-                                                               json.dumps({"data_added": 10_000_000})))
+        db.execute(
+            "INSERT INTO runs (target, kind, state, queued_at, started_at, finished_at, summary) "
+            "VALUES ('offsite', ?, 'ok', ?, ?, ?, ?)",
+            (
+                "snapshot" if r % 2 else "drill",
+                now - r * 3600,
+                now - r * 3600,
+                now - r * 3600 + 5,
+                json.dumps({"data_added": 10_000_000}),
+            ),
+        )
     refresh_all_studies(db)
     db.execute("COMMIT")
     db.close()
 
 
 def _flush(db: sqlite3.Connection, outbox: list[tuple[Any, ...]], catalog: list[tuple[Any, ...]]) -> None:
-    db.executemany("INSERT INTO outbox (orthanc_id, state, enqueued_at, next_attempt_at, object_key, sha256, size, "
-                   "done_at) VALUES (?, 'done', ?, ?, ?, ?, ?, ?)", outbox)
-    db.executemany("INSERT INTO catalog (orthanc_id, study_uid, series_uid, sop_uid, patient_id, patient_name, owner, "
-                   "species, breed, accession, study_date, description, modality, path, object_key, sha256, size, "
-                   "added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", catalog)
+    db.executemany(
+        "INSERT INTO outbox (orthanc_id, state, enqueued_at, next_attempt_at, object_key, sha256, size, "
+        "done_at) VALUES (?, 'done', ?, ?, ?, ?, ?, ?)",
+        outbox,
+    )
+    db.executemany(
+        "INSERT INTO catalog (orthanc_id, study_uid, series_uid, sop_uid, patient_id, patient_name, owner, "
+        "species, breed, accession, study_date, description, modality, path, object_key, sha256, size, "
+        "added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        catalog,
+    )
     outbox.clear()
     catalog.clear()
 
@@ -101,7 +132,7 @@ def reconcile_s(path: Path, n: int) -> float:
     ids = [f"{i:08x}-0000-0000-0000-000000000000" for i in range(n)]
     t0 = time.perf_counter()
     for start in range(0, n, 1000):  # the page size the engine uses
-        outbox.enqueue_missing(ids[start:start + 1000], time.time())
+        outbox.enqueue_missing(ids[start : start + 1000], time.time())
     outbox.close()
     return time.perf_counter() - t0
 
@@ -118,14 +149,22 @@ def probe(http: OrthancHttp, n: int) -> dict[str, float]:
     seen = http.get_json("/backup/status")["replicated"]
     if seen != n:
         raise RuntimeError(f"the plugin sees {seen} copies, not the {n} of the volume")
-    out = {"status_ms": round(statistics.median(timed_ms(lambda: http.get_json("/backup/status"))
-                                                for _ in range(15)), 1)}
+    out = {
+        "status_ms": round(statistics.median(timed_ms(lambda: http.get_json("/backup/status")) for _ in range(15)), 1)
+    }
     queries = ["smith bella", "Müller", "obrien", "P-42", "A123", "canine", "rex jones", "zoë"]
-    times = sorted(timed_ms(lambda q=q: http.get_json("/backup/studies?" + urllib.parse.urlencode({"q": q})))
-                   for _ in range(5) for q in queries)
+    times = sorted(
+        timed_ms(lambda q=q: http.get_json("/backup/studies?" + urllib.parse.urlencode({"q": q})))
+        for _ in range(5)
+        for q in queries
+    )
     out["search_p99_ms"] = round(times[min(len(times) - 1, int(0.99 * len(times)))], 1)
-    out["recent_list_ms"] = round(statistics.median(
-        timed_ms(lambda: http.get_json("/backup/studies?from=2020-01-01&to=2030-01-01")) for _ in range(5)), 1)
+    out["recent_list_ms"] = round(
+        statistics.median(
+            timed_ms(lambda: http.get_json("/backup/studies?from=2020-01-01&to=2030-01-01")) for _ in range(5)
+        ),
+        1,
+    )
     return out
 
 
@@ -137,10 +176,20 @@ def measure(base: Path, n: int, minio: devstack.Process, minio_env: dict[str, st
     figures: dict[str, Any] = {}
     rss: dict[bool, float] = {}
     for plugin in (False, True):
-        s = devstack.OrthancSettings(base / f"orthanc-{n}-{int(plugin)}", devstack.free_port(), devstack.free_port(),
-                                     "bench", devstack.new_secret(), plugin=plugin)
-        env = {**minio_env, "BACKUP_OUTBOX_PATH": str(volume), "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
-               "BACKUP_RECONCILE_HOURS": "0"}
+        s = devstack.OrthancSettings(
+            base / f"orthanc-{n}-{int(plugin)}",
+            devstack.free_port(),
+            devstack.free_port(),
+            "bench",
+            devstack.new_secret(),
+            plugin=plugin,
+        )
+        env = {
+            **minio_env,
+            "BACKUP_OUTBOX_PATH": str(volume),
+            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+            "BACKUP_RECONCILE_HOURS": "0",
+        }
         proc = devstack.start_orthanc(s, env, s.work_dir / "orthanc.log")
         try:
             http = OrthancHttp(f"http://127.0.0.1:{s.http_port}", s.username, s.password, timeout_s=300)
@@ -165,8 +214,12 @@ def main() -> int:
         port = devstack.free_port()
         minio = devstack.start_minio(base / "minio", port, devstack.free_port(), user, secret, base / "minio.log")
         try:
-            minio_env = {"MINIO_ENDPOINT": f"127.0.0.1:{port}", "MINIO_ACCESS_KEY": user, "MINIO_SECRET_KEY": secret,
-                         "MINIO_BUCKET": "scale"}
+            minio_env = {
+                "MINIO_ENDPOINT": f"127.0.0.1:{port}",
+                "MINIO_ACCESS_KEY": user,
+                "MINIO_SECRET_KEY": secret,
+                "MINIO_BUCKET": "scale",
+            }
             for n in SIZES:
                 result[str(n)] = measure(base, n, minio, minio_env)
         finally:

@@ -102,15 +102,23 @@ class Process:
                 time.sleep(0.05)
 
 
-def spawn(name: str, argv: list[str], log: Path, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None) -> Process:
+def spawn(
+    name: str, argv: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Process:
     """Start ``argv`` in its own session with output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         # umask 077: whatever the programs write (images, queue, databases, logs) is owner-only.
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
-                                 umask=0o077)
+        popen = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+            umask=0o077,
+        )
     return Process(name=name, pid=popen.pid, log=log, popen=popen)
 
 
@@ -142,8 +150,9 @@ def wait_http(proc: Process, url: str, timeout_s: float = 60.0, auth: tuple[str,
             pass
         time.sleep(0.2)
     proc.stop(60)
-    raise StackError(f"{proc.name} did not answer {url} within {timeout_s:.0f} s (stopped it); log {proc.log}:\n"
-                     f"{_tail(proc.log)}")
+    raise StackError(
+        f"{proc.name} did not answer {url} within {timeout_s:.0f} s (stopped it); log {proc.log}:\n{_tail(proc.log)}"
+    )
 
 
 # --- MinIO --------------------------------------------------------------------------------------
@@ -155,17 +164,37 @@ def start_minio(data_dir: Path, port: int, console_port: int, user: str, passwor
     """
     exe = require_program(TOOLS_BIN / "minio")
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "MINIO_ROOT_USER": user,
-           "MINIO_ROOT_PASSWORD": password, "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
-    proc = spawn("minio", [exe, "server", str(data_dir), "--address", f"127.0.0.1:{port}",
-                           "--console-address", f"127.0.0.1:{console_port}", "--quiet"], log, env)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(data_dir),
+        "MINIO_ROOT_USER": user,
+        "MINIO_ROOT_PASSWORD": password,
+        "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off",
+    }
+    proc = spawn(
+        "minio",
+        [
+            exe,
+            "server",
+            str(data_dir),
+            "--address",
+            f"127.0.0.1:{port}",
+            "--console-address",
+            f"127.0.0.1:{console_port}",
+            "--quiet",
+        ],
+        log,
+        env,
+    )
     wait_http(proc, f"http://127.0.0.1:{port}/minio/health/ready", 60)
     return proc
 
 
 # --- rest-server (offsite stand-in) -------------------------------------------------------------
-def start_rest_server(data_dir: Path, port: int, log: Path, append_only: bool = True,
-                      htpasswd: Path | None = None) -> Process:
+def start_rest_server(
+    data_dir: Path, port: int, log: Path, append_only: bool = True, htpasswd: Path | None = None
+) -> Process:
     """Start rest-server on 127.0.0.1:port (append-only by default: a NAS cannot erase history).
 
     With ``htpasswd`` (see write_htpasswd) only its user gets in, as `make run` starts it; without it
@@ -220,10 +249,18 @@ def render_orthanc_config(s: OrthancSettings) -> dict:
     """Orthanc's configuration for ``s``, made by the container's renderer; StackError on a bad setting."""
     try:
         return orthanc_entrypoint.render(
-            json.loads(orthanc_entrypoint.TEMPLATE.read_text()), storage=s.work_dir / "storage",
-            index=s.work_dir / "index", http_port=s.http_port, dicom_port=s.dicom_port, aet=s.aet,
-            users={s.username: s.password}, entry_script=PLUGINS_DIR / "orthanc_entry.py", python_plugin=s.plugin,
-            modalities=s.modalities, remote_access=s.remote_access)
+            json.loads(orthanc_entrypoint.TEMPLATE.read_text()),
+            storage=s.work_dir / "storage",
+            index=s.work_dir / "index",
+            http_port=s.http_port,
+            dicom_port=s.dicom_port,
+            aet=s.aet,
+            users={s.username: s.password},
+            entry_script=PLUGINS_DIR / "orthanc_entry.py",
+            python_plugin=s.plugin,
+            modalities=s.modalities,
+            remote_access=s.remote_access,
+        )
     except orthanc_entrypoint.ConfigError as exc:
         raise StackError(str(exc)) from None
 
@@ -255,8 +292,14 @@ def orthanc_command(s: OrthancSettings, backup_env: Mapping[str, str]) -> tuple[
     """Write Orthanc's configuration; return its command line and environment (with the plugin's settings)."""
     exe = require_program("Orthanc")
     config = write_orthanc_config(s)
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(s.work_dir), "PYTHONPATH": plugin_pythonpath(),
-           "LANG": "C.UTF-8", **MALLOC_TUNING, **backup_env}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(s.work_dir),
+        "PYTHONPATH": plugin_pythonpath(),
+        "LANG": "C.UTF-8",
+        **MALLOC_TUNING,
+        **backup_env,
+    }
     return [exe, str(config)], env
 
 
@@ -272,17 +315,36 @@ def start_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, 
 SUPERVISOR = ROOT / "dev" / "supervise.py"
 
 
-def start_supervised_orthanc(s: OrthancSettings, backup_env: Mapping[str, str], log: Path, supervisor_log: Path,
-                             child_pid_file: Path, wait: bool = True, min_backoff_s: float = 1.0,
-                             max_backoff_s: float = 30.0) -> Process:
+def start_supervised_orthanc(
+    s: OrthancSettings,
+    backup_env: Mapping[str, str],
+    log: Path,
+    supervisor_log: Path,
+    child_pid_file: Path,
+    wait: bool = True,
+    min_backoff_s: float = 1.0,
+    max_backoff_s: float = 30.0,
+) -> Process:
     """Start Orthanc under dev/supervise.py, which restarts it whenever it exits unasked (it crashes on some
     input nothing can filter first). The returned Process is the supervisor: stopping it stops Orthanc.
     Orthanc's current pid is in ``child_pid_file``; one line per start and restart goes to ``supervisor_log``."""
     argv, env = orthanc_command(s, backup_env)
     child_pid_file.parent.mkdir(parents=True, exist_ok=True)
-    supervise = [sys.executable, str(SUPERVISOR), "--name", "orthanc", "--log", str(supervisor_log),
-                 "--child-pid-file", str(child_pid_file), "--min-backoff", str(min_backoff_s),
-                 "--max-backoff", str(max_backoff_s), "--"]
+    supervise = [
+        sys.executable,
+        str(SUPERVISOR),
+        "--name",
+        "orthanc",
+        "--log",
+        str(supervisor_log),
+        "--child-pid-file",
+        str(child_pid_file),
+        "--min-backoff",
+        str(min_backoff_s),
+        "--max-backoff",
+        str(max_backoff_s),
+        "--",
+    ]
     proc = spawn("orthanc", supervise + argv, log, env, cwd=s.work_dir)
     if wait:  # stops the supervisor (and Orthanc) when Orthanc does not come up
         wait_http(proc, f"http://127.0.0.1:{s.http_port}/system", 90, (s.username, s.password))
@@ -294,10 +356,17 @@ def start_dashboard(port: int, data_dir: Path, env: Mapping[str, str], log: Path
     """Start the dashboard (waitress) on host:port; ``env`` holds ORTHANC_* and DASHBOARD_*."""
     python = VENV / "bin" / "python"
     require_program(python)
-    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "LANG": "C.UTF-8",
-            "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), str(ROOT / "dashboard")]),
-            "DASHBOARD_HOST": host, "DASHBOARD_PORT": str(port), "DASHBOARD_DATA_DIR": str(data_dir),
-            "DASHBOARD_COOKIE_SECURE": "false", **env}
+    full = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(data_dir),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": os.pathsep.join([str(PLUGINS_DIR), str(ROOT / "dashboard")]),
+        "DASHBOARD_HOST": host,
+        "DASHBOARD_PORT": str(port),
+        "DASHBOARD_DATA_DIR": str(data_dir),
+        "DASHBOARD_COOKIE_SECURE": "false",
+        **env,
+    }
     proc = spawn("dashboard", [str(python), "-m", "pacs_dashboard"], log, full)
     wait_http(proc, f"http://127.0.0.1:{port}/healthz", 60)
     return proc

@@ -78,9 +78,14 @@ def bind_address() -> str:
 BIND = bind_address()
 
 
-PORTS = {"orthanc": port("ORTHANC_HTTP", 8042), "dicom": port("DICOM", 4242), "minio": port("MINIO", 9000),
-         "minio-console": port("MINIO_CONSOLE", 9001), "rest-server": port("REST_SERVER", 8000),
-         "dashboard": port("DASHBOARD", 8080)}
+PORTS = {
+    "orthanc": port("ORTHANC_HTTP", 8042),
+    "dicom": port("DICOM", 4242),
+    "minio": port("MINIO", 9000),
+    "minio-console": port("MINIO_CONSOLE", 9001),
+    "rest-server": port("REST_SERVER", 8000),
+    "dashboard": port("DASHBOARD", 8080),
+}
 
 
 def secret(name: str, make: str | None = None) -> str:
@@ -147,8 +152,9 @@ def stack_env() -> dict[str, str]:
         "RESTIC_REPOSITORY": f"rest:http://127.0.0.1:{PORTS['rest-server']}/clinic",
         "RESTIC_PASSWORD_FILE": str(SECRETS / "restic_password"),
         # The offsite stand-in's own login (rest-server --htpasswd-file); restic reads these two variables.
-        "RESTIC_REST_USERNAME": secret("rest_server_username", "pacs-" + devstack.new_secret(6).lower()
-                                       .replace("_", "-")),
+        "RESTIC_REST_USERNAME": secret(
+            "rest_server_username", "pacs-" + devstack.new_secret(6).lower().replace("_", "-")
+        ),
         "RESTIC_REST_PASSWORD": secret("rest_server_password"),
         "DASHBOARD_URL": f"http://127.0.0.1:{PORTS['dashboard']}",
         "DASHBOARD_USERNAME": "admin",
@@ -169,15 +175,20 @@ def write_env(env: dict[str, str]) -> Path:
 
 def minio_root() -> tuple[str, str]:
     """MinIO's root account (user, password): used only to set the store up, never given to the plugin."""
-    return (secret("minio_root_user", "root-" + devstack.new_secret(6).lower().replace("_", "-")),
-            secret("minio_root_password"))
+    return (
+        secret("minio_root_user", "root-" + devstack.new_secret(6).lower().replace("_", "-")),
+        secret("minio_root_password"),
+    )
 
 
 def reader_keys() -> dict[str, str]:
     """The dashboard's read-only bucket account (pictures and study pages while the PACS is down)."""
-    return {"MINIO_READER_ACCESS_KEY": secret("minio_reader_access_key", "reader-" + devstack.new_secret(6).lower()
-                                              .replace("_", "-")),
-            "MINIO_READER_SECRET_KEY": secret("minio_reader_secret_key")}
+    return {
+        "MINIO_READER_ACCESS_KEY": secret(
+            "minio_reader_access_key", "reader-" + devstack.new_secret(6).lower().replace("_", "-")
+        ),
+        "MINIO_READER_SECRET_KEY": secret("minio_reader_secret_key"),
+    }
 
 
 def setup_store(env: dict[str, str]) -> list[str]:
@@ -191,10 +202,17 @@ def setup_store(env: dict[str, str]) -> list[str]:
 
     user, password = minio_root()
     try:
-        settings = load_setup_settings({**{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET",
-                                                               "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")},
-                                        "MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password,
-                                        **reader_keys()})
+        settings = load_setup_settings(
+            {
+                **{
+                    k: env[k]
+                    for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY")
+                },
+                "MINIO_ROOT_USER": user,
+                "MINIO_ROOT_PASSWORD": password,
+                **reader_keys(),
+            }
+        )
         return provision(settings, wait_s=60).lines()
     except BackupError as exc:
         raise devstack.StackError(f"setting up the object store failed: {exc} (log {LOGS / 'minio.log'})") from None
@@ -213,8 +231,11 @@ def up() -> None:
         print("restarting minio with its own root account (the plugin gets a least-privilege account)")
         minio.stop(60)
     if not running("minio"):
-        record(devstack.start_minio(STATE / "minio", PORTS["minio"], PORTS["minio-console"],
-                                    root_user, root_password, LOGS / "minio.log"))
+        record(
+            devstack.start_minio(
+                STATE / "minio", PORTS["minio"], PORTS["minio-console"], root_user, root_password, LOGS / "minio.log"
+            )
+        )
         started.append("minio")
     store_report = setup_store(env)  # before Orthanc: the plugin's account may not create the bucket
     rest = running("rest-server")
@@ -225,10 +246,14 @@ def up() -> None:
         print("restarting rest-server with a login (it ran without authentication)")
         rest.stop(30)
     if not running("rest-server"):
-        htpasswd = devstack.write_htpasswd(SECRETS / "rest-server.htpasswd", env["RESTIC_REST_USERNAME"],
-                                           env["RESTIC_REST_PASSWORD"])
-        record(devstack.start_rest_server(STATE / "offsite", PORTS["rest-server"], LOGS / "rest-server.log",
-                                          htpasswd=htpasswd))
+        htpasswd = devstack.write_htpasswd(
+            SECRETS / "rest-server.htpasswd", env["RESTIC_REST_USERNAME"], env["RESTIC_REST_PASSWORD"]
+        )
+        record(
+            devstack.start_rest_server(
+                STATE / "offsite", PORTS["rest-server"], LOGS / "rest-server.log", htpasswd=htpasswd
+            )
+        )
         started.append("rest-server")
     settings = orthanc_settings(env)
     orthanc = running("orthanc")
@@ -236,8 +261,11 @@ def up() -> None:
         print(f"restarting orthanc: {why}")
         stop_orthanc(orthanc)
     if not running("orthanc"):
-        record(devstack.start_supervised_orthanc(settings, orthanc_backup_env(env), LOGS / "orthanc.log",
-                                                 SUPERVISOR_LOG, ORTHANC_CHILD_PID))
+        record(
+            devstack.start_supervised_orthanc(
+                settings, orthanc_backup_env(env), LOGS / "orthanc.log", SUPERVISOR_LOG, ORTHANC_CHILD_PID
+            )
+        )
         started.append("orthanc")
     dashboard = running("dashboard")
     if dashboard is not None and environ(dashboard.pid).get("DASHBOARD_HOST", BIND) != BIND:
@@ -248,56 +276,95 @@ def up() -> None:
         dashboard.stop(30)
     if not running("dashboard"):
         dash_env = {k: env[k] for k in ("ORTHANC_URL", "ORTHANC_USERNAME", "DASHBOARD_USERNAME")}
-        dash_env.update({"ORTHANC_PASSWORD_FILE": str(SECRETS / "orthanc_password"),
-                         "DASHBOARD_PASSWORD_FILE": str(SECRETS / "dashboard_password"),
-                         **{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}, **reader_keys(),
-                         **dashboard_settings()})
-        record(devstack.start_dashboard(PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log",
-                                        host=BIND))
+        dash_env.update(
+            {
+                "ORTHANC_PASSWORD_FILE": str(SECRETS / "orthanc_password"),
+                "DASHBOARD_PASSWORD_FILE": str(SECRETS / "dashboard_password"),
+                **{k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")},
+                **reader_keys(),
+                **dashboard_settings(),
+            }
+        )
+        record(
+            devstack.start_dashboard(
+                PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log", host=BIND
+            )
+        )
         started.append("dashboard")
     path = write_env(env)
     sheet = STATE / "recovery-sheet.txt"
     if not sheet.exists():
-        subprocess.run([str(devstack.ROOT / "scripts" / "recovery-sheet"), "--clinic", "Development stack",
-                        "--output", str(sheet)], env={**os.environ, **env}, check=True, capture_output=True)
+        subprocess.run(
+            [
+                str(devstack.ROOT / "scripts" / "recovery-sheet"),
+                "--clinic",
+                "Development stack",
+                "--output",
+                str(sheet),
+            ],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
     print(f"Started: {', '.join(started) or 'nothing (all running)'}")
-    print(f"  Orthanc      {env['ORTHANC_URL']}  (user {env['ORTHANC_USERNAME']}, DICOM {env['DICOM_AET']}@"
-          f"{env['DICOM_HOST']}:{env['DICOM_PORT']})")
-    print(f"  MinIO        http://{env['MINIO_ENDPOINT']}  bucket {env['MINIO_BUCKET']}  (root account only in "
-          f"{SECRETS}/minio_root_*; stack.env has the plugin's own)")
+    print(
+        f"  Orthanc      {env['ORTHANC_URL']}  (user {env['ORTHANC_USERNAME']}, DICOM {env['DICOM_AET']}@"
+        f"{env['DICOM_HOST']}:{env['DICOM_PORT']})"
+    )
+    print(
+        f"  MinIO        http://{env['MINIO_ENDPOINT']}  bucket {env['MINIO_BUCKET']}  (root account only in "
+        f"{SECRETS}/minio_root_*; stack.env has the plugin's own)"
+    )
     for line in store_report:
         print(f"               {line}")
-    print(f"  Offsite      {env['RESTIC_REPOSITORY']}  (rest-server, append-only, user "
-          f"{env['RESTIC_REST_USERNAME']}; password in stack.env)")
+    print(
+        f"  Offsite      {env['RESTIC_REPOSITORY']}  (rest-server, append-only, user "
+        f"{env['RESTIC_REST_USERNAME']}; password in stack.env)"
+    )
     print(f"  Status       {env['ORTHANC_URL']}/backup/status")
     print(f"  Dashboard    {env['DASHBOARD_URL']}  (user {env['DASHBOARD_USERNAME']})")
     if BIND == "127.0.0.1":
-        print("  Network      this machine only: Orthanc refuses web/REST clients of other machines, the "
-              "dashboard listens on 127.0.0.1 (STACK_BIND=0.0.0.0 in .env opens both)")
+        print(
+            "  Network      this machine only: Orthanc refuses web/REST clients of other machines, the "
+            "dashboard listens on 127.0.0.1 (STACK_BIND=0.0.0.0 in .env opens both)"
+        )
     else:
         print(f"  Network      open (STACK_BIND={BIND}): Orthanc's web/REST and the dashboard answer other machines")
     if settings.modalities:
         print(f"  DICOM        only these devices may store: {settings.modalities}")
     else:
-        print(f"  DICOM        any device that reaches port {PORTS['dicom']} may store (Orthanc cannot listen on "
-              "127.0.0.1 only); set DICOM_MODALITIES in .env to list the allowed devices")
+        print(
+            f"  DICOM        any device that reaches port {PORTS['dicom']} may store (Orthanc cannot listen on "
+            "127.0.0.1 only); set DICOM_MODALITIES in .env to list the allowed devices"
+        )
     print(f"  Settings and secrets: {path}  (logs in {LOGS})")
     print(f"  Recovery sheet: {sheet}  (print it; keep it away from this machine)")
 
 
 def orthanc_settings(env: dict[str, str]) -> devstack.OrthancSettings:
-    return devstack.OrthancSettings(work_dir=STATE / "orthanc", http_port=PORTS["orthanc"], dicom_port=PORTS["dicom"],
-                                    username=env["ORTHANC_USERNAME"], password=env["ORTHANC_PASSWORD"],
-                                    aet=env["DICOM_AET"], modalities=setting("DICOM_MODALITIES"),
-                                    remote_access=BIND != "127.0.0.1")
+    return devstack.OrthancSettings(
+        work_dir=STATE / "orthanc",
+        http_port=PORTS["orthanc"],
+        dicom_port=PORTS["dicom"],
+        username=env["ORTHANC_USERNAME"],
+        password=env["ORTHANC_PASSWORD"],
+        aet=env["DICOM_AET"],
+        modalities=setting("DICOM_MODALITIES"),
+        remote_access=BIND != "127.0.0.1",
+    )
 
 
 # Settings of the plugin an installer may give in .env (as with Compose); the store, its keys and the
 # offsite stand-in are make run's own unless .env names another offsite repository.
 _PLUGIN_PREFIXES = ("BACKUP_", "RESTIC_", "CLOUD_PACS_")
 _PLUGIN_NAMES = ("MINIO_PREFIX", "MINIO_QUOTA_GB")
-_DASHBOARD_NAMES = ("DASHBOARD_TZ", "DASHBOARD_SESSION_HOURS", "DASHBOARD_IDLE_MINUTES", "DASHBOARD_WEBHOOK_HOSTS",
-                    "APPRISE_URLS")
+_DASHBOARD_NAMES = (
+    "DASHBOARD_TZ",
+    "DASHBOARD_SESSION_HOURS",
+    "DASHBOARD_IDLE_MINUTES",
+    "DASHBOARD_WEBHOOK_HOSTS",
+    "APPRISE_URLS",
+)
 
 
 def user_settings(names: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> dict[str, str]:
@@ -311,12 +378,16 @@ def orthanc_backup_env(env: dict[str, str]) -> dict[str, str]:
     """The plugin's settings: secrets as *_FILE, so they stay out of Orthanc's environment; plus what
     .env sets (extra targets and their <NAME>_RESTIC_* variables, a cloud PACS, schedules...)."""
     backup_env = {k: env[k] for k in ("MINIO_ENDPOINT", "MINIO_SECURE", "MINIO_BUCKET")}
-    backup_env.update({"MINIO_ACCESS_KEY_FILE": str(SECRETS / "minio_access_key"),
-                       "MINIO_SECRET_KEY_FILE": str(SECRETS / "minio_secret_key"),
-                       "RESTIC_REPOSITORY": env["RESTIC_REPOSITORY"],
-                       "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"],
-                       "RESTIC_REST_USERNAME": env["RESTIC_REST_USERNAME"],
-                       "RESTIC_REST_PASSWORD_FILE": str(SECRETS / "rest_server_password")})
+    backup_env.update(
+        {
+            "MINIO_ACCESS_KEY_FILE": str(SECRETS / "minio_access_key"),
+            "MINIO_SECRET_KEY_FILE": str(SECRETS / "minio_secret_key"),
+            "RESTIC_REPOSITORY": env["RESTIC_REPOSITORY"],
+            "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"],
+            "RESTIC_REST_USERNAME": env["RESTIC_REST_USERNAME"],
+            "RESTIC_REST_PASSWORD_FILE": str(SECRETS / "rest_server_password"),
+        }
+    )
     targets = [t.strip().upper().replace("-", "_") for t in setting("BACKUP_EXTRA_TARGETS").split(",") if t.strip()]
     chosen = user_settings(_PLUGIN_NAMES, _PLUGIN_PREFIXES + tuple(f"{t}_RESTIC_" for t in targets))
     if chosen.get("RESTIC_REPOSITORY"):  # the installer's own offsite repository instead of the stand-in
@@ -331,8 +402,9 @@ def dashboard_settings() -> dict[str, str]:
     return user_settings(_DASHBOARD_NAMES)
 
 
-def orthanc_restart_reason(proc: devstack.Process, settings: devstack.OrthancSettings,
-                           restarted_rest: bool) -> str | None:
+def orthanc_restart_reason(
+    proc: devstack.Process, settings: devstack.OrthancSettings, restarted_rest: bool
+) -> str | None:
     """Why a running Orthanc must be restarted to match this `make run`, or None."""
     if not any(arg.endswith("supervise.py") for arg in cmdline(proc.pid)):
         return "it ran without its supervisor (nothing restarted it after a crash)"
@@ -382,10 +454,12 @@ def status() -> None:
         sys.path.insert(0, str(devstack.ROOT / "plugins"))
         from pacs_backup.errors import BackupError
         from pacs_backup.orthanc_http import OrthancHttp
+
         env = stack_env()
         try:
             st = OrthancHttp(env["ORTHANC_URL"], env["ORTHANC_USERNAME"], env["ORTHANC_PASSWORD"]).get_json(
-                "/backup/status")
+                "/backup/status"
+            )
             print(json.dumps(st, indent=2))
         except BackupError as exc:
             print(f"backup status unavailable: {exc}")

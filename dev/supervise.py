@@ -78,8 +78,7 @@ class Supervisor:
             if os.getppid() != parent:  # the supervisor died before prctl took effect
                 os._exit(1)
 
-        child = subprocess.Popen(self.a.argv, stdin=subprocess.DEVNULL, preexec_fn=in_child,
-                                 process_group=0)
+        child = subprocess.Popen(self.a.argv, stdin=subprocess.DEVNULL, preexec_fn=in_child, process_group=0)
         if self.a.child_pid_file:
             tmp = self.a.child_pid_file.with_suffix(".tmp")
             tmp.write_text(str(child.pid))
@@ -132,8 +131,10 @@ class Supervisor:
             if ran >= self.a.stable_after:
                 delay = self.a.min_backoff
             self.restarts += 1
-            self.log(f"pid {self.child.pid} exited unexpectedly ({how}) after {ran:.1f} s; "
-                     f"restart {self.restarts} in {delay:.1f} s")
+            self.log(
+                f"pid {self.child.pid} exited unexpectedly ({how}) after {ran:.1f} s; "
+                f"restart {self.restarts} in {delay:.1f} s"
+            )
             self.sleep(delay)
             delay = min(self.a.max_backoff, delay * 2)
         return 0
@@ -146,10 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child-pid-file", type=Path, help="file holding the running program's pid")
     p.add_argument("--min-backoff", type=float, default=1.0, help="first restart delay in seconds (1)")
     p.add_argument("--max-backoff", type=float, default=30.0, help="longest restart delay in seconds (30)")
-    p.add_argument("--stable-after", type=float, default=60.0,
-                   help="a run this long resets the delay to --min-backoff (60 s)")
-    p.add_argument("--stop-timeout", type=float, default=45.0,
-                   help="on stop, SIGKILL the program after this many seconds (45)")
+    p.add_argument(
+        "--stable-after", type=float, default=60.0, help="a run this long resets the delay to --min-backoff (60 s)"
+    )
+    p.add_argument(
+        "--stop-timeout", type=float, default=45.0, help="on stop, SIGKILL the program after this many seconds (45)"
+    )
     p.add_argument("argv", nargs="+", help="the program and its arguments (after --)")
     a = p.parse_args(argv)
     if a.min_backoff <= 0 or a.max_backoff < a.min_backoff:

@@ -52,22 +52,35 @@ def parse_modalities(raw: str, name: str = "DICOM_MODALITIES") -> dict[str, dict
         if not sep or not aet or not where.strip():
             raise ConfigError(f"{name}: {entry!r} is not AET@address[:port] (e.g. CR1@192.168.1.20:104).")
         if not _AET.fullmatch(aet) or "\\" in aet or "@" in aet:
-            raise ConfigError(f"{name}: {entry!r}: the AE title {aet!r} must be 1 to 16 printable ASCII "
-                              f"characters without backslash or '@'.")
+            raise ConfigError(
+                f"{name}: {entry!r}: the AE title {aet!r} must be 1 to 16 printable ASCII "
+                f"characters without backslash or '@'."
+            )
         host, port = _host_port(name, entry, where.strip())
         # Orthanc compares titles without case; two entries with one title make it skip the address check
         # (seen with 1.10.1: a device with that title was then accepted from any address).
         key = aet.upper()
         if key in seen:
-            raise ConfigError(f"{name}: the AE title {aet!r} appears twice ({seen[key]!r} and {entry!r}); Orthanc "
-                              f"then stops checking addresses. Give each device its own AE title.")
+            raise ConfigError(
+                f"{name}: the AE title {aet!r} appears twice ({seen[key]!r} and {entry!r}); Orthanc "
+                f"then stops checking addresses. Give each device its own AE title."
+            )
         seen[key] = entry
         symbolic = re.sub(r"[^a-z0-9]+", "-", aet.lower()).strip("-") or "modality"
         while symbolic in modalities:
             symbolic += "-2"
-        modalities[symbolic] = {"AET": aet, "Host": host, "Port": port, "AllowEcho": True, "AllowStore": True,
-                                "AllowStorageCommitment": True, "AllowFind": False, "AllowFindWorklist": False,
-                                "AllowGet": False, "AllowMove": False}
+        modalities[symbolic] = {
+            "AET": aet,
+            "Host": host,
+            "Port": port,
+            "AllowEcho": True,
+            "AllowStore": True,
+            "AllowStorageCommitment": True,
+            "AllowFind": False,
+            "AllowFindWorklist": False,
+            "AllowGet": False,
+            "AllowMove": False,
+        }
     return modalities
 
 
@@ -85,8 +98,10 @@ def _host_port(name: str, entry: str, where: str) -> tuple[str, int]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ConfigError(f"{name}: {entry!r}: {host!r} is not an IP address. Orthanc compares the sender's "
-                          f"address with it, so give the device's fixed IP address, not a host name.") from None
+        raise ConfigError(
+            f"{name}: {entry!r}: {host!r} is not an IP address. Orthanc compares the sender's "
+            f"address with it, so give the device's fixed IP address, not a host name."
+        ) from None
     if not port_text and where.endswith(":"):
         raise ConfigError(f"{name}: {entry!r}: the port after ':' is missing.")
     if not port_text:
@@ -96,9 +111,20 @@ def _host_port(name: str, entry: str, where: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def render(template: dict, *, storage: Path, index: Path, http_port: int, dicom_port: int, aet: str,
-           users: dict[str, str], entry_script: Path, python_plugin: bool = True, modalities: str = "",
-           remote_access: bool | None = None) -> dict:
+def render(
+    template: dict,
+    *,
+    storage: Path,
+    index: Path,
+    http_port: int,
+    dicom_port: int,
+    aet: str,
+    users: dict[str, str],
+    entry_script: Path,
+    python_plugin: bool = True,
+    modalities: str = "",
+    remote_access: bool | None = None,
+) -> dict:
     """Return Orthanc's configuration: the shared template plus this installation's values.
 
     ``modalities``: DICOM_MODALITIES' text; when it lists devices only they may store (checked by AE
@@ -108,9 +134,17 @@ def render(template: dict, *, storage: Path, index: Path, http_port: int, dicom_
     plugins = [str(PLUGIN_DIR / "libOrthancDicomWeb.so")]
     if python_plugin:
         plugins.insert(0, str(PLUGIN_DIR / "libOrthancPython.so"))
-    config = {**template, "StorageDirectory": str(storage), "IndexDirectory": str(index), "HttpPort": http_port,
-              "DicomPort": dicom_port, "DicomAet": aet, "RegisteredUsers": users, "Plugins": plugins,
-              "PythonScript": str(entry_script)}
+    config = {
+        **template,
+        "StorageDirectory": str(storage),
+        "IndexDirectory": str(index),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": aet,
+        "RegisteredUsers": users,
+        "Plugins": plugins,
+        "PythonScript": str(entry_script),
+    }
     known = parse_modalities(modalities)
     if known:
         config.update({"DicomModalities": known, "DicomAlwaysAllowStore": False, "DicomCheckModalityHost": True})
@@ -119,8 +153,10 @@ def render(template: dict, *, storage: Path, index: Path, http_port: int, dicom_
     return config
 
 
-MODALITIES_WARNING = ("warning: DICOM_MODALITIES is empty, so any device that reaches the DICOM port may store "
-                      "images. List the clinic's devices (AET@address[:port],...): see README, 'Install'.")
+MODALITIES_WARNING = (
+    "warning: DICOM_MODALITIES is empty, so any device that reaches the DICOM port may store "
+    "images. List the clinic's devices (AET@address[:port],...): see README, 'Install'."
+)
 
 
 # rest-server accepts bcrypt ($2a$/$2b$/$2y$) and unsalted SHA-1 ({SHA}) entries; only bcrypt is written here.
@@ -147,8 +183,9 @@ def htpasswd_line(user: str, password: str) -> str:
         return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(10)).decode()}"
     if shutil.which("htpasswd") is None:
         raise ConfigError("htpasswd (Debian package apache2-utils) is missing: it makes rest-server's login file.")
-    done = subprocess.run(["htpasswd", "-niB", "-C", "10", user], input=password, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        ["htpasswd", "-niB", "-C", "10", user], input=password, capture_output=True, text=True, timeout=60, check=False
+    )
     line = done.stdout.strip()
     if done.returncode != 0 or not line.startswith(f"{user}:$2"):
         raise ConfigError(f"htpasswd could not hash the rest-server password (exit {done.returncode}).")
@@ -184,8 +221,11 @@ def main() -> None:
         # Compose's offsite-auth one-shot: the offsite-demo rest-server's login file, from .env's
         # RESTIC_REST_USERNAME / RESTIC_REST_PASSWORD (the plugin's credentials), at every `up`.
         try:
-            write_htpasswd(Path(sys.argv[2]), os.environ.get("RESTIC_REST_USERNAME", ""),
-                           os.environ.get("RESTIC_REST_PASSWORD", ""))
+            write_htpasswd(
+                Path(sys.argv[2]),
+                os.environ.get("RESTIC_REST_USERNAME", ""),
+                os.environ.get("RESTIC_REST_PASSWORD", ""),
+            )
         except ConfigError as exc:
             sys.exit(f"{exc} Run scripts/init to generate RESTIC_REST_USERNAME / RESTIC_REST_PASSWORD in .env.")
         print(f"wrote {sys.argv[2]} for rest-server user {os.environ['RESTIC_REST_USERNAME']}")
@@ -199,10 +239,17 @@ def main() -> None:
     data = Path("/var/lib/orthanc/db")
     modalities = os.environ.get("DICOM_MODALITIES", "")
     try:
-        config = render(json.loads(TEMPLATE.read_text()), storage=data / "storage", index=data / "index",
-                        http_port=8042, dicom_port=4242, aet=os.environ.get("DICOM_AET", "PACS"),
-                        users={user: _password()}, entry_script=Path("/opt/pacs-backup/plugins/orthanc_entry.py"),
-                        modalities=modalities)
+        config = render(
+            json.loads(TEMPLATE.read_text()),
+            storage=data / "storage",
+            index=data / "index",
+            http_port=8042,
+            dicom_port=4242,
+            aet=os.environ.get("DICOM_AET", "PACS"),
+            users={user: _password()},
+            entry_script=Path("/opt/pacs-backup/plugins/orthanc_entry.py"),
+            modalities=modalities,
+        )
     except ConfigError as exc:
         sys.exit(str(exc))
     if "DicomModalities" not in config:

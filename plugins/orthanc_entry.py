@@ -66,6 +66,7 @@ _root.addHandler(_handler)
 _root.setLevel(logging.INFO)
 _root.propagate = False
 
+
 def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
     try:
         if change_type == orthanc.ChangeType.NEW_INSTANCE:
@@ -81,16 +82,19 @@ def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
 def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
     """Every route under /backup/ (status, runs, snapshots, drills, studies): see BackupService.handle."""
     try:
-        code, payload = service.handle(request.get("method", "GET"), request["groups"][0],
-                                       request.get("get") or {}, request.get("body") or b"")
+        code, payload = service.handle(
+            request.get("method", "GET"), request["groups"][0], request.get("get") or {}, request.get("body") or b""
+        )
         if isinstance(payload, Binary):
             output.AnswerBuffer(payload.data, payload.mime)
             return
         body = mask_url_credentials(json.dumps(payload))
     except Exception:  # a sentence instead of a crash or a Python error text; the traceback goes to the log
         logging.getLogger("pacs_backup").exception("request %s failed", uri[:200])
-        code, body = 500, json.dumps({"error": "The backup plugin could not answer this request; "
-                                               "Orthanc's log has the details."})
+        code, body = (
+            500,
+            json.dumps({"error": "The backup plugin could not answer this request; Orthanc's log has the details."}),
+        )
     if code < 300:
         output.AnswerBuffer(body, "application/json")
     else:

@@ -34,6 +34,7 @@ def plugin_store_env(minio_server: MinioServer, bucket: str) -> dict[str, str]:
     """The plugin's MINIO_* variables for ``bucket`` with its own least-privilege account (made by the
     store set-up step with the root keys, as `make run` and Compose do), instead of the root keys."""
     from tests.support.store_account import plugin_account
+
     return plugin_account(minio_server, bucket)[0]
 
 
@@ -57,8 +58,11 @@ def restic_password_file(tmp_path: Path) -> Path:
 def offsite_env(rest_server: RestServer, restic_password_file: Path) -> dict[str, str]:
     """A fresh repository on the append-only rest-server. Scheduled runs are pushed far out: tests
     trigger snapshots and drills themselves."""
-    return {"RESTIC_REPOSITORY": rest_server.new_repository(), "RESTIC_PASSWORD_FILE": str(restic_password_file),
-            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"}
+    return {
+        "RESTIC_REPOSITORY": rest_server.new_repository(),
+        "RESTIC_PASSWORD_FILE": str(restic_password_file),
+        "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+    }
 
 
 @pytest.fixture
@@ -85,8 +89,9 @@ def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., OrthancServer]]:
 
 
 @pytest.fixture
-def orthanc(orthanc_factory: Callable[..., OrthancServer], minio_server: MinioServer, bucket: str,
-            offsite_env: dict[str, str]) -> OrthancServer:
+def orthanc(
+    orthanc_factory: Callable[..., OrthancServer], minio_server: MinioServer, bucket: str, offsite_env: dict[str, str]
+) -> OrthancServer:
     """Orthanc + plugin replicating to a fresh bucket of the session's MinIO, with an offsite repository."""
     return orthanc_factory({**minio_server.env(bucket), **offsite_env})
 

@@ -21,8 +21,7 @@ from .security import hash_password, install
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool = True,
-               backend: Any = None) -> Flask:
+def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool = True, backend: Any = None) -> Flask:
     """Build the dashboard.
 
     Args:
@@ -55,6 +54,7 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
     fallback.install(app, settings.clinic, app.extensions["backend"], settings.data_dir)
 
     from . import audit, auth, drills, restore_views, settings_views, status, studies
+
     for bp in (auth.bp, status.bp, studies.bp, drills.bp, audit.bp, settings_views.bp, restore_views.bp):
         app.register_blueprint(bp)
 
@@ -78,9 +78,16 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
         return error_page(500, "Something went wrong. The technician log has the details.")
 
     if start_monitor:
-        monitor = Monitor(app.extensions["backend"], db, settings.apprise_urls, settings.monitor_interval_s,
-                          webhook_hosts=settings.webhook_hosts, keeper=app.extensions["keeper"],
-                          mirror=app.extensions["mirror"], tz=settings.clinic.tz)
+        monitor = Monitor(
+            app.extensions["backend"],
+            db,
+            settings.apprise_urls,
+            settings.monitor_interval_s,
+            webhook_hosts=settings.webhook_hosts,
+            keeper=app.extensions["keeper"],
+            mirror=app.extensions["mirror"],
+            tz=settings.clinic.tz,
+        )
         app.extensions["monitor"] = monitor
         monitor.start()
     return app

@@ -14,6 +14,7 @@ def main() -> int:
     from waitress import serve
 
     from . import create_app
+
     try:
         app = create_app()
     except ConfigError as exc:

@@ -16,14 +16,27 @@ from urllib.parse import unquote
 
 log = logging.getLogger(__name__)
 
-SERVICES = {"mailto": "e-mail", "mailtos": "e-mail", "ntfy": "ntfy", "ntfys": "ntfy", "slack": "Slack",
-            "msteams": "Microsoft Teams", "discord": "Discord", "tgram": "Telegram", "gotify": "Gotify",
-            "gotifys": "Gotify", "json": "webhook", "jsons": "webhook"}
+SERVICES = {
+    "mailto": "e-mail",
+    "mailtos": "e-mail",
+    "ntfy": "ntfy",
+    "ntfys": "ntfy",
+    "slack": "Slack",
+    "msteams": "Microsoft Teams",
+    "discord": "Discord",
+    "tgram": "Telegram",
+    "gotify": "Gotify",
+    "gotifys": "Gotify",
+    "json": "webhook",
+    "jsons": "webhook",
+}
 WEBHOOKS = {"json", "jsons"}
 MAX_URL = 2000
-ALLOWED_TEXT = ("e-mail (mailto://, mailtos://), ntfy (ntfy://, ntfys://), Slack (slack://), Teams (msteams://), "
-                "Discord (discord://), Telegram (tgram://), Gotify (gotify://, gotifys://) or a webhook "
-                "(json://, jsons://) to a host listed in DASHBOARD_WEBHOOK_HOSTS")
+ALLOWED_TEXT = (
+    "e-mail (mailto://, mailtos://), ntfy (ntfy://, ntfys://), Slack (slack://), Teams (msteams://), "
+    "Discord (discord://), Telegram (tgram://), Gotify (gotify://, gotifys://) or a webhook "
+    "(json://, jsons://) to a host listed in DASHBOARD_WEBHOOK_HOSTS"
+)
 
 _URL = re.compile(r"([A-Za-z0-9]{1,32})://(.*)", re.S)
 _SECOND_URL = re.compile(r"[,;][A-Za-z0-9]{1,32}://")  # Apprise reads "a://x,b://y" as two addresses
@@ -71,16 +84,20 @@ def check_alert_url(url: str, webhook_hosts: Iterable[str]) -> str | None:
         for pair in re.split(r"[&;]", query):
             key = unquote(pair.partition("=")[0]).strip()
             if key[:1] in ("+", "-", ":") and key:
-                return (f"{name}: options starting with +, - or : (extra HTTP headers, parameters or payload "
-                        "fields) are not allowed in alert addresses.")
+                return (
+                    f"{name}: options starting with +, - or : (extra HTTP headers, parameters or payload "
+                    "fields) are not allowed in alert addresses."
+                )
             if key.lower() == "method":
                 return f"{name}: choosing the HTTP method (method=) is not allowed in alert addresses."
     if kind in WEBHOOKS:
         allowed = sorted({h.lower() for h in webhook_hosts})
         if _host(rest) not in allowed:
             listed = ", ".join(allowed) if allowed else "none is set"
-            return (f"{name}: webhooks may only go to the hosts listed in DASHBOARD_WEBHOOK_HOSTS ({listed}). "
-                    "Ask your technician to add the host there.")
+            return (
+                f"{name}: webhooks may only go to the hosts listed in DASHBOARD_WEBHOOK_HOSTS ({listed}). "
+                "Ask your technician to add the host there."
+            )
     return None
 
 

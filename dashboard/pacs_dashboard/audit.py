@@ -44,5 +44,8 @@ def export() -> Response:
     writer.writerow(["time", "user", "address", "action", "detail"])
     for r in db.audit_rows(100000):
         writer.writerow([csv_cell(cell) for cell in (_when(r[0]), *r[1:])])
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=pacs-backup-audit.csv"})
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=pacs-backup-audit.csv"},
+    )

@@ -33,8 +33,13 @@ def _db() -> Database:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target \
-            and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("status.index")
 
@@ -88,8 +93,9 @@ def change_password() -> str | Response | tuple[str, int]:
         db.audit("password_change_failed", user, client_ip(), "wrong current password")
         return render_template("password.html", error="The current password is wrong."), 403
     if len(new) < MIN_PASSWORD:
-        return render_template("password.html", error=f"Choose a new password of {MIN_PASSWORD} characters "
-                               "or more."), 400
+        return render_template(
+            "password.html", error=f"Choose a new password of {MIN_PASSWORD} characters or more."
+        ), 400
     if new != again:
         return render_template("password.html", error="The two new passwords are not the same."), 400
     ended = db.set_password(user, hash_password(new))  # ends every session of this user, this one too

@@ -88,11 +88,13 @@ def _refusal(exc: RequestRefused) -> str:
 
 class Backend:
     def __init__(self, settings: DashboardSettings) -> None:
-        self.http = OrthancHttp(settings.orthanc_url, settings.orthanc_username, settings.orthanc_password,
-                                timeout_s=15)
+        self.http = OrthancHttp(
+            settings.orthanc_url, settings.orthanc_username, settings.orthanc_password, timeout_s=15
+        )
         # The status is asked often (pages, the monitor, /healthz): a PACS that hangs must not hold a page long.
-        self.quick = OrthancHttp(settings.orthanc_url, settings.orthanc_username, settings.orthanc_password,
-                                 timeout_s=8)
+        self.quick = OrthancHttp(
+            settings.orthanc_url, settings.orthanc_username, settings.orthanc_password, timeout_s=8
+        )
 
     @staticmethod
     def _down(exc: Exception, missing: str = "That is not in the backups.") -> BackendError:
@@ -144,8 +146,9 @@ class Backend:
 
     def changed_studies(self, since: float, limit: int, after: str = "") -> list[dict[str, Any]]:
         """Studies whose catalog row changed after ``(since, after)`` (epoch seconds, study UID), oldest first."""
-        params = urllib.parse.urlencode({"changed_since": repr(float(since)), "limit": str(limit),
-                                         **({"after": after} if after else {})})
+        params = urllib.parse.urlencode(
+            {"changed_since": repr(float(since)), "limit": str(limit), **({"after": after} if after else {})}
+        )
         return list(self._get_json("/backup/studies?" + params))
 
     def study(self, uid: str) -> dict[str, Any]:
@@ -158,8 +161,10 @@ class Backend:
     def backup_preview(self, uid: str, position: int, size: int = 256) -> bytes:
         """A PNG of the study's ``position``-th image (1-based), drawn by the plugin from its bucket copy."""
         try:
-            return self.http.get(f"/backup/studies/{_uid(uid)}/preview?"
-                                 + urllib.parse.urlencode({"instance": str(position), "size": str(size)}))
+            return self.http.get(
+                f"/backup/studies/{_uid(uid)}/preview?"
+                + urllib.parse.urlencode({"instance": str(position), "size": str(size)})
+            )
         except BackupError as exc:
             raise self._down(exc, "No picture of this image can be shown.") from None
 
@@ -173,8 +178,9 @@ class Backend:
         if not valid_name(source) or (snapshot is not None and not valid_snapshot(snapshot)):
             raise BackendRefused("Choose a backup copy (and snapshot) from the list on the study's page.")
         try:
-            answer = self.http.post_json("/backup/restores", {"study_uid": study_uid, "source": source,
-                                                              "snapshot": snapshot})
+            answer = self.http.post_json(
+                "/backup/restores", {"study_uid": study_uid, "source": source, "snapshot": snapshot}
+            )
         except BackupError as exc:
             raise self._down(exc, "This study is not in that backup copy.") from None
         return int(answer["run"])
@@ -212,8 +218,9 @@ class Backend:
         if not valid_uid(study_uid):
             return None
         try:
-            found = self.http.post_json("/tools/find", {"Level": "Instance", "Limit": 1,
-                                                         "Query": {"StudyInstanceUID": study_uid}})
+            found = self.http.post_json(
+                "/tools/find", {"Level": "Instance", "Limit": 1, "Query": {"StudyInstanceUID": study_uid}}
+            )
         except BackupError:
             return None
         return str(found[0]) if found else None

@@ -23,6 +23,7 @@ class BucketReader:
     def __init__(self, settings: StoreSettings, store: ObjectStore | None = None) -> None:
         if store is None:  # imported here: the S3 client is needed only when the account is configured
             from pacs_backup.object_store import ObjectStore
+
             store = ObjectStore(settings, timeout_s=20.0, pool_size=4)
         self.settings, self.store = settings, store
         self._lock = threading.Lock()

@@ -51,8 +51,9 @@ def load_zone(env: Mapping[str, str]) -> ZoneInfo:
         try:
             return ZoneInfo(chosen)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"DASHBOARD_TZ={chosen!r} is not a time zone; use a name such as Europe/Berlin "
-                              "or America/New_York.") from None
+            raise ConfigError(
+                f"DASHBOARD_TZ={chosen!r} is not a time zone; use a name such as Europe/Berlin or America/New_York."
+            ) from None
     for candidate in ((env.get("TZ") or "").strip().lstrip(":"), _system_zone()):
         if not candidate:
             continue

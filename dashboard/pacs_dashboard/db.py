@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS samples (at REAL PRIMARY KEY, data TEXT NOT NULL);
 # MIGRATIONS[n - 1] brings a file from version n - 1 to version n. Append only; never edit a shipped one.
 MIGRATIONS: list[tuple[str, ...]] = [
     (),  # 1: _SCHEMA_V1 (created by open_db)
-    (    # 2: server-side sessions (logout and password changes end them); failures keyed per address
+    (  # 2: server-side sessions (logout and password changes end them); failures keyed per address
         "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL,"
         " created_at REAL NOT NULL, last_seen REAL NOT NULL, ip TEXT)",
         "CREATE INDEX IF NOT EXISTS sessions_username ON sessions (username)",
@@ -57,8 +57,11 @@ def _migrate(db: sqlite3.Connection) -> None:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             # A newer dashboard wrote this file and was rolled back; its extra tables do no harm here.
-            log.warning("dashboard database is version %d, newer than this dashboard (%d); using it as is",
-                        version, SCHEMA_VERSION)
+            log.warning(
+                "dashboard database is version %d, newer than this dashboard (%d); using it as is",
+                version,
+                SCHEMA_VERSION,
+            )
             db.execute("COMMIT")
             return
         for number in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
@@ -135,8 +138,11 @@ class Database:
         """``(username, csrf)`` of a live session, or None (unknown, ended, too old, idle too long)."""
         key = _sid_hash(sid)
         with self._lock:
-            row = self._db.execute("SELECT s.username, s.csrf, s.created_at, s.last_seen FROM sessions s "
-                                   "JOIN users u ON u.username = s.username WHERE s.id_hash=?", (key,)).fetchone()
+            row = self._db.execute(
+                "SELECT s.username, s.csrf, s.created_at, s.last_seen FROM sessions s "
+                "JOIN users u ON u.username = s.username WHERE s.id_hash=?",
+                (key,),
+            ).fetchone()
             if row is None:
                 return None
             username, csrf, created, seen = row
@@ -151,13 +157,17 @@ class Database:
         self.execute("DELETE FROM sessions WHERE id_hash=?", (_sid_hash(sid),))
 
     def prune_sessions(self, now: float, lifetime_s: float, idle_s: float) -> None:
-        self.execute("DELETE FROM sessions WHERE created_at < ? OR (? > 0 AND last_seen < ?)",
-                     (now - lifetime_s, idle_s, now - idle_s))
+        self.execute(
+            "DELETE FROM sessions WHERE created_at < ? OR (? > 0 AND last_seen < ?)",
+            (now - lifetime_s, idle_s, now - idle_s),
+        )
 
     # --- audit ---
     def audit(self, action: str, username: str | None, ip: str | None, detail: str = "") -> None:
-        self.execute("INSERT INTO audit (at, username, ip, action, detail) VALUES (?, ?, ?, ?, ?)",
-                     (time.time(), username, ip, action, detail[:2000]))
+        self.execute(
+            "INSERT INTO audit (at, username, ip, action, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), username, ip, action, detail[:2000]),
+        )
 
     def audit_rows(self, limit: int = 500) -> list[tuple[Any, ...]]:
         return self.query("SELECT at, username, ip, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,))
@@ -168,8 +178,9 @@ class Database:
         return json.loads(rows[0][0]) if rows else default
 
     def set_setting(self, key: str, value: Any) -> None:
-        self.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v=excluded.v",
-                     (key, json.dumps(value)))
+        self.execute(
+            "INSERT INTO settings VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v=excluded.v", (key, json.dumps(value))
+        )
 
     # --- history samples for the charts ---
     def add_sample(self, at: float, data: dict[str, Any]) -> None:
@@ -177,5 +188,7 @@ class Database:
         self.execute("DELETE FROM samples WHERE at < ?", (at - 31 * 86400,))
 
     def samples(self, since: float) -> list[tuple[float, dict[str, Any]]]:
-        return [(float(a), json.loads(d)) for a, d in self.query("SELECT at, data FROM samples WHERE at >= ? "
-                                                                  "ORDER BY at", (since,))]
+        return [
+            (float(a), json.loads(d))
+            for a, d in self.query("SELECT at, data FROM samples WHERE at >= ? ORDER BY at", (since,))
+        ]

@@ -19,6 +19,7 @@ def history() -> str:
     from .fallback import down_sentence, keeper, known_down, tz
     from .status import recent_runs
     from .timefmt import clock
+
     down, notice = known_down(), None
     try:
         runs, kept_at = recent_runs(200, down=down is not None)
@@ -29,11 +30,21 @@ def history() -> str:
     except BackupError as exc:
         abort(503, sentence(exc))
     if down is not None:
-        notice = down_sentence(down) + (f" This is the list as it was at {clock(kept_at, tz())}." if kept_at else
-                                        " The list shows once it answers.") + \
-            " Restore tests and snapshots run again once it answers."
-    return render_template("drills.html", runs=[r for r in runs if r["kind"] in ("drill", "snapshot")],
-                           notice=notice, down=down is not None)
+        notice = (
+            down_sentence(down)
+            + (
+                f" This is the list as it was at {clock(kept_at, tz())}."
+                if kept_at
+                else " The list shows once it answers."
+            )
+            + " Restore tests and snapshots run again once it answers."
+        )
+    return render_template(
+        "drills.html",
+        runs=[r for r in runs if r["kind"] in ("drill", "snapshot")],
+        notice=notice,
+        down=down is not None,
+    )
 
 
 @bp.route("/drills/run", methods=["POST"])

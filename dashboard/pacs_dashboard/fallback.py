@@ -53,8 +53,16 @@ def known_down() -> Reading | None:
 
 def evaluate(reading: Reading, targets: dict[str, float], zone: tzinfo, now: float | None = None) -> list[Light]:
     """The lights for one reading: live, or (PACS down) the last known state of each part, marked."""
-    return lights(reading.status, reading.error, time.time() if now is None else now, targets, zone,
-                  down_since=reading.down_since, last_known=reading.last_good, last_known_at=reading.last_good_at)
+    return lights(
+        reading.status,
+        reading.error,
+        time.time() if now is None else now,
+        targets,
+        zone,
+        down_since=reading.down_since,
+        last_known=reading.last_good,
+        last_known_at=reading.last_good_at,
+    )
 
 
 def down_sentence(reading: Reading) -> str:
@@ -66,21 +74,31 @@ def mirror_age_sentence() -> str:
     synced = mirror().get("synced_at")
     if synced is None:
         return "The dashboard has no list of the backups yet: it makes one while the PACS answers."
-    return (f"These results come from the dashboard's own list of the backups, last brought up to date at "
-            f"{clock(float(synced), tz())}; images backed up after that are not listed yet.")
+    return (
+        f"These results come from the dashboard's own list of the backups, last brought up to date at "
+        f"{clock(float(synced), tz())}; images backed up after that are not listed yet."
+    )
 
 
 def summary_from_instances(uid: str, instances: list[dict[str, Any]]) -> dict[str, Any]:
     """A study's summary (as the search gives it) from its catalogued images."""
     first = instances[0] if instances else {}
     name = str(first.get("patient_name") or "")
-    return {"study_uid": uid, "patient_id": first.get("patient_id", ""), "patient_name": name,
-            "display_name": display_name(name) if name else "", "owner": first.get("owner", ""),
-            "species": first.get("species", ""), "breed": first.get("breed", ""),
-            "accession": first.get("accession", ""), "study_date": first.get("study_date", ""),
-            "description": first.get("description", ""),
-            "modalities": ",".join(sorted({str(i.get("modality") or "") for i in instances} - {""})),
-            "series": len({i.get("series_uid") for i in instances}), "instances": len(instances)}
+    return {
+        "study_uid": uid,
+        "patient_id": first.get("patient_id", ""),
+        "patient_name": name,
+        "display_name": display_name(name) if name else "",
+        "owner": first.get("owner", ""),
+        "species": first.get("species", ""),
+        "breed": first.get("breed", ""),
+        "accession": first.get("accession", ""),
+        "study_date": first.get("study_date", ""),
+        "description": first.get("description", ""),
+        "modalities": ",".join(sorted({str(i.get("modality") or "") for i in instances} - {""})),
+        "series": len({i.get("series_uid") for i in instances}),
+        "instances": len(instances),
+    }
 
 
 def study_summary(uid: str) -> dict[str, Any] | None:

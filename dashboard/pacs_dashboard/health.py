@@ -66,16 +66,28 @@ def copy_name(name: str, info: dict[str, Any] | None = None) -> str:
 
 def pacs_down_light(down_since: float | None, now: float, tz: tzinfo) -> Light:
     since = f" since {clock(down_since, tz, now)}" if down_since else ""
-    return Light("pacs", "PACS", RED, f"not answering{since}",
-                 "Check that the PACS computer is switched on and connected to the network, and restart it if it "
-                 "is stuck. Images already backed up are safe: you can still find them here and check their "
-                 "pictures. If it does not answer within 15 minutes, call your technician.")
+    return Light(
+        "pacs",
+        "PACS",
+        RED,
+        f"not answering{since}",
+        "Check that the PACS computer is switched on and connected to the network, and restart it if it "
+        "is stuck. Images already backed up are safe: you can still find them here and check their "
+        "pictures. If it does not answer within 15 minutes, call your technician.",
+    )
 
 
-def lights(status: dict[str, Any] | None, error: str | None, now: float,
-           targets: dict[str, float] | None = None, tz: tzinfo | None = None, *,
-           down_since: float | None = None, last_known: dict[str, Any] | None = None,
-           last_known_at: float | None = None) -> list[Light]:
+def lights(
+    status: dict[str, Any] | None,
+    error: str | None,
+    now: float,
+    targets: dict[str, float] | None = None,
+    tz: tzinfo | None = None,
+    *,
+    down_since: float | None = None,
+    last_known: dict[str, Any] | None = None,
+    last_known_at: float | None = None,
+) -> list[Light]:
     """Evaluate every part.
 
     Args:
@@ -93,13 +105,23 @@ def lights(status: dict[str, Any] | None, error: str | None, now: float,
     if status is None:
         out = [pacs_down_light(down_since, now, tz)]
         if last_known is None or last_known_at is None:
-            out.append(Light("backup", "Backups", AMBER, "not known yet",
-                             "The state of the backups shows here once the PACS answers again; the dashboard has "
-                             "not heard from it since it started."))
+            out.append(
+                Light(
+                    "backup",
+                    "Backups",
+                    AMBER,
+                    "not known yet",
+                    "The state of the backups shows here once the PACS answers again; the dashboard has "
+                    "not heard from it since it started.",
+                )
+            )
             return out
         note = f"Last known state, at {clock(last_known_at, tz, now)}: it cannot be checked while the PACS is down."
-        return out + [replace(light, note=note)
-                      for light in lights(last_known, None, last_known_at, targets, tz) if light.key != "pacs"]
+        return out + [
+            replace(light, note=note)
+            for light in lights(last_known, None, last_known_at, targets, tz)
+            if light.key != "pacs"
+        ]
     out = [Light("pacs", "PACS", GREEN, "answering", "Nothing to do.")]
     if status.get("config_error") or not status.get("enabled", False):
         msg = (status.get("last_error") or {}).get("message", "Backup is not running.")
@@ -107,20 +129,37 @@ def lights(status: dict[str, Any] | None, error: str | None, now: float,
         return out
 
     store = status.get("store") or {}
-    out.append(Light("store", "Local backup copy", GREEN if store.get("reachable") else RED,
-                     "reachable" if store.get("reachable") else "unreachable",
-                     "Nothing to do." if store.get("reachable") else
-                     "New images are kept safely in a queue but not copied yet. Check that the backup storage on "
-                     "this box is running, or call your technician."))
+    out.append(
+        Light(
+            "store",
+            "Local backup copy",
+            GREEN if store.get("reachable") else RED,
+            "reachable" if store.get("reachable") else "unreachable",
+            "Nothing to do."
+            if store.get("reachable")
+            else "New images are kept safely in a queue but not copied yet. Check that the backup storage on "
+            "this box is running, or call your technician.",
+        )
+    )
 
     depth, oldest = int(status.get("outbox_depth") or 0), status.get("oldest_pending_age_s")
     limit = t["replication_minutes"] * 60
     if oldest is not None and oldest > limit:
-        state, advice = RED, (f"Images wait longer than the {t['replication_minutes']:.0f}-minute target. "
-                              "They are not lost; check that the backup storage is running, or call your technician.")
+        state, advice = (
+            RED,
+            (
+                f"Images wait longer than the {t['replication_minutes']:.0f}-minute target. "
+                "They are not lost; check that the backup storage is running, or call your technician."
+            ),
+        )
     elif status.get("failed") or status.get("quarantined"):
-        state, advice = AMBER, (f"{status.get('failed', 0)} images are being tried again, "
-                                f"{status.get('quarantined', 0)} were set aside; your technician can list them.")
+        state, advice = (
+            AMBER,
+            (
+                f"{status.get('failed', 0)} images are being tried again, "
+                f"{status.get('quarantined', 0)} were set aside; your technician can list them."
+            ),
+        )
     else:
         state, advice = GREEN, "Nothing to do."
     value = f"{depth} waiting" + (f", oldest {_age(oldest)}" if oldest is not None else "")
@@ -129,12 +168,18 @@ def lights(status: dict[str, Any] | None, error: str | None, now: float,
     offsite = status.get("offsite") or {}
     copies = {k: v for k, v in offsite.items() if k != MINIO}
     if not copies:
-        out.append(Light("offsite", "Offsite copy", RED, "not configured",
-                         "There is no copy outside this building: a fire or flood would lose every image. "
-                         "Ask your technician to set up an offsite copy."))
+        out.append(
+            Light(
+                "offsite",
+                "Offsite copy",
+                RED,
+                "not configured",
+                "There is no copy outside this building: a fire or flood would lose every image. "
+                "Ask your technician to set up an offsite copy.",
+            )
+        )
     for name, info in copies.items():
-        out.append(_drive_light(name, info, now, tz) if info.get("drive") else
-                   _offsite_light(name, info, now, t, tz))
+        out.append(_drive_light(name, info, now, tz) if info.get("drive") else _offsite_light(name, info, now, t, tz))
     cloud = status.get("cloud_pacs")
     if cloud:
         out.append(_cloud_light(cloud, now, t, tz))
@@ -158,25 +203,47 @@ def _offsite_light(name: str, info: dict[str, Any], now: float, t: dict[str, flo
     due = info.get("next_snapshot_at")
     if good_age is None:
         if last.get("state") == "failed":
-            return Light(f"offsite-{name}", label, RED, "first snapshot failed",
-                         f"The first offsite snapshot did not work: {last.get('error')} "
-                         + (f"It is tried again at {clock(due, tz, now)}. " if due else "")
-                         + "Call your technician if it fails again.")
+            return Light(
+                f"offsite-{name}",
+                label,
+                RED,
+                "first snapshot failed",
+                f"The first offsite snapshot did not work: {last.get('error')} "
+                + (f"It is tried again at {clock(due, tz, now)}. " if due else "")
+                + "Call your technician if it fails again.",
+            )
         if last.get("state") in ("queued", "running"):
-            return Light(f"offsite-{name}", label, GREEN, "first snapshot running now",
-                         "Nothing to do: the first offsite snapshot is being made.")
+            return Light(
+                f"offsite-{name}",
+                label,
+                GREEN,
+                "first snapshot running now",
+                "Nothing to do: the first offsite snapshot is being made.",
+            )
         if due is not None and now < float(due) + t["offsite_hours"] * 3600:
-            return Light(f"offsite-{name}", label, GREEN, f"first snapshot at {clock(due, tz, now)}",
-                         "Nothing to do: the first offsite snapshot runs by itself.")
-        return Light(f"offsite-{name}", label, RED, "no snapshot yet",
-                     "No offsite snapshot has been made" + (f", though one was due at {clock(due, tz, now)}" if due
-                                                            else "")
-                     + ". Check the internet connection and the offsite server, or call your technician.")
+            return Light(
+                f"offsite-{name}",
+                label,
+                GREEN,
+                f"first snapshot at {clock(due, tz, now)}",
+                "Nothing to do: the first offsite snapshot runs by itself.",
+            )
+        return Light(
+            f"offsite-{name}",
+            label,
+            RED,
+            "no snapshot yet",
+            "No offsite snapshot has been made"
+            + (f", though one was due at {clock(due, tz, now)}" if due else "")
+            + ". Check the internet connection and the offsite server, or call your technician.",
+        )
     if good_age > t["offsite_hours"] * 3600:
         state = RED
-        advice = (f"The newest offsite copy is older than the {t['offsite_hours']:.0f}-hour target. "
-                  + (f"Last attempt: {last.get('error')}" if last.get("state") == "failed" else
-                     "Check the internet connection and the offsite server."))
+        advice = f"The newest offsite copy is older than the {t['offsite_hours']:.0f}-hour target. " + (
+            f"Last attempt: {last.get('error')}"
+            if last.get("state") == "failed"
+            else "Check the internet connection and the offsite server."
+        )
     elif last.get("state") == "failed":
         state, advice = AMBER, f"The last snapshot failed and will be tried again: {last.get('error')}"
     else:
@@ -205,8 +272,9 @@ def _drive_light(name: str, info: dict[str, Any], now: float, tz: tzinfo) -> Lig
             parts.append(sentence)
     if drive.get("swap_next"):
         parts.append(f"Drive to swap in next: {drive['swap_next']}.")
-    parts.append(f"Newest snapshot on a drive: {_age(good_age)}." if good_age is not None
-                 else "No drive has had a snapshot yet.")
+    parts.append(
+        f"Newest snapshot on a drive: {_age(good_age)}." if good_age is not None else "No drive has had a snapshot yet."
+    )
     return Light(f"drive-{name}", f"Backup drive ({name})", state, value, " ".join(parts))
 
 
@@ -216,27 +284,52 @@ def _cloud_light(cloud: dict[str, Any], now: float, t: dict[str, float], tz: tzi
     oldest = cloud.get("oldest_pending_age_s")
     if cloud.get("reachable") is False:
         since = cloud.get("unreachable_since")
-        return Light("cloud-pacs", label, RED, "not answering" + (f" since {clock(since, tz, now)}" if since else ""),
-                     f"{depth} images wait here and are sent when the cloud PACS answers again. Check the internet "
-                     "connection; if it lasts, call your technician.")
+        return Light(
+            "cloud-pacs",
+            label,
+            RED,
+            "not answering" + (f" since {clock(since, tz, now)}" if since else ""),
+            f"{depth} images wait here and are sent when the cloud PACS answers again. Check the internet "
+            "connection; if it lasts, call your technician.",
+        )
     if cloud.get("failing"):
         err = (cloud.get("last_error") or {}).get("message") or ""
-        return Light("cloud-pacs", label, AMBER, f"{cloud['failing']} images being tried again",
-                     ("The cloud PACS refused some images: " + err + " " if err else "")
-                     + "They are tried again by themselves; call your technician if this lasts.")
+        return Light(
+            "cloud-pacs",
+            label,
+            AMBER,
+            f"{cloud['failing']} images being tried again",
+            ("The cloud PACS refused some images: " + err + " " if err else "")
+            + "They are tried again by themselves; call your technician if this lasts.",
+        )
     if oldest is not None and oldest > max(t["replication_minutes"] * 60, 3600):
-        return Light("cloud-pacs", label, AMBER, f"{depth} waiting, oldest {_age(oldest)}",
-                     "Images reach the cloud PACS slowly; they are sent in order. Call your technician if this lasts.")
-    return Light("cloud-pacs", label, GREEN, f"{verified} images sent and checked"
-                 + (f", {depth} waiting" if depth else ""), "Nothing to do.")
+        return Light(
+            "cloud-pacs",
+            label,
+            AMBER,
+            f"{depth} waiting, oldest {_age(oldest)}",
+            "Images reach the cloud PACS slowly; they are sent in order. Call your technician if this lasts.",
+        )
+    return Light(
+        "cloud-pacs",
+        label,
+        GREEN,
+        f"{verified} images sent and checked" + (f", {depth} waiting" if depth else ""),
+        "Nothing to do.",
+    )
 
 
 def _drill_light(copies: dict[str, Any], now: float, t: dict[str, float], tz: tzinfo) -> Light:
     """Green only when the last restore test of every copy checked at least one image and all were identical."""
     label = "Restore test"
     if not copies:
-        return Light("drill", label, AMBER, "never run",
-                     f"No restore test has run yet; press 'Run a restore test now' on {RESTORE_TESTS}.")
+        return Light(
+            "drill",
+            label,
+            AMBER,
+            "never run",
+            f"No restore test has run yet; press 'Run a restore test now' on {RESTORE_TESTS}.",
+        )
     failed, zero, untested, repaired = [], [], [], []
     ages: list[float] = []
     checked_total = identical_total = 0
@@ -273,47 +366,80 @@ def _drill_light(copies: dict[str, Any], now: float, t: dict[str, float], tz: tz
     if failed:
         who, run = failed[0]
         error = run.get("error") or f"{who} did not come back identical."
-        return Light("drill", label, RED, f"{len(failed)} failed",
-                     f"A restore test of {who} found a problem: {error} Call your technician.")
+        return Light(
+            "drill",
+            label,
+            RED,
+            f"{len(failed)} failed",
+            f"A restore test of {who} found a problem: {error} Call your technician.",
+        )
     if zero:
         who, note = zero[0]
-        return Light("drill", label, AMBER, "checked no images",
-                     f"The last restore test of {who} checked no images, so it proves nothing yet"
-                     + (f" ({str(note).rstrip('.')})" if note else "") + ". It checks images once some are "
-                     f"backed up; to test now, press 'Run a restore test now' on {RESTORE_TESTS}.")
+        return Light(
+            "drill",
+            label,
+            AMBER,
+            "checked no images",
+            f"The last restore test of {who} checked no images, so it proves nothing yet"
+            + (f" ({str(note).rstrip('.')})" if note else "")
+            + ". It checks images once some are "
+            f"backed up; to test now, press 'Run a restore test now' on {RESTORE_TESTS}.",
+        )
     if untested:
         who, due = untested[0]
         if due is not None and float(due) > now:
-            return Light("drill", label, AMBER, f"first test at {clock(due, tz, now)}",
-                         f"{who[0].upper() + who[1:]} has not been tested yet; the first restore test runs by itself "
-                         f"at {clock(due, tz, now)}, or press 'Run a restore test now' on {RESTORE_TESTS}.")
-        return Light("drill", label, AMBER, "never run",
-                     f"{who[0].upper() + who[1:]} has never been tested; press 'Run a restore test now' on "
-                     f"{RESTORE_TESTS}.")
+            return Light(
+                "drill",
+                label,
+                AMBER,
+                f"first test at {clock(due, tz, now)}",
+                f"{who[0].upper() + who[1:]} has not been tested yet; the first restore test runs by itself "
+                f"at {clock(due, tz, now)}, or press 'Run a restore test now' on {RESTORE_TESTS}.",
+            )
+        return Light(
+            "drill",
+            label,
+            AMBER,
+            "never run",
+            f"{who[0].upper() + who[1:]} has never been tested; press 'Run a restore test now' on {RESTORE_TESTS}.",
+        )
     oldest = max(ages) if ages else None
     if oldest is None or oldest > t["drill_hours"] * 3600:
-        return Light("drill", label, AMBER, f"last {_age(oldest)}",
-                     f"The last restore test is older than the {t['drill_hours']:.0f}-hour target; press "
-                     f"'Run a restore test now' on {RESTORE_TESTS}.")
+        return Light(
+            "drill",
+            label,
+            AMBER,
+            f"last {_age(oldest)}",
+            f"The last restore test is older than the {t['drill_hours']:.0f}-hour target; press "
+            f"'Run a restore test now' on {RESTORE_TESTS}.",
+        )
     checked_text = f" ({identical_total} of {checked_total} images identical)" if checked_total else ""
     if repaired:
-        return Light("drill", label, AMBER, f"passed {_age(oldest)}, with repairs",
-                     f"A damaged image in {repaired[0]} was repaired from the PACS. Nothing to do unless this "
-                     "happens again; then call your technician.")
+        return Light(
+            "drill",
+            label,
+            AMBER,
+            f"passed {_age(oldest)}, with repairs",
+            f"A damaged image in {repaired[0]} was repaired from the PACS. Nothing to do unless this "
+            "happens again; then call your technician.",
+        )
     return Light("drill", label, GREEN, f"passed {_age(oldest)}{checked_text}", "Nothing to do.")
 
 
 def _space_light(key: str, who: str, fc: dict[str, Any]) -> Light:
     growth = int(fc.get("growth_bytes_per_month") or 0)
-    value = (f"{size(fc.get('size_bytes'))} of {size(fc.get('quota_bytes'))}, "
-             f"+{size(growth)} a month")
+    value = f"{size(fc.get('size_bytes'))} of {size(fc.get('quota_bytes'))}, +{size(growth)} a month"
     when_full = months(fc.get("months_until_full"))
     state = str(fc["light"]) if fc.get("light") in _RANK else GREEN
     advice = str(fc.get("advice") or "")
     if state == GREEN:
-        advice = (f"At this pace it is {when_full}. " if when_full else
-                  "At this pace it is not full within 10 years. " if growth else
-                  "It does not grow at the moment. ") + "Nothing to do."
+        advice = (
+            f"At this pace it is {when_full}. "
+            if when_full
+            else "At this pace it is not full within 10 years. "
+            if growth
+            else "It does not grow at the moment. "
+        ) + "Nothing to do."
     elif when_full and when_full not in advice:
         advice = f"At this pace it is {when_full}. {advice}"
     return Light(f"space-{key}", f"Space for {who}", state, value, advice.strip())
@@ -327,8 +453,11 @@ def _disk_light(disk: dict[str, Any], t: dict[str, float]) -> Light:
     if fc:
         growth = int(fc.get("growth_bytes_per_month") or 0)
         when_full = months(fc.get("months_until_full"))
-        pace = (f"It grows about {size(growth)} a month" + (f"; {when_full}." if when_full else ".")) if growth \
+        pace = (
+            (f"It grows about {size(growth)} a month" + (f"; {when_full}." if when_full else "."))
+            if growth
             else "It does not grow at the moment."
+        )
         if fc.get("light") in _RANK and _RANK[fc["light"]] > _RANK[state]:
             state = str(fc["light"])
             advice = str(fc.get("advice") or "Order a larger disk.")

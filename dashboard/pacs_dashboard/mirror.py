@@ -27,8 +27,22 @@ from pacs_backup.sqlite import open_db
 
 log = logging.getLogger(__name__)
 
-_STUDY_FIELDS = ("study_uid", "patient_id", "patient_name", "display_name", "owner", "species", "breed",
-                 "accession", "study_date", "description", "modalities", "series", "instances", "last_copied_at")
+_STUDY_FIELDS = (
+    "study_uid",
+    "patient_id",
+    "patient_name",
+    "display_name",
+    "owner",
+    "species",
+    "breed",
+    "accession",
+    "study_date",
+    "description",
+    "modalities",
+    "series",
+    "instances",
+    "last_copied_at",
+)
 
 # MIGRATIONS[n - 1] brings the file from version n - 1 to n. Append only; never edit a shipped one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -59,8 +73,9 @@ def _migrate(db: sqlite3.Connection) -> None:
     try:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
-            raise NewerFile(f"the dashboard's mirror file is version {version}, newer than this dashboard "
-                            f"({SCHEMA_VERSION})")
+            raise NewerFile(
+                f"the dashboard's mirror file is version {version}, newer than this dashboard ({SCHEMA_VERSION})"
+            )
         for number in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[number - 1]:
                 db.execute(statement)
@@ -99,25 +114,51 @@ class Mirror:
         for r in rows:
             name = _text(r, "patient_name")
             shown = _text(r, "display_name") or display_name(name)
-            text = search_text(name, _text(r, "owner"), _text(r, "species"), _text(r, "breed"), _text(r, "patient_id"),
-                               _text(r, "accession"), _text(r, "description"), _text(r, "study_uid"))
-            values.append((_text(r, "study_uid"), _text(r, "patient_id"), name, shown, _text(r, "owner"),
-                           _text(r, "species"), _text(r, "breed"), _text(r, "accession"), _text(r, "study_date"),
-                           _text(r, "description"), _text(r, "modalities"), int(r.get("series") or 0),
-                           int(r.get("instances") or 0), float(r.get("last_copied_at") or 0), text))
+            text = search_text(
+                name,
+                _text(r, "owner"),
+                _text(r, "species"),
+                _text(r, "breed"),
+                _text(r, "patient_id"),
+                _text(r, "accession"),
+                _text(r, "description"),
+                _text(r, "study_uid"),
+            )
+            values.append(
+                (
+                    _text(r, "study_uid"),
+                    _text(r, "patient_id"),
+                    name,
+                    shown,
+                    _text(r, "owner"),
+                    _text(r, "species"),
+                    _text(r, "breed"),
+                    _text(r, "accession"),
+                    _text(r, "study_date"),
+                    _text(r, "description"),
+                    _text(r, "modalities"),
+                    int(r.get("series") or 0),
+                    int(r.get("instances") or 0),
+                    float(r.get("last_copied_at") or 0),
+                    text,
+                )
+            )
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany(
                     f"INSERT OR REPLACE INTO studies ({', '.join(_STUDY_FIELDS)}, search_text) "  # noqa: S608
-                    f"VALUES ({', '.join('?' * (len(_STUDY_FIELDS) + 1))})", values)
+                    f"VALUES ({', '.join('?' * (len(_STUDY_FIELDS) + 1))})",
+                    values,
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def sync(self, fetch: Callable[[float, int, str], list[dict[str, Any]]], now: float | None = None,
-             max_pages: int = 20) -> int:
+    def sync(
+        self, fetch: Callable[[float, int, str], list[dict[str, Any]]], now: float | None = None, max_pages: int = 20
+    ) -> int:
         """Bring the mirror up to date: ``fetch(changed_since, limit, after)`` is
         ``GET /backup/studies?changed_since=&after=`` (oldest change first, then by study UID), so pages
         follow each other exactly even when many studies share one change time. At most ``max_pages``
@@ -138,8 +179,9 @@ class Mirror:
         self.put("synced_at", time.time() if now is None else now)
         return written
 
-    def search(self, text: str, date_from: str = "", date_to: str = "", modality: str = "",
-               limit: int = 100) -> list[dict[str, Any]]:
+    def search(
+        self, text: str, date_from: str = "", date_to: str = "", modality: str = "", limit: int = 100
+    ) -> list[dict[str, Any]]:
         """The same matching as the plugin's catalog. Raises ValueError (a sentence) for a bad date."""
         first, last = date_range(date_from, date_to)
         sql = f"SELECT {', '.join(_STUDY_FIELDS)} FROM studies WHERE 1=1"  # noqa: S608 - constant columns
@@ -164,8 +206,11 @@ class Mirror:
 
     def study(self, study_uid: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute(f"SELECT {', '.join(_STUDY_FIELDS)} FROM studies "  # noqa: S608
-                                   "WHERE study_uid=?", (study_uid,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {', '.join(_STUDY_FIELDS)} FROM studies "  # noqa: S608
+                "WHERE study_uid=?",
+                (study_uid,),
+            ).fetchone()
         return dict(zip(_STUDY_FIELDS, row, strict=True)) if row else None
 
     def count(self) -> int:
@@ -180,31 +225,59 @@ class Mirror:
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:
-            self._db.execute("INSERT INTO state VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v=excluded.v",
-                             (key, json.dumps(value)))
+            self._db.execute(
+                "INSERT INTO state VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v=excluded.v", (key, json.dumps(value))
+            )
 
     # --- restores asked while the PACS was down -------------------------------------------------------
-    def queue_restore(self, study_uid: str, source: str, snapshot: str | None, username: str | None,
-                      ip: str | None, now: float) -> int:
+    def queue_restore(
+        self, study_uid: str, source: str, snapshot: str | None, username: str | None, ip: str | None, now: float
+    ) -> int:
         with self._lock:
-            cur = self._db.execute("INSERT INTO waiting_restores (study_uid, source, snapshot, username, ip, asked_at)"
-                                   " VALUES (?, ?, ?, ?, ?, ?)", (study_uid, source, snapshot, username, ip, now))
+            cur = self._db.execute(
+                "INSERT INTO waiting_restores (study_uid, source, snapshot, username, ip, asked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (study_uid, source, snapshot, username, ip, now),
+            )
             return int(cur.lastrowid or 0)
 
     def waiting_restore(self, wid: int) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute("SELECT id, study_uid, source, snapshot, username, ip, asked_at, run_id, "
-                                   "submitted_at, error FROM waiting_restores WHERE id=?", (wid,)).fetchone()
+            row = self._db.execute(
+                "SELECT id, study_uid, source, snapshot, username, ip, asked_at, run_id, "
+                "submitted_at, error FROM waiting_restores WHERE id=?",
+                (wid,),
+            ).fetchone()
         if row is None:
             return None
-        return dict(zip(("id", "study_uid", "source", "snapshot", "username", "ip", "asked_at", "run_id",
-                         "submitted_at", "error"), row, strict=True))
+        return dict(
+            zip(
+                (
+                    "id",
+                    "study_uid",
+                    "source",
+                    "snapshot",
+                    "username",
+                    "ip",
+                    "asked_at",
+                    "run_id",
+                    "submitted_at",
+                    "error",
+                ),
+                row,
+                strict=True,
+            )
+        )
 
     def waiting(self) -> list[dict[str, Any]]:
         """Restores not yet handed to the plugin, oldest first."""
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM waiting_restores WHERE run_id IS NULL AND "
-                                                  "error IS NULL ORDER BY id").fetchall()]
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM waiting_restores WHERE run_id IS NULL AND error IS NULL ORDER BY id"
+                ).fetchall()
+            ]
         return [w for w in (self.waiting_restore(i) for i in ids) if w]
 
     def restore_submitted(self, wid: int, run_id: int, now: float) -> None:

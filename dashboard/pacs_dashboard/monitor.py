@@ -53,9 +53,19 @@ def alert_urls(db: Database, env_urls: tuple[str, ...], webhook_hosts: tuple[str
 
 
 class Monitor:
-    def __init__(self, backend: Backend, db: Database, env_urls: tuple[str, ...], interval_s: float,
-                 notify: Notifier = apprise_notify, webhook_hosts: tuple[str, ...] = (), *,
-                 keeper: StatusKeeper | None = None, mirror: Mirror | None = None, tz: tzinfo | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        db: Database,
+        env_urls: tuple[str, ...],
+        interval_s: float,
+        notify: Notifier = apprise_notify,
+        webhook_hosts: tuple[str, ...] = (),
+        *,
+        keeper: StatusKeeper | None = None,
+        mirror: Mirror | None = None,
+        tz: tzinfo | None = None,
+    ) -> None:
         self.backend, self.db, self.env_urls, self.webhook_hosts = backend, db, env_urls, webhook_hosts
         self.interval_s, self.notify = interval_s, notify
         self.keeper = keeper or StatusKeeper(backend, mirror)
@@ -84,8 +94,16 @@ class Monitor:
         now = time.time() if now is None else now
         reading = self.keeper.read()
         status = reading.status
-        ls = lights(status, reading.error, now, self.db.setting("targets", {}), self.tz,
-                    down_since=reading.down_since, last_known=reading.last_good, last_known_at=reading.last_good_at)
+        ls = lights(
+            status,
+            reading.error,
+            now,
+            self.db.setting("targets", {}),
+            self.tz,
+            down_since=reading.down_since,
+            last_known=reading.last_good,
+            last_known_at=reading.last_good_at,
+        )
         if status is not None:
             if now - self._last_sample >= 60:
                 self._last_sample = now
@@ -100,10 +118,15 @@ class Monitor:
         if self.mirror is None:
             return
         from .restore_views import submit_waiting
+
         steps: tuple[tuple[str, Callable[[], object]], ...] = (
             ("catalog mirror", lambda: self.mirror.sync(self.backend.changed_studies, now) if self.mirror else 0),
-            ("run list", lambda: self.mirror.put("runs", {"at": now, "runs": self.backend.runs(limit=500)})
-             if self.mirror else None),
+            (
+                "run list",
+                lambda: (
+                    self.mirror.put("runs", {"at": now, "runs": self.backend.runs(limit=500)}) if self.mirror else None
+                ),
+            ),
             ("waiting restores", lambda: submit_waiting(self.backend, self.db, self.mirror, now)),
         )
         for what, step in steps:
@@ -115,8 +138,9 @@ class Monitor:
     def evaluate(self, ls: list[Light], now: float) -> None:
         """Alert once when a part turns red (amber for disk), and once when it is fine again."""
         raised = {row[0]: row[2] for row in self.db.query("SELECT problem, raised_at, message FROM alerts")}
-        problems = {light.key: light for light in ls
-                    if light.state == RED or (light.key == "disk" and light.state != GREEN)}
+        problems = {
+            light.key: light for light in ls if light.state == RED or (light.key == "disk" and light.state != GREEN)
+        }
         urls = alert_urls(self.db, self.env_urls, self.webhook_hosts)
         for key, light in problems.items():
             if key not in raised:
@@ -133,5 +157,10 @@ class Monitor:
 
 def _sample(status: dict[str, Any]) -> dict[str, Any]:
     lag = status.get("lag_s") or {}
-    return {"replicated": status.get("replicated"), "bytes": status.get("replicated_bytes"),
-            "depth": status.get("outbox_depth"), "lag_p50": lag.get("p50"), "lag_p99": lag.get("p99")}
+    return {
+        "replicated": status.get("replicated"),
+        "bytes": status.get("replicated_bytes"),
+        "depth": status.get("outbox_depth"),
+        "lag_p50": lag.get("p50"),
+        "lag_p99": lag.get("p99"),
+    }

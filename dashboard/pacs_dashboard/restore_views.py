@@ -27,7 +27,7 @@ bp = Blueprint("restores", __name__)
 
 
 def source_words(source: str, snapshot_time: str | None, zone: tzinfo) -> str:
-    """"the local backup copy", "the offsite copy (offsite) as it was at 27 Nov 2026 14:05"."""
+    """ "the local backup copy", "the offsite copy (offsite) as it was at 27 Nov 2026 14:05"."""
     if source == MINIO:
         return "the local backup copy"
     if source == "cloud-pacs":
@@ -49,12 +49,13 @@ def progress_text(run: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
         out["detail"] = "The restore starts as soon as the backup service has finished what it is doing."
     elif state == "running" and not total:
         out["headline"] = "Getting the images ready"
-        out["detail"] = ("Finding the study in " + used + "; from an offsite copy this can take a few minutes.")
+        out["detail"] = "Finding the study in " + used + "; from an offsite copy this can take a few minutes."
     elif state == "running":
         out["headline"] = f"Restoring: {done or 0} of {total} images"
     elif state == "ok":
-        out["headline"] = (f"Done: {s.get('verified', total)} of {total} images restored and verified identical "
-                           "to the backup.")
+        out["headline"] = (
+            f"Done: {s.get('verified', total)} of {total} images restored and verified identical to the backup."
+        )
         out["detail"] = f"Restored from {used}."
         out["done"] = total
     else:
@@ -72,6 +73,7 @@ def submit_waiting(backend: Any, db: Any, mirror_: Any, now: float | None = None
     """Hand the restores that waited for the PACS to the plugin, oldest first (the monitor calls this once
     the PACS answers). Returns how many were handed over; stops at the first that cannot reach it."""
     from .backend import BackendBusy, BackendRefused, NotInBackend, PacsDown
+
     handed = 0
     for w in mirror_.waiting():
         now_ = time.time() if now is None else now
@@ -87,9 +89,14 @@ def submit_waiting(backend: Any, db: Any, mirror_: Any, now: float | None = None
             log.warning("waiting restore %s not handed over yet: %s", w["id"], exc)
             break
         mirror_.restore_submitted(w["id"], run_id, now_)
-        db.audit("restore_requested", w["username"], w["ip"],
-                 f"study {w['study_uid']} from {w['source']}" + (f" snapshot {w['snapshot']}" if w["snapshot"] else "")
-                 + f" (asked at {time.strftime('%H:%M', time.gmtime(w['asked_at']))} UTC while the PACS was down)")
+        db.audit(
+            "restore_requested",
+            w["username"],
+            w["ip"],
+            f"study {w['study_uid']} from {w['source']}"
+            + (f" snapshot {w['snapshot']}" if w["snapshot"] else "")
+            + f" (asked at {time.strftime('%H:%M', time.gmtime(w['asked_at']))} UTC while the PACS was down)",
+        )
         handed += 1
     return handed
 
@@ -110,11 +117,18 @@ def _waiting_words(w: dict[str, Any]) -> dict[str, Any]:
     else:
         down = known_down()
         since = f" since {clock(down.down_since, zone)}" if down and down.down_since else ""
-        text = (f"The PACS is not answering{since}. This restore waits here and starts by itself once the PACS "
-                "answers; you can leave this page.")
-    return {"id": w["id"], "run_id": w["run_id"], "error": w["error"], "text": text,
-            "asked": f"Asked at {clock(w['asked_at'], zone)} by {w['username'] or 'someone'}.",
-            "job_url": url_for("studies.job", run_id=w["run_id"]) if w["run_id"] else None}
+        text = (
+            f"The PACS is not answering{since}. This restore waits here and starts by itself once the PACS "
+            "answers; you can leave this page."
+        )
+    return {
+        "id": w["id"],
+        "run_id": w["run_id"],
+        "error": w["error"],
+        "text": text,
+        "asked": f"Asked at {clock(w['asked_at'], zone)} by {w['username'] or 'someone'}.",
+        "job_url": url_for("studies.job", run_id=w["run_id"]) if w["run_id"] else None,
+    }
 
 
 @bp.route("/restores/waiting/<int:wid>")
@@ -123,8 +137,13 @@ def waiting(wid: int) -> str | WerkzeugResponse:
     if w["run_id"]:
         return redirect(url_for("studies.job", run_id=w["run_id"]))
     words = _waiting_words(w)
-    return render_template("waiting.html", w=w, words=words, study=study_summary(w["study_uid"]),
-                           source=source_words(w["source"], None, tz()))
+    return render_template(
+        "waiting.html",
+        w=w,
+        words=words,
+        study=study_summary(w["study_uid"]),
+        source=source_words(w["source"], None, tz()),
+    )
 
 
 @bp.route("/api/restores/waiting/<int:wid>")
@@ -145,12 +164,21 @@ class Checks:
         with self._lock:
             cid = self._next
             self._next += 1
-            self._jobs[cid] = {"id": cid, "study_uid": study_uid, "state": "running", "total": len(entries),
-                               "done": 0, "identical": 0, "missing": 0, "different": 0, "user": user, "error": None}
+            self._jobs[cid] = {
+                "id": cid,
+                "study_uid": study_uid,
+                "state": "running",
+                "total": len(entries),
+                "done": 0,
+                "identical": 0,
+                "missing": 0,
+                "different": 0,
+                "user": user,
+                "error": None,
+            }
             for old in sorted(self._jobs)[:-50]:
                 del self._jobs[old]
-        threading.Thread(target=self._run, args=(cid, backend, entries), name=f"pacs-check-{cid}",
-                         daemon=True).start()
+        threading.Thread(target=self._run, args=(cid, backend, entries), name=f"pacs-check-{cid}", daemon=True).start()
         return cid
 
     def _run(self, cid: int, backend: Any, entries: list[dict[str, Any]]) -> None:
@@ -158,8 +186,13 @@ class Checks:
         try:
             for e in entries:
                 data = backend.instance_file(str(e.get("orthanc_id") or ""))
-                outcome = ("missing" if data is None else
-                           "identical" if hashlib.sha256(data).hexdigest() == e.get("sha256") else "different")
+                outcome = (
+                    "missing"
+                    if data is None
+                    else "identical"
+                    if hashlib.sha256(data).hexdigest() == e.get("sha256")
+                    else "different"
+                )
                 with self._lock:
                     job[outcome] += 1
                     job["done"] += 1
@@ -181,16 +214,26 @@ def check_words(job: dict[str, Any]) -> dict[str, Any]:
     if job["state"] == "failed":
         return {**job, "headline": "The check did not complete.", "detail": job["error"], "restore": False}
     if job["identical"] == total:
-        return {**job, "headline": f"All {total} images in the PACS are identical to the backup.",
-                "detail": "Nothing to restore.", "restore": False}
+        return {
+            **job,
+            "headline": f"All {total} images in the PACS are identical to the backup.",
+            "detail": "Nothing to restore.",
+            "restore": False,
+        }
     parts = []
     if job["missing"]:
         parts.append(f"{job['missing']} of {total} images are missing from the PACS")
     if job["different"]:
-        parts.append(f"{job['different']} of {total} images in the PACS differ from the backup (changed or damaged "
-                     "after they were backed up)")
-    return {**job, "headline": f"{job['identical']} of {total} images in the PACS are identical to the backup.",
-            "detail": "; ".join(parts) + ". Restore the study to bring back the backed-up images.", "restore": True}
+        parts.append(
+            f"{job['different']} of {total} images in the PACS differ from the backup (changed or damaged "
+            "after they were backed up)"
+        )
+    return {
+        **job,
+        "headline": f"{job['identical']} of {total} images in the PACS are identical to the backup.",
+        "detail": "; ".join(parts) + ". Restore the study to bring back the backed-up images.",
+        "restore": True,
+    }
 
 
 def checks() -> Checks:
@@ -202,6 +245,7 @@ def check(uid: str) -> WerkzeugResponse:
     if not valid_uid(uid):
         abort(404, "There is no such study.")
     from .backend import NotInBackend, PacsDown
+
     try:
         entries = current_app.extensions["backend"].study(uid).get("instances") or []
     except NotInBackend:
@@ -218,8 +262,11 @@ def check(uid: str) -> WerkzeugResponse:
 def _check_or_404(cid: int) -> dict[str, Any]:
     job = checks().get(cid)
     if job is None:
-        abort(404, "There is no such check (checks are forgotten when the dashboard restarts): start it again "
-                   "from the study's page.")
+        abort(
+            404,
+            "There is no such check (checks are forgotten when the dashboard restarts): start it again "
+            "from the study's page.",
+        )
     return job
 
 

@@ -33,8 +33,10 @@ MAX_FAILURES_PER_USER, MAX_FAILURES_PER_ADDRESS, WINDOW_S = 5, 20, 15 * 60
 # (monitoring tools use HTTP basic authentication), which would pop up over an expired health page.
 PAGE_REQUEST_HEADER = "X-Requested-With"
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
-       "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 # A hash computed once, checked when the user does not exist, so a wrong user costs the same time.
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
@@ -190,7 +192,8 @@ def _check_input() -> None:
     if _has_control(path, allow_lines=False) or _bad_urlencoded(request.query_string, allow_lines=False):
         abort(400, "The address contains characters that are not allowed. Check the address and try again.")
     if request.mimetype == "application/x-www-form-urlencoded" and _bad_urlencoded(
-            request.get_data(cache=True), allow_lines=True):  # cached: request.form still parses it
+        request.get_data(cache=True), allow_lines=True
+    ):  # cached: request.form still parses it
         abort(400, "The form contains characters that are not allowed. Check what you typed and try again.")
 
 
@@ -237,8 +240,11 @@ def install(app: Flask) -> None:
             return
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
         expected = g.session_csrf if g.user else session.get("csrf")
-        if not isinstance(expected, str) or not expected or not hmac.compare_digest(str(sent).encode(),
-                                                                                    expected.encode()):
+        if (
+            not isinstance(expected, str)
+            or not expected
+            or not hmac.compare_digest(str(sent).encode(), expected.encode())
+        ):
             abort(400, "This form has expired or did not come from this dashboard. Reload the page and try again.")
 
     @app.after_request

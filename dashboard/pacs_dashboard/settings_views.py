@@ -16,8 +16,12 @@ from .security import client_ip
 
 bp = Blueprint("settings", __name__)
 
-LIMITS = {"replication_minutes": (1, 1440), "offsite_hours": (1, 720), "drill_hours": (1, 2160),
-          "disk_warn_percent": (50, 99)}
+LIMITS = {
+    "replication_minutes": (1, 1440),
+    "offsite_hours": (1, 720),
+    "drill_hours": (1, 2160),
+    "disk_warn_percent": (50, 99),
+}
 MAX_ALERT_ADDRESSES = 20
 
 
@@ -32,9 +36,16 @@ def _page(targets: dict[str, float], errors: list[str], typed: str = "", replace
     for u in db.setting("alert_urls", []):
         problem = check_alert_url(str(u), settings.webhook_hosts)
         stored.append(_mask(str(u)) + (" (not used: no longer allowed)" if problem else ""))
-    return render_template("settings.html", targets=targets, typed=typed, replace=replace, stored=stored,
-                           env_urls=[_mask(u) for u in settings.apprise_urls], errors=errors,
-                           webhook_hosts=settings.webhook_hosts)
+    return render_template(
+        "settings.html",
+        targets=targets,
+        typed=typed,
+        replace=replace,
+        stored=stored,
+        env_urls=[_mask(u) for u in settings.apprise_urls],
+        errors=errors,
+        webhook_hosts=settings.webhook_hosts,
+    )
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -60,8 +71,10 @@ def edit() -> str | WerkzeugResponse | tuple[str, int]:
     urls = [u.strip() for u in typed.splitlines() if u.strip()]
     if urls and not replace:
         # Never drop what was typed without a word: say so and keep it in the box.
-        errors.append("You typed alert addresses but did not tick 'Replace the stored alert addresses'. Nothing "
-                      "was saved: tick the box to store them, or empty the box.")
+        errors.append(
+            "You typed alert addresses but did not tick 'Replace the stored alert addresses'. Nothing "
+            "was saved: tick the box to store them, or empty the box."
+        )
     if len(urls) > MAX_ALERT_ADDRESSES:
         errors.append(f"At most {MAX_ALERT_ADDRESSES} alert addresses can be stored.")
     errors += [problem for problem in (check_alert_url(u, settings.webhook_hosts) for u in urls) if problem]
@@ -87,11 +100,16 @@ def test_alert() -> Response:
         return redirect(url_for("settings.edit"))  # type: ignore[return-value]
     # Only "sent" or "could not be sent" per service: the reason (refused connection, timeout, which
     # port answered) would let the page be used to explore the clinic's network. The log has it.
-    results = [(service_name(u), alerts.send_alert(u, "PACS backup: test alert",
-                                                   f"Test alert sent by {g.user} from the dashboard."))
-               for u in urls]
-    summary = "; ".join(f"{i}. {name}: {'sent' if ok else 'could not be sent'}"
-                        for i, (name, ok) in enumerate(results, 1))
+    results = [
+        (
+            service_name(u),
+            alerts.send_alert(u, "PACS backup: test alert", f"Test alert sent by {g.user} from the dashboard."),
+        )
+        for u in urls
+    ]
+    summary = "; ".join(
+        f"{i}. {name}: {'sent' if ok else 'could not be sent'}" for i, (name, ok) in enumerate(results, 1)
+    )
     db.audit("alert_test", g.user, client_ip(), summary)
     flash(f"Test alert: {summary}.")
     return redirect(url_for("settings.edit"))  # type: ignore[return-value]

@@ -18,10 +18,15 @@ from .timefmt import clock, when
 
 bp = Blueprint("status", __name__)
 
-SUMMARY = {"green": "Your images are safe.", "amber": "Backups work, but something needs attention.",
-           "red": "Action needed: see the red light below."}
-PACS_DOWN_SUMMARY = ("The PACS is not answering. Images already backed up are safe, and you can still find them "
-                     "and check their pictures here.")
+SUMMARY = {
+    "green": "Your images are safe.",
+    "amber": "Backups work, but something needs attention.",
+    "red": "Action needed: see the red light below.",
+}
+PACS_DOWN_SUMMARY = (
+    "The PACS is not answering. Images already backed up are safe, and you can still find them "
+    "and check their pictures here."
+)
 
 
 def summary(ls: list[Light], state: str) -> str:
@@ -44,16 +49,30 @@ def current() -> tuple[Reading, list[Light], str]:
 def index() -> str:
     reading, ls, state = current()
     charts, note = _charts(reading)
-    return render_template("index.html", lights=ls, state=state, summary=summary(ls, state), status=reading.status,
-                           charts=charts, charts_note=note)
+    return render_template(
+        "index.html",
+        lights=ls,
+        state=state,
+        summary=summary(ls, state),
+        status=reading.status,
+        charts=charts,
+        charts_note=note,
+    )
 
 
 @bp.route("/api/status")
 def api_status() -> Response:
     reading, ls, state = current()
-    return jsonify({"state": state, "summary": summary(ls, state), "lights": as_json(ls), "backup": reading.status,
-                    "pacs_down_since": reading.down_since,
-                    "last_known_at": None if reading.status is not None else reading.last_good_at})
+    return jsonify(
+        {
+            "state": state,
+            "summary": summary(ls, state),
+            "lights": as_json(ls),
+            "backup": reading.status,
+            "pacs_down_since": reading.down_since,
+            "last_known_at": None if reading.status is not None else reading.last_good_at,
+        }
+    )
 
 
 @bp.route("/healthz")
@@ -70,10 +89,13 @@ def healthz() -> tuple[Response, int]:
     ls = evaluate(reading, _targets(), tz())
     state = overall(ls)
     strict = request.args.get("strict", "") not in ("", "0", "false", "no")
-    body = {"ok": not (strict and state == RED), "state": state,
-            "parts": {light.key: light.state for light in ls},
-            "last_known": sorted(light.key for light in ls if light.note),
-            "checked_at": round(reading.at, 3)}
+    body = {
+        "ok": not (strict and state == RED),
+        "state": state,
+        "parts": {light.key: light.state for light in ls},
+        "last_known": sorted(light.key for light in ls if light.note),
+        "checked_at": round(reading.at, 3),
+    }
     return jsonify(body), 503 if strict and state == RED else 200
 
 
@@ -84,14 +106,21 @@ def metrics() -> Response:
     lines = ["# HELP pacs_backup_part_state 0 green, 1 amber, 2 red", "# TYPE pacs_backup_part_state gauge"]
     code = {"green": 0, "amber": 1, "red": 2}
     lines += [f'pacs_backup_part_state{{part="{light.key}"}} {code[light.state]}' for light in ls]
-    lines += ["# HELP pacs_backup_part_last_known 1 while a part shows its last known state (the PACS is down)",
-              "# TYPE pacs_backup_part_last_known gauge"]
+    lines += [
+        "# HELP pacs_backup_part_last_known 1 while a part shows its last known state (the PACS is down)",
+        "# TYPE pacs_backup_part_last_known gauge",
+    ]
     lines += [f'pacs_backup_part_last_known{{part="{light.key}"}} {int(bool(light.note))}' for light in ls]
     lines += ["# TYPE pacs_backup_pacs_up gauge", f"pacs_backup_pacs_up {int(status is not None)}"]
     if status and status.get("enabled"):
-        for name, key in (("outbox_depth", "outbox_depth"), ("replicated_total", "replicated"),
-                          ("replicated_bytes", "replicated_bytes"), ("failing", "failed"),
-                          ("quarantined", "quarantined"), ("oldest_pending_age_seconds", "oldest_pending_age_s")):
+        for name, key in (
+            ("outbox_depth", "outbox_depth"),
+            ("replicated_total", "replicated"),
+            ("replicated_bytes", "replicated_bytes"),
+            ("failing", "failed"),
+            ("quarantined", "quarantined"),
+            ("oldest_pending_age_seconds", "oldest_pending_age_s"),
+        ):
             value = status.get(key)
             lines += [f"# TYPE pacs_backup_{name} gauge", f"pacs_backup_{name} {0 if value is None else value}"]
         for target, info in (status.get("offsite") or {}).items():
@@ -126,16 +155,27 @@ def _charts(reading: Reading) -> tuple[dict[str, Markup], str | None]:
     lag = [(t, d.get("lag_p99") or 0.0) for t, d in samples]
     runs, kept_at = recent_runs(down=reading.down)
     runs = [r for r in runs if (r.get("finished_at") or 0) >= since]
-    note = (f"The PACS is not answering: the snapshot and restore-test charts show what was known at "
-            f"{clock(kept_at, zone)}.") if kept_at else None
+    note = (
+        (
+            f"The PACS is not answering: the snapshot and restore-test charts show what was known at "
+            f"{clock(kept_at, zone)}."
+        )
+        if kept_at
+        else None
+    )
 
     def label(r: dict[str, Any]) -> str:
         return when(float(r["finished_at"]), zone) + f" {r['target']}"
-    snaps = [(label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs)
-             if r["kind"] == "snapshot"]
-    drills = [(label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs)
-              if r["kind"] == "drill"]
-    return {"size": Markup(line_chart(size, "Backed-up size", "GB")),  # noqa: S704 - built from numbers
-            "lag": Markup(line_chart(lag, "Copy delay (99th percentile)", "s")),  # noqa: S704
-            "snapshots": Markup(bar_chart(snaps, "Offsite snapshot durations", "s")),  # noqa: S704
-            "drills": Markup(bar_chart(drills, "Restore tests (red = failed)", "s"))}, note  # noqa: S704
+
+    snaps = [
+        (label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs) if r["kind"] == "snapshot"
+    ]
+    drills = [
+        (label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs) if r["kind"] == "drill"
+    ]
+    return {
+        "size": Markup(line_chart(size, "Backed-up size", "GB")),  # noqa: S704 - built from numbers
+        "lag": Markup(line_chart(lag, "Copy delay (99th percentile)", "s")),  # noqa: S704
+        "snapshots": Markup(bar_chart(snaps, "Offsite snapshot durations", "s")),  # noqa: S704
+        "drills": Markup(bar_chart(drills, "Restore tests (red = failed)", "s")),  # noqa: S704
+    }, note

@@ -94,8 +94,17 @@ def search() -> str:
             results = mirror().search(q, date_from, date_to, modality)
         except ValueError as exc:
             error = str(exc)
-    return render_template("studies.html", q=q, date_from=date_from, date_to=date_to, modality=modality,
-                           results=results, searched=searched, error=error, notice=notice)
+    return render_template(
+        "studies.html",
+        q=q,
+        date_from=date_from,
+        date_to=date_to,
+        modality=modality,
+        results=results,
+        searched=searched,
+        error=error,
+        notice=notice,
+    )
 
 
 def _preview_positions(keys: list[tuple[str, str]]) -> list[int]:
@@ -134,8 +143,16 @@ def _study_page_data(uid: str) -> dict[str, Any]:
     """Everything a study's page (and the restore confirmation) shows, from the plugin or, while the PACS is
     down, from the mirror and the bucket."""
     down = known_down()
-    data: dict[str, Any] = {"uid": uid, "down": None, "in_pacs": None, "holdings": [], "holdings_error": None,
-                            "series": [], "previews": [], "preview_note": None}
+    data: dict[str, Any] = {
+        "uid": uid,
+        "down": None,
+        "in_pacs": None,
+        "holdings": [],
+        "holdings_error": None,
+        "series": [],
+        "previews": [],
+        "preview_note": None,
+    }
     if down is None:
         try:
             instances = _backend().study(uid).get("instances") or []
@@ -143,8 +160,9 @@ def _study_page_data(uid: str) -> dict[str, Any]:
                 abort(404, "This study is not in the backups.")
             data["study"] = {**summary_from_instances(uid, instances), **(mirror().study(uid) or {})}
             data["study"]["instances"] = len(instances)
-            data["series"] = sorted(Counter((i.get("series_uid") or "", i.get("modality") or "")
-                                            for i in instances).items(), key=str)
+            data["series"] = sorted(
+                Counter((i.get("series_uid") or "", i.get("modality") or "") for i in instances).items(), key=str
+            )
             data["in_pacs"] = _backend().pacs_study(uid)
             data["holdings"], data["holdings_error"] = _holdings(uid)
             order = [(str(i.get("series_uid") or ""), str(i.get("sop_uid") or "")) for i in instances]
@@ -159,13 +177,18 @@ def _study_page_data(uid: str) -> dict[str, Any]:
         data["down"] = down
         row = mirror().study(uid)
         if row is None:
-            abort(404, f"{down_sentence(down)} This study is not in the dashboard's own list of the backups, "
-                       "so it can only be looked up once the PACS answers again.")
+            abort(
+                404,
+                f"{down_sentence(down)} This study is not in the dashboard's own list of the backups, "
+                "so it can only be looked up once the PACS answers again.",
+            )
         data["study"] = row
         reader = bucket()
         if reader is None:
-            data["preview_note"] = ("Pictures of the backup copies need the dashboard's read-only access to them; "
-                                    "ask your technician to set it up.")
+            data["preview_note"] = (
+                "Pictures of the backup copies need the dashboard's read-only access to them; "
+                "ask your technician to set it up."
+            )
         else:
             try:
                 counts = reader.series_counts(uid)
@@ -181,8 +204,9 @@ def _study_page_data(uid: str) -> dict[str, Any]:
 def detail(uid: str) -> str:
     data = _study_page_data(_checked_uid(uid))
     newest = data["holdings"][0] if data["holdings"] else None
-    return render_template("study.html", **data, newest=newest,
-                           down_text=down_sentence(data["down"]) if data["down"] else None)
+    return render_template(
+        "study.html", **data, newest=newest, down_text=down_sentence(data["down"]) if data["down"] else None
+    )
 
 
 @bp.route("/studies/<path:uid>/preview.png")
@@ -252,13 +276,21 @@ def restore(uid: str) -> str | WerkzeugResponse:
     if request.method == "POST" and request.form.get("confirmed") == "yes":
         return _start_restore(uid, source, snapshot)
     data = _study_page_data(uid)
-    chosen = next((h for h in data["holdings"] if h["target"] == source and (snapshot is None or h["id"] == snapshot)),
-                  None)
+    chosen = next(
+        (h for h in data["holdings"] if h["target"] == source and (snapshot is None or h["id"] == snapshot)), None
+    )
     if source != MINIO and snapshot is None and chosen is not None:
         snapshot = str(chosen["id"])  # the newest snapshot that holds the study, said on the page
     words = source_words(source, chosen.get("time") if chosen else None, tz())
-    return render_template("confirm.html", **data, source=source, snapshot=snapshot, source_text=words,
-                           chosen=chosen, down_text=down_sentence(data["down"]) if data["down"] else None)
+    return render_template(
+        "confirm.html",
+        **data,
+        source=source,
+        snapshot=snapshot,
+        source_text=words,
+        chosen=chosen,
+        down_text=down_sentence(data["down"]) if data["down"] else None,
+    )
 
 
 def _start_restore(uid: str, source: str, snapshot: str | None) -> WerkzeugResponse:

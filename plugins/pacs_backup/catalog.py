@@ -22,8 +22,10 @@ from .orthanc_source import OrthancReader
 from .schema import open_plugin_db, refresh_study
 from .search import display_name, like_pattern, query_words
 
-_COLUMNS = ("orthanc_id, study_uid, series_uid, sop_uid, patient_id, patient_name, owner, species, breed, "
-            "accession, study_date, description, modality, path, object_key, sha256, size")
+_COLUMNS = (
+    "orthanc_id, study_uid, series_uid, sop_uid, patient_id, patient_name, owner, species, breed, "
+    "accession, study_date, description, modality, path, object_key, sha256, size"
+)
 
 
 class StudySummary(TypedDict):
@@ -85,12 +87,14 @@ class Catalog:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                old = self._db.execute("SELECT study_uid FROM catalog WHERE orthanc_id=?",
-                                       (entry["orthanc_id"],)).fetchone()
+                old = self._db.execute(
+                    "SELECT study_uid FROM catalog WHERE orthanc_id=?", (entry["orthanc_id"],)
+                ).fetchone()
                 self._db.execute(
                     f"INSERT OR REPLACE INTO catalog ({_COLUMNS}, added_at) "  # noqa: S608 - constant columns
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (*(entry[name] for name in ENTRY_FIELDS), now))  # type: ignore[literal-required]
+                    (*(entry[name] for name in ENTRY_FIELDS), now),  # type: ignore[literal-required]
+                )
                 refresh_study(self._db, entry["study_uid"], now)
                 if old is not None and old[0] != entry["study_uid"]:
                     refresh_study(self._db, old[0], now)
@@ -106,19 +110,37 @@ class Catalog:
             rows = self._db.execute(
                 "SELECT o.orthanc_id, o.object_key, o.sha256, o.size FROM outbox o "
                 "LEFT JOIN catalog c ON c.orthanc_id = o.orthanc_id "
-                "WHERE o.state='done' AND c.orthanc_id IS NULL LIMIT ?", (limit or -1,)).fetchall()
+                "WHERE o.state='done' AND c.orthanc_id IS NULL LIMIT ?",
+                (limit or -1,),
+            ).fetchall()
         added = 0
         for oid, key, sha, size in rows:
             try:
                 uids, info, path = reader.describe(oid)
             except (SourceGone, CorruptInstance):
                 continue
-            self.record(ManifestEntry(
-                orthanc_id=oid, study_uid=uids.study, series_uid=uids.series, sop_uid=uids.sop,
-                patient_id=info.patient_id, patient_name=info.patient_name, owner=info.owner, species=info.species,
-                breed=info.breed, accession=info.accession, study_date=info.study_date,
-                description=info.study_description, modality=info.modality, path=path, key=key or "",
-                sha256=sha or "", size=int(size or 0)), now)
+            self.record(
+                ManifestEntry(
+                    orthanc_id=oid,
+                    study_uid=uids.study,
+                    series_uid=uids.series,
+                    sop_uid=uids.sop,
+                    patient_id=info.patient_id,
+                    patient_name=info.patient_name,
+                    owner=info.owner,
+                    species=info.species,
+                    breed=info.breed,
+                    accession=info.accession,
+                    study_date=info.study_date,
+                    description=info.study_description,
+                    modality=info.modality,
+                    path=path,
+                    key=key or "",
+                    sha256=sha or "",
+                    size=int(size or 0),
+                ),
+                now,
+            )
             added += 1
         return added
 
@@ -126,8 +148,10 @@ class Catalog:
         """Every catalogued instance; with ``storage_dir``, only those whose file is there now (so a
         manifest lists only what its snapshot really holds)."""
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
-                                    "ORDER BY study_uid, series_uid, sop_uid").fetchall()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
+                "ORDER BY study_uid, series_uid, sop_uid"
+            ).fetchall()
         for r in rows:
             e = _entry(r)
             if storage_dir is None or (e["path"] and (storage_dir / e["path"]).is_file()):
@@ -137,12 +161,17 @@ class Catalog:
         """``n`` random catalogued instances, always including the newest copy."""
         rng = rng or random.Random()  # noqa: S311 - sampling, not security
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
-                                    "ORDER BY added_at DESC LIMIT 1").fetchall()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
+                "ORDER BY added_at DESC LIMIT 1"
+            ).fetchall()
             count = self._db.execute("SELECT COUNT(*) FROM catalog").fetchone()[0]
             for offset in sorted(rng.sample(range(count), min(n, count))) if count else []:
-                rows += self._db.execute(f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
-                                         "ORDER BY rowid LIMIT 1 OFFSET ?", (offset,)).fetchall()
+                rows += self._db.execute(
+                    f"SELECT {_COLUMNS} FROM catalog "  # noqa: S608 - constant columns
+                    "ORDER BY rowid LIMIT 1 OFFSET ?",
+                    (offset,),
+                ).fetchall()
         seen: dict[str, ManifestEntry] = {}
         for r in rows:
             seen.setdefault(r[0], _entry(r))
@@ -150,8 +179,10 @@ class Catalog:
 
     def studies(self, q: StudyQuery) -> list[StudySummary]:
         """Studies whose text holds every typed word, newest study date first (all when nothing typed)."""
-        sql = ("SELECT study_uid, patient_id, patient_name, owner, species, breed, accession, study_date, "
-               "description, modalities, series, instances, updated_at FROM catalog_studies WHERE 1=1")
+        sql = (
+            "SELECT study_uid, patient_id, patient_name, owner, species, breed, accession, study_date, "
+            "description, modalities, series, instances, updated_at FROM catalog_studies WHERE 1=1"
+        )
         args: list[Any] = []
         for word in query_words(q.text):
             sql += " AND search_text LIKE ? ESCAPE '\\'"
@@ -174,23 +205,43 @@ class Catalog:
         args.append(max(1, min(q.limit, 1000)))
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [StudySummary(study_uid=r[0], patient_id=r[1], patient_name=r[2], display_name=display_name(r[2]),
-                             owner=r[3], species=r[4], breed=r[5], accession=r[6], study_date=r[7],
-                             description=r[8], modalities=r[9], series=r[10], instances=r[11],
-                             last_copied_at=r[12]) for r in rows]
+        return [
+            StudySummary(
+                study_uid=r[0],
+                patient_id=r[1],
+                patient_name=r[2],
+                display_name=display_name(r[2]),
+                owner=r[3],
+                species=r[4],
+                breed=r[5],
+                accession=r[6],
+                study_date=r[7],
+                description=r[8],
+                modalities=r[9],
+                series=r[10],
+                instances=r[11],
+                last_copied_at=r[12],
+            )
+            for r in rows
+        ]
 
     def study(self, study_uid: str) -> list[ManifestEntry]:
         """Every catalogued instance of one study."""
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM catalog WHERE study_uid = ? "  # noqa: S608
-                                    "ORDER BY series_uid, sop_uid", (study_uid,)).fetchall()
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM catalog WHERE study_uid = ? "  # noqa: S608
+                "ORDER BY series_uid, sop_uid",
+                (study_uid,),
+            ).fetchall()
         return [_entry(r) for r in rows]
 
     def studies_of(self, patient_id: str | None = None, accession: str | None = None) -> list[str]:
         """Study UIDs of a patient id or an accession number (exact)."""
         with self._lock:
-            rows = self._db.execute("SELECT study_uid FROM catalog_studies WHERE patient_id = ? OR accession = ? "
-                                    "ORDER BY study_date", (patient_id or "\0", accession or "\0")).fetchall()
+            rows = self._db.execute(
+                "SELECT study_uid FROM catalog_studies WHERE patient_id = ? OR accession = ? ORDER BY study_date",
+                (patient_id or "\0", accession or "\0"),
+            ).fetchall()
         return [r[0] for r in rows]
 
     # --- which snapshots hold which study -------------------------------------------------------------
@@ -202,7 +253,9 @@ class Catalog:
                 # The row for study '' marks the snapshot as recorded (so a study it lacks is known absent).
                 self._db.executemany(
                     "INSERT OR REPLACE INTO snapshot_studies (target, snapshot_id, taken_at, study_uid, instances) "
-                    "VALUES (?,?,?,?,?)", [(target, snapshot_id, taken_at, s, n) for s, n in {"": 0, **counts}.items()])
+                    "VALUES (?,?,?,?,?)",
+                    [(target, snapshot_id, taken_at, s, n) for s, n in {"": 0, **counts}.items()],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -213,14 +266,18 @@ class Catalog:
         with self._lock:
             rows = self._db.execute(
                 "SELECT target, snapshot_id, taken_at, instances FROM snapshot_studies WHERE study_uid = ? "
-                "AND (? IS NULL OR target = ?) ORDER BY taken_at DESC", (study_uid, target, target)).fetchall()
+                "AND (? IS NULL OR target = ?) ORDER BY taken_at DESC",
+                (study_uid, target, target),
+            ).fetchall()
         return [SnapshotHolding(*r) for r in rows]
 
     def snapshot_count(self, snapshot_id: str, study_uid: str) -> int | None:
         """Instances of the study in a snapshot this plugin recorded; None when it did not record it."""
         with self._lock:
-            rows = self._db.execute("SELECT study_uid, instances FROM snapshot_studies WHERE snapshot_id = ? "
-                                    "AND study_uid IN ('', ?)", (snapshot_id, study_uid)).fetchall()
+            rows = self._db.execute(
+                "SELECT study_uid, instances FROM snapshot_studies WHERE snapshot_id = ? AND study_uid IN ('', ?)",
+                (snapshot_id, study_uid),
+            ).fetchall()
         if not rows:
             return None
         return max(int(n) for _, n in rows)
@@ -230,5 +287,7 @@ class Catalog:
         with self._lock:
             total, recent, first = self._db.execute(
                 "SELECT COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN added_at >= ? THEN size ELSE 0 END), 0), "
-                "MIN(added_at) FROM catalog", (now - 30 * 86400.0,)).fetchone()
+                "MIN(added_at) FROM catalog",
+                (now - 30 * 86400.0,),
+            ).fetchone()
         return int(total), int(recent), None if first is None else float(first)

@@ -94,6 +94,7 @@ def _progress(label: str) -> Callable[[int, int], None]:
             print(f"\r{label}: {done}/{total} instances ({100 * done // max(total, 1)}%)", end="", flush=True)
             if done == total:
                 print()
+
     return show
 
 
@@ -110,8 +111,9 @@ def _print_report(report: RestoreReport) -> int:
 
 
 # --- commands ------------------------------------------------------------------------------------
-def _bucket_studies(orthanc: OrthancHttp, store: ObjectStore, patient_id: str | None,
-                    accession: str | None) -> list[str]:
+def _bucket_studies(
+    orthanc: OrthancHttp, store: ObjectStore, patient_id: str | None, accession: str | None
+) -> list[str]:
     """Studies of a patient id / accession in the bucket: the plugin's catalog knows every copy from the
     moment it is made; the manifest kept in the bucket is the way when the plugin cannot answer."""
     query = urllib.parse.urlencode({k: v for k, v in (("patient_id", patient_id), ("accession", accession)) if v})
@@ -141,8 +143,9 @@ def cmd_restore_study(a: argparse.Namespace) -> int:
     else:
         restic = _restic(a.target)
         print(f"Looking for the snapshot(s) of {restic.repository} that hold it...")
-        report = restore_from_snapshot(restic, orthanc, [a.study] if a.study else None, a.as_of, a.snapshot,
-                                       progress, a.patient_id, a.accession)
+        report = restore_from_snapshot(
+            restic, orthanc, [a.study] if a.study else None, a.as_of, a.snapshot, progress, a.patient_id, a.accession
+        )
         print(f"Restoring from {report.source} into {orthanc.url}")
     return _print_report(report)
 
@@ -166,8 +169,11 @@ def cmd_disaster_recovery(a: argparse.Namespace) -> int:
     orthanc = _orthanc()
     existing = len(orthanc.get_json("/instances?since=0&limit=1"))
     if existing and not a.into_non_empty:
-        raise Fail(EXIT_USAGE, f"The Orthanc at {orthanc.url} already holds instances; disaster recovery rebuilds "
-                   "into an empty PACS. Add --into-non-empty to merge anyway (nothing is overwritten).")
+        raise Fail(
+            EXIT_USAGE,
+            f"The Orthanc at {orthanc.url} already holds instances; disaster recovery rebuilds "
+            "into an empty PACS. Add --into-non-empty to merge anyway (nothing is overwritten).",
+        )
     progress = _progress("recovering")
     if a.source == "minio":
         store, prefix = _store()
@@ -234,8 +240,10 @@ def cmd_prepare_drive(a: argparse.Namespace) -> int:
         answer = orthanc.post_json("/backup/drives", payload)
     except RequestRefused as exc:
         raise Fail(EXIT_USAGE if exc.status == 400 else EXIT_FAILED, str(exc)) from None
-    print(f"Drive prepared for {a.target}: repository {answer['repository_id'][:8]} "
-          f"({a.label or 'no label'}); a first snapshot to it is queued (run {', '.join(map(str, answer['runs']))}).")
+    print(
+        f"Drive prepared for {a.target}: repository {answer['repository_id'][:8]} "
+        f"({a.label or 'no label'}); a first snapshot to it is queued (run {', '.join(map(str, answer['runs']))})."
+    )
     print("Label the drive with that name; the appliance recognises it whenever it is plugged in.")
     return EXIT_OK
 
@@ -251,8 +259,11 @@ def cmd_orthanc_snippet(a: argparse.Namespace) -> int:
         raise Fail(EXIT_USAGE, "The plugin's entry module is not installed here; install the pacs-backup package.")
     paths = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
     snippet = {"Plugins": [a.python_plugin], "PythonScript": spec.origin, "StorageCompression": False}
-    print(json.dumps({"orthanc_configuration": snippet,
-                      "environment": {"PYTHONPATH": ":".join(dict.fromkeys(paths))}}, indent=2))
+    print(
+        json.dumps(
+            {"orthanc_configuration": snippet, "environment": {"PYTHONPATH": ":".join(dict.fromkeys(paths))}}, indent=2
+        )
+    )
     return EXIT_OK
 
 
@@ -332,11 +343,14 @@ def cmd_recovery_sheet(a: argparse.Namespace) -> int:
         raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set; there is no offsite copy to describe.")
     repo_secret = target.password or (target.password_file.read_text().strip() if target.password_file else "")
     sheet = RECOVERY_SHEET.format(
-        clinic=a.clinic[:32], written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), repository=target.repository,
+        clinic=a.clinic[:32],
+        written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        repository=target.repository,
         repo_password=repo_secret if not a.without_password else "(kept separately: ask the clinic's owner)",
         login=_sheet_login(target.env, a.without_password),
         minio=os.environ.get("MINIO_ENDPOINT", "<object store address>"),
-        bucket=os.environ.get("MINIO_BUCKET", "pacs-backup"))
+        bucket=os.environ.get("MINIO_BUCKET", "pacs-backup"),
+    )
     if a.output:
         fd = os.open(a.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -353,76 +367,122 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def source(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--from", dest="source", choices=("minio", "offsite"), required=True,
-                        help="restore from the object store bucket or from an offsite snapshot")
+        sp.add_argument(
+            "--from",
+            dest="source",
+            choices=("minio", "offsite"),
+            required=True,
+            help="restore from the object store bucket or from an offsite snapshot",
+        )
         sp.add_argument("--as-of", type=_date, help="restore the state at this date (YYYY-MM-DD[THH:MM], UTC)")
         sp.add_argument("--snapshot", help="with --from offsite: a snapshot id instead of the newest")
         sp.add_argument("--target", default="offsite", help="with --from offsite: which target (default offsite)")
 
-    sp = sub.add_parser("restore-study", formatter_class=fmt, epilog=EXIT_CODES,
-                        help="bring one study back into Orthanc, verified",
-                        description="Restore one study (by StudyInstanceUID, patient id or accession number) "
-                                    "into the Orthanc at ORTHANC_URL, and verify every instance.")
+    sp = sub.add_parser(
+        "restore-study",
+        formatter_class=fmt,
+        epilog=EXIT_CODES,
+        help="bring one study back into Orthanc, verified",
+        description="Restore one study (by StudyInstanceUID, patient id or accession number) "
+        "into the Orthanc at ORTHANC_URL, and verify every instance.",
+    )
     sp.add_argument("study", nargs="?", help="StudyInstanceUID")
     sp.add_argument("--patient-id")
     sp.add_argument("--accession")
-    sp.add_argument("--list-snapshots", action="store_true",
-                    help="with --from offsite: list the snapshots that hold the study, and restore nothing")
+    sp.add_argument(
+        "--list-snapshots",
+        action="store_true",
+        help="with --from offsite: list the snapshots that hold the study, and restore nothing",
+    )
     source(sp)
     sp.set_defaults(func=cmd_restore_study)
 
-    sp = sub.add_parser("disaster-recovery", formatter_class=fmt, epilog=EXIT_CODES,
-                        help="rebuild a whole PACS into an empty Orthanc",
-                        description="Rebuild every study into the (empty) Orthanc at ORTHANC_URL from the bucket "
-                                    "or from the offsite repository alone, then verify every instance.")
+    sp = sub.add_parser(
+        "disaster-recovery",
+        formatter_class=fmt,
+        epilog=EXIT_CODES,
+        help="rebuild a whole PACS into an empty Orthanc",
+        description="Rebuild every study into the (empty) Orthanc at ORTHANC_URL from the bucket "
+        "or from the offsite repository alone, then verify every instance.",
+    )
     source(sp)
     sp.add_argument("--into-non-empty", action="store_true", help="allow an Orthanc that already holds images")
     sp.set_defaults(func=cmd_disaster_recovery)
 
-    for name, func, what in (("snapshot-now", cmd_snapshot_now, "take an offsite snapshot now"),
-                             ("verify-backups", cmd_verify_backups, "run a restore drill now and print it")):
-        sp = sub.add_parser(name, formatter_class=fmt, epilog=EXIT_CODES, help=what, description=what.capitalize()
-                            + " through the plugin at ORTHANC_URL, wait for it and print the result.")
+    for name, func, what in (
+        ("snapshot-now", cmd_snapshot_now, "take an offsite snapshot now"),
+        ("verify-backups", cmd_verify_backups, "run a restore drill now and print it"),
+    ):
+        sp = sub.add_parser(
+            name,
+            formatter_class=fmt,
+            epilog=EXIT_CODES,
+            help=what,
+            description=what.capitalize() + " through the plugin at ORTHANC_URL, wait for it and print the result.",
+        )
         sp.add_argument("--target", help="only this target (offsite, minio, or an extra target's name)")
         sp.add_argument("--no-wait", action="store_true", help="queue it and return at once")
         sp.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
         sp.set_defaults(func=func)
 
-    sp = sub.add_parser("orthanc-snippet", formatter_class=fmt, epilog=EXIT_CODES,
-                        help="print what an existing Orthanc needs to load this installed plugin",
-                        description="Print (JSON) the Orthanc configuration keys and the environment that load "
-                                    "the plugin from this installation; see docs/install-existing-orthanc.md.")
-    sp.add_argument("--python-plugin", default="/usr/share/orthanc/plugins/libOrthancPython.so",
-                    help="path of Orthanc's Python plugin (default: Debian's)")
+    sp = sub.add_parser(
+        "orthanc-snippet",
+        formatter_class=fmt,
+        epilog=EXIT_CODES,
+        help="print what an existing Orthanc needs to load this installed plugin",
+        description="Print (JSON) the Orthanc configuration keys and the environment that load "
+        "the plugin from this installation; see docs/install-existing-orthanc.md.",
+    )
+    sp.add_argument(
+        "--python-plugin",
+        default="/usr/share/orthanc/plugins/libOrthancPython.so",
+        help="path of Orthanc's Python plugin (default: Debian's)",
+    )
     sp.set_defaults(func=cmd_orthanc_snippet)
 
-    sp = sub.add_parser("prepare-drive", formatter_class=fmt, epilog=EXIT_CODES,
-                        help="make a plugged-in external drive a backup drive of this appliance",
-                        description="Create an encrypted repository on the drive plugged in for a drive target "
-                                    "(a <NAME>_RESTIC_REPOSITORY that is a path), remember it, and queue a first "
-                                    "snapshot. A drive that already holds a backup is never touched.")
+    sp = sub.add_parser(
+        "prepare-drive",
+        formatter_class=fmt,
+        epilog=EXIT_CODES,
+        help="make a plugged-in external drive a backup drive of this appliance",
+        description="Create an encrypted repository on the drive plugged in for a drive target "
+        "(a <NAME>_RESTIC_REPOSITORY that is a path), remember it, and queue a first "
+        "snapshot. A drive that already holds a backup is never touched.",
+    )
     sp.add_argument("--target", required=True, help="the drive target's name (from BACKUP_EXTRA_TARGETS)")
     sp.add_argument("--label", help="a name written on the drive, e.g. 'Drive A'")
     sp.set_defaults(func=cmd_prepare_drive)
 
-    sp = sub.add_parser("quarantine", formatter_class=fmt, epilog=EXIT_CODES,
-                        help="list the instances set aside (not copied) and why; --requeue to try them again",
-                        description="List the instances the plugin at ORTHANC_URL set aside instead of copying "
-                                    "(exit 1 when there are any), or queue them again with --requeue.")
+    sp = sub.add_parser(
+        "quarantine",
+        formatter_class=fmt,
+        epilog=EXIT_CODES,
+        help="list the instances set aside (not copied) and why; --requeue to try them again",
+        description="List the instances the plugin at ORTHANC_URL set aside instead of copying "
+        "(exit 1 when there are any), or queue them again with --requeue.",
+    )
     sp.add_argument("--requeue", action="store_true", help="copy every set-aside instance again")
     sp.set_defaults(func=cmd_quarantine)
 
-    sp = sub.add_parser("forget-snapshots", formatter_class=fmt, epilog=EXIT_CODES,
-                        help="apply the retention policy (on a trusted host with delete rights)",
-                        description="Apply RESTIC_KEEP to RESTIC_REPOSITORY. Meant for a trusted host: the "
-                                    "appliance's own append-only credentials cannot delete snapshots.")
+    sp = sub.add_parser(
+        "forget-snapshots",
+        formatter_class=fmt,
+        epilog=EXIT_CODES,
+        help="apply the retention policy (on a trusted host with delete rights)",
+        description="Apply RESTIC_KEEP to RESTIC_REPOSITORY. Meant for a trusted host: the "
+        "appliance's own append-only credentials cannot delete snapshots.",
+    )
     sp.add_argument("--no-prune", action="store_true", help="forget without pruning data")
     sp.set_defaults(func=cmd_forget_snapshots)
 
-    sp = sub.add_parser("recovery-sheet", formatter_class=fmt, epilog=EXIT_CODES,
-                        help="print the sheet that lets a technician rebuild the PACS after losing the box",
-                        description="Print (or write with --output, mode 0600) the recovery sheet: offsite "
-                                    "repository, its password and the exact commands.")
+    sp = sub.add_parser(
+        "recovery-sheet",
+        formatter_class=fmt,
+        epilog=EXIT_CODES,
+        help="print the sheet that lets a technician rebuild the PACS after losing the box",
+        description="Print (or write with --output, mode 0600) the recovery sheet: offsite "
+        "repository, its password and the exact commands.",
+    )
     sp.add_argument("--clinic", default="(clinic name)", help="clinic name printed on the sheet")
     sp.add_argument("--output", help="write to this file instead of printing")
     sp.add_argument("--without-password", action="store_true", help="leave the password off the sheet")

@@ -56,47 +56,64 @@ class CloudQueue:
             self._db.execute(
                 "INSERT OR IGNORE INTO cloud_queue (orthanc_id, study_uid, sop_uid, object_key, sha256, state, "
                 "enqueued_at, next_attempt_at) SELECT orthanc_id, study_uid, sop_uid, object_key, sha256, 'pending', "
-                "?, ? FROM catalog WHERE added_at > ?", (now, now, self._watermark))
+                "?, ? FROM catalog WHERE added_at > ?",
+                (now, now, self._watermark),
+            )
             self._watermark = float(self._db.execute("SELECT COALESCE(MAX(added_at), -1) FROM catalog").fetchone()[0])
             return self._db.total_changes - before
 
     def due(self, now: float) -> list[Pending]:
         """Due instances of one study (the one waiting longest), at most ``BATCH``."""
         with self._lock:
-            first = self._db.execute("SELECT study_uid FROM cloud_queue WHERE state='pending' AND next_attempt_at <= ? "
-                                     "ORDER BY next_attempt_at LIMIT 1", (now,)).fetchone()
+            first = self._db.execute(
+                "SELECT study_uid FROM cloud_queue WHERE state='pending' AND next_attempt_at <= ? "
+                "ORDER BY next_attempt_at LIMIT 1",
+                (now,),
+            ).fetchone()
             if first is None:
                 return []
             rows = self._db.execute(
                 "SELECT orthanc_id, study_uid, sop_uid, object_key, sha256, attempts FROM cloud_queue "
                 "WHERE state='pending' AND next_attempt_at <= ? AND study_uid = ? ORDER BY enqueued_at LIMIT ?",
-                (now, first[0], BATCH)).fetchall()
+                (now, first[0], BATCH),
+            ).fetchall()
         return [Pending(*r) for r in rows]
 
     def verified(self, ids: list[str], now: float) -> list[float]:
         """Mark verified; returns each one's wait since it was queued (the copy's lag)."""
         with self._lock:
-            lags = [now - float(r[0]) for r in self._db.execute(
-                f"SELECT enqueued_at FROM cloud_queue WHERE orthanc_id IN ({','.join('?' * len(ids))})",  # noqa: S608
-                ids).fetchall()]
-            self._db.executemany("UPDATE cloud_queue SET state='verified', verified_at=?, last_error=NULL "
-                                 "WHERE orthanc_id=?", [(now, i) for i in ids])
+            lags = [
+                now - float(r[0])
+                for r in self._db.execute(
+                    f"SELECT enqueued_at FROM cloud_queue WHERE orthanc_id IN ({','.join('?' * len(ids))})",  # noqa: S608
+                    ids,
+                ).fetchall()
+            ]
+            self._db.executemany(
+                "UPDATE cloud_queue SET state='verified', verified_at=?, last_error=NULL WHERE orthanc_id=?",
+                [(now, i) for i in ids],
+            )
         return lags
 
     def failed(self, items: list[Pending], error: str, retry_at: float, count: bool = True) -> None:
         with self._lock:
-            self._db.executemany("UPDATE cloud_queue SET attempts = attempts + ?, last_error=?, next_attempt_at=? "
-                                 "WHERE orthanc_id=?", [(1 if count else 0, error, retry_at, p.orthanc_id)
-                                                        for p in items])
+            self._db.executemany(
+                "UPDATE cloud_queue SET attempts = attempts + ?, last_error=?, next_attempt_at=? WHERE orthanc_id=?",
+                [(1 if count else 0, error, retry_at, p.orthanc_id) for p in items],
+            )
 
     def stats(self, now: float) -> dict[str, Any]:
         with self._lock:
             counts = dict(self._db.execute("SELECT state, COUNT(*) FROM cloud_queue GROUP BY state").fetchall())
-            oldest, failing = self._db.execute("SELECT MIN(enqueued_at), SUM(attempts > 0) FROM cloud_queue "
-                                               "WHERE state='pending'").fetchone()
-        return {"depth": int(counts.get("pending", 0)), "verified": int(counts.get("verified", 0)),
-                "failing": int(failing or 0),
-                "oldest_pending_age_s": None if oldest is None else round(max(0.0, now - float(oldest)), 1)}
+            oldest, failing = self._db.execute(
+                "SELECT MIN(enqueued_at), SUM(attempts > 0) FROM cloud_queue WHERE state='pending'"
+            ).fetchone()
+        return {
+            "depth": int(counts.get("pending", 0)),
+            "verified": int(counts.get("verified", 0)),
+            "failing": int(failing or 0),
+            "oldest_pending_age_s": None if oldest is None else round(max(0.0, now - float(oldest)), 1),
+        }
 
     def study_shas(self, study_uid: str) -> set[str]:
         """The sha256 of every instance of a study that was sent (to check what comes back)."""
@@ -108,8 +125,15 @@ class CloudQueue:
 class CloudSender:
     """The thread that sends the queue to the cloud PACS and verifies every instance there."""
 
-    def __init__(self, queue: CloudQueue, client: DicomWeb, reader: OrthancReader, store: ObjectStore | None,
-                 retry: RetryPolicy | None = None, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        queue: CloudQueue,
+        client: DicomWeb,
+        reader: OrthancReader,
+        store: ObjectStore | None,
+        retry: RetryPolicy | None = None,
+        clock: Any = time.time,
+    ) -> None:
         self.queue, self.client, self.reader, self.store = queue, client, reader, store
         self.retry = retry or RetryPolicy(1.0, 300.0)
         self._clock = clock
@@ -199,7 +223,14 @@ class CloudSender:
 
     def status(self) -> dict[str, Any]:
         lags = sorted(self._lags)
-        return {"url": self.client.shown, "reachable": self.reachable, "unreachable_since": self.unreachable_since,
-                **self.queue.stats(self._clock()), "last_error": self.last_error,
-                "lag_s": {"p50": round(statistics.median(lags), 3) if lags else None,
-                          "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3) if lags else None}}
+        return {
+            "url": self.client.shown,
+            "reachable": self.reachable,
+            "unreachable_since": self.unreachable_since,
+            **self.queue.stats(self._clock()),
+            "last_error": self.last_error,
+            "lag_s": {
+                "p50": round(statistics.median(lags), 3) if lags else None,
+                "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3) if lags else None,
+            },
+        }

@@ -36,8 +36,10 @@ class StoreSettings:
     lock_days: int
 
     def __repr__(self) -> str:  # never print secrets, even in a debugger or a log of the object
-        return (f"StoreSettings(endpoint={self.endpoint!r}, secure={self.secure}, bucket={self.bucket!r}, "
-                f"prefix={self.prefix!r}, lock={self.lock_mode}/{self.lock_days}d)")
+        return (
+            f"StoreSettings(endpoint={self.endpoint!r}, secure={self.secure}, bucket={self.bucket!r}, "
+            f"prefix={self.prefix!r}, lock={self.lock_mode}/{self.lock_days}d)"
+        )
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,10 @@ def _parse_keep(name: str, raw: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in raw.split(","))):
         kind, _, value = part.partition("=")
         if kind not in _KEEP_KINDS or not value:
-            raise ConfigError(f"{name}={raw!r} is not a retention policy; use e.g. daily=14,weekly=8,monthly=24 "
-                              f"(kinds: {', '.join(_KEEP_KINDS)}).")
+            raise ConfigError(
+                f"{name}={raw!r} is not a retention policy; use e.g. daily=14,weekly=8,monthly=24 "
+                f"(kinds: {', '.join(_KEEP_KINDS)})."
+            )
         keep[kind] = value
     if not keep:
         raise ConfigError(f"{name} is empty; give at least one kind, e.g. daily=14.")
@@ -95,32 +99,52 @@ def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSetting
     if password_file and not Path(password_file).is_file():
         raise ConfigError(f"{prefix}PASSWORD_FILE={password_file} does not exist.")
     backend: dict[str, str] = {}
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "REST_USERNAME",
-                "REST_PASSWORD", "RCLONE_CONFIG"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "REST_USERNAME",
+        "REST_PASSWORD",
+        "RCLONE_CONFIG",
+    ):
         value = secret(env, prefix + var, required=False)
         if value is not None:
             # RCLONE_CONFIG: the rclone configuration file of a cloud-storage target (rclone:remote:path)
             backend["RESTIC_" + var if var.startswith("REST_") else var] = value
     return TargetSettings(
-        name=name, repository=repo, password=direct, password_file=Path(password_file) if password_file else None,
+        name=name,
+        repository=repo,
+        password=direct,
+        password_file=Path(password_file) if password_file else None,
         env=backend,
-        snapshot_interval_s=60 * _number(prefix + "SNAPSHOT_INTERVAL_MINUTES",
-                                         _raw(env, prefix + "SNAPSHOT_INTERVAL_MINUTES") or "60", float, 1, 10080),
-        drill_interval_s=3600 * _number(prefix + "DRILL_INTERVAL_HOURS",
-                                        _raw(env, prefix + "DRILL_INTERVAL_HOURS") or "24", float, 0.01, 720),
+        snapshot_interval_s=60
+        * _number(
+            prefix + "SNAPSHOT_INTERVAL_MINUTES",
+            _raw(env, prefix + "SNAPSHOT_INTERVAL_MINUTES") or "60",
+            float,
+            1,
+            10080,
+        ),
+        drill_interval_s=3600
+        * _number(
+            prefix + "DRILL_INTERVAL_HOURS", _raw(env, prefix + "DRILL_INTERVAL_HOURS") or "24", float, 0.01, 720
+        ),
         check_cycle=_number(prefix + "CHECK_CYCLE", _raw(env, prefix + "CHECK_CYCLE") or "30", int, 1, 1000),
         forget=parse_bool(prefix + "FORGET", _raw(env, prefix + "FORGET") or "false"),
         keep=_parse_keep(prefix + "KEEP", _raw(env, prefix + "KEEP") or "within=7d,daily=14,weekly=8,monthly=24"),
         retry_lock=_duration(prefix + "RETRY_LOCK", _raw(env, prefix + "RETRY_LOCK") or "2m"),
         # A plain path is an external drive unless the installer says it is a disk the box always has.
         drive=repo.startswith("/") and parse_bool(prefix + "DRIVE", _raw(env, prefix + "DRIVE") or "true"),
-        drive_amber_days=_number(prefix + "DRIVE_AMBER_DAYS", _raw(env, prefix + "DRIVE_AMBER_DAYS") or "7", float,
-                                 0.01, 365),
-        drive_red_days=_number(prefix + "DRIVE_RED_DAYS", _raw(env, prefix + "DRIVE_RED_DAYS") or "14", float,
-                               0.01, 365),
+        drive_amber_days=_number(
+            prefix + "DRIVE_AMBER_DAYS", _raw(env, prefix + "DRIVE_AMBER_DAYS") or "7", float, 0.01, 365
+        ),
+        drive_red_days=_number(
+            prefix + "DRIVE_RED_DAYS", _raw(env, prefix + "DRIVE_RED_DAYS") or "14", float, 0.01, 365
+        ),
         quota_gb=_optional_number(env, prefix + "QUOTA_GB"),
-        quota_warn_months=_number(prefix + "QUOTA_WARN_MONTHS", _raw(env, prefix + "QUOTA_WARN_MONTHS") or "3",
-                                  float, 0.1, 120),
+        quota_warn_months=_number(
+            prefix + "QUOTA_WARN_MONTHS", _raw(env, prefix + "QUOTA_WARN_MONTHS") or "3", float, 0.1, 120
+        ),
     )
 
 
@@ -173,8 +197,9 @@ def load_cloud_pacs(env: Mapping[str, str]) -> CloudPacsSettings | None:
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"CLOUD_PACS_URL={url!r} must start with https:// (its DICOMweb root).")
     user = _raw(env, "CLOUD_PACS_USERNAME")
-    return CloudPacsSettings(url=url, username=user,
-                             password=secret(env, "CLOUD_PACS_PASSWORD", required=user is not None))
+    return CloudPacsSettings(
+        url=url, username=user, password=secret(env, "CLOUD_PACS_PASSWORD", required=user is not None)
+    )
 
 
 @dataclass(frozen=True)
@@ -271,8 +296,9 @@ def load_store_settings(env: Mapping[str, str]) -> StoreSettings:
     endpoint, secure = parse_endpoint(env)
     bucket = _raw(env, "MINIO_BUCKET") or "pacs-backup"
     if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in bucket):
-        raise ConfigError(f"MINIO_BUCKET={bucket!r} is not a valid bucket name; "
-                          "use 3-63 lowercase letters, digits, '-' or '.'.")
+        raise ConfigError(
+            f"MINIO_BUCKET={bucket!r} is not a valid bucket name; use 3-63 lowercase letters, digits, '-' or '.'."
+        )
     lock_mode = (_raw(env, "BACKUP_LOCK_MODE") or "GOVERNANCE").upper()
     if lock_mode not in LOCK_MODES:
         raise ConfigError(f"BACKUP_LOCK_MODE={lock_mode!r} is not valid; use one of {', '.join(LOCK_MODES)}.")
@@ -319,12 +345,15 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
         reconcile_hours=_number("BACKUP_RECONCILE_HOURS", _raw(env, "BACKUP_RECONCILE_HOURS") or "24", float, 0, 8760),
         targets=tuple(load_targets(env)),
         drill_sample=_number("BACKUP_DRILL_SAMPLE", _raw(env, "BACKUP_DRILL_SAMPLE") or "20", int, 1, 100000),
-        minio_drill_hours=_number("BACKUP_DRILL_INTERVAL_HOURS", _raw(env, "BACKUP_DRILL_INTERVAL_HOURS") or "24",
-                                  float, 0.01, 720),
-        first_run_delay_s=_number("BACKUP_FIRST_RUN_DELAY_SECONDS",
-                                  _raw(env, "BACKUP_FIRST_RUN_DELAY_SECONDS") or "60", float, 0, 86400),
+        minio_drill_hours=_number(
+            "BACKUP_DRILL_INTERVAL_HOURS", _raw(env, "BACKUP_DRILL_INTERVAL_HOURS") or "24", float, 0.01, 720
+        ),
+        first_run_delay_s=_number(
+            "BACKUP_FIRST_RUN_DELAY_SECONDS", _raw(env, "BACKUP_FIRST_RUN_DELAY_SECONDS") or "60", float, 0, 86400
+        ),
         store_quota_gb=_optional_number(env, "MINIO_QUOTA_GB"),
         cloud_pacs=load_cloud_pacs(env),
-        max_sequence_depth=_number("BACKUP_MAX_SEQUENCE_DEPTH", _raw(env, "BACKUP_MAX_SEQUENCE_DEPTH") or "32",
-                                   int, 4, 128),
+        max_sequence_depth=_number(
+            "BACKUP_MAX_SEQUENCE_DEPTH", _raw(env, "BACKUP_MAX_SEQUENCE_DEPTH") or "32", int, 4, 128
+        ),
     )

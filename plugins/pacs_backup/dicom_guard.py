@@ -45,13 +45,13 @@ def _meta(data: bytes) -> tuple[int, str]:
     syntax = IMPLICIT_LE if pos == 0 else ""
     while pos + 8 <= len(data) and struct.unpack_from("<H", data, pos)[0] == 0x0002:
         elem = struct.unpack_from("<H", data, pos + 2)[0]
-        vr = data[pos + 4:pos + 6]
+        vr = data[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             length, head = struct.unpack_from("<I", data, pos + 8)[0], 12
         else:
             length, head = struct.unpack_from("<H", data, pos + 6)[0], 8
         if elem == 0x0010:
-            syntax = data[pos + head:pos + head + length].rstrip(b"\0 ").decode("ascii", "replace")
+            syntax = data[pos + head : pos + head + length].rstrip(b"\0 ").decode("ascii", "replace")
         pos += head + length
     return pos, syntax or "1.2.840.10008.1.2.1"
 
@@ -127,13 +127,13 @@ def walk(buf: bytes, *, implicit: bool, big: bool) -> Iterator[Element | int]:
         if implicit:
             vr, length, head = b"", struct.unpack_from(u32, buf, pos + 4)[0], 8
         else:
-            vr = buf[pos + 4:pos + 6]
+            vr = buf[pos + 4 : pos + 6]
             if vr in _LONG_VRS:
                 length, head = struct.unpack_from(u32, buf, pos + 8)[0], 12
             else:
                 length, head = struct.unpack_from(u16, buf, pos + 6)[0], 8
         pos += head
-        value_is_items = length != 0 and buf[pos:pos + 4] in (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")
+        value_is_items = length != 0 and buf[pos : pos + 4] in (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")
         if tag == PIXEL_DATA and length == UNDEFINED:
             yield Element(depth, tag, vr, pos, length)
             stack.append((None, "frag"))

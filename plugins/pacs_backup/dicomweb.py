@@ -35,8 +35,9 @@ class CloudNotFound(CloudRefused):
 class DicomWeb:
     """One DICOMweb server (its root, e.g. ``https://cloud.example/dicom-web``)."""
 
-    def __init__(self, root: str, username: str | None = None, password: str | None = None,
-                 timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, root: str, username: str | None = None, password: str | None = None, timeout_s: float = 120.0
+    ) -> None:
         if not root.startswith(("http://", "https://")):
             raise ValueError(f"{root!r} must start with http:// or https://")
         self.root = root.rstrip("/")
@@ -47,10 +48,15 @@ class DicomWeb:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = "Basic " + token
 
-    def _request(self, method: str, path: str, body: bytes | None = None,
-                 headers: dict[str, str] | None = None) -> tuple[bytes, str]:
-        req = urllib.request.Request(self.root + path, data=body, method=method,  # noqa: S310 - http(s) checked
-                                     headers={**self._headers, **(headers or {})})
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[bytes, str]:
+        req = urllib.request.Request(  # noqa: S310 - http(s) only, checked or loopback
+            self.root + path,
+            data=body,
+            method=method,
+            headers={**self._headers, **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # noqa: S310
                 return bytes(resp.read()), str(resp.headers.get("Content-Type", ""))
@@ -58,8 +64,10 @@ class DicomWeb:
             if exc.code in (502, 503, 504):
                 raise CloudUnavailable(f"The cloud PACS at {self.shown} is not available (HTTP {exc.code}).") from None
             if exc.code in (401, 403):
-                raise CloudRefused(f"The cloud PACS at {self.shown} refused the user name or password "
-                                   "(CLOUD_PACS_USERNAME / CLOUD_PACS_PASSWORD).") from None
+                raise CloudRefused(
+                    f"The cloud PACS at {self.shown} refused the user name or password "
+                    "(CLOUD_PACS_USERNAME / CLOUD_PACS_PASSWORD)."
+                ) from None
             kind = CloudNotFound if exc.code == 404 else CloudRefused
             raise kind(f"The cloud PACS at {self.shown} answered HTTP {exc.code} to {method} {path[:80]}.") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -69,18 +77,28 @@ class DicomWeb:
     def store(self, files: Sequence[bytes]) -> None:
         """STOW-RS: send DICOM files in one request. Raises CloudRefused when the remote stored none."""
         boundary = "pacs-backup-" + secrets.token_hex(12)
-        parts = [b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + f + b"\r\n"
-                 for f in files]
+        parts = [
+            b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + f + b"\r\n" for f in files
+        ]
         body = b"".join(parts) + b"--" + boundary.encode() + b"--\r\n"
-        self._request("POST", "/studies", body, {
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json"})
+        self._request(
+            "POST",
+            "/studies",
+            body,
+            {
+                "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+                "Accept": "application/dicom+json",
+            },
+        )
 
     def instances_of(self, study_uid: str) -> set[str]:
         """QIDO-RS: the SOPInstanceUIDs the remote holds for a study (empty when it has none)."""
         try:
-            data, _ = self._request("GET", f"/studies/{urllib.parse.quote(study_uid)}/instances?includefield="
-                                    "00080018", headers={"Accept": "application/dicom+json"})
+            data, _ = self._request(
+                "GET",
+                f"/studies/{urllib.parse.quote(study_uid)}/instances?includefield=00080018",
+                headers={"Accept": "application/dicom+json"},
+            )
         except CloudNotFound:  # a study it does not have
             return set()
         if not data.strip():
@@ -89,13 +107,20 @@ class DicomWeb:
             found = json.loads(data)
         except ValueError:
             raise CloudRefused(f"The cloud PACS at {self.shown} answered a search with something unreadable.") from None
-        return {str(v) for item in found if isinstance(item, dict)
-                for v in (item.get("00080018", {}).get("Value") or [])[:1]}
+        return {
+            str(v)
+            for item in found
+            if isinstance(item, dict)
+            for v in (item.get("00080018", {}).get("Value") or [])[:1]
+        }
 
     def retrieve(self, study_uid: str) -> list[bytes]:
         """WADO-RS: every instance of a study, as the files the remote keeps."""
-        data, ctype = self._request("GET", f"/studies/{urllib.parse.quote(study_uid)}",
-                                    headers={"Accept": 'multipart/related; type="application/dicom"'})
+        data, ctype = self._request(
+            "GET",
+            f"/studies/{urllib.parse.quote(study_uid)}",
+            headers={"Accept": 'multipart/related; type="application/dicom"'},
+        )
         return split_multipart(data, ctype)
 
 

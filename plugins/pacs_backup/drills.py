@@ -44,8 +44,7 @@ def _mismatch(e: ManifestEntry, copy: str, problem: str, advice: str) -> Mismatc
     patient = display_name(e["patient_name"]) or "unknown patient"
     if e["patient_id"]:
         patient += f" (id {e['patient_id']})"
-    return Mismatch(key=e["key"], study_uid=e["study_uid"], patient=patient, copy=copy, problem=problem,
-                    advice=advice)
+    return Mismatch(key=e["key"], study_uid=e["study_uid"], patient=patient, copy=copy, problem=problem, advice=advice)
 
 
 def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random | None = None) -> dict[str, Any]:
@@ -74,9 +73,16 @@ def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random
             res["repaired"] += 1
             log.warning("drill repaired %s (%s) from the PACS", e["key"], problem)
             continue
-        res["mismatches"].append(_mismatch(e, copy, problem, "Restore this study from the offsite copy "
-                                           "(Restore tests page or scripts/restore-study --from offsite), "
-                                           "then run a restore test again."))
+        res["mismatches"].append(
+            _mismatch(
+                e,
+                copy,
+                problem,
+                "Restore this study from the offsite copy "
+                "(Restore tests page or scripts/restore-study --from offsite), "
+                "then run a restore test again.",
+            )
+        )
     res["ok"] = not res["mismatches"]  # a drill that checked nothing is not a failure; lights say "not tested"
     if not sample:
         res["note"] = "Nothing to test yet: no image has been copied."
@@ -106,8 +112,9 @@ def newest_manifest(restic: Restic) -> tuple[str, str, list[ManifestEntry]]:
     return snap.id, root, entries
 
 
-def drill_target(ctx: OffsiteContext, target: TargetSettings, sample_size: int, check_slice: int,
-                 rng: random.Random | None = None) -> dict[str, Any]:
+def drill_target(
+    ctx: OffsiteContext, target: TargetSettings, sample_size: int, check_slice: int, rng: random.Random | None = None
+) -> dict[str, Any]:
     """Restore a sample of the newest snapshot (per its own manifest, always including the newest copy
     it holds), compare each file with the manifest's sha256, and read 1/N of the repository's data.
 
@@ -119,8 +126,13 @@ def drill_target(ctx: OffsiteContext, target: TargetSettings, sample_size: int, 
     try:
         snap_id, root, entries = newest_manifest(restic)
     except NoSnapshotYet:  # nothing to test yet is not a failed test: the lights say "not tested"
-        return {"checked": 0, "identical": 0, "mismatches": [], "ok": True,
-                "note": "Nothing to test yet: there is no snapshot in this copy."}
+        return {
+            "checked": 0,
+            "identical": 0,
+            "mismatches": [],
+            "ok": True,
+            "note": "Nothing to test yet: there is no snapshot in this copy.",
+        }
     picks: list[ManifestEntry] = []
     if entries:
         newest_key = {e["key"] for e in ctx.catalog.sample(1)}
@@ -128,8 +140,13 @@ def drill_target(ctx: OffsiteContext, target: TargetSettings, sample_size: int, 
         others = [e for e in entries if e not in picks]
         picks += rng.sample(others, min(max(sample_size - len(picks), 0), len(others)))
     copy = f"snapshot {snap_id[:8]} of {target.name}"
-    res: dict[str, Any] = {"snapshot_id": snap_id, "checked": 0, "identical": 0, "mismatches": [],
-                           "snapshot_entries": len(entries)}
+    res: dict[str, Any] = {
+        "snapshot_id": snap_id,
+        "checked": 0,
+        "identical": 0,
+        "mismatches": [],
+        "snapshot_entries": len(entries),
+    }
     with tempfile.TemporaryDirectory(prefix="pacs-drill-") as tmp:
         if picks:
             restic.restore(snap_id, Path(tmp), includes=[f"{root}/{e['path']}" for e in picks])
@@ -141,9 +158,16 @@ def drill_target(ctx: OffsiteContext, target: TargetSettings, sample_size: int, 
                 res["identical"] += 1
                 continue
             problem = "missing from the snapshot" if got is None else "its bytes in the snapshot differ"
-            res["mismatches"].append(_mismatch(e, copy, problem, "Keep this snapshot; restore the study from an "
-                                               "older snapshot or from the bucket, and call the technician to "
-                                               "check the offsite repository (restic check --read-data)."))
+            res["mismatches"].append(
+                _mismatch(
+                    e,
+                    copy,
+                    problem,
+                    "Keep this snapshot; restore the study from an "
+                    "older snapshot or from the bucket, and call the technician to "
+                    "check the offsite repository (restic check --read-data).",
+                )
+            )
     subset = f"{check_slice}/{target.check_cycle}"
     restic.check(read_data_subset=subset)
     res["check"] = f"read data subset {subset}: no errors"

@@ -66,8 +66,7 @@ def placement(repository: Path, data_dir: Path) -> str | None:
     """None when ``repository`` is on a mounted file system of its own; else why it is not a drive."""
     mount = mount_point(repository)
     if str(mount) == "/" or _device(repository) == _device(data_dir):
-        return (f"The backup drive is not connected: {repository} is on this box's own disk. Plug in the "
-                "backup drive.")
+        return f"The backup drive is not connected: {repository} is on this box's own disk. Plug in the backup drive."
     return None
 
 
@@ -85,21 +84,30 @@ class DriveRegistry:
 
     def add(self, target: str, repo_id: str, label: str, now: float) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO drives (target, repository_id, label, prepared_at, last_seen_at, "
-                             "last_snapshot_at) VALUES (?, ?, ?, ?, NULL, NULL)", (target, repo_id, label, now))
+            self._db.execute(
+                "INSERT OR REPLACE INTO drives (target, repository_id, label, prepared_at, last_seen_at, "
+                "last_snapshot_at) VALUES (?, ?, ?, ?, NULL, NULL)",
+                (target, repo_id, label, now),
+            )
 
     def known(self, target: str) -> dict[str, dict[str, float | str | None]]:
         with self._lock:
-            rows = self._db.execute("SELECT repository_id, label, prepared_at, last_seen_at, last_snapshot_at "
-                                    "FROM drives WHERE target = ? ORDER BY prepared_at", (target,)).fetchall()
-        return {r[0]: {"label": r[1], "prepared_at": r[2], "last_seen_at": r[3], "last_snapshot_at": r[4]}
-                for r in rows}
+            rows = self._db.execute(
+                "SELECT repository_id, label, prepared_at, last_seen_at, last_snapshot_at "
+                "FROM drives WHERE target = ? ORDER BY prepared_at",
+                (target,),
+            ).fetchall()
+        return {
+            r[0]: {"label": r[1], "prepared_at": r[2], "last_seen_at": r[3], "last_snapshot_at": r[4]} for r in rows
+        }
 
     def seen(self, target: str, repo_id: str, now: float, snapshot: bool = False) -> None:
         column = "last_snapshot_at" if snapshot else "last_seen_at"
         with self._lock:
-            self._db.execute(f"UPDATE drives SET {column} = ? WHERE target = ? AND repository_id = ?",  # noqa: S608
-                             (now, target, repo_id))
+            self._db.execute(
+                f"UPDATE drives SET {column} = ? WHERE target = ? AND repository_id = ?",  # noqa: S608
+                (now, target, repo_id),
+            )
 
 
 def inspect(target: str, restic: Restic, repository: Path, data_dir: Path, registry: DriveRegistry) -> DriveState:
@@ -109,22 +117,37 @@ def inspect(target: str, restic: Restic, repository: Path, data_dir: Path, regis
         return DriveState(False, misplaced)
     mount = str(mount_point(repository))
     if not (repository / "config").is_file():
-        return DriveState(False, f"The drive at {mount} has no backup of this appliance yet: prepare it first "
-                          "(scripts/prepare-drive).", mount_point=mount)
+        return DriveState(
+            False,
+            f"The drive at {mount} has no backup of this appliance yet: prepare it first (scripts/prepare-drive).",
+            mount_point=mount,
+        )
     try:
         repo_id = repository_id(restic)
     except BackupError as exc:
         return DriveState(False, f"The drive at {mount} could not be opened: {exc}", mount_point=mount)
     known = registry.known(target)
     if repo_id not in known:
-        return DriveState(False, f"The drive at {mount} holds another backup (id {repo_id[:8]}); prepare it for "
-                          "this appliance first, or plug in one of its own drives.", repo_id, mount)
+        return DriveState(
+            False,
+            f"The drive at {mount} holds another backup (id {repo_id[:8]}); prepare it for "
+            "this appliance first, or plug in one of its own drives.",
+            repo_id,
+            mount,
+        )
     label = str(known[repo_id]["label"] or repo_id[:8])
     return DriveState(True, f"Drive {label} is plugged in.", repo_id, mount)
 
 
-def prepare(target: str, restic: Restic, repository: Path, data_dir: Path, registry: DriveRegistry,
-            label: str, now: float | None = None) -> str:
+def prepare(
+    target: str,
+    restic: Restic,
+    repository: Path,
+    data_dir: Path,
+    registry: DriveRegistry,
+    label: str,
+    now: float | None = None,
+) -> str:
     """Make a new, encrypted repository on a plugged-in drive and remember it for ``target``.
 
     Returns:
@@ -136,8 +159,10 @@ def prepare(target: str, restic: Restic, repository: Path, data_dir: Path, regis
     if misplaced:
         raise DriveNotConnected(misplaced)
     if (repository / "config").exists():
-        raise DriveNotConnected(f"{repository} already holds a backup; it was not touched. Use another drive, or "
-                                "remove that folder yourself if the drive may be erased.")
+        raise DriveNotConnected(
+            f"{repository} already holds a backup; it was not touched. Use another drive, or "
+            "remove that folder yourself if the drive may be erased."
+        )
     restic.init()
     repo_id = repository_id(restic)
     registry.add(target, repo_id, label, time.time() if now is None else now)
@@ -147,8 +172,13 @@ def prepare(target: str, restic: Restic, repository: Path, data_dir: Path, regis
 class DriveWatch:
     """Watches the drive targets: which drive is plugged in, and when one appears (polled, no udev)."""
 
-    def __init__(self, registry: DriveRegistry, data_dir: Path, restic_for: Callable[[TargetSettings], Restic],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        registry: DriveRegistry,
+        data_dir: Path,
+        restic_for: Callable[[TargetSettings], Restic],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.registry = registry
         self._data_dir = data_dir
         self._restic_for = restic_for
@@ -195,8 +225,19 @@ class DriveWatch:
         if age_days is None:
             light = "amber"  # no snapshot on a drive yet
         else:
-            light = ("green" if age_days < target.drive_amber_days else
-                     "amber" if age_days < target.drive_red_days else "red")
-        return DriveDoc(connected=state.connected, sentence=state.sentence, repository_id=state.repository_id,
-                        drives=drives, swap_next=str(swap["label"]) if swap else None, light=light,
-                        advice=None if light == "green" else "Plug in the backup drive.")
+            light = (
+                "green"
+                if age_days < target.drive_amber_days
+                else "amber"
+                if age_days < target.drive_red_days
+                else "red"
+            )
+        return DriveDoc(
+            connected=state.connected,
+            sentence=state.sentence,
+            repository_id=state.repository_id,
+            drives=drives,
+            swap_next=str(swap["label"]) if swap else None,
+            light=light,
+            advice=None if light == "green" else "Plug in the backup drive.",
+        )

@@ -20,13 +20,17 @@ def _failed(run: RunDoc | None) -> bool:
     return bool(run and run.get("state") == "failed")
 
 
-def overall_state(replication: Mapping[str, Any], offsite: Mapping[str, TargetDoc], has_targets: bool,
-                  last_refused_at: float | None, now: float) -> str:
+def overall_state(
+    replication: Mapping[str, Any],
+    offsite: Mapping[str, TargetDoc],
+    has_targets: bool,
+    last_refused_at: float | None,
+    now: float,
+) -> str:
     """``ok``, ``degraded`` or ``error`` for the whole backup."""
     if not replication["store"]["reachable"]:
         return "error"
-    if (replication["failed"] or replication["quarantined"]
-            or (replication["oldest_pending_age_s"] or 0) > QUEUE_LATE_S):
+    if replication["failed"] or replication["quarantined"] or (replication["oldest_pending_age_s"] or 0) > QUEUE_LATE_S:
         return "degraded"
     if any(_failed(t.get("last_snapshot")) or _failed(t.get("last_drill")) for t in offsite.values()):
         return "degraded"

@@ -70,12 +70,13 @@ def json_object(body: bytes) -> dict[str, Any]:
     except ValueError:
         raise BadRequest("The request is not valid JSON.") from None
     if not isinstance(value, dict):
-        raise BadRequest("Send a JSON object, e.g. {\"target\": \"offsite\"}.")
+        raise BadRequest('Send a JSON object, e.g. {"target": "offsite"}.')
     return value
 
 
-def text_field(payload: Mapping[str, Any], name: str, *, required: bool = False,
-               max_chars: int = MAX_VALUE_CHARS) -> str | None:
+def text_field(
+    payload: Mapping[str, Any], name: str, *, required: bool = False, max_chars: int = MAX_VALUE_CHARS
+) -> str | None:
     """One string field of a JSON object, checked for type, length and control characters."""
     value = payload.get(name)
     if value is None or value == "":

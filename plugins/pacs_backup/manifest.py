@@ -103,8 +103,10 @@ def read_manifest(data: bytes) -> tuple[ManifestHeader, list[ManifestEntry]]:
             raise ValueError("unknown format")
         entries = [entry_from(json.loads(line)) for line in lines[1:] if line.strip()]
     except (ValueError, TypeError, AttributeError):
-        raise ManifestUnreadable("The backup manifest is missing, damaged or of an unknown format; this copy "
-                                 "cannot be searched or verified by this version.") from None
+        raise ManifestUnreadable(
+            "The backup manifest is missing, damaged or of an unknown format; this copy "
+            "cannot be searched or verified by this version."
+        ) from None
     return ManifestHeader(**header), entries  # type: ignore[typeddict-item]
 
 

@@ -53,15 +53,18 @@ def _translate(exc: Exception, what: str) -> Exception:
     """Map a client exception to a domain error with a sentence for a person."""
     if isinstance(exc, S3Error):
         if exc.code in _AUTH_CODES:
-            return StoreError(f"The object store refused our credentials while trying to {what} ({exc.code}); "
-                              "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY.")
+            return StoreError(
+                f"The object store refused our credentials while trying to {what} ({exc.code}); "
+                "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY."
+            )
         if exc.code in ("XMinioStorageFull", "StorageFull", "QuotaExceeded"):
-            return StoreError(f"The object store is full and refused to {what}; free space on it or add a disk. "
-                              "Copies wait in the queue meanwhile.")
+            return StoreError(
+                f"The object store is full and refused to {what}; free space on it or add a disk. "
+                "Copies wait in the queue meanwhile."
+            )
         return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
     if isinstance(exc, ServerError):
-        return StoreUnavailable(f"The object store failed while trying to {what} "
-                                f"(HTTP {exc.status_code}); retrying.")
+        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}); retrying.")
     reason = getattr(exc, "reason", None) or exc
     # urllib3 reasons read "<connection object>: Failed to establish...: [Errno 111] Connection refused"
     short = str(reason).rsplit(": ", 1)[-1] or type(exc).__name__
@@ -100,8 +103,14 @@ class ObjectStore:
             # One quick retry for a dropped keep-alive connection; longer outages are the engine's job.
             retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
         )
-        self._client = Minio(settings.endpoint, access_key=settings.access_key, secret_key=settings.secret_key,
-                             secure=settings.secure, region=settings.region, http_client=http)
+        self._client = Minio(
+            settings.endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            secure=settings.secure,
+            region=settings.region,
+            http_client=http,
+        )
 
     def ensure_bucket(self) -> BucketReport:
         """Check the bucket's protection (versioning, object lock and its default retention) and report it.
@@ -128,7 +137,8 @@ class ObjectStore:
                     raise StoreError(
                         f"Bucket {self.bucket} does not exist and the plugin's account may not create it (by "
                         "design); create it with the object store's root account: `make run`, the Compose "
-                        "stack's store-setup service or scripts/store-setup.") from None
+                        "stack's store-setup service or scripts/store-setup."
+                    ) from None
                 created = True
             versioning = self._versioning(warnings)
             readable_lock = self._object_lock_enabled(warnings)
@@ -140,7 +150,8 @@ class ObjectStore:
                     warnings.append(
                         f"Bucket {self.bucket} was created without object lock, so anyone holding the keys can "
                         "delete its copies (ransomware). Point MINIO_BUCKET to a new bucket name to let the "
-                        "appliance create one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this.")
+                        "appliance create one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this."
+                    )
         except _CLIENT_ERRORS as exc:
             raise _translate(exc, f"prepare bucket {self.bucket}") from exc
         return BucketReport(created=created, versioning=versioning, object_lock=lock, warnings=tuple(warnings))
@@ -152,16 +163,20 @@ class ObjectStore:
         except S3Error as exc:
             if exc.code != "AccessDenied":
                 raise
-            warnings.append(f"The plugin's account may not read the versioning of bucket {self.bucket}, so it "
-                            "cannot check that overwritten copies are kept; allow it s3:GetBucketVersioning.")
+            warnings.append(
+                f"The plugin's account may not read the versioning of bucket {self.bucket}, so it "
+                "cannot check that overwritten copies are kept; allow it s3:GetBucketVersioning."
+            )
             return False
         try:
             self._client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
             return True
         except S3Error as exc:
-            warnings.append(f"Bucket {self.bucket} has no versioning and it cannot be enabled ({exc.code}): "
-                            "an overwritten copy cannot be recovered. Run the store set-up step with the "
-                            "object store's root account.")
+            warnings.append(
+                f"Bucket {self.bucket} has no versioning and it cannot be enabled ({exc.code}): "
+                "an overwritten copy cannot be recovered. Run the store set-up step with the "
+                "object store's root account."
+            )
             return False
 
     def _check_retention(self, warnings: list[str]) -> None:
@@ -179,7 +194,8 @@ class ObjectStore:
             warnings.append(
                 f"Bucket {self.bucket}'s default retention is {now}; BACKUP_LOCK_MODE/BACKUP_LOCK_DAYS ask for "
                 f"{s.lock_mode} {s.lock_days} days. The plugin's account may not change it (by design): run the "
-                "store set-up step with the object store's root account to apply it.")
+                "store set-up step with the object store's root account to apply it."
+            )
 
     def _object_lock_enabled(self, warnings: list[str]) -> bool | None:
         """Whether the bucket has object lock; None when these keys may not read it (said in ``warnings``)."""
@@ -190,9 +206,11 @@ class ObjectStore:
             if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
                 return False
             if exc.code == "AccessDenied":
-                warnings.append(f"The plugin's account may not read bucket {self.bucket}'s object lock settings, "
-                                "so it cannot check that copies are locked; allow it "
-                                "s3:GetBucketObjectLockConfiguration.")
+                warnings.append(
+                    f"The plugin's account may not read bucket {self.bucket}'s object lock settings, "
+                    "so it cannot check that copies are locked; allow it "
+                    "s3:GetBucketObjectLockConfiguration."
+                )
                 return None
             raise
 
@@ -207,8 +225,12 @@ class ObjectStore:
         except _CLIENT_ERRORS as exc:
             raise _translate(exc, f"look up {key}") from exc
         meta = obj.metadata or {}
-        return StoredObject(key=key, size=int(obj.size or 0), sha256=meta.get("x-amz-meta-sha256"),
-                            orthanc_id=meta.get("x-amz-meta-orthanc-id"))
+        return StoredObject(
+            key=key,
+            size=int(obj.size or 0),
+            sha256=meta.get("x-amz-meta-sha256"),
+            orthanc_id=meta.get("x-amz-meta-orthanc-id"),
+        )
 
     def put_verified(self, key: str, data: bytes, sha256: str, orthanc_id: str) -> None:
         """Upload ``data`` to ``key`` and confirm the store holds exactly these bytes.
@@ -224,7 +246,11 @@ class ObjectStore:
             raise StoreError(f"{key} is larger than 5 GiB; the object store cannot take it in one upload.")
         try:
             result = self._client.put_object(
-                self.bucket, key, io.BytesIO(data), len(data), content_type="application/dicom",
+                self.bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type="application/dicom",
                 metadata={"sha256": sha256, "orthanc-id": orthanc_id},
                 part_size=max(5 * 1024**2, len(data)),  # one PUT: the ETag is then the MD5 of the bytes
             )
@@ -233,8 +259,9 @@ class ObjectStore:
         etag = (result.etag or "").strip('"').lower()
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
             if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
-                raise StoreError(f"The object store holds different bytes for {key} than were sent "
-                                 "(checksum mismatch).")
+                raise StoreError(
+                    f"The object store holds different bytes for {key} than were sent (checksum mismatch)."
+                )
             return
         stored = self.stat(key)
         if stored is None or stored.size != len(data) or stored.sha256 != sha256:

@@ -44,10 +44,18 @@ MAX_WAITING_RESTORES = 10
 class OffsiteScheduler:
     """One thread that runs queued and scheduled jobs (snapshot / drill) sequentially."""
 
-    def __init__(self, ctx: OffsiteContext, targets: tuple[TargetSettings, ...], runs: RunLog, *,
-                 drill_sample: int = 20, minio_drill_interval_s: float = 24 * 3600.0,
-                 first_run_delay_s: float = 60.0, clock: Callable[[], float] = time.time,
-                 drives: DriveWatch | None = None) -> None:
+    def __init__(
+        self,
+        ctx: OffsiteContext,
+        targets: tuple[TargetSettings, ...],
+        runs: RunLog,
+        *,
+        drill_sample: int = 20,
+        minio_drill_interval_s: float = 24 * 3600.0,
+        first_run_delay_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        drives: DriveWatch | None = None,
+    ) -> None:
         self.ctx = ctx
         self.targets = {t.name: t for t in targets}
         self.runs = runs
@@ -128,8 +136,15 @@ class OffsiteScheduler:
         if t is None or not t.drive or self.drives is None:
             raise BadRequest(f"{name!r} is not a drive target (a <NAME>_RESTIC_REPOSITORY that is a path).")
         with self._queue_lock:  # one preparation at a time
-            repo_id = prepare(name, self.ctx.restic(t), Path(t.repository), self.ctx.storage_dir,
-                              self.drives.registry, label, self._clock())
+            repo_id = prepare(
+                name,
+                self.ctx.restic(t),
+                Path(t.repository),
+                self.ctx.storage_dir,
+                self.drives.registry,
+                label,
+                self._clock(),
+            )
         self.drives.state(t, force=True)
         return {"repository_id": repo_id, "runs": self.request("snapshot", name)}
 
@@ -182,6 +197,7 @@ class OffsiteScheduler:
 
             def progress(done: int, total: int, run_id: int = run_id, base: dict[str, Any] = base) -> None:
                 self.runs.progress(run_id, {**base, "done": done, "total": total})
+
             try:
                 report = self._restore(source, study_uid, snapshot, progress)
             except Exception as exc:  # recorded as failed; BackupError messages are for people
@@ -190,27 +206,42 @@ class OffsiteScheduler:
                 self.runs.finish(run_id, self._clock(), False, base, str(exc))
                 continue
             summary = {**base, **report.as_dict(), "done": report.total, "total": report.total}
-            error = None if report.ok else (
-                "Nothing to restore: the study is not in this backup." if report.total == 0
-                else f"{len(report.failures)} of {report.total} instances did not verify.")
+            error = (
+                None
+                if report.ok
+                else (
+                    "Nothing to restore: the study is not in this backup."
+                    if report.total == 0
+                    else f"{len(report.failures)} of {report.total} instances did not verify."
+                )
+            )
             self.runs.finish(run_id, self._clock(), report.ok, summary, error)
 
-    def _restore(self, source: str, study_uid: str, snapshot: str | None,
-                 progress: Callable[[int, int], None]) -> RestoreReport:
+    def _restore(
+        self, source: str, study_uid: str, snapshot: str | None, progress: Callable[[int, int], None]
+    ) -> RestoreReport:
         if self.ctx.orthanc is None:
             raise BackupError("Restores are not available in this setup.")
         if source == CLOUD_PACS:
             if self.cloud is None:
                 raise BackupError("No cloud PACS is configured (CLOUD_PACS_URL).")
-            return restore_from_cloud(self.cloud.client, self.ctx.orthanc, study_uid,
-                                      self.cloud.queue.study_shas(study_uid), progress)
+            return restore_from_cloud(
+                self.cloud.client, self.ctx.orthanc, study_uid, self.cloud.queue.study_shas(study_uid), progress
+            )
         if source == MINIO:
             if self.ctx.store is None:
                 raise BackupError("No object store is configured.")
-            return restore_from_bucket(self.ctx.store, self.ctx.orthanc, [study_uid], self.ctx.prefix,
-                                       progress=progress)
-        return restore_from_snapshot(self.ctx.restic(self.targets[source]), self.ctx.orthanc, [study_uid],
-                                     snapshot_id=snapshot, progress=progress, known=self._known)
+            return restore_from_bucket(
+                self.ctx.store, self.ctx.orthanc, [study_uid], self.ctx.prefix, progress=progress
+            )
+        return restore_from_snapshot(
+            self.ctx.restic(self.targets[source]),
+            self.ctx.orthanc,
+            [study_uid],
+            snapshot_id=snapshot,
+            progress=progress,
+            known=self._known,
+        )
 
     def _due(self, name: str, kind: str, interval_s: float) -> bool:
         return self._clock() >= self.next_due_at(name, kind, interval_s)
@@ -325,5 +356,7 @@ def _mismatch_sentence(mismatches: list[dict[str, str]]) -> str:
     studies = {(m.get("patient", ""), m.get("study_uid", "")) for m in mismatches}
     first = mismatches[0] if mismatches else {}
     who = "; ".join(f"{p} study {s}" for p, s in sorted(studies)[:3]) + (" and more" if len(studies) > 3 else "")
-    return (f"{len(mismatches)} image(s) in {first.get('copy', 'a copy')} did not come back identical "
-            f"({who}): {first.get('problem', '')}. {first.get('advice', '')}").strip()
+    return (
+        f"{len(mismatches)} image(s) in {first.get('copy', 'a copy')} did not come back identical "
+        f"({who}): {first.get('problem', '')}. {first.get('advice', '')}"
+    ).strip()

@@ -36,8 +36,9 @@ def _sentence(body: bytes) -> str:
 class OrthancHttp:
     """Talk to Orthanc at ``url`` with HTTP basic authentication."""
 
-    def __init__(self, url: str, username: str | None = None, password: str | None = None,
-                 timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, username: str | None = None, password: str | None = None, timeout_s: float = 60.0
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Orthanc URL {url!r} must start with http:// or https://")
         self.url = url.rstrip("/")
@@ -47,8 +48,9 @@ class OrthancHttp:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = "Basic " + token
 
-    def request(self, method: str, uri: str, body: bytes | None = None,
-                content_type: str = "application/octet-stream") -> bytes:
+    def request(
+        self, method: str, uri: str, body: bytes | None = None, content_type: str = "application/octet-stream"
+    ) -> bytes:
         """Send one request; return the body.
 
         Raises:
@@ -66,12 +68,14 @@ class OrthancHttp:
             if exc.code == 404 and method != "POST":
                 raise SourceGone(f"Orthanc has no {uri}.") from None
             if exc.code == 401:
-                raise SourceError("Orthanc refused the username or password "
-                                  "(ORTHANC_USERNAME / ORTHANC_PASSWORD).") from None
+                raise SourceError(
+                    "Orthanc refused the username or password (ORTHANC_USERNAME / ORTHANC_PASSWORD)."
+                ) from None
             detail = _sentence(exc.read()[:2000])
             if 400 <= exc.code < 500:
-                raise RequestRefused(exc.code, f"Orthanc refused {method} {uri} (HTTP {exc.code}): {detail}",
-                                     detail) from None
+                raise RequestRefused(
+                    exc.code, f"Orthanc refused {method} {uri} (HTTP {exc.code}): {detail}", detail
+                ) from None
             raise SourceError(f"Orthanc answered HTTP {exc.code} to {method} {uri}: {detail}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)

@@ -79,8 +79,9 @@ class OrthancReader:
         if not sop or not series_id:
             raise CorruptInstance(f"Instance {orthanc_id} has no SOPInstanceUID or series in Orthanc.")
         info = self._series_info(series_id, orthanc_id)
-        return InstanceUids(study=info.study_uid, series=info.series_uid, sop=str(sop),
-                            size=int(inst.get("FileSize") or 0), info=info)
+        return InstanceUids(
+            study=info.study_uid, series=info.series_uid, sop=str(sop), size=int(inst.get("FileSize") or 0), info=info
+        )
 
     def _series_info(self, series_id: str, orthanc_id: str) -> SeriesInfo:
         with self._lock:
@@ -95,12 +96,18 @@ class OrthancReader:
             raise CorruptInstance(f"Instance {orthanc_id} has no SeriesInstanceUID or StudyInstanceUID.")
         vet = self._veterinary_tags(orthanc_id)
         info = SeriesInfo(
-            series_uid=str(tags["SeriesInstanceUID"]), study_uid=str(stags["StudyInstanceUID"]),
-            modality=str(tags.get("Modality", "")), patient_id=str(ptags.get("PatientID", "")),
-            patient_name=str(ptags.get("PatientName", "")), accession=str(stags.get("AccessionNumber", "")),
-            study_date=str(stags.get("StudyDate", "")), study_description=str(stags.get("StudyDescription", "")),
-            owner=vet.get("ResponsiblePerson", ""), species=vet.get("PatientSpeciesDescription", ""),
-            breed=vet.get("PatientBreedDescription", ""))
+            series_uid=str(tags["SeriesInstanceUID"]),
+            study_uid=str(stags["StudyInstanceUID"]),
+            modality=str(tags.get("Modality", "")),
+            patient_id=str(ptags.get("PatientID", "")),
+            patient_name=str(ptags.get("PatientName", "")),
+            accession=str(stags.get("AccessionNumber", "")),
+            study_date=str(stags.get("StudyDate", "")),
+            study_description=str(stags.get("StudyDescription", "")),
+            owner=vet.get("ResponsiblePerson", ""),
+            species=vet.get("PatientSpeciesDescription", ""),
+            breed=vet.get("PatientBreedDescription", ""),
+        )
         with self._lock:
             # Orthanc ids are hashes of the UIDs, so a cached mapping never goes stale.
             self._series[series_id] = info

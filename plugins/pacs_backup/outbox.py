@@ -159,8 +159,10 @@ class Outbox:
     def stats(self, now: float) -> OutboxStats:
         """Return the counts shown in the status."""
         with self._lock:
-            totals = {r[0]: (int(r[1]), int(r[2])) for r in
-                      self._db.execute("SELECT state, n, bytes FROM outbox_totals").fetchall()}
+            totals = {
+                r[0]: (int(r[1]), int(r[2]))
+                for r in self._db.execute("SELECT state, n, bytes FROM outbox_totals").fetchall()
+            }
             oldest, failing = self._db.execute(
                 "SELECT MIN(enqueued_at), SUM(attempts > 0) FROM outbox WHERE state='pending'"
             ).fetchone()

@@ -18,7 +18,15 @@ from .dicom_guard import EXPLICIT_BE, IMPLICIT_LE, UNDEFINED, Element, dataset, 
 
 _UNCOMPRESSED = {IMPLICIT_LE, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", EXPLICIT_BE}
 ROWS, COLUMNS, BITS, SIGNED, SAMPLES, PHOTOMETRIC, PLANAR, PIXELS = (
-    0x00280010, 0x00280011, 0x00280100, 0x00280103, 0x00280002, 0x00280004, 0x00280006, 0x7FE00010)
+    0x00280010,
+    0x00280011,
+    0x00280100,
+    0x00280103,
+    0x00280002,
+    0x00280004,
+    0x00280006,
+    0x7FE00010,
+)
 
 
 class NoPreview(Exception):
@@ -49,8 +57,11 @@ def _read(data: bytes) -> _Image:
     found: dict[int, Element] = {}
     try:
         for e in walk(body, implicit=syntax == IMPLICIT_LE, big=big):
-            if isinstance(e, Element) and e.depth == 0 and e.tag in (ROWS, COLUMNS, BITS, SIGNED, SAMPLES,
-                                                                      PHOTOMETRIC, PLANAR, PIXELS):
+            if (
+                isinstance(e, Element)
+                and e.depth == 0
+                and e.tag in (ROWS, COLUMNS, BITS, SIGNED, SAMPLES, PHOTOMETRIC, PLANAR, PIXELS)
+            ):
                 found[e.tag] = e
                 if e.tag == PIXELS:
                     break
@@ -66,12 +77,20 @@ def _read(data: bytes) -> _Image:
 
     def text(tag: int) -> str:
         e = found.get(tag)
-        return body[e.offset:e.offset + e.length].decode("ascii", "replace").strip(" \0") if e else ""
+        return body[e.offset : e.offset + e.length].decode("ascii", "replace").strip(" \0") if e else ""
 
     px = found[PIXELS]
-    return _Image(rows=number(ROWS, 0), cols=number(COLUMNS, 0), bits=number(BITS, 16), signed=number(SIGNED, 0) == 1,
-                  samples=number(SAMPLES, 1), photometric=text(PHOTOMETRIC) or "MONOCHROME2",
-                  planar=number(PLANAR, 0), pixels=body[px.offset:px.offset + px.length], big=big)
+    return _Image(
+        rows=number(ROWS, 0),
+        cols=number(COLUMNS, 0),
+        bits=number(BITS, 16),
+        signed=number(SIGNED, 0) == 1,
+        samples=number(SAMPLES, 1),
+        photometric=text(PHOTOMETRIC) or "MONOCHROME2",
+        planar=number(PLANAR, 0),
+        pixels=body[px.offset : px.offset + px.length],
+        big=big,
+    )
 
 
 def _grey_values(img: _Image) -> array[int]:
@@ -80,7 +99,7 @@ def _grey_values(img: _Image) -> array[int]:
         values = array("b" if img.signed else "B", img.pixels[:count])
     elif img.bits == 16:
         values = array("h" if img.signed else "H")
-        values.frombytes(img.pixels[:count * 2])
+        values.frombytes(img.pixels[: count * 2])
         if img.big:
             values.byteswap()
     else:
@@ -104,8 +123,9 @@ def render_png(data: bytes, size: int = 256) -> bytes:
             line = bytearray(b"\0")
             for c in out_cols:
                 i = r * img.cols + c
-                line += (bytes(img.pixels[k * plane + i] for k in range(3)) if img.planar
-                         else img.pixels[3 * i:3 * i + 3])
+                line += (
+                    bytes(img.pixels[k * plane + i] for k in range(3)) if img.planar else img.pixels[3 * i : 3 * i + 3]
+                )
             lines.append(bytes(line))
         return _png(len(out_cols), len(out_rows), 2, b"".join(lines))
     if img.samples != 1:
@@ -129,7 +149,12 @@ def render_png(data: bytes, size: int = 256) -> bytes:
 
 def _png(width: int, height: int, colour: int, raw: bytes) -> bytes:
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+        )
+
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")

@@ -18,8 +18,16 @@ MASK = "***"
 _URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^\s:/@]*):([^\s@/]*)@")
 _SECRET_NAME = re.compile(r"pass|secret|token|key|credential|auth|cookie|private", re.IGNORECASE)
 # Names that contain "key" or "auth" but hold no secret (Orthanc's own option names).
-_NOT_SECRET = {"KeepAlive", "KeepAliveTimeout", "AuthenticationEnabled", "DicomTlsTrustedCertificates",
-               "SslCertificate", "HttpsCACertificates", "DicomTlsCertificate", "TranscodeDicomProtocol"}
+_NOT_SECRET = {
+    "KeepAlive",
+    "KeepAliveTimeout",
+    "AuthenticationEnabled",
+    "DicomTlsTrustedCertificates",
+    "SslCertificate",
+    "HttpsCACertificates",
+    "DicomTlsCertificate",
+    "TranscodeDicomProtocol",
+}
 
 
 def mask_url_credentials(text: str) -> str:

@@ -53,9 +53,15 @@ class ReplicatorOptions:
 class Replicator:
     """Copies every instance Orthanc stores to the object store, durably and verifiably."""
 
-    def __init__(self, outbox: Outbox, reader: OrthancReader, store: ObjectStore,
-                 options: ReplicatorOptions | None = None, clock: Clock = time.time,
-                 catalog: Catalog | None = None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        reader: OrthancReader,
+        store: ObjectStore,
+        options: ReplicatorOptions | None = None,
+        clock: Clock = time.time,
+        catalog: Catalog | None = None,
+    ) -> None:
         self.outbox = outbox
         self.catalog = catalog
         self.reader = reader
@@ -86,8 +92,10 @@ class Replicator:
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the recorder, supervisor and worker threads."""
-        specs: list[tuple[str, Callable[[], None]]] = [("recorder", self._record_loop),
-                                                        ("supervisor", self._supervise_loop)]
+        specs: list[tuple[str, Callable[[], None]]] = [
+            ("recorder", self._record_loop),
+            ("supervisor", self._supervise_loop),
+        ]
         specs += [(f"worker-{i}", self._work_loop) for i in range(self.options.workers)]
         for name, target in specs:
             t = threading.Thread(target=self._guard(target), name=f"pacs-backup-{name}", daemon=True)
@@ -117,6 +125,7 @@ class Replicator:
                     log.exception("backup thread failed; restarting it in 1 s")
                     self._note_error(f"Internal error in the backup engine: {exc}")
                     self._stop.wait(1.0)
+
         return run
 
     # --- recorder -------------------------------------------------------------------------------
@@ -140,8 +149,10 @@ class Replicator:
                 self.outbox.enqueue(batch)
                 break
             except Exception as exc:  # noqa: BLE001 - e.g. disk full: keep the batch in memory and retry
-                self._note_error(f"Cannot write the backup queue ({exc}); keeping {len(batch)} new instances in "
-                                 "memory and retrying. Free space on the Orthanc data volume.")
+                self._note_error(
+                    f"Cannot write the backup queue ({exc}); keeping {len(batch)} new instances in "
+                    "memory and retrying. Free space on the Orthanc data volume."
+                )
                 if self._stop.wait(1.0):
                     return
         self._unrecorded = 0
@@ -238,12 +249,28 @@ class Replicator:
                 path = self.reader.storage_path(orthanc_id)
             except SourceGone:  # deleted a moment after its copy was made: the copy stays findable
                 path = ""
-            self.catalog.record(ManifestEntry(
-                orthanc_id=orthanc_id, study_uid=uids.study, series_uid=uids.series, sop_uid=uids.sop,
-                patient_id=info.patient_id, patient_name=info.patient_name, owner=info.owner, species=info.species,
-                breed=info.breed, accession=info.accession, study_date=info.study_date,
-                description=info.study_description, modality=info.modality,
-                path=path, key=key, sha256=digest, size=len(data)), now)
+            self.catalog.record(
+                ManifestEntry(
+                    orthanc_id=orthanc_id,
+                    study_uid=uids.study,
+                    series_uid=uids.series,
+                    sop_uid=uids.sop,
+                    patient_id=info.patient_id,
+                    patient_name=info.patient_name,
+                    owner=info.owner,
+                    species=info.species,
+                    breed=info.breed,
+                    accession=info.accession,
+                    study_date=info.study_date,
+                    description=info.study_description,
+                    modality=info.modality,
+                    path=path,
+                    key=key,
+                    sha256=digest,
+                    size=len(data),
+                ),
+                now,
+            )
         lag = self.outbox.mark_done(orthanc_id, key, digest, len(data), now)
         self._last_replicated_at = now
         if lag is not None:
@@ -254,8 +281,9 @@ class Replicator:
         """Hold ``size`` bytes of the in-flight budget (one instance larger than it runs alone)."""
         need = min(max(size, 1), self.options.inflight_budget_bytes)
         with self._budget:
-            self._budget.wait_for(lambda: self._budget_used + need <= self.options.inflight_budget_bytes
-                                  or self._stop.is_set())
+            self._budget.wait_for(
+                lambda: self._budget_used + need <= self.options.inflight_budget_bytes or self._stop.is_set()
+            )
             self._budget_used += need
         try:
             yield
@@ -335,8 +363,12 @@ class Replicator:
         except BackupError as exc:
             self._note_error(f"Reconciliation with Orthanc failed, will try again later: {exc}")
             return
-        self._reconcile = {"at": started, "instances_seen": since, "queued": queued,
-                           "duration_s": round(self._clock() - started, 3)}
+        self._reconcile = {
+            "at": started,
+            "instances_seen": since,
+            "queued": queued,
+            "duration_s": round(self._clock() - started, 3),
+        }
         if queued:
             log.warning("reconciliation queued %d instances that were not yet backed up", queued)
             with self._work:

@@ -100,10 +100,18 @@ class SnapshotInfo:
 class Restic:
     """Run restic against one repository. The password is passed by file or environment, never argv."""
 
-    def __init__(self, repository: str, *, password: str | None = None, password_file: Path | None = None,
-                 binary: str | None = None, cache_dir: Path | None = None,
-                 extra_env: Mapping[str, str] | None = None, timeout_s: float = 6 * 3600,
-                 retry_lock: str = "2m") -> None:
+    def __init__(
+        self,
+        repository: str,
+        *,
+        password: str | None = None,
+        password_file: Path | None = None,
+        binary: str | None = None,
+        cache_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        timeout_s: float = 6 * 3600,
+        retry_lock: str = "2m",
+    ) -> None:
         if not password and not password_file:
             raise BackupError("The backup repository needs a password (RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).")
         self.repository = mask_url_credentials(repository)  # for messages: never the password
@@ -111,8 +119,12 @@ class Restic:
         self._binary = binary or find_restic()
         self._timeout = timeout_s
         self._retry_lock = retry_lock
-        self._env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
-                     "RESTIC_REPOSITORY": repository, **(extra_env or {})}
+        self._env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
+            "RESTIC_REPOSITORY": repository,
+            **(extra_env or {}),
+        }
         self._secrets = [v for k, v in (extra_env or {}).items() if "SECRET" in k or "PASSWORD" in k or "KEY" in k]
         if password_file is not None:
             self._env["RESTIC_PASSWORD_FILE"] = str(password_file)
@@ -128,11 +140,24 @@ class Restic:
     @classmethod
     def for_target(cls, target: TargetSettings, cache_dir: Path | None = None) -> Restic:
         """The one way to build a client for a configured target (password, backend keys, lock wait)."""
-        return cls(target.repository, password=target.password, password_file=target.password_file,
-                   extra_env=target.env, cache_dir=cache_dir, retry_lock=target.retry_lock)
+        return cls(
+            target.repository,
+            password=target.password,
+            password_file=target.password_file,
+            extra_env=target.env,
+            cache_dir=cache_dir,
+            retry_lock=target.retry_lock,
+        )
 
-    def _run(self, args: Sequence[str], *, json_out: bool = True, timeout_s: float | None = None,
-             ok_codes: tuple[int, ...] = (0,), lock: bool = True) -> Completed:
+    def _run(
+        self,
+        args: Sequence[str],
+        *,
+        json_out: bool = True,
+        timeout_s: float | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+        lock: bool = True,
+    ) -> Completed:
         argv = [self._binary, *args]
         if json_out:
             argv.append("--json")
@@ -160,8 +185,10 @@ class Restic:
             socket.create_connection(address, timeout=timeout_s).close()
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise RepositoryUnreachable(f"The backup repository at {address[0]}:{address[1]} cannot be reached "
-                                        f"({reason}); check the network and the offsite server.") from None
+            raise RepositoryUnreachable(
+                f"The backup repository at {address[0]}:{address[1]} cannot be reached "
+                f"({reason}); check the network and the offsite server."
+            ) from None
 
     def exists(self) -> bool:
         """True when a repository answers at the address (and the password opens it)."""
@@ -188,8 +215,9 @@ class Restic:
         return True
 
     # --- snapshots -------------------------------------------------------------------------------
-    def backup(self, paths: Sequence[str], *, tags: Sequence[str] = (), host: str = "pacs",
-               excludes: Sequence[str] = ()) -> dict[str, Any]:
+    def backup(
+        self, paths: Sequence[str], *, tags: Sequence[str] = (), host: str = "pacs", excludes: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Take a snapshot of ``paths``; return restic's JSON summary (snapshot_id, files_new, ...).
 
         Raises:
@@ -215,8 +243,16 @@ class Restic:
         self.check_reachable()
         args = ["snapshots"] + (["--tag", tag] if tag else [])
         data = json.loads(self._run(args, lock=False).stdout or b"[]")
-        return [SnapshotInfo(id=s["id"], short_id=s.get("short_id", s["id"][:8]), time=s["time"],
-                             paths=tuple(s.get("paths", [])), tags=tuple(s.get("tags") or [])) for s in data or []]
+        return [
+            SnapshotInfo(
+                id=s["id"],
+                short_id=s.get("short_id", s["id"][:8]),
+                time=s["time"],
+                paths=tuple(s.get("paths", [])),
+                tags=tuple(s.get("tags") or []),
+            )
+            for s in data or []
+        ]
 
     def dump(self, snapshot: str, path: str) -> bytes:
         """Return the bytes of one file of a snapshot."""

@@ -41,6 +41,7 @@ class OrthancTarget(Protocol):
 
     def get_json(self, uri: str) -> Any: ...
 
+
 Progress = Callable[[int, int], None]
 
 
@@ -59,12 +60,23 @@ class RestoreReport:
         return self.total > 0 and self.verified == self.total and not self.failures
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "total": self.total, "verified": self.verified, "ok": self.ok,
-                "failures": [{"item": w, "reason": r} for w, r in self.failures], **self.details}
+        return {
+            "source": self.source,
+            "total": self.total,
+            "verified": self.verified,
+            "ok": self.ok,
+            "failures": [{"item": w, "reason": r} for w, r in self.failures],
+            **self.details,
+        }
 
 
-def restore_items(items: list[tuple[str, Loader]], orthanc: OrthancTarget, report: RestoreReport,
-                  progress: Progress | None = None, workers: int = 4) -> RestoreReport:
+def restore_items(
+    items: list[tuple[str, Loader]],
+    orthanc: OrthancTarget,
+    report: RestoreReport,
+    progress: Progress | None = None,
+    workers: int = 4,
+) -> RestoreReport:
     """Upload every item into Orthanc and verify it; fills ``report``."""
     report.total += len(items)
 
@@ -120,21 +132,34 @@ def bucket_manifest(store: ObjectStore) -> list[ManifestEntry]:
     return read_manifest(store.get(BUCKET_MANIFEST_KEY))[1]
 
 
-def studies_matching(entries: list[ManifestEntry], patient_id: str | None = None,
-                     accession: str | None = None) -> list[str]:
+def studies_matching(
+    entries: list[ManifestEntry], patient_id: str | None = None, accession: str | None = None
+) -> list[str]:
     """Study UIDs whose patient id or accession number equals the one given."""
-    found = {e["study_uid"] for e in entries
-             if (patient_id and e.get("patient_id") == patient_id) or (accession and e.get("accession") == accession)}
+    found = {
+        e["study_uid"]
+        for e in entries
+        if (patient_id and e.get("patient_id") == patient_id) or (accession and e.get("accession") == accession)
+    }
     return sorted(found)
 
 
-def restore_from_bucket(store: ObjectStore, orthanc: OrthancTarget, studies: list[str] | None, prefix: str = "",
-                        as_of: datetime | None = None, progress: Progress | None = None) -> RestoreReport:
+def restore_from_bucket(
+    store: ObjectStore,
+    orthanc: OrthancTarget,
+    studies: list[str] | None,
+    prefix: str = "",
+    as_of: datetime | None = None,
+    progress: Progress | None = None,
+) -> RestoreReport:
     """Restore the given studies (None = everything) from the bucket into Orthanc."""
     report = RestoreReport(source=f"bucket {store.bucket}")
     items: list[tuple[str, Loader]] = []
-    prefixes = [study_prefix(s, prefix) for s in studies] if studies is not None else [
-        (prefix.strip("/") + "/dicom/") if prefix.strip("/") else "dicom/"]
+    prefixes = (
+        [study_prefix(s, prefix) for s in studies]
+        if studies is not None
+        else [(prefix.strip("/") + "/dicom/") if prefix.strip("/") else "dicom/"]
+    )
     for p in prefixes:
         items += bucket_items(store, p, as_of)
     report.details["studies"] = studies
@@ -168,7 +193,7 @@ def snapshot_time(snap: SnapshotInfo) -> datetime:
     head, _, tail = text.partition(".")
     if tail:  # Python reads at most microseconds: keep 6 digits of the fraction, then the offset
         digits = "".join(c for c in tail if c.isdigit())
-        text = f"{head}.{digits[:6]:0<6}{tail[len(digits):]}"
+        text = f"{head}.{digits[:6]:0<6}{tail[len(digits) :]}"
     return datetime.fromisoformat(text)
 
 
@@ -214,15 +239,22 @@ def _count(restic: Restic, snap: SnapshotInfo, study_uid: str, known: KnownCount
     return recorded if recorded is not None else study_counts(restic, snap).get(study_uid, 0)
 
 
-def snapshots_holding(restic: Restic, study_uid: str, as_of: datetime | None = None,
-                      known: KnownCount | None = None) -> list[Holding]:
+def snapshots_holding(
+    restic: Restic, study_uid: str, as_of: datetime | None = None, known: KnownCount | None = None
+) -> list[Holding]:
     """Every snapshot that holds the study, newest first (reads each unknown snapshot's manifest once)."""
-    return [Holding(s, n) for s in reversed(_candidates(restic, as_of, None))
-            if (n := _count(restic, s, study_uid, known))]
+    return [
+        Holding(s, n) for s in reversed(_candidates(restic, as_of, None)) if (n := _count(restic, s, study_uid, known))
+    ]
 
 
-def snapshot_for_study(restic: Restic, study_uid: str, as_of: datetime | None = None,
-                       snapshot_id: str | None = None, known: KnownCount | None = None) -> Holding:
+def snapshot_for_study(
+    restic: Restic,
+    study_uid: str,
+    as_of: datetime | None = None,
+    snapshot_id: str | None = None,
+    known: KnownCount | None = None,
+) -> Holding:
     """The snapshot to restore a study from: the newest that holds the most of it.
 
     Walks back from the newest snapshot: the first one holding the study is taken, and an older one
@@ -246,8 +278,13 @@ def snapshot_for_study(restic: Restic, study_uid: str, as_of: datetime | None = 
     return best
 
 
-def studies_in_snapshots(restic: Restic, patient_id: str | None, accession: str | None,
-                         as_of: datetime | None = None, snapshot_id: str | None = None) -> list[str]:
+def studies_in_snapshots(
+    restic: Restic,
+    patient_id: str | None,
+    accession: str | None,
+    as_of: datetime | None = None,
+    snapshot_id: str | None = None,
+) -> list[str]:
     """Study UIDs of a patient id or accession, from the newest snapshot that lists any of them."""
     for snap in reversed(_candidates(restic, as_of, snapshot_id)):
         found = studies_matching(snapshot_manifest(restic, snap)[1], patient_id, accession)
@@ -256,10 +293,17 @@ def studies_in_snapshots(restic: Restic, patient_id: str | None, accession: str 
     return []
 
 
-def restore_from_snapshot(restic: Restic, orthanc: OrthancTarget, studies: list[str] | None,
-                          as_of: datetime | None = None, snapshot_id: str | None = None,
-                          progress: Progress | None = None, patient_id: str | None = None,
-                          accession: str | None = None, known: KnownCount | None = None) -> RestoreReport:
+def restore_from_snapshot(
+    restic: Restic,
+    orthanc: OrthancTarget,
+    studies: list[str] | None,
+    as_of: datetime | None = None,
+    snapshot_id: str | None = None,
+    progress: Progress | None = None,
+    patient_id: str | None = None,
+    accession: str | None = None,
+    known: KnownCount | None = None,
+) -> RestoreReport:
     """Restore studies from the snapshots that hold them (None = a whole snapshot) into Orthanc,
     verified against each snapshot's manifest. The report names the snapshot(s) used and when."""
     if patient_id or accession:
@@ -280,10 +324,16 @@ def restore_from_snapshot(restic: Restic, orthanc: OrthancTarget, studies: list[
                 chosen.add(study)
     used = [snap for snap, _ in plan.values()]
     report = RestoreReport(
-        source=", ".join(f"snapshot {s.short_id} of {restic.repository} taken {s.time[:16].replace('T', ' ')} UTC"
-                         for s in used) or f"{restic.repository} (no snapshot holds it)",
-        details={"studies": studies, "snapshot_id": used[0].id if len(used) == 1 else None,
-                 "snapshots": [{"id": s.id, "time": s.time} for s in used]})
+        source=", ".join(
+            f"snapshot {s.short_id} of {restic.repository} taken {s.time[:16].replace('T', ' ')} UTC" for s in used
+        )
+        or f"{restic.repository} (no snapshot holds it)",
+        details={
+            "studies": studies,
+            "snapshot_id": used[0].id if len(used) == 1 else None,
+            "snapshots": [{"id": s.id, "time": s.time} for s in used],
+        },
+    )
     items: list[tuple[str, Loader]] = []
     with tempfile.TemporaryDirectory(prefix="pacs-restore-") as tmp:
         for number, (snap, wanted_studies) in enumerate(plan.values()):
@@ -292,8 +342,9 @@ def restore_from_snapshot(restic: Restic, orthanc: OrthancTarget, studies: list[
             if not wanted:
                 continue
             base = Path(tmp) / str(number)
-            restic.restore(snap.id, base, includes=[] if wanted_studies is None
-                           else [f"{root}/{e['path']}" for e in wanted])
+            restic.restore(
+                snap.id, base, includes=[] if wanted_studies is None else [f"{root}/{e['path']}" for e in wanted]
+            )
             items += [(str(e["key"]), _file_loader(Path(str(base) + root), e)) for e in wanted]
         return restore_items(items, orthanc, report, progress)
 
@@ -304,12 +355,14 @@ def _file_loader(base: Path, e: ManifestEntry) -> Loader:
         if not f.is_file():
             raise BackupError(f"{e['path']} is missing from the snapshot")
         return f.read_bytes(), e["sha256"]
+
     return load
 
 
 # --- from the cloud PACS ---------------------------------------------------------------------------
-def restore_from_cloud(client: DicomWeb, orthanc: OrthancTarget, study_uid: str, sent: set[str],
-                       progress: Progress | None = None) -> RestoreReport:
+def restore_from_cloud(
+    client: DicomWeb, orthanc: OrthancTarget, study_uid: str, sent: set[str], progress: Progress | None = None
+) -> RestoreReport:
     """Bring a study back from the cloud PACS (WADO-RS), each file checked against what was sent."""
     files = client.retrieve(study_uid)
     report = RestoreReport(source=f"cloud PACS {client.shown}", details={"studies": [study_uid]})

@@ -98,9 +98,17 @@ def _studies(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     modality = q.get("modality", "")
     if modality and not modality.isalnum():
         raise BadRequest(f"{modality[:20]!r} is not a modality (e.g. CR, DX, US).")
-    return 200, catalog.studies(StudyQuery(text=q.get("q", ""), date_from=first, date_to=last,
-                                           modality=modality[:16], limit=check.limit(q.get("limit"), 100, 1000),
-                                           changed_since=changed_since, after=after))
+    return 200, catalog.studies(
+        StudyQuery(
+            text=q.get("q", ""),
+            date_from=first,
+            date_to=last,
+            modality=modality[:16],
+            limit=check.limit(q.get("limit"), 100, 1000),
+            changed_since=changed_since,
+            after=after,
+        )
+    )
 
 
 def _study(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
@@ -114,8 +122,16 @@ def _study(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
 def _study_snapshots(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     uid = check.uid(m["uid"])
     holdings = svc.scheduler().snapshots_holding(uid, check.name(req.query.get("target") or None, "target"))
-    return 200, [{"target": t, "id": h.snapshot.id, "short_id": h.snapshot.short_id, "time": h.snapshot.time,
-                  "instances": h.instances} for t, h in holdings]
+    return 200, [
+        {
+            "target": t,
+            "id": h.snapshot.id,
+            "short_id": h.snapshot.short_id,
+            "time": h.snapshot.time,
+            "instances": h.instances,
+        }
+        for t, h in holdings
+    ]
 
 
 def _preview(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
@@ -153,8 +169,10 @@ def _prepare_drive(svc: BackupService, req: Request, m: re.Match[str]) -> Answer
 
 def _quarantine(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     outbox = svc.outbox_or_fail()
-    return 200, [{"orthanc_id": oid, "reason": reason}
-                 for oid, reason in outbox.quarantined(check.limit(req.query.get("limit"), 100, 10000))]
+    return 200, [
+        {"orthanc_id": oid, "reason": reason}
+        for oid, reason in outbox.quarantined(check.limit(req.query.get("limit"), 100, 10000))
+    ]
 
 
 def _requeue(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:

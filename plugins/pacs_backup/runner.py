@@ -38,8 +38,15 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def run(argv: Sequence[str], *, env: Mapping[str, str], timeout_s: float, secrets: Iterable[str] = (),
-        stdin: bytes | None = None, cwd: str | None = None) -> Completed:
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout_s: float,
+    secrets: Iterable[str] = (),
+    stdin: bytes | None = None,
+    cwd: str | None = None,
+) -> Completed:
     """Run ``argv`` (no shell) with exactly ``env`` and wait at most ``timeout_s``.
 
     Args:
@@ -58,8 +65,9 @@ def run(argv: Sequence[str], *, env: Mapping[str, str], timeout_s: float, secret
     log.debug("running %s", shown)
     started = time.monotonic()
     try:
-        proc = subprocess.run(tuple(argv), env=dict(env), input=stdin, capture_output=True, timeout=timeout_s,
-                              cwd=cwd, check=False)
+        proc = subprocess.run(
+            tuple(argv), env=dict(env), input=stdin, capture_output=True, timeout=timeout_s, cwd=cwd, check=False
+        )
     except FileNotFoundError:
         raise CommandError(f"The program {argv[0]} is not installed.") from None
     except subprocess.TimeoutExpired:

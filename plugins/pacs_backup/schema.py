@@ -74,12 +74,19 @@ def _v2(db: sqlite3.Connection) -> None:
     """Catalog written when a copy is made (not from Orthanc later): it keeps its own key, sha256 and
     size, the owner/species/breed that veterinary modalities send, and a normalised search text; one
     row per study for search; which studies each snapshot holds. The unused ``meta`` table goes."""
-    for column, kind in (("owner", "TEXT NOT NULL DEFAULT ''"), ("species", "TEXT NOT NULL DEFAULT ''"),
-                         ("breed", "TEXT NOT NULL DEFAULT ''"), ("object_key", "TEXT NOT NULL DEFAULT ''"),
-                         ("sha256", "TEXT NOT NULL DEFAULT ''"), ("size", "INTEGER NOT NULL DEFAULT 0")):
+    for column, kind in (
+        ("owner", "TEXT NOT NULL DEFAULT ''"),
+        ("species", "TEXT NOT NULL DEFAULT ''"),
+        ("breed", "TEXT NOT NULL DEFAULT ''"),
+        ("object_key", "TEXT NOT NULL DEFAULT ''"),
+        ("sha256", "TEXT NOT NULL DEFAULT ''"),
+        ("size", "INTEGER NOT NULL DEFAULT 0"),
+    ):
         db.execute(f"ALTER TABLE catalog ADD COLUMN {column} {kind}")
-    db.execute("UPDATE catalog SET object_key = o.object_key, sha256 = o.sha256, size = o.size "
-               "FROM outbox o WHERE o.orthanc_id = catalog.orthanc_id AND o.state = 'done'")
+    db.execute(
+        "UPDATE catalog SET object_key = o.object_key, sha256 = o.sha256, size = o.size "
+        "FROM outbox o WHERE o.orthanc_id = catalog.orthanc_id AND o.state = 'done'"
+    )
     db.execute("DROP TABLE IF EXISTS meta")
     db.execute("""CREATE TABLE catalog_studies (
         study_uid    TEXT PRIMARY KEY,
@@ -121,7 +128,9 @@ def refresh_study(db: sqlite3.Connection, study_uid: str, now: float) -> None:
     row = db.execute(
         "SELECT MAX(patient_id), MAX(patient_name), MAX(owner), MAX(species), MAX(breed), MAX(accession), "
         "MAX(study_date), MAX(description), GROUP_CONCAT(DISTINCT modality), COUNT(DISTINCT series_uid), "
-        "COUNT(*) FROM catalog WHERE study_uid = ?", (study_uid,)).fetchone()
+        "COUNT(*) FROM catalog WHERE study_uid = ?",
+        (study_uid,),
+    ).fetchone()
     if row is None or not row[10]:
         db.execute("DELETE FROM catalog_studies WHERE study_uid = ?", (study_uid,))
         return
@@ -136,8 +145,23 @@ def refresh_study(db: sqlite3.Connection, study_uid: str, now: float) -> None:
         "study_date=excluded.study_date, description=excluded.description, modalities=excluded.modalities, "
         "series=excluded.series, instances=excluded.instances, search_text=excluded.search_text, "
         "updated_at=MAX(catalog_studies.updated_at, excluded.updated_at)",
-        (study_uid, pid, name, owner, species, breed, accession, date, desc, modalities or "", series, instances,
-         text, now))
+        (
+            study_uid,
+            pid,
+            name,
+            owner,
+            species,
+            breed,
+            accession,
+            date,
+            desc,
+            modalities or "",
+            series,
+            instances,
+            text,
+            now,
+        ),
+    )
 
 
 def _v3(db: sqlite3.Connection) -> None:
@@ -173,10 +197,14 @@ def _v5(db: sqlite3.Connection) -> None:
     """Running totals of the queue by state, kept by triggers in the same transactions as the rows, so
     the status (asked every few seconds) does not count a million rows each time."""
     db.execute("CREATE TABLE outbox_totals (state TEXT PRIMARY KEY, n INTEGER NOT NULL, bytes INTEGER NOT NULL)")
-    db.execute("INSERT INTO outbox_totals (state, n, bytes) SELECT s, 0, 0 FROM "
-               "(SELECT 'pending' AS s UNION ALL SELECT 'done' UNION ALL SELECT 'quarantined')")
-    db.execute("UPDATE outbox_totals SET n = (SELECT COUNT(*) FROM outbox o WHERE o.state = outbox_totals.state), "
-               "bytes = (SELECT COALESCE(SUM(size), 0) FROM outbox o WHERE o.state = outbox_totals.state)")
+    db.execute(
+        "INSERT INTO outbox_totals (state, n, bytes) SELECT s, 0, 0 FROM "
+        "(SELECT 'pending' AS s UNION ALL SELECT 'done' UNION ALL SELECT 'quarantined')"
+    )
+    db.execute(
+        "UPDATE outbox_totals SET n = (SELECT COUNT(*) FROM outbox o WHERE o.state = outbox_totals.state), "
+        "bytes = (SELECT COALESCE(SUM(size), 0) FROM outbox o WHERE o.state = outbox_totals.state)"
+    )
     db.execute("""CREATE TRIGGER outbox_totals_insert AFTER INSERT ON outbox BEGIN
         UPDATE outbox_totals SET n = n + 1, bytes = bytes + COALESCE(NEW.size, 0) WHERE state = NEW.state; END""")
     db.execute("""CREATE TRIGGER outbox_totals_update AFTER UPDATE OF state, size ON outbox BEGIN
@@ -201,8 +229,10 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS
     with _migrate_lock:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > len(migrations):
-            raise SchemaTooNew(f"The backup database is from a newer release (schema {version}, this release "
-                               f"knows {len(migrations)}); install that release or newer.")
+            raise SchemaTooNew(
+                f"The backup database is from a newer release (schema {version}, this release "
+                f"knows {len(migrations)}); install that release or newer."
+            )
         for number in range(version + 1, len(migrations) + 1):
             db.execute("BEGIN IMMEDIATE")
             try:

@@ -56,6 +56,7 @@ class InProcessOrthanc:
     def get_json(self, uri: str) -> Any:
         return json.loads(self._get(uri))
 
+
 OUTBOX_FILENAME = "pacs-backup-outbox.sqlite"
 DEFAULT_MAX_SEQUENCE_DEPTH = 32
 
@@ -67,8 +68,14 @@ class BackupService:
     :meth:`status`, so that Orthanc keeps serving images while the installer fixes the setting.
     """
 
-    def __init__(self, get: Getter, storage_dir: Path, env: Mapping[str, str] | None = None,
-                 config_json: Callable[[], str] = lambda: "{}", post: Poster | None = None) -> None:
+    def __init__(
+        self,
+        get: Getter,
+        storage_dir: Path,
+        env: Mapping[str, str] | None = None,
+        config_json: Callable[[], str] = lambda: "{}",
+        post: Poster | None = None,
+    ) -> None:
         self.storage_dir = storage_dir
         self.replicator: Replicator | None = None
         self.offsite: OffsiteScheduler | None = None
@@ -92,25 +99,43 @@ class BackupService:
         reader, store = OrthancReader(get), ObjectStore(s.store, pool_size=max(4, s.workers * 2))
         outbox = Outbox(s.outbox_path)
         self.catalog = Catalog(s.outbox_path)
-        ctx = OffsiteContext(reader=reader, catalog=self.catalog, store=store, storage_dir=storage_dir,
-                             config_json=config_json, orthanc=InProcessOrthanc(get, post) if post else None,
-                             prefix=s.store.prefix)
+        ctx = OffsiteContext(
+            reader=reader,
+            catalog=self.catalog,
+            store=store,
+            storage_dir=storage_dir,
+            config_json=config_json,
+            orthanc=InProcessOrthanc(get, post) if post else None,
+            prefix=s.store.prefix,
+        )
         self.offsite = OffsiteScheduler(
-            ctx, s.targets, RunLog(s.outbox_path), drill_sample=s.drill_sample,
-            minio_drill_interval_s=s.minio_drill_hours * 3600.0, first_run_delay_s=s.first_run_delay_s,
-            drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic))
+            ctx,
+            s.targets,
+            RunLog(s.outbox_path),
+            drill_sample=s.drill_sample,
+            minio_drill_interval_s=s.minio_drill_hours * 3600.0,
+            first_run_delay_s=s.first_run_delay_s,
+            drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic),
+        )
         if s.cloud_pacs is not None:
-            self.cloud = CloudSender(CloudQueue(s.outbox_path), DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username,
-                                                                         s.cloud_pacs.password), reader, store,
-                                     RetryPolicy(s.retry_base_s, s.retry_cap_s))
+            self.cloud = CloudSender(
+                CloudQueue(s.outbox_path),
+                DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username, s.cloud_pacs.password),
+                reader,
+                store,
+                RetryPolicy(s.retry_base_s, s.retry_cap_s),
+            )
             self.offsite.cloud = self.cloud
         self.replicator = Replicator(
             outbox,
             reader,
             store,
-            ReplicatorOptions(workers=s.workers, prefix=s.store.prefix,
-                              retry=RetryPolicy(s.retry_base_s, s.retry_cap_s),
-                              reconcile_every_s=s.reconcile_hours * 3600.0),
+            ReplicatorOptions(
+                workers=s.workers,
+                prefix=s.store.prefix,
+                retry=RetryPolicy(s.retry_base_s, s.retry_cap_s),
+                reconcile_every_s=s.reconcile_hours * 3600.0,
+            ),
             catalog=self.catalog,
         )
 
@@ -122,8 +147,12 @@ class BackupService:
     def start(self) -> None:
         """Start the engine's threads (Orthanc has started)."""
         if self.replicator is not None:
-            log.warning("PACS backup %s started: copying to bucket %s with %d workers", __version__,
-                        self.replicator.store.bucket, self.replicator.options.workers)
+            log.warning(
+                "PACS backup %s started: copying to bucket %s with %d workers",
+                __version__,
+                self.replicator.store.bucket,
+                self.replicator.options.workers,
+            )
             self.replicator.start()
         if self.offsite is not None:
             self.offsite.start()
@@ -145,20 +174,35 @@ class BackupService:
         ``state`` is ``error`` (not running or nothing can be copied), ``degraded`` (copies delayed or
         failing) or ``ok``.
         """
-        base: dict[str, Any] = {"version": __version__, "time": time.time(), "last_snapshot": None,
-                                "last_drill": None, "refused_instances": self.refused,
-                                "last_refused": self.last_refused}
+        base: dict[str, Any] = {
+            "version": __version__,
+            "time": time.time(),
+            "last_snapshot": None,
+            "last_drill": None,
+            "refused_instances": self.refused,
+            "last_refused": self.last_refused,
+        }
         if self.config_error is not None:
-            return {**base, "state": "error", "enabled": False, "config_error": self.config_error,
-                    "last_error": {"message": self.config_error, "at": None}}
+            return {
+                **base,
+                "state": "error",
+                "enabled": False,
+                "config_error": self.config_error,
+                "last_error": {"message": self.config_error, "at": None},
+            }
         if self.replicator is None:
-            return {**base, "state": "error", "enabled": False, "last_error": {
-                "message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None}}
+            return {
+                **base,
+                "state": "error",
+                "enabled": False,
+                "last_error": {"message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None},
+            }
         rep = self.replicator.status()
         offsite = self.offsite.status() if self.offsite else {}
         has_targets = bool(self.settings and self.settings.targets)
-        state = overall_state(rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None,
-                              time.time())
+        state = overall_state(
+            rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None, time.time()
+        )
         if self.cloud is not None:
             rep["cloud_pacs"] = self.cloud.status()
             if state == "ok" and (rep["cloud_pacs"]["reachable"] is False or rep["cloud_pacs"]["failing"]):
@@ -168,14 +212,18 @@ class BackupService:
         now = time.time()
         size, recent, first = self._growth(now)
         quota = self.settings.store_quota_gb if self.settings else None
-        rep["store"]["forecast"] = forecast_from_totals(size, recent, first, now,
-                                                        None if quota is None else int(quota * 1e9))
+        rep["store"]["forecast"] = forecast_from_totals(
+            size, recent, first, now, None if quota is None else int(quota * 1e9)
+        )
         try:
             usage = shutil.disk_usage(self.storage_dir)
-            rep["disk"] = {"path": str(self.storage_dir), "free_bytes": usage.free, "total_bytes": usage.total,
-                           # images arrive in the PACS as fast as they are copied: the same growth fills its disk
-                           "forecast": forecast_from_totals(usage.total - usage.free, recent, first, now,
-                                                            usage.total)}
+            rep["disk"] = {
+                "path": str(self.storage_dir),
+                "free_bytes": usage.free,
+                "total_bytes": usage.total,
+                # images arrive in the PACS as fast as they are copied: the same growth fills its disk
+                "forecast": forecast_from_totals(usage.total - usage.free, recent, first, now, usage.total),
+            }
         except OSError:
             rep["disk"] = None
         base["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
@@ -225,9 +273,11 @@ class BackupService:
         if verdict.depth <= limit:
             return None
         self.refused += 1
-        reason = (f"Refused a DICOM file whose sequences nest {verdict.depth} levels deep (limit {limit}, "
-                  "BACKUP_MAX_SEQUENCE_DEPTH): such files crash the PACS when read. Ask the sender to check "
-                  "the device that produced it.")
+        reason = (
+            f"Refused a DICOM file whose sequences nest {verdict.depth} levels deep (limit {limit}, "
+            "BACKUP_MAX_SEQUENCE_DEPTH): such files crash the PACS when read. Ask the sender to check "
+            "the device that produced it."
+        )
         self.last_refused = {"at": time.time(), "reason": reason}
         return reason
 

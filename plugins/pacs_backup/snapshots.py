@@ -35,7 +35,6 @@ from .restic import Restic
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class OffsiteContext:
     """What snapshots and drills need from the running plugin."""
@@ -73,8 +72,11 @@ def prepare_manifest(ctx: OffsiteContext) -> dict[str, int]:
             counts[e["study_uid"]] = counts.get(e["study_uid"], 0) + 1
             yield e
 
-    write_manifest(present(), ctx.state_dir / MANIFEST_NAME,
-                   {"created_at": ctx.clock(), "storage_dir": str(ctx.storage_dir), "host": ctx.host})
+    write_manifest(
+        present(),
+        ctx.state_dir / MANIFEST_NAME,
+        {"created_at": ctx.clock(), "storage_dir": str(ctx.storage_dir), "host": ctx.host},
+    )
     write_private(ctx.state_dir / "orthanc-config.json", redacted_config(ctx.config_json()))
     if ctx.store is not None:
         try:  # the bucket gets the manifest too, so a restore from the bucket can search by patient
@@ -103,14 +105,26 @@ def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = Tr
         created = restic.ensure()
         ctx.initialized.add(target.repository)
     counts = prepare_manifest(ctx)
-    excludes = [str(ctx.storage_dir / "index"), str(ctx.storage_dir / "index-*"), "*.sqlite", "*.sqlite-wal",
-                "*.sqlite-shm", "*.sqlite-journal"]
+    excludes = [
+        str(ctx.storage_dir / "index"),
+        str(ctx.storage_dir / "index-*"),
+        "*.sqlite",
+        "*.sqlite-wal",
+        "*.sqlite-shm",
+        "*.sqlite-journal",
+    ]
     summary = restic.backup([str(ctx.storage_dir)], tags=[SNAPSHOT_TAG], host=ctx.host, excludes=excludes)
-    result = {"snapshot_id": summary.get("snapshot_id"), "files_new": summary.get("files_new", 0),
-              "files_changed": summary.get("files_changed", 0), "data_added": summary.get("data_added", 0),
-              "total_files": summary.get("total_files_processed", 0), "manifest_entries": sum(counts.values()),
-              "studies": len(counts),
-              "repository_created": created, "forgot": False}
+    result = {
+        "snapshot_id": summary.get("snapshot_id"),
+        "files_new": summary.get("files_new", 0),
+        "files_changed": summary.get("files_changed", 0),
+        "data_added": summary.get("data_added", 0),
+        "total_files": summary.get("total_files_processed", 0),
+        "manifest_entries": sum(counts.values()),
+        "studies": len(counts),
+        "repository_created": created,
+        "forgot": False,
+    }
     if summary.get("snapshot_id"):
         ctx.catalog.record_snapshot(target.name, str(summary["snapshot_id"]), ctx.clock(), counts)
     if target.forget:

@@ -43,17 +43,36 @@ AdminError: type[Exception] = getattr(minio.error, "Minio" + "AdminException")
 # What the plugin calls (object_store.py) and nothing more. GetBucketLocation: the client asks for the
 # bucket's region when MINIO_REGION is not set. The retention and legal hold reads let a technician
 # using the same keys (restore scripts) see how long a copy is kept.
-PLUGIN_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation",
-                         "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration")
-PLUGIN_OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention",
-                         "s3:GetObjectLegalHold")
+PLUGIN_BUCKET_ACTIONS = (
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:GetBucketLocation",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketObjectLockConfiguration",
+)
+PLUGIN_OBJECT_ACTIONS = (
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectRetention",
+    "s3:GetObjectLegalHold",
+)
 # Refused explicitly, so that no other policy given to the account (a group's, say) can grant them.
 # DeleteObject too: the plugin never deletes, and on a versioned bucket a delete marker hides a copy
 # from restores and drills even though its data is kept. Lifecycle rules could expire old versions.
-DENIED_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
-                  "s3:PutObjectRetention", "s3:PutObjectLegalHold", "s3:PutBucketObjectLockConfiguration",
-                  "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy",
-                  "s3:DeleteBucketPolicy", "s3:DeleteBucket")
+DENIED_ACTIONS = (
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:BypassGovernanceRetention",
+    "s3:PutObjectRetention",
+    "s3:PutObjectLegalHold",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketVersioning",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketPolicy",
+    "s3:DeleteBucketPolicy",
+    "s3:DeleteBucket",
+)
 
 # The dashboard's account: it searches and previews the copies while the PACS is down; it never writes.
 READER_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation")
@@ -81,8 +100,10 @@ class SetupSettings:
     reader_secret_key: str | None = None
 
     def __repr__(self) -> str:  # never print secrets
-        return (f"SetupSettings(endpoint={self.endpoint!r}, bucket={self.bucket!r}, "
-                f"lock={self.lock_mode}/{self.lock_days}d, plugin_access_key={self.plugin_access_key!r})")
+        return (
+            f"SetupSettings(endpoint={self.endpoint!r}, bucket={self.bucket!r}, "
+            f"lock={self.lock_mode}/{self.lock_days}d, plugin_access_key={self.plugin_access_key!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -102,16 +123,25 @@ class SetupReport:
 
     def lines(self) -> list[str]:
         """The report for a person, without any secret."""
-        lock = ("no object lock" if not self.object_lock else
-                "object lock without default retention" if self.retention is None else
-                f"object lock, {self.retention[0]} {self.retention[1]} days")
-        return [f"bucket {self.bucket}: {'created' if self.bucket_created else 'present'}, "
-                f"versioning {'on' if self.versioning else 'OFF'}, {lock}",
-                f"plugin account {self.account}: {'created' if self.account_created else 'updated'}, policy "
-                f"{self.policy} (write and read copies; no deleting versions, no bypassing retention)",
-                *([f"dashboard account {self.reader}: read-only (search and previews while the PACS is down)"]
-                  if self.reader else []),
-                *(f"warning: {w}" for w in self.warnings)]
+        lock = (
+            "no object lock"
+            if not self.object_lock
+            else "object lock without default retention"
+            if self.retention is None
+            else f"object lock, {self.retention[0]} {self.retention[1]} days"
+        )
+        return [
+            f"bucket {self.bucket}: {'created' if self.bucket_created else 'present'}, "
+            f"versioning {'on' if self.versioning else 'OFF'}, {lock}",
+            f"plugin account {self.account}: {'created' if self.account_created else 'updated'}, policy "
+            f"{self.policy} (write and read copies; no deleting versions, no bypassing retention)",
+            *(
+                [f"dashboard account {self.reader}: read-only (search and previews while the PACS is down)"]
+                if self.reader
+                else []
+            ),
+            *(f"warning: {w}" for w in self.warnings),
+        ]
 
 
 def policy_name(bucket: str) -> str:
@@ -122,23 +152,47 @@ def policy_name(bucket: str) -> str:
 def plugin_policy(bucket: str) -> dict[str, Any]:
     """The plugin's IAM policy on ``bucket`` only (JSON-ready)."""
     resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "PluginBucket", "Effect": "Allow", "Action": list(PLUGIN_BUCKET_ACTIONS),
-         "Resource": [resources[0]]},
-        {"Sid": "PluginCopies", "Effect": "Allow", "Action": list(PLUGIN_OBJECT_ACTIONS),
-         "Resource": [resources[1]]},
-        {"Sid": "NeverDeleteOrUnlock", "Effect": "Deny", "Action": list(DENIED_ACTIONS), "Resource": resources},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PluginBucket",
+                "Effect": "Allow",
+                "Action": list(PLUGIN_BUCKET_ACTIONS),
+                "Resource": [resources[0]],
+            },
+            {
+                "Sid": "PluginCopies",
+                "Effect": "Allow",
+                "Action": list(PLUGIN_OBJECT_ACTIONS),
+                "Resource": [resources[1]],
+            },
+            {"Sid": "NeverDeleteOrUnlock", "Effect": "Deny", "Action": list(DENIED_ACTIONS), "Resource": resources},
+        ],
+    }
 
 
 def reader_policy(bucket: str) -> dict[str, Any]:
     """The dashboard's read-only IAM policy on ``bucket`` (JSON-ready)."""
     resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "ReaderBucket", "Effect": "Allow", "Action": list(READER_BUCKET_ACTIONS), "Resource": [resources[0]]},
-        {"Sid": "ReaderCopies", "Effect": "Allow", "Action": list(READER_OBJECT_ACTIONS), "Resource": [resources[1]]},
-        {"Sid": "NeverWrite", "Effect": "Deny", "Action": ["s3:PutObject", *DENIED_ACTIONS], "Resource": resources},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReaderBucket",
+                "Effect": "Allow",
+                "Action": list(READER_BUCKET_ACTIONS),
+                "Resource": [resources[0]],
+            },
+            {
+                "Sid": "ReaderCopies",
+                "Effect": "Allow",
+                "Action": list(READER_OBJECT_ACTIONS),
+                "Resource": [resources[1]],
+            },
+            {"Sid": "NeverWrite", "Effect": "Deny", "Action": ["s3:PutObject", *DENIED_ACTIONS], "Resource": resources},
+        ],
+    }
 
 
 def load_setup_settings(env: Mapping[str, str]) -> SetupSettings:
@@ -148,8 +202,10 @@ def load_setup_settings(env: Mapping[str, str]) -> SetupSettings:
     root_user, root_password = secret(env, "MINIO_ROOT_USER"), secret(env, "MINIO_ROOT_PASSWORD")
     assert root_user is not None and root_password is not None  # noqa: S101 - required=True guarantees it
     if store.access_key == root_user:
-        raise ConfigError("MINIO_ACCESS_KEY is the object store's root user; give the plugin its own account "
-                          "(scripts/init generates one) so that its keys cannot delete locked copies.")
+        raise ConfigError(
+            "MINIO_ACCESS_KEY is the object store's root user; give the plugin its own account "
+            "(scripts/init generates one) so that its keys cannot delete locked copies."
+        )
     if len(store.access_key) < 3 or any(c in store.access_key for c in "=,:/ "):
         raise ConfigError("MINIO_ACCESS_KEY must have at least 3 characters and no '=', ',', ':', '/' or space.")
     if len(store.secret_key) < 8:
@@ -158,11 +214,20 @@ def load_setup_settings(env: Mapping[str, str]) -> SetupSettings:
     reader_secret = secret(env, "MINIO_READER_SECRET_KEY", required=reader_key is not None)
     if reader_key is not None and reader_key in (root_user, store.access_key):
         raise ConfigError("MINIO_READER_ACCESS_KEY must be an account of its own (not root, not the plugin's).")
-    return SetupSettings(endpoint=store.endpoint, secure=store.secure, region=store.region, root_user=root_user,
-                         root_password=root_password, bucket=store.bucket, lock_mode=store.lock_mode,
-                         lock_days=store.lock_days, plugin_access_key=store.access_key,
-                         plugin_secret_key=store.secret_key, reader_access_key=reader_key,
-                         reader_secret_key=reader_secret)
+    return SetupSettings(
+        endpoint=store.endpoint,
+        secure=store.secure,
+        region=store.region,
+        root_user=root_user,
+        root_password=root_password,
+        bucket=store.bucket,
+        lock_mode=store.lock_mode,
+        lock_days=store.lock_days,
+        plugin_access_key=store.access_key,
+        plugin_secret_key=store.secret_key,
+        reader_access_key=reader_key,
+        reader_secret_key=reader_secret,
+    )
 
 
 def _admin_error(exc: Exception, what: str) -> BackupError:
@@ -174,20 +239,26 @@ def _admin_error(exc: Exception, what: str) -> BackupError:
     if status.startswith("5"):
         return StoreUnavailable(f"The object store is not ready to {what} (HTTP {status} {code}); retrying.")
     if status == "403" or code in _AUTH_CODES:
-        return StoreError(f"The object store refused the root account while trying to {what} ({code or status}); "
-                          "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD.")
+        return StoreError(
+            f"The object store refused the root account while trying to {what} ({code or status}); "
+            "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD."
+        )
     if not code:  # not MinIO's admin API answering (another S3 service, a proxy)
-        return StoreError(f"The object store has no MinIO admin API (HTTP {status} while trying to {what}); "
-                          "create the plugin's account by hand with the policy printed by "
-                          "`scripts/store-setup --print-policy`.")
+        return StoreError(
+            f"The object store has no MinIO admin API (HTTP {status} while trying to {what}); "
+            "create the plugin's account by hand with the policy printed by "
+            "`scripts/store-setup --print-policy`."
+        )
     return StoreError(f"The object store refused to {what}: {code}.")
 
 
 def _s3_error(exc: Exception, what: str) -> BackupError:
     if isinstance(exc, S3Error):
         if exc.code in _AUTH_CODES:
-            return StoreError(f"The object store refused the root account while trying to {what} ({exc.code}); "
-                              "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD.")
+            return StoreError(
+                f"The object store refused the root account while trying to {what} ({exc.code}); "
+                "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD."
+            )
         return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
     if isinstance(exc, ServerError):
         return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}); retrying.")
@@ -202,12 +273,24 @@ _NETWORK_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
 class _Setup:
     def __init__(self, s: SetupSettings) -> None:
         self.s = s
-        http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5.0, read=60.0),
-                                   retries=urllib3.Retry(total=1, backoff_factor=0.2))
-        self.client = Minio(s.endpoint, access_key=s.root_user, secret_key=s.root_password, secure=s.secure,
-                            region=s.region, http_client=http)
-        self.admin = AdminClient(endpoint=s.endpoint, credentials=StaticProvider(s.root_user, s.root_password),
-                                region=s.region or "", secure=s.secure, http_client=http)
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5.0, read=60.0), retries=urllib3.Retry(total=1, backoff_factor=0.2)
+        )
+        self.client = Minio(
+            s.endpoint,
+            access_key=s.root_user,
+            secret_key=s.root_password,
+            secure=s.secure,
+            region=s.region,
+            http_client=http,
+        )
+        self.admin = AdminClient(
+            endpoint=s.endpoint,
+            credentials=StaticProvider(s.root_user, s.root_password),
+            region=s.region or "",
+            secure=s.secure,
+            http_client=http,
+        )
 
     def bucket(self, warnings: list[str]) -> tuple[bool, bool, bool, tuple[str, int] | None]:
         s, c = self.s, self.client
@@ -228,17 +311,23 @@ class _Setup:
         if s.lock_mode == "OFF":
             if retention is not None:
                 # Never weakened by a setting: only a person holding the root account may decide that.
-                warnings.append(f"BACKUP_LOCK_MODE=OFF, but bucket {s.bucket} keeps its default retention "
-                                f"({retention[0]} {retention[1]} days); nothing was changed.")
+                warnings.append(
+                    f"BACKUP_LOCK_MODE=OFF, but bucket {s.bucket} keeps its default retention "
+                    f"({retention[0]} {retention[1]} days); nothing was changed."
+                )
         elif not lock:
-            warnings.append(f"Bucket {s.bucket} was created without object lock and S3 cannot add it later: its "
-                            "copies can be deleted by whoever holds the root account. Point MINIO_BUCKET to a new "
-                            "bucket name to get one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this.")
+            warnings.append(
+                f"Bucket {s.bucket} was created without object lock and S3 cannot add it later: its "
+                "copies can be deleted by whoever holds the root account. Point MINIO_BUCKET to a new "
+                "bucket name to get one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this."
+            )
         elif retention != (s.lock_mode, s.lock_days):
             c.set_object_lock_config(s.bucket, ObjectLockConfig(s.lock_mode, s.lock_days, DAYS))
             if retention is not None:
-                warnings.append(f"Default retention of bucket {s.bucket} changed from {retention[0]} {retention[1]} "
-                                f"days to {s.lock_mode} {s.lock_days} days; copies already written keep theirs.")
+                warnings.append(
+                    f"Default retention of bucket {s.bucket} changed from {retention[0]} {retention[1]} "
+                    f"days to {s.lock_mode} {s.lock_days} days; copies already written keep theirs."
+                )
             retention = (s.lock_mode, s.lock_days)
         return created, True, lock, retention
 
@@ -279,20 +368,31 @@ def provision(s: SetupSettings, wait_s: float = 60.0) -> SetupReport:
         try:
             created, versioning, lock, retention = setup.bucket(warnings)
             step = f"create the plugin's account {s.plugin_access_key}"
-            account_created = setup.account(s.plugin_access_key, s.plugin_secret_key, policy_name(s.bucket),
-                                            plugin_policy(s.bucket))
+            account_created = setup.account(
+                s.plugin_access_key, s.plugin_secret_key, policy_name(s.bucket), plugin_policy(s.bucket)
+            )
             if s.reader_access_key and s.reader_secret_key:
                 step = f"create the dashboard's read-only account {s.reader_access_key}"
-                setup.account(s.reader_access_key, s.reader_secret_key, f"pacs-backup-reader-{s.bucket}",
-                              reader_policy(s.bucket))
+                setup.account(
+                    s.reader_access_key, s.reader_secret_key, f"pacs-backup-reader-{s.bucket}", reader_policy(s.bucket)
+                )
         except AdminError as exc:
             err: BackupError = _admin_error(exc, step)
         except _NETWORK_ERRORS as exc:
             err = _s3_error(exc, step)
         else:
-            return SetupReport(bucket=s.bucket, bucket_created=created, versioning=versioning, object_lock=lock,
-                               retention=retention, account=s.plugin_access_key, account_created=account_created,
-                               policy=policy_name(s.bucket), warnings=tuple(warnings), reader=s.reader_access_key)
+            return SetupReport(
+                bucket=s.bucket,
+                bucket_created=created,
+                versioning=versioning,
+                object_lock=lock,
+                retention=retention,
+                account=s.plugin_access_key,
+                account_created=account_created,
+                policy=policy_name(s.bucket),
+                warnings=tuple(warnings),
+                reader=s.reader_access_key,
+            )
         if not isinstance(err, StoreUnavailable) or time.monotonic() + delay > deadline:
             raise err
         time.sleep(delay)
@@ -302,17 +402,22 @@ def provision(s: SetupSettings, wait_s: float = 60.0) -> SetupReport:
 def main(argv: list[str] | None = None) -> int:
     """``scripts/store-setup``: run the set-up step from environment variables. Returns the exit code."""
     p = argparse.ArgumentParser(
-        prog="store-setup", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="store-setup",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Create (or check) the backup bucket (versioning, object lock, BACKUP_LOCK_MODE/DAYS) and\n"
-                    "the plugin's own account, with the object store's root account (MINIO_ROOT_USER /\n"
-                    "MINIO_ROOT_PASSWORD, or *_FILE). The plugin's account (MINIO_ACCESS_KEY / MINIO_SECRET_KEY)\n"
-                    "may write and read copies but never delete a version or bypass retention.\n"
-                    "Safe to run again and again; see docs/security.md.",
+        "the plugin's own account, with the object store's root account (MINIO_ROOT_USER /\n"
+        "MINIO_ROOT_PASSWORD, or *_FILE). The plugin's account (MINIO_ACCESS_KEY / MINIO_SECRET_KEY)\n"
+        "may write and read copies but never delete a version or bypass retention.\n"
+        "Safe to run again and again; see docs/security.md.",
         epilog="exit codes:\n  0  done (warnings, if any, are printed)\n  1  the object store refused (the "
-               "message says what to do)\n  2  bad or missing settings (the message names the variable)\n"
-               "  3  the object store could not be reached")
-    p.add_argument("--print-policy", action="store_true",
-                   help="print the plugin's policy (JSON) for MINIO_BUCKET and change nothing")
+        "message says what to do)\n  2  bad or missing settings (the message names the variable)\n"
+        "  3  the object store could not be reached",
+    )
+    p.add_argument(
+        "--print-policy",
+        action="store_true",
+        help="print the plugin's policy (JSON) for MINIO_BUCKET and change nothing",
+    )
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the object store (default 60)")
     a = p.parse_args(argv)
     try:

@@ -12,14 +12,29 @@ import pytest
 
 from tests.support.common import ROOT
 
-KEYS = ("ingest_ratio", "lag_p50_s", "lag_p99_s", "drain_vs_raw_put", "drain_vs_rclone", "incremental_snapshot_ratio",
-        "restore_vs_raw_ingest", "plugin_rss_mb", "dashboard_rss_mb")
+KEYS = (
+    "ingest_ratio",
+    "lag_p50_s",
+    "lag_p99_s",
+    "drain_vs_raw_put",
+    "drain_vs_rclone",
+    "incremental_snapshot_ratio",
+    "restore_vs_raw_ingest",
+    "plugin_rss_mb",
+    "dashboard_rss_mb",
+)
 
 
 @pytest.mark.timeout(1800)
 def test_bench_quick_mode_writes_every_figure(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py")], capture_output=True, text=True,
-                          env={**os.environ, "QUICK": "1", "BENCH_RESULTS": str(tmp_path)}, timeout=1700, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QUICK": "1", "BENCH_RESULTS": str(tmp_path)},
+        timeout=1700,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "latest.json").read_text())
     for key in KEYS:
@@ -30,9 +45,14 @@ def test_bench_quick_mode_writes_every_figure(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_bench_scale_mode_writes_every_figure(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py")], capture_output=True, text=True,
-                          env={**os.environ, "SCALE_SIZES": "2000", "BENCH_RESULTS": str(tmp_path)}, timeout=500,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scale.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SCALE_SIZES": "2000", "BENCH_RESULTS": str(tmp_path)},
+        timeout=500,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads((tmp_path / "scale.json").read_text())["2000"]
     for key in ("status_ms", "search_p99_ms", "restart_reconcile_s", "plugin_rss_mb"):

@@ -14,15 +14,24 @@ from tests.support.common import ROOT, sha256, wait_until
 from tests.support.dicomgen import make_study
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # UPDATE_SCREENSHOTS=1 refreshes the README's pictures; ordinary runs keep theirs in test-artifacts/.
 SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else ROOT / "test-artifacts"
 
 
 def test_browser_login_see_green_find_and_restore_a_deleted_study(orthanc, dashboard_factory):
-    _, files = make_study(6, rows=256, cols=256, patient_name="BELLA^DOG", patient_id="VET-1042",
-                                  accession="XR-2231", modality="CR")
+    _, files = make_study(
+        6, rows=256, cols=256, patient_name="BELLA^DOG", patient_id="VET-1042", accession="XR-2231", modality="CR"
+    )
     http = orthanc.http()
     for f in files:
         http.upload(f)
@@ -80,21 +89,35 @@ def fits_a_phone(page: Page) -> bool:
 
 def pictures_drawn(page: Page) -> int:
     page.wait_for_load_state("networkidle")
-    return int(page.evaluate("[...document.querySelectorAll('#previews img')]"
-                             ".filter(i => i.complete && i.naturalWidth > 0).length"))
+    return int(
+        page.evaluate(
+            "[...document.querySelectorAll('#previews img')].filter(i => i.complete && i.naturalWidth > 0).length"
+        )
+    )
 
 
-def test_browser_getting_a_study_back_in_every_everyday_case(orthanc_factory, dashboard_factory, minio_server,
-                                                              bucket, offsite_env):
+def test_browser_getting_a_study_back_in_every_everyday_case(
+    orthanc_factory, dashboard_factory, minio_server, bucket, offsite_env
+):
     """Issue 10 as staff meet it: 3 (deleted a minute after it arrived), 7 (asked first, already in the PACS,
     pictures, progress with the name), 1 (deleted before the last snapshot: which snapshots hold it) and 5
     (the PACS down: red light since when, last known states, search, pictures, a restore that waits)."""
     store_env, dash_env = reader_store(minio_server, bucket)
     o = orthanc_factory({**store_env, **offsite_env})
     http = o.http()
-    bella, bella_files = make_study(4, rows=128, cols=128, patient_name="Smith^Bella", patient_id="VET-1042",
-                                    owner="Smith^John", species="Dog", breed="Labrador", study_date="20261126",
-                                    accession="XR-2231", modality="DX")
+    bella, bella_files = make_study(
+        4,
+        rows=128,
+        cols=128,
+        patient_name="Smith^Bella",
+        patient_id="VET-1042",
+        owner="Smith^John",
+        species="Dog",
+        breed="Labrador",
+        study_date="20261126",
+        accession="XR-2231",
+        modality="DX",
+    )
     for f in bella_files:
         http.upload(f)
     o.wait_replicated(4)
@@ -112,8 +135,17 @@ def test_browser_getting_a_study_back_in_every_everyday_case(orthanc_factory, da
         expect(page.locator("#banner")).to_have_text("Your images are safe.")
 
         # 3. A study copied and deleted from the PACS a minute later, no snapshot since: found and restored.
-        max_uid, max_files = make_study(3, rows=96, cols=96, patient_name="O'Brien^Max", patient_id="VET-2001",
-                                        owner="O'Brien^Ann", species="Cat", study_date="20261127", modality="CR")
+        max_uid, max_files = make_study(
+            3,
+            rows=96,
+            cols=96,
+            patient_name="O'Brien^Max",
+            patient_id="VET-2001",
+            owner="O'Brien^Ann",
+            species="Cat",
+            study_date="20261127",
+            modality="CR",
+        )
         for f in max_files:
             http.upload(f)
         o.wait_replicated(7)
@@ -139,16 +171,18 @@ def test_browser_getting_a_study_back_in_every_everyday_case(orthanc_factory, da
         page.click("#confirm-restore")
         expect(page.locator("h1.study-name")).to_contain_text("O'Brien, Max")
         expect(page.locator("#state")).to_have_attribute("data-state", "ok", timeout=60_000)
-        expect(page.locator("#state")).to_have_text("Done: 3 of 3 images restored and verified identical to the "
-                                                    "backup.")
+        expect(page.locator("#state")).to_have_text(
+            "Done: 3 of 3 images restored and verified identical to the backup."
+        )
         shot(page, "issue10-restored")
 
         # 7. A study that is in the PACS: the dashboard says so and checks it against the backup instead.
         page.goto(f"{d.url}/studies/{bella}")
         expect(page.locator("#in-pacs")).to_contain_text("in the PACS now (4 of 4 images)")
         page.click("#check-pacs")
-        expect(page.locator("#check-state")).to_have_text("All 4 images in the PACS are identical to the backup.",
-                                                          timeout=30_000)
+        expect(page.locator("#check-state")).to_have_text(
+            "All 4 images in the PACS are identical to the backup.", timeout=30_000
+        )
         shot(page, "issue10-check")
 
         # 1. Deleted, then a snapshot runs: the study page lists the snapshot that still holds it, in local time,

@@ -80,9 +80,16 @@ def test_chaos_kill9_five_times_during_2000_instance_ingest(orthanc, minio_serve
     lost = [oid for oid in acknowledged if oid not in copies]
     twice = [oid for oid, v in copies.items() if len(v) > 1]
     wrong = [oid for oid, v in copies.items() if oid in acknowledged and v[0] != acknowledged[oid]]
-    figure("kill -9 of Orthanc x5 during ingest", sent=len(files), acknowledged=len(acknowledged),
-           replicated=status["replicated"], lost=len(lost), copied_twice=len(twice), differing=len(wrong),
-           ingest_seconds=round(ingest_s, 1))
+    figure(
+        "kill -9 of Orthanc x5 during ingest",
+        sent=len(files),
+        acknowledged=len(acknowledged),
+        replicated=status["replicated"],
+        lost=len(lost),
+        copied_twice=len(twice),
+        differing=len(wrong),
+        ingest_seconds=round(ingest_s, 1),
+    )
     assert not lost and not twice and not wrong
 
 
@@ -115,9 +122,15 @@ def test_chaos_object_store_outage_ingest_goes_on(orthanc_factory, tmp_path, buc
         recover_s = time.time() - back_at
         copies = versions_by_orthanc_id(store.client(), bucket)
         lost = [i for i in http.get_json("/instances") if i not in copies]
-        figure("object store down 120 s during ingest", sent=300, replicated=st["replicated"], lost=len(lost),
-               ingest_rate_ratio=round(outage_rate / normal_rate, 3), seconds_to_red=round(detect_s, 1),
-               seconds_to_recover=round(recover_s, 1))
+        figure(
+            "object store down 120 s during ingest",
+            sent=300,
+            replicated=st["replicated"],
+            lost=len(lost),
+            ingest_rate_ratio=round(outage_rate / normal_rate, 3),
+            seconds_to_red=round(detect_s, 1),
+            seconds_to_recover=round(recover_s, 1),
+        )
         assert not lost and st["state"] == "ok"
         assert outage_rate >= 0.9 * normal_rate
     finally:
@@ -138,7 +151,7 @@ def mutations(seed_files: list[bytes], count: int, rng: random.Random) -> list[b
             data[132:] = rng.randbytes(rng.randint(10, 4000))
         else:  # duplicate a random slice into the middle
             a = rng.randrange(len(data))
-            data[a:a] = data[a: a + rng.randint(1, 500)]
+            data[a:a] = data[a : a + rng.randint(1, 500)]
         out.append(bytes(data))
     return out
 
@@ -157,16 +170,23 @@ def test_chaos_fuzzed_dicom_never_blocks_the_queue(orthanc, minio_server, bucket
             rejected += 1
     # The same garbage through C-STORE, as a broken modality would send it.
     import subprocess
+
     paths = []
     for i, data in enumerate(fuzzed[:60]):
         p = tmp_path / f"f{i}.dcm"
         p.write_bytes(data)
         paths.append(str(p))
-    subprocess.run(["storescu", "-aec", "PACS", "127.0.0.1", str(orthanc.settings.dicom_port), "--no-halt",
-                    *paths], capture_output=True, timeout=300, check=False)
+    subprocess.run(
+        ["storescu", "-aec", "PACS", "127.0.0.1", str(orthanc.settings.dicom_port), "--no-halt", *paths],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
     # Odd identifiers: path-like and very long UIDs, unicode names.
-    odd = [make_instance("../../etc/passwd", "1.2/../../x", "1." + "9" * 120, patient_name="Müller^Zoë^ø"),
-           make_instance("1.2.3", "..", new_uid(), patient_name="名前^テスト")]
+    odd = [
+        make_instance("../../etc/passwd", "1.2/../../x", "1." + "9" * 120, patient_name="Müller^Zoë^ø"),
+        make_instance("1.2.3", "..", new_uid(), patient_name="名前^テスト"),
+    ]
     for d in odd:
         http.upload(d)
     # A good instance after all that is still copied within seconds.
@@ -179,7 +199,13 @@ def test_chaos_fuzzed_dicom_never_blocks_the_queue(orthanc, minio_server, bucket
     assert all(".." not in k.split("/") and not k.startswith("/") for k in keys)
     assert any(k.startswith(f"dicom/{good_study}/") for k in keys)
     log = orthanc.log.read_text(errors="replace")
-    figure("fuzzed DICOM by REST and C-STORE", sent=len(fuzzed) + 60 + len(odd) + 1, accepted_by_orthanc=total,
-           replicated=st["replicated"], quarantined=st["quarantined"],
-           lost=total - st["replicated"] - st["quarantined"], plugin_tracebacks=log.count("Traceback"))
+    figure(
+        "fuzzed DICOM by REST and C-STORE",
+        sent=len(fuzzed) + 60 + len(odd) + 1,
+        accepted_by_orthanc=total,
+        replicated=st["replicated"],
+        quarantined=st["quarantined"],
+        lost=total - st["replicated"] - st["quarantined"],
+        plugin_tracebacks=log.count("Traceback"),
+    )
     assert "Traceback" not in log

@@ -47,15 +47,19 @@ def test_disk_full_on_object_store_then_space_returns(orthanc_factory, tmp_path,
             st = o.wait_replicated(100, timeout=300)
             copies = versions_by_orthanc_id(store.client(), bucket)
             lost = [i for i in http.get_json("/instances") if i not in copies]
-            figure("object store disk full", sent=100, replicated=st["replicated"], lost=len(lost),
-                   error_shown=message[-200:])
+            figure(
+                "object store disk full",
+                sent=100,
+                replicated=st["replicated"],
+                lost=len(lost),
+                error_shown=message[-200:],
+            )
             assert not lost
         finally:
             store.stop()
 
 
-def test_disk_full_on_orthanc_volume_then_space_returns(orthanc_factory, minio_server, bucket, offsite_env,
-                                                        tmp_path):
+def test_disk_full_on_orthanc_volume_then_space_returns(orthanc_factory, minio_server, bucket, offsite_env, tmp_path):
     work = tmp_path / "orthanc"
     with tmpfs(work, 30) as grow:
         o = orthanc_factory({**minio_server.env(bucket), **offsite_env}, name="orthanc")
@@ -76,7 +80,6 @@ def test_disk_full_on_orthanc_volume_then_space_returns(orthanc_factory, minio_s
         st = o.wait_replicated(80, timeout=300)
         copies = versions_by_orthanc_id(minio_server.client(), bucket)
         lost = [i for i in http.get_json("/instances") if i not in copies]
-        figure("Orthanc volume full", sent=80, refused_while_full=refused, replicated=st["replicated"],
-               lost=len(lost))
+        figure("Orthanc volume full", sent=80, refused_while_full=refused, replicated=st["replicated"], lost=len(lost))
         assert not lost
         o.stop()

@@ -42,10 +42,18 @@ class SupervisedOrthanc:
 
     def __init__(self, work: Path, backup_env: dict[str, str]) -> None:
         self.settings = devstack.OrthancSettings(
-            work_dir=work, http_port=devstack.free_port(), dicom_port=devstack.free_port(), username="tech",
-            password=devstack.new_secret())
-        self.backup_env = {"BACKUP_RETRY_BASE_SECONDS": "0.2", "BACKUP_RETRY_CAP_SECONDS": "2",
-                           "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400", **backup_env}
+            work_dir=work,
+            http_port=devstack.free_port(),
+            dicom_port=devstack.free_port(),
+            username="tech",
+            password=devstack.new_secret(),
+        )
+        self.backup_env = {
+            "BACKUP_RETRY_BASE_SECONDS": "0.2",
+            "BACKUP_RETRY_CAP_SECONDS": "2",
+            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+            **backup_env,
+        }
         self.log, self.supervisor_log, self.child_pid_file = work / "orthanc.log", work / "supervise.log", work / "pid"
         self.proc: devstack.Process | None = None
 
@@ -54,8 +62,9 @@ class SupervisedOrthanc:
         return f"http://127.0.0.1:{self.settings.http_port}"
 
     def start(self) -> None:
-        self.proc = devstack.start_supervised_orthanc(self.settings, self.backup_env, self.log, self.supervisor_log,
-                                                      self.child_pid_file, min_backoff_s=0.5)
+        self.proc = devstack.start_supervised_orthanc(
+            self.settings, self.backup_env, self.log, self.supervisor_log, self.child_pid_file, min_backoff_s=0.5
+        )
 
     def stop(self) -> None:
         if self.proc:
@@ -79,8 +88,12 @@ class SupervisedOrthanc:
 
     def post_raw(self, uri: str, body: bytes) -> str:
         token = base64.b64encode(f"{self.settings.username}:{self.settings.password}".encode()).decode()
-        req = urllib.request.Request(self.url + uri, data=body, method="POST",  # noqa: S310 - loopback
-                                     headers={"Authorization": "Basic " + token})
+        req = urllib.request.Request(  # noqa: S310 - http(s) only, checked or loopback
+            self.url + uri,
+            data=body,
+            method="POST",
+            headers={"Authorization": "Basic " + token},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310
                 return f"answered {r.status}"
@@ -111,12 +124,18 @@ def crash(o: SupervisedOrthanc, uri: str, body: bytes) -> dict[str, object]:
     answer = o.post_raw(uri, body)
     wait_until(lambda: (pid := o.child()) is not None and pid != before, 30, f"a new Orthanc after {uri}")
     wait_until(o.answers, 90, "the restarted Orthanc to answer")
-    return {"uri": uri, "answer": answer, "back_after_s": round(time.monotonic() - t0, 1), "old_pid": before,
-            "new_pid": o.child()}
+    return {
+        "uri": uri,
+        "answer": answer,
+        "back_after_s": round(time.monotonic() - t0, 1),
+        "old_pid": before,
+        "new_pid": o.child(),
+    }
 
 
-def test_orthanc_crashing_during_ingest_comes_back_by_itself_and_loses_nothing(supervised_orthanc, minio_server,
-                                                                               bucket):
+def test_orthanc_crashing_during_ingest_comes_back_by_itself_and_loses_nothing(
+    supervised_orthanc, minio_server, bucket
+):
     o = supervised_orthanc
     rng = random.Random(16)
     study, series = new_uid(), new_uid()
@@ -155,8 +174,11 @@ def test_orthanc_crashing_during_ingest_comes_back_by_itself_and_loses_nothing(s
     assert len(o.restarts()) == 2, o.restarts()
     assert "SIGSEGV" in o.restarts()[0] and all(c["answer"].startswith("no answer") for c in crashes), crashes
 
-    status = wait_until(lambda: (s := o.http().get_json("/backup/status"))["replicated"] == 200
-                        and s["outbox_depth"] == 0 and s, 300, "the backup queue to drain")
+    status = wait_until(
+        lambda: (s := o.http().get_json("/backup/status"))["replicated"] == 200 and s["outbox_depth"] == 0 and s,
+        300,
+        "the backup queue to drain",
+    )
     client = minio_server.client()
     in_bucket = {}
     for obj in client.list_objects(bucket, prefix="dicom/", recursive=True):
@@ -169,8 +191,19 @@ def test_orthanc_crashing_during_ingest_comes_back_by_itself_and_loses_nothing(s
     lost = sent - set(in_bucket.values())
     assert not lost and len(in_bucket) == 200, (len(lost), len(in_bucket))
     assert len(o.http().get_json("/instances")) == 200  # nothing nested was stored
-    print("FIGURE " + json.dumps({"scenario": "orthanc crashes (nested JSON, nested DICOM) during a 200-instance "
-                                              "REST ingest, supervised", "sent": 200, "acknowledged": len(acknowledged),
-                                  "in_bucket": len(in_bucket), "lost": len(lost), "restarts": len(o.restarts()),
-                                  "sender_retries": errors_seen[0], "crashes": crashes,
-                                  "replicated": status["replicated"]}))
+    print(
+        "FIGURE "
+        + json.dumps(
+            {
+                "scenario": "orthanc crashes (nested JSON, nested DICOM) during a 200-instance REST ingest, supervised",
+                "sent": 200,
+                "acknowledged": len(acknowledged),
+                "in_bucket": len(in_bucket),
+                "lost": len(lost),
+                "restarts": len(o.restarts()),
+                "sender_retries": errors_seen[0],
+                "crashes": crashes,
+                "replicated": status["replicated"],
+            }
+        )
+    )

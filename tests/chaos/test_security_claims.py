@@ -21,6 +21,7 @@ def test_orthanc_rest_api_needs_authentication(orthanc):
 
 def test_no_secret_in_any_log(orthanc, minio_server, dashboard_factory, offsite_env):
     from tests.support.dicomgen import make_study
+
     d = dashboard_factory(orthanc)
     http = orthanc.http()
     for f in make_study(3)[1]:
@@ -29,8 +30,12 @@ def test_no_secret_in_any_log(orthanc, minio_server, dashboard_factory, offsite_
     assert all(r["state"] == "ok" for r in orthanc.run_job("snapshots"))
     orthanc.stop()
     d.stop()
-    secrets = [minio_server.secret_key, orthanc.settings.password, d.password,
-               Path(offsite_env["RESTIC_PASSWORD_FILE"]).read_text()]
+    secrets = [
+        minio_server.secret_key,
+        orthanc.settings.password,
+        d.password,
+        Path(offsite_env["RESTIC_PASSWORD_FILE"]).read_text(),
+    ]
     logs = [orthanc.log, d.work / "dashboard.log", minio_server.log]
     for log in logs:
         text = log.read_text(errors="replace")
@@ -40,6 +45,7 @@ def test_no_secret_in_any_log(orthanc, minio_server, dashboard_factory, offsite_
 
 def test_no_default_credentials_in_tracked_files():
     import subprocess
+
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     # Built from parts so that this list itself is not a hit of the same search.
     weak = ("minio" + "admin", "change" + "me", "orthanc:" + "orthanc", '"admin": ' + '"admin"', "password=" + "admin")

@@ -14,8 +14,15 @@ PASSWORD = "a-long-test-password-1"
 
 
 def drill_run(now, checked=5, **over):
-    run = {"id": 2, "kind": "drill", "state": "ok", "finished_at": now - 60, "queued_at": now - 70, "error": None,
-           "summary": {"checked": checked, "identical": checked, "mismatches": []}}
+    run = {
+        "id": 2,
+        "kind": "drill",
+        "state": "ok",
+        "finished_at": now - 60,
+        "queued_at": now - 70,
+        "error": None,
+        "summary": {"checked": checked, "identical": checked, "mismatches": []},
+    }
     run.update(over)
     return run
 
@@ -23,35 +30,88 @@ def drill_run(now, checked=5, **over):
 def healthy_status(**over):
     now = time.time()
     run = {"id": 1, "state": "ok", "finished_at": now - 60, "queued_at": now - 70, "error": None, "summary": {}}
-    st = {"state": "ok", "enabled": True, "outbox_depth": 0, "oldest_pending_age_s": None, "replicated": 10,
-          "replicated_bytes": 10_000, "failed": 0, "quarantined": 0, "lag_s": {"p50": 0.1, "p99": 0.3},
-          "store": {"reachable": True}, "disk": {"free_bytes": 50e9, "total_bytes": 100e9},
-          "offsite": {"offsite": {"last_snapshot": dict(run, kind="snapshot"), "last_good_snapshot_age_s": 60,
-                                  "last_drill": drill_run(now), "next_snapshot_at": now + 3000},
-                      "minio": {"last_drill": drill_run(now)}}}
+    st = {
+        "state": "ok",
+        "enabled": True,
+        "outbox_depth": 0,
+        "oldest_pending_age_s": None,
+        "replicated": 10,
+        "replicated_bytes": 10_000,
+        "failed": 0,
+        "quarantined": 0,
+        "lag_s": {"p50": 0.1, "p99": 0.3},
+        "store": {"reachable": True},
+        "disk": {"free_bytes": 50e9, "total_bytes": 100e9},
+        "offsite": {
+            "offsite": {
+                "last_snapshot": dict(run, kind="snapshot"),
+                "last_good_snapshot_age_s": 60,
+                "last_drill": drill_run(now),
+                "next_snapshot_at": now + 3000,
+            },
+            "minio": {"last_drill": drill_run(now)},
+        },
+    }
     st.update(over)
     return st
 
 
 # A study as the plugin's catalog describes it (GET /backup/studies rows), and its images.
-STUDY = {"study_uid": "1.2.3", "patient_name": "DOE^JANE", "display_name": "DOE, JANE", "patient_id": "P1",
-         "accession": "A1", "owner": "", "species": "", "breed": "", "study_date": "20261127", "description": "Chest",
-         "modalities": "CR", "series": 1, "instances": 2, "last_copied_at": 1_795_000_000.0}
-BELLA = {"study_uid": "1.2.840.99.7", "patient_name": "Smith^Bella", "display_name": "Smith, Bella",
-         "patient_id": "VET-7", "accession": "XR-7", "owner": "Smith^John", "species": "Dog", "breed": "Labrador",
-         "study_date": "20261126", "description": "Thorax", "modalities": "DX", "series": 1, "instances": 3,
-         "last_copied_at": 1_795_000_100.0}
+STUDY = {
+    "study_uid": "1.2.3",
+    "patient_name": "DOE^JANE",
+    "display_name": "DOE, JANE",
+    "patient_id": "P1",
+    "accession": "A1",
+    "owner": "",
+    "species": "",
+    "breed": "",
+    "study_date": "20261127",
+    "description": "Chest",
+    "modalities": "CR",
+    "series": 1,
+    "instances": 2,
+    "last_copied_at": 1_795_000_000.0,
+}
+BELLA = {
+    "study_uid": "1.2.840.99.7",
+    "patient_name": "Smith^Bella",
+    "display_name": "Smith, Bella",
+    "patient_id": "VET-7",
+    "accession": "XR-7",
+    "owner": "Smith^John",
+    "species": "Dog",
+    "breed": "Labrador",
+    "study_date": "20261126",
+    "description": "Thorax",
+    "modalities": "DX",
+    "series": 1,
+    "instances": 3,
+    "last_copied_at": 1_795_000_100.0,
+}
 PNG = b"\x89PNG\r\n\x1a\n fake"
 
 
 def instances_of(row):
-    return [{"series_uid": row["study_uid"] + ".1", "sop_uid": f"{row['study_uid']}.1.{n}", "modality":
-             row["modalities"], "patient_name": row["patient_name"], "patient_id": row["patient_id"],
-             "owner": row["owner"], "species": row["species"], "breed": row["breed"],
-             "description": row["description"], "study_date": row["study_date"], "accession": row["accession"],
-             "orthanc_id": f"oid-{row['study_uid']}-{n}", "sha256": f"sha-{n}",
-             "key": f"dicom/{row['study_uid']}/{row['study_uid']}.1/{row['study_uid']}.1.{n}.dcm"}
-            for n in range(row["instances"])]
+    return [
+        {
+            "series_uid": row["study_uid"] + ".1",
+            "sop_uid": f"{row['study_uid']}.1.{n}",
+            "modality": row["modalities"],
+            "patient_name": row["patient_name"],
+            "patient_id": row["patient_id"],
+            "owner": row["owner"],
+            "species": row["species"],
+            "breed": row["breed"],
+            "description": row["description"],
+            "study_date": row["study_date"],
+            "accession": row["accession"],
+            "orthanc_id": f"oid-{row['study_uid']}-{n}",
+            "sha256": f"sha-{n}",
+            "key": f"dicom/{row['study_uid']}/{row['study_uid']}.1/{row['study_uid']}.1.{n}.dcm",
+        }
+        for n in range(row["instances"])
+    ]
 
 
 class FakeBackend:
@@ -66,8 +126,14 @@ class FakeBackend:
         self.holdings = {}  # study uid -> GET /backup/studies/<uid>/snapshots
         self.in_pacs = {}  # study uid -> {"id", "images"}
         self.pacs_files = {}  # orthanc id -> bytes
-        self.run_value = {"id": 7, "state": "running", "target": "minio", "kind": "restore",
-                          "queued_at": 1_795_000_200.0, "summary": {"study_uid": "1.2.3", "done": 1, "total": 2}}
+        self.run_value = {
+            "id": 7,
+            "state": "running",
+            "target": "minio",
+            "kind": "restore",
+            "queued_at": 1_795_000_200.0,
+            "summary": {"study_uid": "1.2.3", "done": 1, "total": 2},
+        }
         self.missing = set()  # study uids the plugin says are not in the backups
         self.asked = []
 
@@ -75,6 +141,7 @@ class FakeBackend:
         self.asked.append(what)
         if self.down:
             from pacs_dashboard.backend import PacsDown
+
             raise PacsDown("The PACS is not answering right now.")
 
     def status(self):
@@ -110,6 +177,7 @@ class FakeBackend:
         row = next((r for r in self.catalog if r["study_uid"] == uid), dict(STUDY, study_uid=uid))
         if uid in self.missing:
             from pacs_dashboard.backend import NotInBackend
+
             raise NotInBackend("This study is not in the backups.")
         return {"study_uid": uid, "instances": instances_of(row)}
 
@@ -153,8 +221,14 @@ def backend():
 
 @pytest.fixture
 def app(tmp_path, backend):
-    env = {"ORTHANC_URL": "http://127.0.0.1:1", "DASHBOARD_DATA_DIR": str(tmp_path), "DASHBOARD_USERNAME": "admin",
-           "DASHBOARD_PASSWORD": PASSWORD, "DASHBOARD_COOKIE_SECURE": "false", "DASHBOARD_TZ": "Europe/Berlin"}
+    env = {
+        "ORTHANC_URL": "http://127.0.0.1:1",
+        "DASHBOARD_DATA_DIR": str(tmp_path),
+        "DASHBOARD_USERNAME": "admin",
+        "DASHBOARD_PASSWORD": PASSWORD,
+        "DASHBOARD_COOKIE_SECURE": "false",
+        "DASHBOARD_TZ": "Europe/Berlin",
+    }
     app = create_app(load_dashboard_settings(env), start_monitor=False, backend=backend)
     app.config["TESTING"] = True
     return app

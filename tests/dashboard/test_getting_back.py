@@ -35,8 +35,16 @@ def csrf(html: str) -> str:
 
 
 def monitor_of(app, backend):
-    return Monitor(backend, app.extensions["db"], (), 30, notify=lambda *a: True, keeper=app.extensions["keeper"],
-                   mirror=app.extensions["mirror"], tz=BERLIN)
+    return Monitor(
+        backend,
+        app.extensions["db"],
+        (),
+        30,
+        notify=lambda *a: True,
+        keeper=app.extensions["keeper"],
+        mirror=app.extensions["mirror"],
+        tz=BERLIN,
+    )
 
 
 # --- 6. lights that are true ------------------------------------------------------------------------------
@@ -46,8 +54,16 @@ def test_restore_test_light_is_green_only_when_every_copy_checked_images_and_all
     assert good.state == GREEN and "10 of 10 images identical" in good.value
     for copy in ("offsite", "minio"):  # the last drill of either copy checked nothing
         st = healthy_status()
-        st["offsite"][copy]["last_drill"] = drill_run(now, checked=0, summary={
-            "checked": 0, "identical": 0, "mismatches": [], "note": "Nothing to test yet: no image has been copied."})
+        st["offsite"][copy]["last_drill"] = drill_run(
+            now,
+            checked=0,
+            summary={
+                "checked": 0,
+                "identical": 0,
+                "mismatches": [],
+                "note": "Nothing to test yet: no image has been copied.",
+            },
+        )
         light = by_key(lights(st, None, now))["drill"]
         assert light.state == AMBER and light.value == "checked no images", copy
         assert "proves nothing" in light.advice and "Restore tests page" in light.advice
@@ -55,8 +71,9 @@ def test_restore_test_light_is_green_only_when_every_copy_checked_images_and_all
     del st["offsite"]["minio"]["last_drill"]  # one copy never tested
     assert by_key(lights(st, None, now))["drill"].state == AMBER
     st = healthy_status()
-    st["offsite"]["offsite"]["last_drill"] = drill_run(now, state="failed", error="1 image(s) in bucket x did not "
-                                                       "come back identical (Garcia, Luna ...).")
+    st["offsite"]["offsite"]["last_drill"] = drill_run(
+        now, state="failed", error="1 image(s) in bucket x did not come back identical (Garcia, Luna ...)."
+    )
     bad = by_key(lights(st, None, now))["drill"]
     assert bad.state == RED and "Garcia, Luna" in bad.advice and "offsite copy (offsite)" in bad.advice
 
@@ -65,8 +82,13 @@ def test_fresh_install_shows_when_the_first_snapshot_runs_not_red():
     now = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC = 12:06 in Berlin
     due = now + 25 * 60
     st = healthy_status()
-    st["offsite"]["offsite"] = {"last_snapshot": None, "last_good_snapshot_age_s": None, "last_drill": None,
-                                "next_snapshot_at": due, "next_drill_at": due + 3600}
+    st["offsite"]["offsite"] = {
+        "last_snapshot": None,
+        "last_good_snapshot_age_s": None,
+        "last_drill": None,
+        "next_snapshot_at": due,
+        "next_drill_at": due + 3600,
+    }
     ls = by_key(lights(st, None, now, None, BERLIN))
     assert ls["offsite-offsite"].state == GREEN
     assert ls["offsite-offsite"].value == f"first snapshot at {clock(due, BERLIN, now)}" == "first snapshot at 12:31"
@@ -88,20 +110,61 @@ def test_advice_uses_the_menu_names():
 
 def test_a_light_per_usb_drive_the_cloud_pacs_and_the_forecasts():
     now = time.time()
-    st = healthy_status(cloud_pacs={"reachable": False, "unreachable_since": now - 600, "depth": 12, "verified": 40,
-                                    "failing": 0, "oldest_pending_age_s": 600})
-    st["offsite"]["usb"] = {"last_good_snapshot_age_s": 2 * 86400, "last_snapshot": {"state": "ok"},
-                            "drive": {"connected": True, "sentence": "Drive A is plugged in.", "drives": [],
-                                      "swap_next": "Drive B", "light": "green", "advice": None}}
-    st["offsite"]["usb2"] = {"last_good_snapshot_age_s": 9 * 86400, "last_snapshot": {"state": "ok"},
-                             "drive": {"connected": False, "sentence": "No drive is plugged in.", "drives": [],
-                                       "swap_next": None, "light": "amber", "advice": "Plug in the backup drive."}}
-    st["offsite"]["offsite"]["forecast"] = {"size_bytes": 1_500_000_000_000, "growth_bytes_per_month": 50_000_000_000,
-                                            "in_12_months_bytes": 0, "quota_bytes": 2_000_000_000_000,
-                                            "months_until_full": 10.0, "light": "green", "advice": None}
-    st["disk"] = {"free_bytes": 40e9, "total_bytes": 100e9,
-                  "forecast": {"size_bytes": 60e9, "growth_bytes_per_month": 4e9, "quota_bytes": 100e9,
-                               "months_until_full": 10.0, "light": "green", "advice": None}}
+    st = healthy_status(
+        cloud_pacs={
+            "reachable": False,
+            "unreachable_since": now - 600,
+            "depth": 12,
+            "verified": 40,
+            "failing": 0,
+            "oldest_pending_age_s": 600,
+        }
+    )
+    st["offsite"]["usb"] = {
+        "last_good_snapshot_age_s": 2 * 86400,
+        "last_snapshot": {"state": "ok"},
+        "drive": {
+            "connected": True,
+            "sentence": "Drive A is plugged in.",
+            "drives": [],
+            "swap_next": "Drive B",
+            "light": "green",
+            "advice": None,
+        },
+    }
+    st["offsite"]["usb2"] = {
+        "last_good_snapshot_age_s": 9 * 86400,
+        "last_snapshot": {"state": "ok"},
+        "drive": {
+            "connected": False,
+            "sentence": "No drive is plugged in.",
+            "drives": [],
+            "swap_next": None,
+            "light": "amber",
+            "advice": "Plug in the backup drive.",
+        },
+    }
+    st["offsite"]["offsite"]["forecast"] = {
+        "size_bytes": 1_500_000_000_000,
+        "growth_bytes_per_month": 50_000_000_000,
+        "in_12_months_bytes": 0,
+        "quota_bytes": 2_000_000_000_000,
+        "months_until_full": 10.0,
+        "light": "green",
+        "advice": None,
+    }
+    st["disk"] = {
+        "free_bytes": 40e9,
+        "total_bytes": 100e9,
+        "forecast": {
+            "size_bytes": 60e9,
+            "growth_bytes_per_month": 4e9,
+            "quota_bytes": 100e9,
+            "months_until_full": 10.0,
+            "light": "green",
+            "advice": None,
+        },
+    }
     ls = by_key(lights(st, None, now, None, BERLIN))
     assert ls["drive-usb"].state == GREEN and ls["drive-usb"].value == "Drive A is plugged in"
     assert "Drive to swap in next: Drive B." in ls["drive-usb"].advice
@@ -111,8 +174,9 @@ def test_a_light_per_usb_drive_the_cloud_pacs_and_the_forecasts():
     space = ls["space-offsite"]
     assert space.value == "1.5 TB of 2.0 TB, +50.0 GB a month" and "full in about 10 months" in space.advice
     assert "grows about 4.0 GB a month; full in about 10 months" in ls["disk"].advice
-    healthy_cloud = by_key(lights(healthy_status(cloud_pacs={"reachable": True, "depth": 0, "verified": 40,
-                                                             "failing": 0}), None, now))["cloud-pacs"]
+    healthy_cloud = by_key(
+        lights(healthy_status(cloud_pacs={"reachable": True, "depth": 0, "verified": 40, "failing": 0}), None, now)
+    )["cloud-pacs"]
     assert healthy_cloud.state == GREEN and healthy_cloud.value == "40 images sent and checked"
 
 
@@ -172,6 +236,7 @@ def test_mirror_syncs_in_pages_and_is_versioned(tmp_path):
     def fetch(since, limit, after=""):  # the plugin's keyset paging on (change time, study UID)
         key = lambda r: (r["last_copied_at"], r["study_uid"])  # noqa: E731
         return sorted((r for r in rows if key(r) > (since, after)), key=key)[:limit]
+
     m = Mirror(tmp_path / "mirror.sqlite")
     m.sync(fetch, 1.0)
     assert m.count() == 2500 and m.get("cursor") == max(r["last_copied_at"] for r in rows)
@@ -223,8 +288,9 @@ def test_a_restore_asked_while_the_pacs_is_down_waits_and_starts_when_it_answers
     uid = BELLA["study_uid"]
     confirm = text(logged_in.get(f"/studies/{uid}/restore?source=minio"))
     assert "Restore once the PACS answers" in confirm and "starts by itself once the PACS answers" in confirm
-    resp = logged_in.post(f"/studies/{uid}/restore", data={"source": "minio", "confirmed": "yes",
-                                                           "csrf_token": csrf(confirm)})
+    resp = logged_in.post(
+        f"/studies/{uid}/restore", data={"source": "minio", "confirmed": "yes", "csrf_token": csrf(confirm)}
+    )
     assert resp.status_code == 302 and "/restores/waiting/1" in resp.headers["Location"]
     waiting = text(logged_in.get("/restores/waiting/1"))
     assert "Smith, Bella" in waiting and "starts by itself once the PACS answers" in waiting
@@ -251,6 +317,7 @@ def test_restore_asks_first_and_says_when_the_study_is_already_in_the_pacs(app, 
     files = {e["orthanc_id"]: b"x" for e in instances_of(BELLA)}
     backend.pacs_files = files  # sha256 of b"x" differs from the fake catalog's: they differ
     import hashlib
+
     digest = hashlib.sha256(b"x").hexdigest()
     backend.catalog[1] = dict(BELLA)
     original = backend.study
@@ -260,6 +327,7 @@ def test_restore_asks_first_and_says_when_the_study_is_already_in_the_pacs(app, 
         for e in doc["instances"]:
             e["sha256"] = digest
         return doc
+
     backend.study = study
     resp = logged_in.post(f"/studies/{uid}/check", data={"csrf_token": csrf(confirm)})
     assert resp.status_code == 302
@@ -282,13 +350,23 @@ def test_restore_asks_first_and_says_when_the_study_is_already_in_the_pacs(app, 
 
 def test_snapshot_list_has_each_snapshot_once_in_local_time_and_the_newest_is_chosen(logged_in, backend):
     uid = BELLA["study_uid"]
-    older = {"target": "offsite", "id": "a" * 64, "short_id": "aaaaaaaa", "time": "2026-11-26T13:05:09.123456789Z",
-             "instances": 3}
-    newer = {"target": "offsite", "id": "b" * 64, "short_id": "bbbbbbbb", "time": "2026-11-27T13:05:09+00:00",
-             "instances": 3}
+    older = {
+        "target": "offsite",
+        "id": "a" * 64,
+        "short_id": "aaaaaaaa",
+        "time": "2026-11-26T13:05:09.123456789Z",
+        "instances": 3,
+    }
+    newer = {
+        "target": "offsite",
+        "id": "b" * 64,
+        "short_id": "bbbbbbbb",
+        "time": "2026-11-27T13:05:09+00:00",
+        "instances": 3,
+    }
     backend.holdings[uid] = [older, newer, dict(newer), dict(older)]
     page = text(logged_in.get(f"/studies/{uid}"))
-    table = page[page.index('id="snapshots"'):page.index("</table>", page.index('id="snapshots"'))]
+    table = page[page.index('id="snapshots"') : page.index("</table>", page.index('id="snapshots"'))]
     assert table.count("<tr>") == 3  # a header and two snapshots, each once
     assert "27 Nov 2026 14:05" in page and "26 Nov 2026 14:05" in page and "UTC" not in page  # Berlin time
     assert f'<option value="{"b" * 64}" selected>27 Nov 2026 14:05 (newest)</option>' in page
@@ -297,24 +375,53 @@ def test_snapshot_list_has_each_snapshot_once_in_local_time_and_the_newest_is_ch
 
 
 def test_progress_and_result_pages_name_the_patient_and_never_say_0_of_unknown(app, logged_in, backend):
-    backend.run_value = {"id": 7, "state": "running", "target": "minio", "kind": "restore", "queued_at": 1.0,
-                         "summary": {"study_uid": BELLA["study_uid"]}}
+    backend.run_value = {
+        "id": 7,
+        "state": "running",
+        "target": "minio",
+        "kind": "restore",
+        "queued_at": 1.0,
+        "summary": {"study_uid": BELLA["study_uid"]},
+    }
     monitor_of(app, backend).tick()
     page = text(logged_in.get("/restores/7"))
     assert "Smith, Bella" in page and "26 Nov 2026" in page and "Getting the images ready" in page
-    assert "?" not in page[page.index('id="state"'):page.index("</p>", page.index('id="state"'))]
+    assert "?" not in page[page.index('id="state"') : page.index("</p>", page.index('id="state"'))]
     assert "of ?" not in text(logged_in.get("/api/runs/7"))
-    for summary, state, expected in (({}, "queued", "Waiting to start"),
-                                     ({"done": 2, "total": 3}, "running", "Restoring: 2 of 3 images"),
-                                     ({"done": 3, "total": 3, "verified": 3}, "ok",
-                                      "Done: 3 of 3 images restored and verified identical to the backup.")):
+    for summary, state, expected in (
+        ({}, "queued", "Waiting to start"),
+        ({"done": 2, "total": 3}, "running", "Restoring: 2 of 3 images"),
+        (
+            {"done": 3, "total": 3, "verified": 3},
+            "ok",
+            "Done: 3 of 3 images restored and verified identical to the backup.",
+        ),
+    ):
         words = progress_text({"state": state, "target": "minio", "summary": summary}, BERLIN)
         assert words["headline"] == expected and "?" not in words["headline"]
-    failed = progress_text({"state": "failed", "target": "offsite", "summary": {"total": 6, "verified": 4},
-                            "error": "2 of 6 instances did not verify."}, BERLIN)
+    failed = progress_text(
+        {
+            "state": "failed",
+            "target": "offsite",
+            "summary": {"total": 6, "verified": 4},
+            "error": "2 of 6 instances did not verify.",
+        },
+        BERLIN,
+    )
     assert failed["detail"].startswith("4 of 6 images were restored and verified. 2 of 6 images did not verify.")
-    ok = progress_text({"state": "ok", "target": "offsite", "summary": {
-        "total": 6, "done": 6, "verified": 6, "snapshots": [{"id": "b" * 64, "time": "2026-11-27T13:05:09Z"}]}}, BERLIN)
+    ok = progress_text(
+        {
+            "state": "ok",
+            "target": "offsite",
+            "summary": {
+                "total": 6,
+                "done": 6,
+                "verified": 6,
+                "snapshots": [{"id": "b" * 64, "time": "2026-11-27T13:05:09Z"}],
+            },
+        },
+        BERLIN,
+    )
     assert ok["detail"] == "Restored from the offsite copy (offsite) as it was at 27 Nov 2026 14:05."
 
 
@@ -338,17 +445,31 @@ def test_search_results_show_names_dates_owner_species_and_breed(logged_in):
 def test_clinic_settings_time_zone_and_read_only_bucket_account():
     from pacs_backup.errors import ConfigError
     from pacs_dashboard.clinic import load_clinic_settings
+
     assert load_clinic_settings({"DASHBOARD_TZ": "Europe/Berlin", "TZ": "America/New_York"}).tz.key == "Europe/Berlin"
     assert load_clinic_settings({"TZ": ":America/New_York"}).tz.key == "America/New_York"
     with pytest.raises(ConfigError, match="DASHBOARD_TZ"):
         load_clinic_settings({"DASHBOARD_TZ": "Mars/Olympus"})
     assert load_clinic_settings({}).store is None  # optional: no pictures while the PACS is down, said on the page
-    reader = load_clinic_settings({"MINIO_ENDPOINT": "minio:9000", "MINIO_BUCKET": "pacs-backup",
-                                   "MINIO_ACCESS_KEY": "plugin-writes", "MINIO_SECRET_KEY": "s1",
-                                   "MINIO_READER_ACCESS_KEY": "reader", "MINIO_READER_SECRET_KEY": "s2"}).store
+    reader = load_clinic_settings(
+        {
+            "MINIO_ENDPOINT": "minio:9000",
+            "MINIO_BUCKET": "pacs-backup",
+            "MINIO_ACCESS_KEY": "plugin-writes",
+            "MINIO_SECRET_KEY": "s1",
+            "MINIO_READER_ACCESS_KEY": "reader",
+            "MINIO_READER_SECRET_KEY": "s2",
+        }
+    ).store
     assert reader.access_key == "reader" and reader.endpoint == "minio:9000" and reader.bucket == "pacs-backup"
-    own = load_clinic_settings({"MINIO_ENDPOINT": "minio:9000", "DASHBOARD_MINIO_ENDPOINT": "replica:9000",
-                                "DASHBOARD_MINIO_ACCESS_KEY": "dash", "DASHBOARD_MINIO_SECRET_KEY": "s3"}).store
+    own = load_clinic_settings(
+        {
+            "MINIO_ENDPOINT": "minio:9000",
+            "DASHBOARD_MINIO_ENDPOINT": "replica:9000",
+            "DASHBOARD_MINIO_ACCESS_KEY": "dash",
+            "DASHBOARD_MINIO_SECRET_KEY": "s3",
+        }
+    ).store
     assert own.access_key == "dash" and own.endpoint == "replica:9000" and "s3" not in repr(own)
     with pytest.raises(ConfigError, match="DASHBOARD_MINIO_SECRET_KEY"):
         load_clinic_settings({"MINIO_ENDPOINT": "minio:9000", "DASHBOARD_MINIO_ACCESS_KEY": "dash"})

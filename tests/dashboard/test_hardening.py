@@ -41,6 +41,7 @@ class RecordingBackend(FakeBackend):
             def noted(*args, **kwargs):
                 calls.append((name, *args))
                 return attr(*args, **kwargs)
+
             return noted
         return attr
 
@@ -51,8 +52,14 @@ def backend():
 
 
 def make_app(tmp_path, backend, **extra):
-    env = {"ORTHANC_URL": "http://127.0.0.1:1", "DASHBOARD_DATA_DIR": str(tmp_path), "DASHBOARD_USERNAME": "admin",
-           "DASHBOARD_PASSWORD": PASSWORD, "DASHBOARD_COOKIE_SECURE": "false", **extra}
+    env = {
+        "ORTHANC_URL": "http://127.0.0.1:1",
+        "DASHBOARD_DATA_DIR": str(tmp_path),
+        "DASHBOARD_USERNAME": "admin",
+        "DASHBOARD_PASSWORD": PASSWORD,
+        "DASHBOARD_COOKIE_SECURE": "false",
+        **extra,
+    }
     app = create_app(load_dashboard_settings(env), start_monitor=False, backend=backend)
     app.config["TESTING"] = True
     return app
@@ -60,8 +67,9 @@ def make_app(tmp_path, backend, **extra):
 
 def login(client, ip="127.0.0.1", user="admin", password=PASSWORD):
     token = csrf_of(client.get("/login", environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True))
-    return client.post("/login", data={"username": user, "password": password, "csrf_token": token},
-                       environ_base={"REMOTE_ADDR": ip})
+    return client.post(
+        "/login", data={"username": user, "password": password, "csrf_token": token}, environ_base={"REMOTE_ADDR": ip}
+    )
 
 
 def logged_in_client(app, ip="127.0.0.1"):
@@ -100,12 +108,14 @@ def test_password_change_ends_every_other_session(app):
     stolen = a.get_cookie("pacs_dashboard").value
     token = csrf_of(a.get("/account/password").get_data(as_text=True))
 
-    wrong = a.post("/account/password", data={"csrf_token": token, "current": "nope", "new": NEW_PASSWORD,
-                                              "again": NEW_PASSWORD})
+    wrong = a.post(
+        "/account/password", data={"csrf_token": token, "current": "nope", "new": NEW_PASSWORD, "again": NEW_PASSWORD}
+    )
     assert wrong.status_code == 403 and b.get("/").status_code == 200  # nothing changed
 
-    resp = a.post("/account/password", data={"csrf_token": token, "current": PASSWORD, "new": NEW_PASSWORD,
-                                             "again": NEW_PASSWORD})
+    resp = a.post(
+        "/account/password", data={"csrf_token": token, "current": PASSWORD, "new": NEW_PASSWORD, "again": NEW_PASSWORD}
+    )
     assert resp.status_code == 302
     assert b.get("/").status_code == 302  # the other browser is logged out
     assert a.get("/").status_code == 200  # this one carries on with a new session
@@ -174,10 +184,19 @@ def test_failed_monitoring_logins_are_audited_and_throttled_per_address(app):
 
 
 # --- 9: alert addresses --------------------------------------------------------------------------------
-GOOD_URLS = ["mailtos://user:pass@mail.example.com", "mailto://user:pass@10.1.1.1:25?to=vet@example.com",
-             "ntfys://clinic-alerts", "ntfy://ntfy.clinic.lan/topic", "slack://T1/B1/C1", "msteams://a/b/c",
-             "discord://1234/abcd", "tgram://123456:abcdef/987", "gotifys://gotify.clinic.lan/token",
-             "jsons://hooks.example.org/pacs", "json://HOOKS.example.org:8080/x?format=text"]
+GOOD_URLS = [
+    "mailtos://user:pass@mail.example.com",
+    "mailto://user:pass@10.1.1.1:25?to=vet@example.com",
+    "ntfys://clinic-alerts",
+    "ntfy://ntfy.clinic.lan/topic",
+    "slack://T1/B1/C1",
+    "msteams://a/b/c",
+    "discord://1234/abcd",
+    "tgram://123456:abcdef/987",
+    "gotifys://gotify.clinic.lan/token",
+    "jsons://hooks.example.org/pacs",
+    "json://HOOKS.example.org:8080/x?format=text",
+]
 BAD_URLS = {
     "json://10.0.0.5:6379/": "DASHBOARD_WEBHOOK_HOSTS",
     "jsons://user@hooks.example.org.evil.net/x": "DASHBOARD_WEBHOOK_HOSTS",
@@ -211,8 +230,13 @@ def test_settings_refuse_an_alert_address_naming_it_and_keep_what_was_typed(tmp_
     app = make_app(tmp_path, backend, DASHBOARD_WEBHOOK_HOSTS="hooks.example.org")
     client = logged_in_client(app)
     db = app.extensions["db"]
-    form = {"replication_minutes": "5", "offsite_hours": "3", "drill_hours": "48", "disk_warn_percent": "90",
-            "replace_urls": "yes"}
+    form = {
+        "replication_minutes": "5",
+        "offsite_hours": "3",
+        "drill_hours": "48",
+        "disk_warn_percent": "90",
+        "replace_urls": "yes",
+    }
     for url in BAD_URLS:
         typed = "mailtos://user:pass@mail.example.com\n" + url
         page = client.get("/settings").get_data(as_text=True)
@@ -224,8 +248,10 @@ def test_settings_refuse_an_alert_address_naming_it_and_keep_what_was_typed(tmp_
         assert db.setting("alert_urls", []) == []
 
     page = client.get("/settings").get_data(as_text=True)  # typed but the box not ticked: said, not dropped
-    resp = client.post("/settings", data={**form, "replace_urls": "", "csrf_token": csrf_of(page),
-                                          "alert_urls": "ntfys://clinic-alerts"})
+    resp = client.post(
+        "/settings",
+        data={**form, "replace_urls": "", "csrf_token": csrf_of(page), "alert_urls": "ntfys://clinic-alerts"},
+    )
     assert resp.status_code == 400 and "did not tick" in resp.get_data(as_text=True)
     assert "ntfys://clinic-alerts</textarea>" in resp.get_data(as_text=True)
 
@@ -235,14 +261,17 @@ def test_settings_refuse_an_alert_address_naming_it_and_keep_what_was_typed(tmp_
 
 def test_test_alert_says_only_sent_or_not_and_skips_addresses_stored_before_the_rules(app, monkeypatch):
     from pacs_dashboard import alerts
+
     tried = []
 
     def send(url, title, body):
         tried.append(url)
         return url.startswith("ntfy")  # the e-mail "fails" (say, connection refused on 10.0.0.5:25)
+
     monkeypatch.setattr(alerts, "send_alert", send)
-    app.extensions["db"].set_setting("alert_urls", ["json://10.0.0.5:6379/?+X-Evil=1", "mailto://u:p@10.0.0.5:25",
-                                                    "ntfys://clinic-alerts"])
+    app.extensions["db"].set_setting(
+        "alert_urls", ["json://10.0.0.5:6379/?+X-Evil=1", "mailto://u:p@10.0.0.5:25", "ntfys://clinic-alerts"]
+    )
     client = logged_in_client(app)
     page = client.get("/settings").get_data(as_text=True)
     assert "(not used: no longer allowed)" in page
@@ -271,8 +300,18 @@ def test_audit_csv_neutralises_formula_cells(app, logged_in):
 def test_study_paths_are_checked_before_the_backend_is_called(logged_in, backend):
     token = csrf_of(logged_in.get("/drills").get_data(as_text=True))
     backend.calls.clear()
-    bad = ["..%2F..%2Fsystem", "1.2.3%2F..%2F..%2Fsystem", "1.2.3/../../system", "%2e%2e", "1.2.3%20",
-           "1." * 70 + "1", "1.2.3%3Fexpand", "1.2.3%23x", "-1.2", "1..2"]
+    bad = [
+        "..%2F..%2Fsystem",
+        "1.2.3%2F..%2F..%2Fsystem",
+        "1.2.3/../../system",
+        "%2e%2e",
+        "1.2.3%20",
+        "1." * 70 + "1",
+        "1.2.3%3Fexpand",
+        "1.2.3%23x",
+        "-1.2",
+        "1..2",
+    ]
     for uid in bad:
         for url in (f"/studies/{uid}", f"/studies/{uid}/preview.png"):
             resp = logged_in.get(url)
@@ -309,17 +348,23 @@ def orthanc_stub(tmp_path):
     _Orthanc.seen = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Orthanc)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = load_dashboard_settings({"ORTHANC_URL": f"http://127.0.0.1:{server.server_port}",
-                                        "DASHBOARD_DATA_DIR": str(tmp_path)})
+    settings = load_dashboard_settings(
+        {"ORTHANC_URL": f"http://127.0.0.1:{server.server_port}", "DASHBOARD_DATA_DIR": str(tmp_path)}
+    )
     yield Backend(settings)
     server.shutdown()
     server.server_close()
 
 
 def test_backend_client_builds_no_uri_from_a_bad_identifier(orthanc_stub):
-    for call in (lambda: orthanc_stub.study("../../system"), lambda: orthanc_stub.study("1.2.3/../../x"),
-                 lambda: orthanc_stub.run(10**30), lambda: orthanc_stub.run(-1),
-                 lambda: orthanc_stub.preview("../../system"), lambda: orthanc_stub.snapshots("a/../b")):
+    for call in (
+        lambda: orthanc_stub.study("../../system"),
+        lambda: orthanc_stub.study("1.2.3/../../x"),
+        lambda: orthanc_stub.run(10**30),
+        lambda: orthanc_stub.run(-1),
+        lambda: orthanc_stub.preview("../../system"),
+        lambda: orthanc_stub.snapshots("a/../b"),
+    ):
         with pytest.raises(NotInBackend):
             call()
     for snapshot in ("../x", "z" * 10, "0" * 65):
@@ -346,9 +391,19 @@ def test_backend_error_bodies_never_reach_the_page(orthanc_stub):
 
 def test_bad_input_answers_400_or_404_with_a_sentence(logged_in, backend):
     token = csrf_of(logged_in.get("/drills").get_data(as_text=True))
-    for url in ("/studies/%FF%FE", "/studies?q=%FF", "/studies?q=a%00b", "/studies/1.2.3%00",
-                "/restores/99999999999999999999999", "/restores/abc", "/restores/-1", "/studies?from=yesterday",
-                "/studies?q=" + "x" * 5000, "/no-such-page", "/studies?modality=%3Cscript%3E"):
+    for url in (
+        "/studies/%FF%FE",
+        "/studies?q=%FF",
+        "/studies?q=a%00b",
+        "/studies/1.2.3%00",
+        "/restores/99999999999999999999999",
+        "/restores/abc",
+        "/restores/-1",
+        "/studies?from=yesterday",
+        "/studies?q=" + "x" * 5000,
+        "/no-such-page",
+        "/studies?modality=%3Cscript%3E",
+    ):
         resp = logged_in.get(url)
         assert resp.status_code in (400, 404), url
         message = error_text(resp)
@@ -359,11 +414,18 @@ def test_bad_input_answers_400_or_404_with_a_sentence(logged_in, backend):
 
     huge = logged_in.post("/settings", data={"csrf_token": token, "replication_minutes": "9" * 400_000})
     assert huge.status_code == 400 and "too long" in error_text(huge) and len(huge.data) < 20_000
-    bad_utf8 = logged_in.post("/settings", data=b"csrf_token=" + token.encode() + b"&replication_minutes=%FF",
-                              content_type="application/x-www-form-urlencoded")
+    bad_utf8 = logged_in.post(
+        "/settings",
+        data=b"csrf_token=" + token.encode() + b"&replication_minutes=%FF",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert bad_utf8.status_code == 400 and "not allowed" in error_text(bad_utf8)
-    for form in ({"source": "minio", "snapshot": "f" * 100_000}, {"source": "minio\x00"},
-                 {"source": "../../x"}, {"source": "offsite", "snapshot": "not-a-snapshot"}):
+    for form in (
+        {"source": "minio", "snapshot": "f" * 100_000},
+        {"source": "minio\x00"},
+        {"source": "../../x"},
+        {"source": "offsite", "snapshot": "not-a-snapshot"},
+    ):
         resp = logged_in.post("/studies/1.2.3/restore", data={"csrf_token": token, **form})
         assert resp.status_code == 400 and error_text(resp).endswith("."), form
     assert backend.restores == []
@@ -373,8 +435,10 @@ def test_bad_input_answers_400_or_404_with_a_sentence(logged_in, backend):
 
 def test_a_failing_backend_shows_a_sentence_not_its_internals(logged_in, backend):
     def broken(*args):
-        raise BackupError("Orthanc answered HTTP 500 to GET /backup/studies/1.2.3: Traceback (most recent call "
-                          "last): File secret.py")
+        raise BackupError(
+            "Orthanc answered HTTP 500 to GET /backup/studies/1.2.3: Traceback (most recent call last): File secret.py"
+        )
+
     backend.study = broken
     backend.run = broken
     for url in ("/studies/1.2.3", "/restores/5"):
@@ -387,8 +451,16 @@ def test_a_failing_backend_shows_a_sentence_not_its_internals(logged_in, backend
 
 # --- 15: no inline script or style; pages still wired to their scripts ----------------------------------
 def test_csp_forbids_inline_scripts_and_pages_have_none(app, logged_in):
-    pages = ["/", "/studies?q=DOE", "/studies/1.2.3", "/restores/7", "/drills", "/audit", "/settings",
-             "/account/password"]
+    pages = [
+        "/",
+        "/studies?q=DOE",
+        "/studies/1.2.3",
+        "/restores/7",
+        "/drills",
+        "/audit",
+        "/settings",
+        "/account/password",
+    ]
     responses = [logged_in.get(p) for p in pages] + [app.test_client().get("/login")]
     for resp in responses:
         assert resp.status_code == 200
@@ -460,8 +532,10 @@ def test_audit_times_are_in_the_clinics_time_zone(app, logged_in):
     import time as _time
 
     winter = _time.mktime((2026, 1, 15, 12, 0, 0, 0, 0, 0)) - _time.timezone  # 12:00 UTC on 15 Jan 2026
-    app.extensions["db"].execute("INSERT INTO audit (at, username, ip, action, detail) VALUES (?, ?, ?, ?, ?)",
-                                 (winter, "admin", "127.0.0.1", "tz_probe", ""))
+    app.extensions["db"].execute(
+        "INSERT INTO audit (at, username, ip, action, detail) VALUES (?, ?, ?, ?, ?)",
+        (winter, "admin", "127.0.0.1", "tz_probe", ""),
+    )
     page = logged_in.get("/audit").get_data(as_text=True)
     assert "2026-01-15 13:00:00 +0100" in page  # Europe/Berlin in winter
     csv_text = logged_in.get("/audit.csv").get_data(as_text=True)

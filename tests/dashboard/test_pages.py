@@ -15,8 +15,9 @@ def test_lights_all_green_when_healthy():
 
 
 def test_lights_red_when_store_down_or_queue_late():
-    ls = by_key(lights(healthy_status(store={"reachable": False}, oldest_pending_age_s=900, outbox_depth=40),
-                       None, time.time()))
+    ls = by_key(
+        lights(healthy_status(store={"reachable": False}, oldest_pending_age_s=900, outbox_depth=40), None, time.time())
+    )
     assert ls["store"].state == RED and ls["queue"].state == RED and "not lost" in ls["queue"].advice
 
 
@@ -36,10 +37,16 @@ def test_lights_disk_nearly_full_is_amber_then_red():
 
 def test_monitor_alerts_once_per_problem_and_once_when_it_clears(tmp_path):
     from pacs_dashboard.db import Database
+
     sent = []
     backend = FakeBackend()
-    m = Monitor(backend, Database(tmp_path / "d.sqlite"), ("json://localhost",), 30,
-                notify=lambda urls, title, body: sent.append(title) or True)
+    m = Monitor(
+        backend,
+        Database(tmp_path / "d.sqlite"),
+        ("json://localhost",),
+        30,
+        notify=lambda urls, title, body: sent.append(title) or True,
+    )
     m.tick()
     assert sent == []
     backend.status_value = healthy_status(store={"reachable": False})
@@ -64,22 +71,32 @@ def test_search_and_restore_flow(logged_in, backend):
     resp = logged_in.post("/studies/1.2.3/restore", data={"source": "minio", "csrf_token": csrf_of(page)})
     assert resp.status_code == 200 and "Restore this study?" in resp.get_data(as_text=True)  # asks first
     assert backend.restores == []
-    resp = logged_in.post("/studies/1.2.3/restore", data={"source": "minio", "confirmed": "yes",
-                                                          "csrf_token": csrf_of(page)})
+    resp = logged_in.post(
+        "/studies/1.2.3/restore", data={"source": "minio", "confirmed": "yes", "csrf_token": csrf_of(page)}
+    )
     assert resp.status_code == 302 and resp.headers["Location"].endswith("/restores/7")
     assert backend.restores == [("1.2.3", "minio", None)]
 
 
 def test_settings_reject_bad_values_with_a_message(logged_in):
     page = logged_in.get("/settings").get_data(as_text=True)
-    resp = logged_in.post("/settings", data={"csrf_token": csrf_of(page), "replication_minutes": "soon",
-                                             "offsite_hours": "3", "drill_hours": "48", "disk_warn_percent": "90"})
+    resp = logged_in.post(
+        "/settings",
+        data={
+            "csrf_token": csrf_of(page),
+            "replication_minutes": "soon",
+            "offsite_hours": "3",
+            "drill_hours": "48",
+            "disk_warn_percent": "90",
+        },
+    )
     assert resp.status_code == 400 and "is not a number" in resp.get_data(as_text=True)
 
 
 def test_error_pages_never_show_a_traceback(logged_in, backend):
     def boom(*a):
         raise RuntimeError("secret internals")
+
     backend.study = boom
     resp = logged_in.get("/studies/1.2.3")
     assert resp.status_code == 500 and b"Traceback" not in resp.data and b"secret internals" not in resp.data

@@ -8,8 +8,11 @@ PUBLIC = {"/healthz", "/login", "/setup", "/static/1.2.3"}  # static: the login 
 
 
 def concrete(rule) -> str:
-    return re.sub(r"<(?:int:)?(\w+)>", lambda m: "1" if "int:" in m.group(0) else "1.2.3",
-                  re.sub(r"<path:(\w+)>", "1.2.3", rule.rule))
+    return re.sub(
+        r"<(?:int:)?(\w+)>",
+        lambda m: "1" if "int:" in m.group(0) else "1.2.3",
+        re.sub(r"<path:(\w+)>", "1.2.3", rule.rule),
+    )
 
 
 def test_every_route_refuses_anonymous_requests(app):
@@ -51,8 +54,10 @@ def test_login_is_throttled_after_repeated_failures(app):
     client = app.test_client()
     token = csrf_of(client.get("/login").get_data(as_text=True))
     for _ in range(5):
-        assert client.post("/login", data={"username": "admin", "password": "wrong",
-                                           "csrf_token": token}).status_code == 401
+        assert (
+            client.post("/login", data={"username": "admin", "password": "wrong", "csrf_token": token}).status_code
+            == 401
+        )
     resp = client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
     assert resp.status_code == 429 and b"Too many failed attempts" in resp.data
 
@@ -68,6 +73,7 @@ def test_session_cookie_flags(app):
 def test_no_default_user_without_configuration(tmp_path, backend):
     from pacs_dashboard import create_app
     from pacs_dashboard.config import load_dashboard_settings
+
     settings = load_dashboard_settings({"ORTHANC_URL": "http://127.0.0.1:1", "DASHBOARD_DATA_DIR": str(tmp_path)})
     app = create_app(settings, start_monitor=False, backend=backend)
     client = app.test_client()
@@ -77,16 +83,31 @@ def test_no_default_user_without_configuration(tmp_path, backend):
     setup_token = (tmp_path / "setup-token").read_text()
     page = client.get("/setup")
     assert page.status_code == 200
-    bad = client.post("/setup", data={"token": "guess", "username": "boss", "password": "x" * 12,
-                                      "csrf_token": csrf_of(page.get_data(as_text=True))})
+    bad = client.post(
+        "/setup",
+        data={
+            "token": "guess",
+            "username": "boss",
+            "password": "x" * 12,
+            "csrf_token": csrf_of(page.get_data(as_text=True)),
+        },
+    )
     assert bad.status_code == 403
-    ok = client.post("/setup", data={"token": setup_token, "username": "boss", "password": "x" * 12,
-                                     "csrf_token": csrf_of(page.get_data(as_text=True))})
+    ok = client.post(
+        "/setup",
+        data={
+            "token": setup_token,
+            "username": "boss",
+            "password": "x" * 12,
+            "csrf_token": csrf_of(page.get_data(as_text=True)),
+        },
+    )
     assert ok.status_code == 302 and not (tmp_path / "setup-token").exists()
 
 
 def test_api_accepts_basic_auth_for_monitoring(app):
     import base64
+
     good = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
     assert app.test_client().get("/metrics", headers={"Authorization": "Basic " + good}).status_code == 200
     bad = base64.b64encode(b"admin:nope").decode()

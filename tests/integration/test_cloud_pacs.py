@@ -11,11 +11,17 @@ def cloud_status(o) -> dict:
     return o.status()["cloud_pacs"]
 
 
-def test_cloud_pacs_gets_every_instance_across_an_outage_and_a_restart(orthanc_factory, minio_server, bucket,
-                                                                       offsite_env):
+def test_cloud_pacs_gets_every_instance_across_an_outage_and_a_restart(
+    orthanc_factory, minio_server, bucket, offsite_env
+):
     cloud = orthanc_factory({}, plugin=False, name="cloud-pacs")
-    env = {**minio_server.env(bucket), **offsite_env, "CLOUD_PACS_URL": cloud.url + "/dicom-web",
-           "CLOUD_PACS_USERNAME": cloud.settings.username, "CLOUD_PACS_PASSWORD": cloud.settings.password}
+    env = {
+        **minio_server.env(bucket),
+        **offsite_env,
+        "CLOUD_PACS_URL": cloud.url + "/dicom-web",
+        "CLOUD_PACS_USERNAME": cloud.settings.username,
+        "CLOUD_PACS_PASSWORD": cloud.settings.password,
+    }
     o = orthanc_factory(env)
     fill(o, studies=2, per_study=4)
     o.wait_replicated(8)
@@ -25,15 +31,19 @@ def test_cloud_pacs_gets_every_instance_across_an_outage_and_a_restart(orthanc_f
     cloud.stop()  # the cloud PACS is down: copies wait, its own light says so
     fill(o, studies=1, per_study=3)
     o.wait_replicated(11)
-    st = wait_until(lambda: (s := cloud_status(o))["reachable"] is False and s["depth"] == 3 and s, 60,
-                    "the outage seen")
+    st = wait_until(
+        lambda: (s := cloud_status(o))["reachable"] is False and s["depth"] == 3 and s, 60, "the outage seen"
+    )
     assert "cannot be reached" in st["last_error"]["message"] and o.status()["state"] == "degraded"
 
     o.stop()  # and the appliance restarts meanwhile
     o.start()
     cloud.start()
-    st = wait_until(lambda: (s := cloud_status(o))["verified"] == 11 and s["depth"] == 0 and s, 120,
-                    "all 11 verified after the outage and the restart")
+    st = wait_until(
+        lambda: (s := cloud_status(o))["verified"] == 11 and s["depth"] == 0 and s,
+        120,
+        "all 11 verified after the outage and the restart",
+    )
     assert st["reachable"] is True and st["lag_s"]["p50"] is not None
     assert pacs_content(cloud) == pacs_content(o)  # 0 lost, byte for byte
 

@@ -26,8 +26,12 @@ def login(dashboard) -> requests.Session:
     s = requests.Session()
     page = s.get(dashboard.url + "/login", timeout=10).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = s.post(dashboard.url + "/login", data={"username": dashboard.username, "password": dashboard.password,
-                                                "csrf_token": token}, timeout=10, allow_redirects=False)
+    r = s.post(
+        dashboard.url + "/login",
+        data={"username": dashboard.username, "password": dashboard.password, "csrf_token": token},
+        timeout=10,
+        allow_redirects=False,
+    )
     assert r.status_code == 302, r.text
     return s
 
@@ -37,8 +41,9 @@ def light(session, dashboard, key):
     return next((x for x in data["lights"] if x["key"] == key), None)
 
 
-def test_dashboard_shows_a_stopped_object_store_within_30_seconds(orthanc_factory, dashboard_factory, tmp_path,
-                                                                  bucket, offsite_env):
+def test_dashboard_shows_a_stopped_object_store_within_30_seconds(
+    orthanc_factory, dashboard_factory, tmp_path, bucket, offsite_env
+):
     store = MinioServer(tmp_path)
     store.start()
     try:
@@ -73,11 +78,20 @@ def test_dashboard_restore_brings_a_deleted_study_back_identical(orthanc, dashbo
     page = s.get(f"{d.url}/studies/{study_uid}", timeout=10).text
     assert "not in the PACS right now" in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = s.post(f"{d.url}/studies/{study_uid}/restore", data={"source": "minio", "confirmed": "yes",
-                                                             "csrf_token": token}, allow_redirects=False, timeout=10)
+    r = s.post(
+        f"{d.url}/studies/{study_uid}/restore",
+        data={"source": "minio", "confirmed": "yes", "csrf_token": token},
+        allow_redirects=False,
+        timeout=10,
+    )
     run_id = int(r.headers["Location"].rsplit("/", 1)[1])
-    run = wait_until(lambda: (lambda x: x if x["state"] in ("ok", "failed") else None)(
-        s.get(f"{d.url}/api/runs/{run_id}", timeout=10).json()), 120, "restore to finish")
+    run = wait_until(
+        lambda: (lambda x: x if x["state"] in ("ok", "failed") else None)(
+            s.get(f"{d.url}/api/runs/{run_id}", timeout=10).json()
+        ),
+        120,
+        "restore to finish",
+    )
     assert run["state"] == "ok" and run["summary"]["verified"] == 8, run
     restored = sorted(sha256(http.get(f"/instances/{i}/file")) for i in http.get_json("/instances"))
     assert restored == sorted(sha256(f) for f in files)
@@ -93,14 +107,19 @@ def token_of(html: str) -> str:
 def reader_store(minio_server, bucket) -> tuple[dict[str, str], dict[str, str]]:
     """The bucket set up as `make run` / Compose do, with the plugin's account and the dashboard's read-only
     one; returns the plugin's MINIO_* and the dashboard's DASHBOARD_* variables."""
-    settings = dataclasses.replace(setup_settings(minio_server, bucket),
-                                   reader_access_key="reader-" + new_secret(6).lower().replace("_", "-"),
-                                   reader_secret_key=new_secret())
+    settings = dataclasses.replace(
+        setup_settings(minio_server, bucket),
+        reader_access_key="reader-" + new_secret(6).lower().replace("_", "-"),
+        reader_secret_key=new_secret(),
+    )
     assert provision(settings, wait_s=30).reader == settings.reader_access_key
-    return plugin_env(settings), {"DASHBOARD_TZ": TZ, "DASHBOARD_MINIO_ENDPOINT": settings.endpoint,
-                                  "DASHBOARD_MINIO_BUCKET": bucket,
-                                  "DASHBOARD_MINIO_ACCESS_KEY": settings.reader_access_key or "",
-                                  "DASHBOARD_MINIO_SECRET_KEY": settings.reader_secret_key or ""}
+    return plugin_env(settings), {
+        "DASHBOARD_TZ": TZ,
+        "DASHBOARD_MINIO_ENDPOINT": settings.endpoint,
+        "DASHBOARD_MINIO_BUCKET": bucket,
+        "DASHBOARD_MINIO_ACCESS_KEY": settings.reader_access_key or "",
+        "DASHBOARD_MINIO_SECRET_KEY": settings.reader_secret_key or "",
+    }
 
 
 def mirrored(dashboard) -> int:
@@ -126,16 +145,28 @@ def wait_run(session, dashboard, run_id: int, timeout: float = 300) -> tuple[dic
         run = session.get(f"{dashboard.url}/api/runs/{run_id}", timeout=10).json()
         said.append(run["progress"]["headline"])
         return run if run["state"] in ("ok", "failed") else None
+
     return wait_until(finished, timeout, f"restore run {run_id}", 0.3), said  # type: ignore[return-value]
 
 
-def test_pacs_down_search_pictures_lights_healthz_and_a_restore_that_waits(orthanc_factory, dashboard_factory,
-                                                                           minio_server, bucket, offsite_env):
+def test_pacs_down_search_pictures_lights_healthz_and_a_restore_that_waits(
+    orthanc_factory, dashboard_factory, minio_server, bucket, offsite_env
+):
     """Issue 10 item 5, on the real stack: Orthanc stopped."""
     store_env, dash_env = reader_store(minio_server, bucket)
     o = orthanc_factory({**store_env, **offsite_env})
-    uid, files = make_study(4, rows=64, cols=64, patient_name="Smith^Bella", patient_id="VET-77", owner="Smith^John",
-                            species="Dog", breed="Labrador", study_date="20261126", modality="DX")
+    uid, files = make_study(
+        4,
+        rows=64,
+        cols=64,
+        patient_name="Smith^Bella",
+        patient_id="VET-77",
+        owner="Smith^John",
+        species="Dog",
+        breed="Labrador",
+        study_date="20261126",
+        modality="DX",
+    )
     for f in files:
         o.http().upload(f)
     o.wait_replicated(4)
@@ -173,16 +204,22 @@ def test_pacs_down_search_pictures_lights_healthz_and_a_restore_that_waits(ortha
 
     confirm = s.get(f"{d.url}/studies/{uid}/restore", params={"source": "minio"}, timeout=20).text
     assert "starts by itself once the PACS answers" in confirm
-    r = s.post(f"{d.url}/studies/{uid}/restore", data={"source": "minio", "confirmed": "yes",
-                                                       "csrf_token": token_of(confirm)},
-               allow_redirects=False, timeout=20)
+    r = s.post(
+        f"{d.url}/studies/{uid}/restore",
+        data={"source": "minio", "confirmed": "yes", "csrf_token": token_of(confirm)},
+        allow_redirects=False,
+        timeout=20,
+    )
     assert r.status_code == 302 and "/restores/waiting/" in r.headers["Location"]
     wid = r.headers["Location"].rsplit("/", 1)[1]
     assert "starts by itself" in s.get(d.url + r.headers["Location"], timeout=20).text
 
     o.start()  # the PACS is back: the restore starts by itself and brings the study back identical
-    job = wait_until(lambda: s.get(f"{d.url}/api/restores/waiting/{wid}", timeout=10).json()["job_url"], 90,
-                     "the waiting restore to start")
+    job = wait_until(
+        lambda: s.get(f"{d.url}/api/restores/waiting/{wid}", timeout=10).json()["job_url"],
+        90,
+        "the waiting restore to start",
+    )
     run, said = wait_run(s, d, int(str(job).rsplit("/", 1)[1]))
     assert run["state"] == "ok" and run["summary"]["verified"] == 4, run
     assert not [h for h in said if "?" in h]
@@ -203,16 +240,22 @@ def test_lights_are_true_from_a_fresh_install(orthanc, dashboard_factory):
     assert ls["drill"]["state"] == "amber"
     # The bucket's restore test before any image was copied (the offsite copy has no snapshot to test yet).
     assert all(r["state"] == "ok" and r["summary"]["checked"] == 0 for r in orthanc.run_job("drills", "minio"))
-    drill = wait_until(lambda: (lambda x: x if x["value"] == "checked no images" else None)(lights_of(s, d)["drill"]),
-                       30, "restore-test light saying it checked nothing")
+    drill = wait_until(
+        lambda: (lambda x: x if x["value"] == "checked no images" else None)(lights_of(s, d)["drill"]),
+        30,
+        "restore-test light saying it checked nothing",
+    )
     assert drill["state"] == "amber" and "Restore tests page" in drill["advice"]
     _, files = make_study(3, rows=64, cols=64)
     for f in files:
         orthanc.http().upload(f)
     orthanc.wait_replicated(3)
     assert all(r["state"] == "ok" for r in orthanc.run_job("snapshots") + orthanc.run_job("drills"))
-    drill = wait_until(lambda: (lambda x: x if x["state"] == "green" else None)(lights_of(s, d)["drill"]), 30,
-                       "restore-test light green")
+    drill = wait_until(
+        lambda: (lambda x: x if x["state"] == "green" else None)(lights_of(s, d)["drill"]),
+        30,
+        "restore-test light green",
+    )
     assert "images identical" in drill["value"]
     page = s.get(d.url + "/drills", timeout=10).text
     assert "No images checked" in page and "not tested" in page and "(UTC)" not in page
@@ -221,8 +264,9 @@ def test_lights_are_true_from_a_fresh_install(orthanc, dashboard_factory):
 def test_restore_as_a_person_expects_with_the_snapshots_that_hold_the_study(orthanc, dashboard_factory):
     """Issue 10 items 1 and 7: confirm, already in the PACS (check instead), which snapshots hold the study
     (each once, local times, the newest holding one chosen), pictures, progress naming the patient."""
-    uid, files = make_study(5, rows=64, cols=64, patient_name="Garcia^Luna", patient_id="PID-LUNA",
-                            study_date="20261125")
+    uid, files = make_study(
+        5, rows=64, cols=64, patient_name="Garcia^Luna", patient_id="PID-LUNA", study_date="20261125"
+    )
     for f in files:
         orthanc.http().upload(f)
     orthanc.wait_replicated(5)
@@ -234,11 +278,15 @@ def test_restore_as_a_person_expects_with_the_snapshots_that_hold_the_study(orth
     confirm = s.get(f"{d.url}/studies/{uid}/restore", params={"source": "minio"}, timeout=20).text
     assert "Restore this study?" in confirm and "Garcia, Luna" in confirm and "25 Nov 2026" in confirm
     assert "already in the PACS (5 of 5 images)" in confirm
-    r = s.post(f"{d.url}/studies/{uid}/check", data={"csrf_token": token_of(confirm)}, allow_redirects=False,
-               timeout=20)
+    r = s.post(
+        f"{d.url}/studies/{uid}/check", data={"csrf_token": token_of(confirm)}, allow_redirects=False, timeout=20
+    )
     api = d.url + r.headers["Location"].replace("/checks/", "/api/checks/")
-    check = wait_until(lambda: (lambda c: c if c["state"] != "running" else None)(s.get(api, timeout=10).json()),
-                       60, "the check of the PACS copy")
+    check = wait_until(
+        lambda: (lambda c: c if c["state"] != "running" else None)(s.get(api, timeout=10).json()),
+        60,
+        "the check of the PACS copy",
+    )
     assert check["headline"] == "All 5 images in the PACS are identical to the backup.", check
 
     for sid in orthanc.http().get_json("/studies"):
@@ -248,7 +296,7 @@ def test_restore_as_a_person_expects_with_the_snapshots_that_hold_the_study(orth
     page = s.get(f"{d.url}/studies/{uid}", timeout=20).text
     assert "not in the PACS right now" in page and page.count("backup-picture.png?n=") == 4
     taken = when(parse_iso(first["summary"].get("time")) or first["finished_at"], BERLIN)
-    table = page[page.index('id="snapshots"'):page.index("</table>", page.index('id="snapshots"'))]
+    table = page[page.index('id="snapshots"') : page.index("</table>", page.index('id="snapshots"'))]
     assert table.count("<tr>") == 2, table  # the header and the one snapshot that holds the study
     first_id, second_id = first["summary"]["snapshot_id"], second["summary"]["snapshot_id"]
     assert second_id not in page and f'value="{first_id}" selected' in page
@@ -258,17 +306,25 @@ def test_restore_as_a_person_expects_with_the_snapshots_that_hold_the_study(orth
 
     confirm = s.get(f"{d.url}/studies/{uid}/restore", params={"source": "offsite"}, timeout=60).text
     assert "as it was at " in confirm and "Yes, restore it" in confirm
-    r = s.post(f"{d.url}/studies/{uid}/restore", data={"source": "offsite", "confirmed": "yes",
-                                                       "snapshot": first["summary"]["snapshot_id"],
-                                                       "csrf_token": token_of(confirm)},
-               allow_redirects=False, timeout=20)
+    r = s.post(
+        f"{d.url}/studies/{uid}/restore",
+        data={
+            "source": "offsite",
+            "confirmed": "yes",
+            "snapshot": first["summary"]["snapshot_id"],
+            "csrf_token": token_of(confirm),
+        },
+        allow_redirects=False,
+        timeout=20,
+    )
     run_id = int(r.headers["Location"].rsplit("/", 1)[1])
     progress = s.get(f"{d.url}/restores/{run_id}", timeout=20).text
     assert "Garcia, Luna" in progress and "25 Nov 2026" in progress and "of ?" not in progress
     run, said = wait_run(s, d, run_id)
     assert run["state"] == "ok" and run["summary"]["verified"] == 5, run
-    assert not [h for h in said if "?" in h] and said[-1] == ("Done: 5 of 5 images restored and verified identical "
-                                                              "to the backup.")
+    assert not [h for h in said if "?" in h] and said[-1] == (
+        "Done: 5 of 5 images restored and verified identical to the backup."
+    )
     assert taken.split()[0] in run["progress"]["detail"] and "as it was at" in run["progress"]["detail"]
     restored = sorted(sha256(orthanc.http().get(f"/instances/{i}/file")) for i in orthanc.http().get_json("/instances"))
     assert restored == sorted(sha256(f) for f in files)

@@ -91,8 +91,10 @@ def test_unlisted_devices_still_get_an_echo_but_not_a_query(orthanc_with_list):
             assert int(assoc.send_c_echo().Status) == 0x0000
             query = Dataset()
             query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", ""
-            answers = [(int(st.Status) if "Status" in st else None, found)
-                       for st, found in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)]
+            answers = [
+                (int(st.Status) if "Status" in st else None, found)
+                for st, found in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
+            ]
             assert not any(found is not None for _, found in answers), answers
             assert answers and answers[-1][0] not in (0x0000, 0xFF00), answers
         finally:

@@ -69,6 +69,7 @@ def _wait_run(o, run_id: int, timeout: float = 300) -> dict:
     def finished():
         run = o.http().get_json(f"/backup/runs/{run_id}")
         return run if run["state"] in ("ok", "failed") else None
+
     return wait_until(finished, timeout, f"run {run_id}", 0.5)  # type: ignore[return-value]
 
 
@@ -90,8 +91,7 @@ def test_drills_after_delete_and_restore_do_not_cry_wolf(orthanc_factory, minio_
     assert o.status()["state"] == "ok"
 
 
-def test_a_real_mismatch_names_the_study_the_patient_and_what_to_do(orthanc_factory, minio_server, bucket,
-                                                                     offsite_env):
+def test_a_real_mismatch_names_the_study_the_patient_and_what_to_do(orthanc_factory, minio_server, bucket, offsite_env):
     o = orthanc_factory({**minio_server.env(bucket), **offsite_env, "BACKUP_DRILL_SAMPLE": "50"})
     uid, _ = upload_study(o, 2, patient_name="Garcia^Luna", patient_id="PID-LUNA")
     o.wait_replicated(2)
@@ -99,8 +99,13 @@ def test_a_real_mismatch_names_the_study_the_patient_and_what_to_do(orthanc_fact
     client = minio_server.client()
     key = next(iter(client.list_objects(bucket, "dicom/", recursive=True))).object_name
     meta = client.stat_object(bucket, key).metadata
-    client.put_object(bucket, key, io.BytesIO(b"bit rot" * 50), 350,
-                      metadata={"sha256": meta["x-amz-meta-sha256"], "orthanc-id": meta["x-amz-meta-orthanc-id"]})
+    client.put_object(
+        bucket,
+        key,
+        io.BytesIO(b"bit rot" * 50),
+        350,
+        metadata={"sha256": meta["x-amz-meta-sha256"], "orthanc-id": meta["x-amz-meta-orthanc-id"]},
+    )
     run = o.run_job("drills", "minio")[0]
     assert run["state"] == "failed", run
     assert "Garcia, Luna" in run["error"] and uid in run["error"] and "offsite" in run["error"], run["error"]
@@ -126,9 +131,18 @@ def test_study_deleted_minutes_after_it_arrived_is_found_and_restored(orthanc, m
 
 def test_search_finds_what_staff_type(orthanc):
     smith, _ = upload_study(orthanc, 1, patient_name="Smith^Bella", patient_id="P-100", study_date="20261126")
-    rex, _ = upload_study(orthanc, 1, patient_name="MÜLLER^Rex", patient_id="P-200", owner="Jones^Mary",
-                          species="Canine", breed="Labrador Retriever", modality="DX", study_date="20261101",
-                          accession="ACC-2001")
+    rex, _ = upload_study(
+        orthanc,
+        1,
+        patient_name="MÜLLER^Rex",
+        patient_id="P-200",
+        owner="Jones^Mary",
+        species="Canine",
+        breed="Labrador Retriever",
+        modality="DX",
+        study_date="20261101",
+        accession="ACC-2001",
+    )
     cat, _ = upload_study(orthanc, 1, patient_name="猫^たま", patient_id="P-300", study_date="20251231")
     orthanc.wait_replicated(3)
 

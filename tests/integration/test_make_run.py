@@ -72,8 +72,15 @@ class Stack:
             self.env.pop(name, None)
 
     def run(self, action: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(ROOT / "dev" / "stack.py"), action], env=self.env, text=True,
-                              capture_output=True, timeout=timeout, check=False, cwd=ROOT)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "dev" / "stack.py"), action],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            cwd=ROOT,
+        )
 
     def pid(self, name: str) -> int:
         return int((self.state / "pids" / f"{name}.pid").read_text())
@@ -129,17 +136,36 @@ def test_make_run_supervises_orthanc_logs_in_offsite_and_stays_local(stack, tmp_
     assert env["RESTIC_REST_USERNAME"] and env["RESTIC_REST_PASSWORD"]
     rest_cmd = cmdline(stack.pid("rest-server"))
     assert "--htpasswd-file" in rest_cmd and "--no-auth" not in rest_cmd and "--append-only" in rest_cmd
-    snap = subprocess.run([str(ROOT / "scripts" / "snapshot-now")], env={**os.environ, **env}, text=True,
-                          capture_output=True, timeout=300, check=False)
+    snap = subprocess.run(
+        [str(ROOT / "scripts" / "snapshot-now")],
+        env={**os.environ, **env},
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
     assert snap.returncode == 0, snap.stdout + snap.stderr
-    restic_env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
-                  "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"]}
+    restic_env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
+        "RESTIC_PASSWORD_FILE": env["RESTIC_PASSWORD_FILE"],
+    }
     snapshots = [str(devstack.TOOLS_BIN / "restic"), "-r", env["RESTIC_REPOSITORY"], "snapshots", "--json"]
     anonymous = subprocess.run(snapshots, env=restic_env, capture_output=True, text=True, timeout=60, check=False)
     assert anonymous.returncode != 0 and "401" in anonymous.stderr + anonymous.stdout, anonymous.stderr
-    logged_in = subprocess.run(snapshots, capture_output=True, text=True, timeout=60, check=False,
-                               env={**restic_env, "RESTIC_REST_USERNAME": env["RESTIC_REST_USERNAME"],
-                                    "RESTIC_REST_PASSWORD": env["RESTIC_REST_PASSWORD"]})
+    logged_in = subprocess.run(
+        snapshots,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **restic_env,
+            "RESTIC_REST_USERNAME": env["RESTIC_REST_USERNAME"],
+            "RESTIC_REST_PASSWORD": env["RESTIC_REST_PASSWORD"],
+        },
+    )
     assert logged_in.returncode == 0 and logged_in.stdout.strip() not in ("", "[]"), logged_in.stderr
 
     # 16.16: remote access is off; a client of another machine is refused even with the password.

@@ -18,8 +18,14 @@ SCRIPTS = ROOT / "scripts"
 
 def script(name: str, *args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run a technician script with only the given settings (plus PATH), as on a fresh machine."""
-    return subprocess.run([str(SCRIPTS / name), *args], env={"PATH": os.environ["PATH"], **env}, text=True,
-                          capture_output=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [str(SCRIPTS / name), *args],
+        env={"PATH": os.environ["PATH"], **env},
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def orthanc_env(o) -> dict[str, str]:
@@ -65,8 +71,9 @@ def test_snapshot_second_run_adds_only_new_data(orthanc):
     assert status["offsite"]["offsite"]["last_good_snapshot_age_s"] is not None
 
 
-def test_disaster_recovery_from_offsite_alone_and_from_minio(orthanc, orthanc_factory, minio_server, bucket,
-                                                             offsite_env):
+def test_disaster_recovery_from_offsite_alone_and_from_minio(
+    orthanc, orthanc_factory, minio_server, bucket, offsite_env
+):
     before = fill(orthanc, studies=3, per_study=8)
     orthanc.wait_replicated(24)
     assert orthanc.run_job("snapshots")[0]["state"] == "ok"
@@ -81,8 +88,7 @@ def test_disaster_recovery_from_offsite_alone_and_from_minio(orthanc, orthanc_fa
     new_box.stop()
 
     from_bucket = orthanc_factory({}, plugin=False, name="from-bucket")
-    done = script("disaster-recovery", "--from", "minio",
-                  env={**orthanc_env(from_bucket), **minio_server.env(bucket)})
+    done = script("disaster-recovery", "--from", "minio", env={**orthanc_env(from_bucket), **minio_server.env(bucket)})
     assert done.returncode == 0, done.stdout + done.stderr
     assert pacs_content(from_bucket) == before
 
@@ -108,16 +114,23 @@ def test_restore_study_brings_back_only_that_study(orthanc, minio_server, bucket
     assert done.returncode == 4 and "No study" in done.stderr
 
 
-def test_snapshot_failures_are_recorded_not_reported_as_success(orthanc_factory, minio_server, bucket,
-                                                                rest_server, tmp_path):
+def test_snapshot_failures_are_recorded_not_reported_as_success(
+    orthanc_factory, minio_server, bucket, rest_server, tmp_path
+):
     good = tmp_path / "pw"
     good.write_text("correct horse battery staple")
     repo = rest_server.new_repository()
     Restic(repo, password_file=good).init()
     wrong = tmp_path / "wrong"
     wrong.write_text("not the password")
-    o = orthanc_factory({**minio_server.env(bucket), "RESTIC_REPOSITORY": repo, "RESTIC_PASSWORD_FILE": str(wrong),
-                         "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"})
+    o = orthanc_factory(
+        {
+            **minio_server.env(bucket),
+            "RESTIC_REPOSITORY": repo,
+            "RESTIC_PASSWORD_FILE": str(wrong),
+            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+        }
+    )
     fill(o, studies=1, per_study=2)
     o.wait_replicated(2)
     run = o.run_job("snapshots")[0]
@@ -127,8 +140,15 @@ def test_snapshot_failures_are_recorded_not_reported_as_success(orthanc_factory,
     assert st["state"] == "degraded" and st["last_snapshot"]["state"] == "failed"
     o.stop()
 
-    o2 = orthanc_factory({**minio_server.env(bucket), "RESTIC_REPOSITORY": "rest:http://127.0.0.1:9/nowhere",
-                          "RESTIC_PASSWORD_FILE": str(good), "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"}, name="o2")
+    o2 = orthanc_factory(
+        {
+            **minio_server.env(bucket),
+            "RESTIC_REPOSITORY": "rest:http://127.0.0.1:9/nowhere",
+            "RESTIC_PASSWORD_FILE": str(good),
+            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+        },
+        name="o2",
+    )
     run = o2.run_job("snapshots")[0]
     assert run["state"] == "failed" and run["error"]
     o2.stop()
@@ -141,14 +161,26 @@ def test_locked_repository_fails_the_run_then_next_run_catches_up(orthanc_factor
     restic = Restic(repo, password_file=pw)
     restic.init()
     # Another process holds a lock for as long as its stdin stays open.
-    holder = subprocess.Popen([restic._binary, "-r", repo, "--password-file", str(pw), "backup", "--stdin"],
-                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = subprocess.Popen(
+        [restic._binary, "-r", repo, "--password-file", str(pw), "backup", "--stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         holder.stdin.write(b"x" * 1024)
         holder.stdin.flush()
-        o = orthanc_factory({**minio_server.env(bucket), "RESTIC_REPOSITORY": repo, "RESTIC_PASSWORD_FILE": str(pw),
-                             "RESTIC_FORGET": "true", "RESTIC_RETRY_LOCK": "2s", "RESTIC_DRIVE": "false",
-                             "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"})
+        o = orthanc_factory(
+            {
+                **minio_server.env(bucket),
+                "RESTIC_REPOSITORY": repo,
+                "RESTIC_PASSWORD_FILE": str(pw),
+                "RESTIC_FORGET": "true",
+                "RESTIC_RETRY_LOCK": "2s",
+                "RESTIC_DRIVE": "false",
+                "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+            }
+        )
         fill(o, studies=1, per_study=2)
         o.wait_replicated(2)
         wait_until(lambda: list((Path(repo) / "locks").iterdir()), 10, "the other process's lock")
@@ -166,8 +198,9 @@ def test_append_only_offsite_refuses_deleting_snapshots(orthanc, offsite_env):
     fill(orthanc, studies=1, per_study=2)
     orthanc.wait_replicated(2)
     assert orthanc.run_job("snapshots")[0]["state"] == "ok"
-    restic = Restic(offsite_env["RESTIC_REPOSITORY"], password_file=Path(offsite_env["RESTIC_PASSWORD_FILE"]),
-                    retry_lock="1s")
+    restic = Restic(
+        offsite_env["RESTIC_REPOSITORY"], password_file=Path(offsite_env["RESTIC_PASSWORD_FILE"]), retry_lock="1s"
+    )
     snap = restic.snapshots()[0]
     with pytest.raises(ResticError):
         restic.delete_snapshot(snap.id)
@@ -176,6 +209,7 @@ def test_append_only_offsite_refuses_deleting_snapshots(orthanc, offsite_env):
 
 def test_drill_finds_and_repairs_a_corrupted_copy(orthanc_factory, minio_server, bucket, offsite_env):
     import io
+
     o = orthanc_factory({**minio_server.env(bucket), **offsite_env, "BACKUP_DRILL_SAMPLE": "50"})
     fill(o, studies=1, per_study=5)
     o.wait_replicated(5)
@@ -184,9 +218,16 @@ def test_drill_finds_and_repairs_a_corrupted_copy(orthanc_factory, minio_server,
     key = next(iter(client.list_objects(bucket, "dicom/", recursive=True))).object_name
     original = client.stat_object(bucket, key)
     # Change the bytes behind the plugin's back, keeping its metadata (as tampering or bit rot would).
-    client.put_object(bucket, key, io.BytesIO(b"garbage" * 100), 700,
-                      metadata={"sha256": original.metadata["x-amz-meta-sha256"],
-                                "orthanc-id": original.metadata["x-amz-meta-orthanc-id"]})
+    client.put_object(
+        bucket,
+        key,
+        io.BytesIO(b"garbage" * 100),
+        700,
+        metadata={
+            "sha256": original.metadata["x-amz-meta-sha256"],
+            "orthanc-id": original.metadata["x-amz-meta-orthanc-id"],
+        },
+    )
     runs = {r["target"]: r for r in o.run_job("drills")}
     assert runs["minio"]["state"] == "ok" and runs["minio"]["summary"]["repaired"] == 1, runs["minio"]
     assert runs["offsite"]["state"] == "ok" and runs["offsite"]["summary"]["identical"] == 5, runs["offsite"]
@@ -196,13 +237,18 @@ def test_drill_finds_and_repairs_a_corrupted_copy(orthanc_factory, minio_server,
     assert o.status()["last_drill"]["state"] == "ok"
 
 
-@pytest.mark.parametrize("name", ["restore-study", "disaster-recovery", "snapshot-now", "verify-backups",
-                                  "forget-snapshots", "recovery-sheet"])
+@pytest.mark.parametrize(
+    "name",
+    ["restore-study", "disaster-recovery", "snapshot-now", "verify-backups", "forget-snapshots", "recovery-sheet"],
+)
 def test_scripts_help_lists_exit_codes_and_bad_settings_give_one_line(name):
     done = script(name, "--help", env={})
     assert done.returncode == 0 and "exit codes:" in done.stdout and "  4  nothing matched" in done.stdout
-    args = ["--from", "minio", "1.2.3"] if name == "restore-study" else (
-        ["--from", "minio"] if name == "disaster-recovery" else [])
+    args = (
+        ["--from", "minio", "1.2.3"]
+        if name == "restore-study"
+        else (["--from", "minio"] if name == "disaster-recovery" else [])
+    )
     bad = script(name, *args, env={})
     assert bad.returncode == 2, bad.stderr
     assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr

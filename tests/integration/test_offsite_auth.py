@@ -17,17 +17,23 @@ pytestmark = pytest.mark.timeout(300)
 RESTIC = str(devstack.TOOLS_BIN / "restic")
 
 
-def restic(repo: str, *args: str, cwd: Path, user: str | None = None,
-           password: str | None = None) -> subprocess.CompletedProcess[str]:
+def restic(
+    repo: str, *args: str, cwd: Path, user: str | None = None, password: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """restic as the plugin and the technician scripts run it: the login comes from RESTIC_REST_*."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(cwd), "RESTIC_PASSWORD": "repo-secret",
-           "RESTIC_CACHE_DIR": str(cwd / ".cache")}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cwd),
+        "RESTIC_PASSWORD": "repo-secret",
+        "RESTIC_CACHE_DIR": str(cwd / ".cache"),
+    }
     if user is not None:
         env["RESTIC_REST_USERNAME"] = user
     if password is not None:
         env["RESTIC_REST_PASSWORD"] = password
-    return subprocess.run([RESTIC, "-r", repo, *args], env=env, capture_output=True, text=True, timeout=120,
-                          check=False, cwd=cwd)
+    return subprocess.run(
+        [RESTIC, "-r", repo, *args], env=env, capture_output=True, text=True, timeout=120, check=False, cwd=cwd
+    )
 
 
 @pytest.fixture

@@ -24,8 +24,12 @@ def raw(o, method: str, uri: str, body: bytes | None = None) -> tuple[int, str]:
     import base64
 
     token = base64.b64encode(f"{o.settings.username}:{o.settings.password}".encode()).decode()
-    req = urllib.request.Request(o.url + uri, data=body, method=method,  # noqa: S310 - loopback test server
-                                 headers={"Authorization": "Basic " + token, "Content-Type": "application/json"})
+    req = urllib.request.Request(  # noqa: S310 - http(s) only, checked or loopback
+        o.url + uri,
+        data=body,
+        method=method,
+        headers={"Authorization": "Basic " + token, "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
             return resp.status, resp.read().decode("utf-8", "replace")
@@ -45,19 +49,25 @@ def test_deeply_nested_json_is_a_400_not_a_crash(orthanc, route):
         assert alive(orthanc)
 
 
-@pytest.mark.parametrize(("method", "uri", "body"), [
-    ("POST", "/backup/restores", b"\xff\xfe{"),
-    ("POST", "/backup/restores", b"{not json"),
-    ("POST", "/backup/restores", b'{"study_uid": "1.2.3", "source": "minio", "snapshot": "' + b"a" * 5_000_000
-     + b'"}'),
-    ("POST", "/backup/restores", b'{"study_uid": ["1.2"], "source": "minio"}'),
-    ("POST", "/backup/snapshots", b'{"target": "nowhere"}'),
-    ("GET", "/backup/runs/99999999999999999999999999", None),
-    ("GET", "/backup/runs/abc", None),
-    ("GET", "/backup/runs?limit=9999999999999999999999", None),
-    ("GET", "/backup/studies?q=%00", None),
-    ("GET", "/backup/studies?q=%ff%fe", None),
-])
+@pytest.mark.parametrize(
+    ("method", "uri", "body"),
+    [
+        ("POST", "/backup/restores", b"\xff\xfe{"),
+        ("POST", "/backup/restores", b"{not json"),
+        (
+            "POST",
+            "/backup/restores",
+            b'{"study_uid": "1.2.3", "source": "minio", "snapshot": "' + b"a" * 5_000_000 + b'"}',
+        ),
+        ("POST", "/backup/restores", b'{"study_uid": ["1.2"], "source": "minio"}'),
+        ("POST", "/backup/snapshots", b'{"target": "nowhere"}'),
+        ("GET", "/backup/runs/99999999999999999999999999", None),
+        ("GET", "/backup/runs/abc", None),
+        ("GET", "/backup/runs?limit=9999999999999999999999", None),
+        ("GET", "/backup/studies?q=%00", None),
+        ("GET", "/backup/studies?q=%ff%fe", None),
+    ],
+)
 def test_bad_input_answers_a_sentence_never_a_python_error(orthanc, method, uri, body):
     code, text = raw(orthanc, method, uri, body)
     assert code in (400, 404), (code, text[:300])
@@ -69,8 +79,12 @@ def test_bad_input_answers_a_sentence_never_a_python_error(orthanc, method, uri,
 def test_study_paths_take_only_plain_uids(orthanc):
     # Orthanc itself resolves "..%2F.." before routing (a caller holding its password may call /system
     # anyway); what reaches the plugin must be one plain UID before anything is looked up with it.
-    for uri in ("/backup/studies/1.2%20OR%201", "/backup/studies/%3Cscript%3E",
-                "/backup/studies/" + "9" * 300, "/backup/studies/1..2/snapshots"):
+    for uri in (
+        "/backup/studies/1.2%20OR%201",
+        "/backup/studies/%3Cscript%3E",
+        "/backup/studies/" + "9" * 300,
+        "/backup/studies/1..2/snapshots",
+    ):
         code, text = raw(orthanc, "GET", uri)
         assert code == 400 and "not a valid study identifier" in text, (uri, code, text[:200])
 
@@ -111,11 +125,18 @@ def test_deeply_nested_dicom_is_refused_by_c_store_and_rest(orthanc):
     orthanc.wait_replicated(1)
 
 
-def test_repository_passwords_are_masked_in_status_and_runs(orthanc_factory, minio_server, bucket, rest_server,
-                                                            restic_password_file):
+def test_repository_passwords_are_masked_in_status_and_runs(
+    orthanc_factory, minio_server, bucket, rest_server, restic_password_file
+):
     address = rest_server.new_repository().replace("http://", "http://clinic:Sup3r-Secret-pw@")
-    o = orthanc_factory({**minio_server.env(bucket), "RESTIC_REPOSITORY": address,
-                         "RESTIC_PASSWORD_FILE": str(restic_password_file), "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400"})
+    o = orthanc_factory(
+        {
+            **minio_server.env(bucket),
+            "RESTIC_REPOSITORY": address,
+            "RESTIC_PASSWORD_FILE": str(restic_password_file),
+            "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+        }
+    )
     rest_server.stop()  # restic's error text then quotes the address
     try:
         assert o.run_job("snapshots")[0]["state"] == "failed"
@@ -132,6 +153,5 @@ def test_data_files_are_owner_only(orthanc):
     orthanc.wait_replicated(2)
     assert orthanc.run_job("snapshots")[0]["state"] == "ok"
     storage = orthanc.settings.work_dir / "storage"
-    loose = [p for p in [storage, *storage.rglob("*")]
-             if stat.S_IMODE(p.stat().st_mode) & 0o077]
+    loose = [p for p in [storage, *storage.rglob("*")] if stat.S_IMODE(p.stat().st_mode) & 0o077]
     assert not loose, loose[:5]

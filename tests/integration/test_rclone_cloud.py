@@ -24,10 +24,14 @@ def rclone_remote(tmp_path):
     port = devstack.free_port()
     data = tmp_path / "cloud-drive"
     data.mkdir()
-    proc = subprocess.Popen([exe, "serve", "webdav", "--addr", f"127.0.0.1:{port}", str(data)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "serve", "webdav", "--addr", f"127.0.0.1:{port}", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     import socket
+
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -41,12 +45,17 @@ def rclone_remote(tmp_path):
     proc.wait(10)
 
 
-def test_rclone_cloud_storage_snapshot_drill_restore_and_forecast(orthanc_factory, minio_server, bucket, offsite_env,
-                                                                  restic_password_file, rclone_remote):
+def test_rclone_cloud_storage_snapshot_drill_restore_and_forecast(
+    orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, rclone_remote
+):
     conf, data = rclone_remote
-    cloud = {"BACKUP_EXTRA_TARGETS": "cloud", "CLOUD_RESTIC_REPOSITORY": "rclone:clinicdrive:pacs-backup",
-             "CLOUD_RESTIC_PASSWORD_FILE": str(restic_password_file), "CLOUD_RESTIC_RCLONE_CONFIG": str(conf),
-             "CLOUD_RESTIC_QUOTA_GB": "0.001"}
+    cloud = {
+        "BACKUP_EXTRA_TARGETS": "cloud",
+        "CLOUD_RESTIC_REPOSITORY": "rclone:clinicdrive:pacs-backup",
+        "CLOUD_RESTIC_PASSWORD_FILE": str(restic_password_file),
+        "CLOUD_RESTIC_RCLONE_CONFIG": str(conf),
+        "CLOUD_RESTIC_QUOTA_GB": "0.001",
+    }
     o = orthanc_factory({**minio_server.env(bucket), **offsite_env, **cloud})
     content = fill(o, studies=2, per_study=4)
     o.wait_replicated(8)

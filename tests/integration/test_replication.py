@@ -54,13 +54,26 @@ def assert_all_copies_identical(orthanc, client, bucket: str) -> int:
 
 def storescu(orthanc, files: list[Path]) -> None:
     """Send files with dcmtk's storescu, as a modality would."""
-    subprocess.run(["storescu", "-aec", orthanc.settings.aet, "-aet", "MODALITY", "127.0.0.1",
-                    str(orthanc.settings.dicom_port), *map(str, files)], check=True, timeout=300,
-                   capture_output=True)
+    subprocess.run(
+        [
+            "storescu",
+            "-aec",
+            orthanc.settings.aet,
+            "-aet",
+            "MODALITY",
+            "127.0.0.1",
+            str(orthanc.settings.dicom_port),
+            *map(str, files),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
 
 
 def pynetdicom_send(orthanc, files: list[bytes], tmp_path: Path) -> None:
     from pydicom import dcmread
+
     ae = AE(ae_title="XRAY")
     ae.requested_contexts = StoragePresentationContexts
     assoc = ae.associate("127.0.0.1", orthanc.settings.dicom_port, ae_title=orthanc.settings.aet)
@@ -140,8 +153,9 @@ def test_replication_survives_object_store_outage(orthanc_factory, tmp_path, buc
         store.stop()
 
 
-def test_replication_after_kill9_with_backlog_loses_nothing_and_copies_once(orthanc_factory, tmp_path, bucket,
-                                                                           offsite_env):
+def test_replication_after_kill9_with_backlog_loses_nothing_and_copies_once(
+    orthanc_factory, tmp_path, bucket, offsite_env
+):
     store = MinioServer(tmp_path)
     store.start()
     try:
@@ -207,6 +221,7 @@ def test_replication_deleting_a_study_keeps_its_backup(orthanc, minio_server, bu
 
 def test_replication_objects_are_locked_against_deletion(orthanc, minio_server, bucket):
     from minio.error import S3Error
+
     http = orthanc.http()
     _, files = make_study(1)
     http.upload(files[0])

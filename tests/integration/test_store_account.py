@@ -61,12 +61,19 @@ def _delete_version_bypassing_governance(client: Minio, bucket: str, key: str, v
     client._execute("DELETE", bucket, key, query_params={"versionId": version_id}, headers=BYPASS)
 
 
-def _set_retention(client: Minio, bucket: str, key: str, version_id: str, left: timedelta, mode: str = GOVERNANCE,
-                   bypass: bool = False) -> None:
+def _set_retention(
+    client: Minio, bucket: str, key: str, version_id: str, left: timedelta, mode: str = GOVERNANCE, bypass: bool = False
+) -> None:
     # minio-py's set_object_retention has no bypass flag either.
     body = marshal(Retention(mode, datetime.now(UTC).replace(microsecond=0) + left))
-    client._execute("PUT", bucket, key, body=body, query_params={"versionId": version_id, "retention": ""},
-                    headers={"Content-MD5": md5sum_hash(body), **(BYPASS if bypass else {})})
+    client._execute(
+        "PUT",
+        bucket,
+        key,
+        body=body,
+        query_params={"versionId": version_id, "retention": ""},
+        headers={"Content-MD5": md5sum_hash(body), **(BYPASS if bypass else {})},
+    )
 
 
 def test_plugin_keys_write_and_read_but_cannot_delete_versions_or_bypass_governance(minio_server, bucket):
@@ -88,20 +95,27 @@ def test_plugin_keys_write_and_read_but_cannot_delete_versions_or_bypass_governa
     # Deleting is refused in every form: a version, a version with bypass-governance (single and
     # multi-object delete), and a plain delete (which would hide the copy behind a delete marker).
     _refused(lambda: plugin.remove_object(bucket, key, version_id=first.version_id), "delete a version")
-    _refused(lambda: _delete_version_bypassing_governance(plugin, bucket, key, first.version_id),
-             "delete a version with bypass-governance")
+    _refused(
+        lambda: _delete_version_bypassing_governance(plugin, bucket, key, first.version_id),
+        "delete a version with bypass-governance",
+    )
     errors = list(plugin.remove_objects(bucket, [DeleteObject(key, first.version_id)], bypass_governance_mode=True))
     assert [e.code for e in errors] == ["AccessDenied"], "multi-object delete with bypass-governance not refused"
     _refused(lambda: plugin.remove_object(bucket, key), "hide a copy behind a delete marker")
 
     # Nor can the plugin's keys weaken the bucket or a copy's retention.
-    _refused(lambda: plugin.set_object_lock_config(bucket, ObjectLockConfig(GOVERNANCE, 1, DAYS)),
-             "change the bucket's object lock")
+    _refused(
+        lambda: plugin.set_object_lock_config(bucket, ObjectLockConfig(GOVERNANCE, 1, DAYS)),
+        "change the bucket's object lock",
+    )
     _refused(lambda: plugin.set_bucket_versioning(bucket, VersioningConfig(SUSPENDED)), "suspend versioning")
-    _refused(lambda: _set_retention(plugin, bucket, key, first.version_id, timedelta(minutes=1), bypass=True),
-             "shorten a copy's retention with bypass-governance")
-    _refused(lambda: _set_retention(plugin, bucket, key, first.version_id, timedelta(days=3650)),
-             "change a copy's retention")
+    _refused(
+        lambda: _set_retention(plugin, bucket, key, first.version_id, timedelta(minutes=1), bypass=True),
+        "shorten a copy's retention with bypass-governance",
+    )
+    _refused(
+        lambda: _set_retention(plugin, bucket, key, first.version_id, timedelta(days=3650)), "change a copy's retention"
+    )
     _refused(lambda: plugin.make_bucket("t-" + uuid.uuid4().hex[:20], object_lock=False), "create buckets")
     other = "t-" + uuid.uuid4().hex[:20]
     root.make_bucket(other)
@@ -110,14 +124,16 @@ def test_plugin_keys_write_and_read_but_cannot_delete_versions_or_bypass_governa
     # Both versions are intact.
     kept = {v.version_id for v in root.list_objects(bucket, "dicom/", recursive=True, include_version=True)}
     assert kept == {first.version_id, second.version_id}
-    assert not any(v.is_delete_marker for v in root.list_objects(bucket, "dicom/", include_version=True,
-                                                                 recursive=True))
+    assert not any(
+        v.is_delete_marker for v in root.list_objects(bucket, "dicom/", include_version=True, recursive=True)
+    )
 
     # Control, and the old behaviour: the root keys (which the plugin used to hold) CAN erase a locked
     # version with bypass-governance. So the refusals above come from the account, not from the lock.
     _delete_version_bypassing_governance(root, bucket, key, first.version_id)
     assert {v.version_id for v in root.list_objects(bucket, "dicom/", recursive=True, include_version=True)} == {
-        second.version_id}
+        second.version_id
+    }
 
 
 def test_store_setup_is_idempotent_and_the_plugin_only_reports_what_it_may_not_change(minio_server, bucket):
@@ -144,8 +160,9 @@ def test_store_setup_is_idempotent_and_the_plugin_only_reports_what_it_may_not_c
     report = differing.ensure_bucket()
     assert report.object_lock and any("may not change it" in w and "7 days" in w for w in report.warnings)
     assert default_retention(root, bucket) == ("GOVERNANCE", 1)
-    changed = provision(setup_settings(minio_server, bucket, "GOVERNANCE", 7, settings.plugin_access_key,
-                                       settings.plugin_secret_key))
+    changed = provision(
+        setup_settings(minio_server, bucket, "GOVERNANCE", 7, settings.plugin_access_key, settings.plugin_secret_key)
+    )
     assert changed.retention == ("GOVERNANCE", 7) and any("changed from GOVERNANCE 1" in w for w in changed.warnings)
     assert differing.ensure_bucket().warnings == ()
 
@@ -179,8 +196,9 @@ def test_compliance_mode_binds_the_root_account_too(minio_server):
     assert root.get_object(bucket, "dicom/x.dcm", version_id=put.version_id).read() == b"kept"
 
 
-def test_the_plugin_replicates_with_its_own_account(orthanc_factory, plugin_store_env, offsite_env, minio_server,
-                                                    bucket):
+def test_the_plugin_replicates_with_its_own_account(
+    orthanc_factory, plugin_store_env, offsite_env, minio_server, bucket
+):
     orthanc = orthanc_factory({**plugin_store_env, **offsite_env})
     for f in make_study(3)[1]:
         orthanc.http().upload(f)
@@ -215,8 +233,10 @@ def test_make_run_gives_the_plugin_its_own_account(tmp_path, monkeypatch):
         assert "created" in first[0] and "present" in again[0]
         plugin = _client(env)
         put = plugin.put_object(env["MINIO_BUCKET"], "dicom/k.dcm", io.BytesIO(b"copy"), 4)
-        _refused(lambda: _delete_version_bypassing_governance(plugin, env["MINIO_BUCKET"], "dicom/k.dcm",
-                                                              put.version_id), "delete with bypass-governance")
+        _refused(
+            lambda: _delete_version_bypassing_governance(plugin, env["MINIO_BUCKET"], "dicom/k.dcm", put.version_id),
+            "delete with bypass-governance",
+        )
     finally:
         server.stop()
 
@@ -226,24 +246,47 @@ def test_store_setup_script_prints_the_policy_and_refuses_the_root_keys_as_plugi
     base = {"PATH": "/usr/bin:/bin", "MINIO_BUCKET": "clinic-a"}
     printed = subprocess.run([str(script), "--print-policy"], env=base, capture_output=True, text=True, check=True)
     assert json.loads(printed.stdout) == plugin_policy("clinic-a")
-    same = subprocess.run([str(script)], capture_output=True, text=True, check=False,
-                          env={**base, "MINIO_ENDPOINT": "127.0.0.1:9", "MINIO_ROOT_USER": "rootuser",
-                               "MINIO_ROOT_PASSWORD": "rootpassword", "MINIO_ACCESS_KEY": "rootuser",
-                               "MINIO_SECRET_KEY": "rootpassword"})
+    same = subprocess.run(
+        [str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **base,
+            "MINIO_ENDPOINT": "127.0.0.1:9",
+            "MINIO_ROOT_USER": "rootuser",
+            "MINIO_ROOT_PASSWORD": "rootpassword",
+            "MINIO_ACCESS_KEY": "rootuser",
+            "MINIO_SECRET_KEY": "rootpassword",
+        },
+    )
     assert same.returncode == 2 and "MINIO_ACCESS_KEY is the object store's root user" in same.stderr
     assert "rootpassword" not in same.stdout + same.stderr
-    unreachable = subprocess.run([str(script), "--wait", "1"], capture_output=True, text=True, check=False,
-                                 env={**base, "MINIO_ENDPOINT": "127.0.0.1:9", "MINIO_ROOT_USER": "rootuser",
-                                      "MINIO_ROOT_PASSWORD": "rootpassword", "MINIO_ACCESS_KEY": "plugin",
-                                      "MINIO_SECRET_KEY": "pluginsecret"})
+    unreachable = subprocess.run(
+        [str(script), "--wait", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **base,
+            "MINIO_ENDPOINT": "127.0.0.1:9",
+            "MINIO_ROOT_USER": "rootuser",
+            "MINIO_ROOT_PASSWORD": "rootpassword",
+            "MINIO_ACCESS_KEY": "plugin",
+            "MINIO_SECRET_KEY": "pluginsecret",
+        },
+    )
     assert unreachable.returncode == 3 and "cannot be reached" in unreachable.stderr
 
 
 def test_dashboard_reader_account_reads_but_never_writes(minio_server, bucket):
     import dataclasses
 
-    settings = dataclasses.replace(setup_settings(minio_server, bucket), reader_access_key="reader-" + bucket[-8:],
-                                   reader_secret_key=devstack.new_secret())
+    settings = dataclasses.replace(
+        setup_settings(minio_server, bucket),
+        reader_access_key="reader-" + bucket[-8:],
+        reader_secret_key=devstack.new_secret(),
+    )
     report = provision(settings, wait_s=30)
     assert report.reader == settings.reader_access_key
     writer = _client(plugin_env(settings))

@@ -48,9 +48,26 @@ class Supervised:
         work.mkdir(parents=True, exist_ok=True)
         (work / "program.py").write_text(PROGRAM)
         self.child_pid_file, self.log = work / "child.pid", work / "supervise.log"
-        argv = [sys.executable, str(ROOT / "dev" / "supervise.py"), "--name", "standin", "--log", str(self.log),
-                "--child-pid-file", str(self.child_pid_file), "--min-backoff", "0.2", "--max-backoff", "1.6",
-                *extra, "--", sys.executable, str(work / "program.py"), str(work), mode]
+        argv = [
+            sys.executable,
+            str(ROOT / "dev" / "supervise.py"),
+            "--name",
+            "standin",
+            "--log",
+            str(self.log),
+            "--child-pid-file",
+            str(self.child_pid_file),
+            "--min-backoff",
+            "0.2",
+            "--max-backoff",
+            "1.6",
+            *extra,
+            "--",
+            sys.executable,
+            str(work / "program.py"),
+            str(work),
+            mode,
+        ]
         self.proc = devstack.spawn("supervise", argv, work / "out.log")
 
     def starts(self) -> list[int]:
@@ -58,8 +75,13 @@ class Supervised:
         return [int(x) for x in path.read_text().split()] if path.exists() else []
 
     def child(self) -> int:
-        return int(wait_until(lambda: self.child_pid_file.exists() and self.child_pid_file.read_text().strip(),
-                              10, "the child's pid file"))
+        return int(
+            wait_until(
+                lambda: self.child_pid_file.exists() and self.child_pid_file.read_text().strip(),
+                10,
+                "the child's pid file",
+            )
+        )
 
     def wait_starts(self, n: int) -> list[int]:
         return wait_until(lambda: len(s := self.starts()) >= n and s, 20, f"{n} starts")  # type: ignore[return-value]

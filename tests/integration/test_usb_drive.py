@@ -30,8 +30,11 @@ def drives(tmp_path):
 
 
 def usb_env(mount: Path, restic_password_file: Path) -> dict[str, str]:
-    return {"BACKUP_EXTRA_TARGETS": "usb", "USB_RESTIC_REPOSITORY": str(mount / "pacs-backup"),
-            "USB_RESTIC_PASSWORD_FILE": str(restic_password_file)}
+    return {
+        "BACKUP_EXTRA_TARGETS": "usb",
+        "USB_RESTIC_REPOSITORY": str(mount / "pacs-backup"),
+        "USB_RESTIC_PASSWORD_FILE": str(restic_password_file),
+    }
 
 
 def drive_status(o) -> dict:
@@ -39,7 +42,8 @@ def drive_status(o) -> dict:
 
 
 def test_usb_drive_not_plugged_in_writes_nothing_then_plug_swap_and_restore(
-        orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, drives, tmp_path):
+    orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, drives, tmp_path
+):
     mount = tmp_path / "media" / "backup-drive"
     mount.mkdir(parents=True)
     env = {**minio_server.env(bucket), **offsite_env, **usb_env(mount, restic_password_file)}
@@ -67,8 +71,7 @@ def test_usb_drive_not_plugged_in_writes_nothing_then_plug_swap_and_restore(
 
     # Swap: drive B (new) prepared, then A comes back and is brought up to date by itself.
     a.unplug()
-    assert not wait_until(lambda: not drive_status(o)["connected"] and drive_status(o), 10, "A unplugged")[
-        "connected"]
+    assert not wait_until(lambda: not drive_status(o)["connected"] and drive_status(o), 10, "A unplugged")["connected"]
     b = drives("b")
     b.plug(mount)
     assert script("prepare-drive", "--target", "usb", "--label", "Drive B", env=orthanc_env(o)).returncode == 0
@@ -78,8 +81,11 @@ def test_usb_drive_not_plugged_in_writes_nothing_then_plug_swap_and_restore(
     b.unplug()
     before = len(o.http().get_json("/backup/runs?kind=snapshot&limit=100"))
     a.plug(mount)
-    wait_until(lambda: len(o.http().get_json("/backup/runs?kind=snapshot&limit=100")) > before, 30,
-               "a snapshot started by itself when drive A appeared")
+    wait_until(
+        lambda: len(o.http().get_json("/backup/runs?kind=snapshot&limit=100")) > before,
+        30,
+        "a snapshot started by itself when drive A appeared",
+    )
     run_ok(o, "usb")
     st = drive_status(o)
     assert st["connected"] and {d["label"] for d in st["drives"]} == {"Drive A", "Drive B"}
@@ -95,8 +101,14 @@ def test_usb_drive_not_plugged_in_writes_nothing_then_plug_swap_and_restore(
     whole = pacs_content(o)
     o.stop()
     new_box = orthanc_factory({}, plugin=False, name="new-box")
-    done = script("disaster-recovery", "--from", "offsite", "--target", "usb",
-                  env={**orthanc_env(new_box), **usb_env(mount, restic_password_file)})
+    done = script(
+        "disaster-recovery",
+        "--from",
+        "offsite",
+        "--target",
+        "usb",
+        env={**orthanc_env(new_box), **usb_env(mount, restic_password_file)},
+    )
     assert done.returncode == 0 and "8 of 8" in done.stdout, done.stdout + done.stderr
     assert pacs_content(new_box) == whole
 
@@ -105,6 +117,7 @@ def run_ok(o, target: str) -> dict:
     def last():
         runs = [r for r in o.http().get_json("/backup/runs?kind=snapshot&limit=20") if r["target"] == target]
         return runs[0] if runs and runs[0]["state"] in ("ok", "failed") else None
+
     run = wait_until(last, 120, f"snapshot of {target}")
     assert run["state"] == "ok", run
     return run
@@ -112,4 +125,5 @@ def run_ok(o, target: str) -> dict:
 
 def _post(o, uri: str, payload: dict) -> tuple[int, str]:
     from tests.integration.test_plugin_security import raw
+
     return raw(o, "POST", uri, json.dumps(payload).encode())

@@ -27,13 +27,23 @@ from tests.support.dicomgen import make_instance, make_study, new_uid
 pytestmark = pytest.mark.timeout(2400)
 
 
-def sh(*args: str, env: dict[str, str] | None = None, timeout: float = 1800, check: bool = True,
-       input: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, env={**os.environ, **(env or {})}, text=True, capture_output=True,
-                          timeout=timeout, check=False, cwd=ROOT, input=input)
+def sh(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 1800, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        args,
+        env={**os.environ, **(env or {})},
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+        input=input,
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n"
-                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done
 
 
@@ -48,10 +58,17 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("compose")
     env_file = work / ".env"
     text = (ROOT / ".env.example").read_text()
-    overrides = {"DICOM_PORT": free_port(), "ORTHANC_HTTP_PORT": free_port(), "DASHBOARD_PORT": free_port(),
-                 "MINIO_PORT": free_port(), "OBJECT_STORE_IMAGE": "pacs-backup/minio:source",
-                 "RESTIC_IMAGE": "pacs-backup/restic:0.19.1", "REST_SERVER_IMAGE": "pacs-backup/rest-server:0.14.0",
-                 "RESTIC_REPOSITORY": "rest:http://rest-server:8000/clinic", "BACKUP_FIRST_RUN_DELAY_SECONDS": "3600"}
+    overrides = {
+        "DICOM_PORT": free_port(),
+        "ORTHANC_HTTP_PORT": free_port(),
+        "DASHBOARD_PORT": free_port(),
+        "MINIO_PORT": free_port(),
+        "OBJECT_STORE_IMAGE": "pacs-backup/minio:source",
+        "RESTIC_IMAGE": "pacs-backup/restic:0.19.1",
+        "REST_SERVER_IMAGE": "pacs-backup/rest-server:0.14.0",
+        "RESTIC_REPOSITORY": "rest:http://rest-server:8000/clinic",
+        "BACKUP_FIRST_RUN_DELAY_SECONDS": "3600",
+    }
     lines = [ln for ln in text.splitlines() if ln.split("=", 1)[0] not in overrides]
     env_file.write_text("\n".join(lines + [f"{k}={v}" for k, v in overrides.items()]) + "\n")
     project = "pacsbackup" + uuid.uuid4().hex[:8]
@@ -78,13 +95,21 @@ def stack(tmp_path_factory):
             return sh(*base, *args, env=compose_env, **kw)
 
         def orthanc(self, uri: str, method: str = "GET", **kw) -> requests.Response:
-            return requests.request(method, f"http://127.0.0.1:{settings['ORTHANC_HTTP_PORT']}{uri}",
-                                    auth=(settings["ORTHANC_USERNAME"], settings["ORTHANC_PASSWORD"]),
-                                    timeout=30, **kw)
+            return requests.request(
+                method,
+                f"http://127.0.0.1:{settings['ORTHANC_HTTP_PORT']}{uri}",
+                auth=(settings["ORTHANC_USERNAME"], settings["ORTHANC_PASSWORD"]),
+                timeout=30,
+                **kw,
+            )
 
         def minio(self) -> Minio:
-            return Minio(f"127.0.0.1:{settings['MINIO_PORT']}", settings["MINIO_ROOT_USER"],
-                         settings["MINIO_ROOT_PASSWORD"], secure=False)
+            return Minio(
+                f"127.0.0.1:{settings['MINIO_PORT']}",
+                settings["MINIO_ROOT_USER"],
+                settings["MINIO_ROOT_PASSWORD"],
+                secure=False,
+            )
 
     s = Stack()
     try:
@@ -122,18 +147,25 @@ def test_compose_stack_end_to_end(stack, tmp_path):
 
     # 2. Every image is in the bucket, byte-identical.
     wait_until(lambda: stack.orthanc("/backup/status").json().get("replicated") == 10, 120, "10 replicated")
-    stored = {hashlib.sha256(stack.orthanc(f"/instances/{i}/file").content).hexdigest()
-              for i in stack.orthanc("/instances").json()}
+    stored = {
+        hashlib.sha256(stack.orthanc(f"/instances/{i}/file").content).hexdigest()
+        for i in stack.orthanc("/instances").json()
+    }
     digests = bucket_digests(stack.minio())
     assert len(digests) == 10 and set(digests.values()) == stored
     # The plugin runs with its own account (made by the store-setup service), not the root account:
     # its keys cannot erase a locked copy even with bypass-governance.
     assert stack.env["MINIO_ACCESS_KEY"] != stack.env["MINIO_ROOT_USER"]
-    plugin = Minio(f"127.0.0.1:{stack.env['MINIO_PORT']}", stack.env["MINIO_ACCESS_KEY"],
-                   stack.env["MINIO_SECRET_KEY"], secure=False)
+    plugin = Minio(
+        f"127.0.0.1:{stack.env['MINIO_PORT']}",
+        stack.env["MINIO_ACCESS_KEY"],
+        stack.env["MINIO_SECRET_KEY"],
+        secure=False,
+    )
     copy = next(iter(plugin.list_objects("pacs-backup", "dicom/", recursive=True, include_version=True)))
-    refused = plugin.remove_objects("pacs-backup", [DeleteObject(copy.object_name, copy.version_id)],
-                                    bypass_governance_mode=True)
+    refused = plugin.remove_objects(
+        "pacs-backup", [DeleteObject(copy.object_name, copy.version_id)], bypass_governance_mode=True
+    )
     assert [e.code for e in refused] == ["AccessDenied"]
 
     # 3. An offsite snapshot to the rest-server profile, taken inside the stack with the generated login;
@@ -141,9 +173,21 @@ def test_compose_stack_end_to_end(stack, tmp_path):
     snap = stack.compose("exec", "-T", "orthanc", "snapshot-now", timeout=600)
     assert "snapshot of offsite: OK" in snap.stdout
     for user, password in (("", ""), (stack.env["RESTIC_REST_USERNAME"], "wrong")):
-        anonymous = stack.compose("exec", "-T", "-e", f"RESTIC_REST_USERNAME={user}", "-e",
-                                  f"RESTIC_REST_PASSWORD={password}", "orthanc", "restic", "-r",
-                                  "rest:http://rest-server:8000/clinic", "snapshots", check=False, timeout=120)
+        anonymous = stack.compose(
+            "exec",
+            "-T",
+            "-e",
+            f"RESTIC_REST_USERNAME={user}",
+            "-e",
+            f"RESTIC_REST_PASSWORD={password}",
+            "orthanc",
+            "restic",
+            "-r",
+            "rest:http://rest-server:8000/clinic",
+            "snapshots",
+            check=False,
+            timeout=120,
+        )
         assert anonymous.returncode != 0 and "401" in anonymous.stdout + anonymous.stderr, anonymous.stderr[-500:]
 
     # 4. A study is deleted by mistake and restored with restore-study run inside the stack.
@@ -153,15 +197,18 @@ def test_compose_stack_end_to_end(stack, tmp_path):
     assert len(stack.orthanc("/instances").json()) == 5
     restored = stack.compose("exec", "-T", "orthanc", "restore-study", "--from", "offsite", lost_uid, timeout=600)
     assert "5 of 5" in restored.stdout
-    back = sorted(hashlib.sha256(stack.orthanc(f"/instances/{i}/file").content).hexdigest()
-                  for i in stack.orthanc("/instances").json())
+    back = sorted(
+        hashlib.sha256(stack.orthanc(f"/instances/{i}/file").content).hexdigest()
+        for i in stack.orthanc("/instances").json()
+    )
     assert back == sorted(stored) and len(back) == len(sent)
 
     # 5. The dashboard, through its published port, with its password only.
     url = f"http://127.0.0.1:{stack.env['DASHBOARD_PORT']}"
     assert requests.get(url + "/api/status", timeout=10).status_code == 401
-    status = requests.get(url + "/api/status", auth=(stack.env["DASHBOARD_USERNAME"], stack.env["DASHBOARD_PASSWORD"]),
-                          timeout=10).json()
+    status = requests.get(
+        url + "/api/status", auth=(stack.env["DASHBOARD_USERNAME"], stack.env["DASHBOARD_PASSWORD"]), timeout=10
+    ).json()
     lights = {x["key"]: x["state"] for x in status["lights"]}
     assert lights["pacs"] == "green" and lights["store"] == "green" and lights["offsite-offsite"] == "green"
 
@@ -216,13 +263,30 @@ def test_compose_orthanc_crash_during_ingest_restarts_and_loses_nothing(stack, t
     finally:
         t.join(600)
     assert len(acknowledged) == 60
-    st = wait_until(lambda: (s := stack.orthanc("/backup/status").json())["replicated"] >= replicated_before + 60
-                    and s["outbox_depth"] == 0 and s, 300, "the backup queue to drain")
+    st = wait_until(
+        lambda: (
+            (s := stack.orthanc("/backup/status").json())["replicated"] >= replicated_before + 60
+            and s["outbox_depth"] == 0
+            and s
+        ),
+        300,
+        "the backup queue to drain",
+    )
     in_bucket = set(bucket_digests(stack.minio()).values())
     lost = {d for d in acknowledged.values() if d not in in_bucket}
     assert not lost, f"{len(lost)} of 60 instances are not in the bucket"
-    print(json.dumps({"compose_crash": "ok", "sent": 60, "lost": len(lost), "back_after_s": round(back_s, 1),
-                      "restarts": restart_count() - restarts_before, "replicated": st["replicated"]}))
+    print(
+        json.dumps(
+            {
+                "compose_crash": "ok",
+                "sent": 60,
+                "lost": len(lost),
+                "back_after_s": round(back_s, 1),
+                "restarts": restart_count() - restarts_before,
+                "replicated": st["replicated"],
+            }
+        )
+    )
 
 
 def _answers(stack) -> bool:

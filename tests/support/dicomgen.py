@@ -20,12 +20,26 @@ def new_uid() -> str:
     return str(generate_uid(prefix=ROOT_UID))
 
 
-def make_instance(study_uid: str, series_uid: str, sop_uid: str | None = None, *, rows: int = 64,
-                  cols: int = 64, patient_name: str = "TEST^PATIENT", patient_id: str = "PID-1",
-                  accession: str = "ACC-1", modality: str = "CT", instance_number: int = 1,
-                  rng: random.Random | None = None, owner: str | None = None, species: str | None = None,
-                  breed: str | None = None, study_date: str = "20261127", nesting: int = 0,
-                  transfer_syntax: str = ExplicitVRLittleEndian) -> bytes:
+def make_instance(
+    study_uid: str,
+    series_uid: str,
+    sop_uid: str | None = None,
+    *,
+    rows: int = 64,
+    cols: int = 64,
+    patient_name: str = "TEST^PATIENT",
+    patient_id: str = "PID-1",
+    accession: str = "ACC-1",
+    modality: str = "CT",
+    instance_number: int = 1,
+    rng: random.Random | None = None,
+    owner: str | None = None,
+    species: str | None = None,
+    breed: str | None = None,
+    study_date: str = "20261127",
+    nesting: int = 0,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+) -> bytes:
     """Return the bytes of one valid DICOM Part-10 file with random 16-bit pixels.
 
     ``rows=cols=512`` gives a ~0.5 MB CT slice; ``rows=2500, cols=2000`` a ~10 MB radiograph.
@@ -86,8 +100,10 @@ def make_study(n_instances: int, series: int = 1, **kw: object) -> tuple[str, li
     """Return ``(StudyInstanceUID, [file bytes...])`` for a study of ``n_instances`` in ``series`` series."""
     study = new_uid()
     series_uids = [new_uid() for _ in range(series)]
-    files = [make_instance(study, series_uids[i % series], instance_number=i + 1, **kw)  # type: ignore[arg-type]
-             for i in range(n_instances)]
+    files = [
+        make_instance(study, series_uids[i % series], instance_number=i + 1, **kw)  # type: ignore[arg-type]
+        for i in range(n_instances)
+    ]
     return study, files
 
 

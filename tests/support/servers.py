@@ -30,8 +30,7 @@ class MinioServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = devstack.start_minio(self.data, self.port, self.console, self.access_key, self.secret_key,
-                                         self.log)
+        self.proc = devstack.start_minio(self.data, self.port, self.console, self.access_key, self.secret_key, self.log)
 
     def stop(self) -> None:
         if self.proc:
@@ -41,8 +40,12 @@ class MinioServer:
         return Minio(self.endpoint, self.access_key, self.secret_key, secure=False)
 
     def env(self, bucket: str) -> dict[str, str]:
-        return {"MINIO_ENDPOINT": self.endpoint, "MINIO_ACCESS_KEY": self.access_key,
-                "MINIO_SECRET_KEY": self.secret_key, "MINIO_BUCKET": bucket}
+        return {
+            "MINIO_ENDPOINT": self.endpoint,
+            "MINIO_ACCESS_KEY": self.access_key,
+            "MINIO_SECRET_KEY": self.secret_key,
+            "MINIO_BUCKET": bucket,
+        }
 
 
 class RestServer:
@@ -54,8 +57,9 @@ class RestServer:
         self.proc: devstack.Process | None = None
 
     def start(self) -> None:
-        self.proc = devstack.start_rest_server(self.base / "repos", self.port, self.base / "rest-server.log",
-                                               self.append_only)
+        self.proc = devstack.start_rest_server(
+            self.base / "repos", self.port, self.base / "rest-server.log", self.append_only
+        )
 
     def stop(self) -> None:
         if self.proc:
@@ -70,8 +74,13 @@ class OrthancServer:
 
     def __init__(self, work: Path, backup_env: dict[str, str], plugin: bool = True) -> None:
         self.settings = devstack.OrthancSettings(
-            work_dir=work, http_port=devstack.free_port(), dicom_port=devstack.free_port(),
-            username="tech", password=devstack.new_secret(), plugin=plugin)
+            work_dir=work,
+            http_port=devstack.free_port(),
+            dicom_port=devstack.free_port(),
+            username="tech",
+            password=devstack.new_secret(),
+            plugin=plugin,
+        )
         self.backup_env = {"BACKUP_RETRY_BASE_SECONDS": "0.2", "BACKUP_RETRY_CAP_SECONDS": "2", **backup_env}
         self.log = work / "orthanc.log"
         self.proc: devstack.Process | None = None
@@ -105,13 +114,16 @@ class OrthancServer:
         def finished():
             runs = [self.http().get_json(f"/backup/runs/{i}") for i in ids]
             return runs if all(r["state"] in ("ok", "failed") for r in runs) else None
+
         return wait_until(finished, timeout, f"{kind} to finish", 0.5)  # type: ignore[return-value]
 
     def wait_replicated(self, count: int, timeout: float = 120) -> dict:
         """Wait until the plugin reports ``count`` replicated and an empty queue."""
+
         def done():
             st = self.status()
             return st if st.get("replicated") == count and st.get("outbox_depth") == 0 else None
+
         return wait_until(done, timeout, f"{count} instances replicated")  # type: ignore[return-value]
 
 
@@ -130,9 +142,15 @@ class DashboardServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {"ORTHANC_URL": self.orthanc.url, "ORTHANC_USERNAME": self.orthanc.settings.username,
-               "ORTHANC_PASSWORD": self.orthanc.settings.password, "DASHBOARD_USERNAME": self.username,
-               "DASHBOARD_PASSWORD": self.password, "DASHBOARD_MONITOR_SECONDS": "2", **self.extra_env}
+        env = {
+            "ORTHANC_URL": self.orthanc.url,
+            "ORTHANC_USERNAME": self.orthanc.settings.username,
+            "ORTHANC_PASSWORD": self.orthanc.settings.password,
+            "DASHBOARD_USERNAME": self.username,
+            "DASHBOARD_PASSWORD": self.password,
+            "DASHBOARD_MONITOR_SECONDS": "2",
+            **self.extra_env,
+        }
         self.proc = devstack.start_dashboard(self.port, self.work, env, self.work / "dashboard.log")
 
     def stop(self) -> None:

@@ -7,10 +7,25 @@ from pacs_backup.manifest import ManifestEntry
 
 
 def entry(n: int) -> ManifestEntry:
-    return ManifestEntry(orthanc_id=f"o{n}", study_uid=f"1.2.{n}", series_uid=f"1.2.{n}.1", sop_uid=f"1.2.{n}.1.1",
-                         patient_id="P", patient_name="Smith^Bella", owner="", species="", breed="", accession="",
-                         study_date="20261126", description="", modality="DX", path="", key=f"k{n}", sha256="s",
-                         size=1)
+    return ManifestEntry(
+        orthanc_id=f"o{n}",
+        study_uid=f"1.2.{n}",
+        series_uid=f"1.2.{n}.1",
+        sop_uid=f"1.2.{n}.1.1",
+        patient_id="P",
+        patient_name="Smith^Bella",
+        owner="",
+        species="",
+        breed="",
+        accession="",
+        study_date="20261126",
+        description="",
+        modality="DX",
+        path="",
+        key=f"k{n}",
+        sha256="s",
+        size=1,
+    )
 
 
 def test_change_feed_pages_by_time_then_uid(tmp_path):

@@ -21,17 +21,20 @@ def test_config_defaults():
     assert s.outbox_path == Path("/data/outbox.sqlite")
 
 
-@pytest.mark.parametrize(("over", "names"), [
-    ({"MINIO_ENDPOINT": None}, "MINIO_ENDPOINT"),
-    ({"MINIO_SECRET_KEY": None}, "MINIO_SECRET_KEY"),
-    ({"BACKUP_WORKERS": "many"}, "BACKUP_WORKERS"),
-    ({"BACKUP_WORKERS": "0"}, "BACKUP_WORKERS"),
-    ({"BACKUP_ENABLED": "perhaps"}, "BACKUP_ENABLED"),
-    ({"MINIO_BUCKET": "Bad_Bucket"}, "MINIO_BUCKET"),
-    ({"BACKUP_LOCK_MODE": "forever"}, "BACKUP_LOCK_MODE"),
-    ({"MINIO_ENDPOINT": "ftp://host:21"}, "MINIO_ENDPOINT"),
-    ({"BACKUP_RETRY_CAP_SECONDS": "0.5", "BACKUP_RETRY_BASE_SECONDS": "5"}, "BACKUP_RETRY_CAP_SECONDS"),
-])
+@pytest.mark.parametrize(
+    ("over", "names"),
+    [
+        ({"MINIO_ENDPOINT": None}, "MINIO_ENDPOINT"),
+        ({"MINIO_SECRET_KEY": None}, "MINIO_SECRET_KEY"),
+        ({"BACKUP_WORKERS": "many"}, "BACKUP_WORKERS"),
+        ({"BACKUP_WORKERS": "0"}, "BACKUP_WORKERS"),
+        ({"BACKUP_ENABLED": "perhaps"}, "BACKUP_ENABLED"),
+        ({"MINIO_BUCKET": "Bad_Bucket"}, "MINIO_BUCKET"),
+        ({"BACKUP_LOCK_MODE": "forever"}, "BACKUP_LOCK_MODE"),
+        ({"MINIO_ENDPOINT": "ftp://host:21"}, "MINIO_ENDPOINT"),
+        ({"BACKUP_RETRY_CAP_SECONDS": "0.5", "BACKUP_RETRY_BASE_SECONDS": "5"}, "BACKUP_RETRY_CAP_SECONDS"),
+    ],
+)
 def test_config_error_names_the_variable(over, names):
     with pytest.raises(ConfigError) as err:
         load(**over)
@@ -70,20 +73,31 @@ def test_config_repr_hides_secrets():
 def test_config_targets_offsite_and_extra(tmp_path):
     pw = tmp_path / "pw"
     pw.write_text("x" * 20)
-    s = load(RESTIC_REPOSITORY="rest:http://h:8000/c", RESTIC_PASSWORD_FILE=str(pw), BACKUP_EXTRA_TARGETS="usb",
-             USB_RESTIC_REPOSITORY="/mnt/usb/repo", USB_RESTIC_PASSWORD_FILE=str(pw), USB_RESTIC_FORGET="true",
-             USB_RESTIC_KEEP="daily=7")
+    s = load(
+        RESTIC_REPOSITORY="rest:http://h:8000/c",
+        RESTIC_PASSWORD_FILE=str(pw),
+        BACKUP_EXTRA_TARGETS="usb",
+        USB_RESTIC_REPOSITORY="/mnt/usb/repo",
+        USB_RESTIC_PASSWORD_FILE=str(pw),
+        USB_RESTIC_FORGET="true",
+        USB_RESTIC_KEEP="daily=7",
+    )
     assert [t.name for t in s.targets] == ["offsite", "usb"]
     assert s.targets[1].forget and s.targets[1].keep == {"daily": "7"} and not s.targets[0].forget
 
 
-@pytest.mark.parametrize(("over", "name"), [
-    ({"RESTIC_REPOSITORY": "rest:http://h/c"}, "RESTIC_PASSWORD_FILE"),
-    ({"RESTIC_REPOSITORY": "rest:http://h/c", "RESTIC_PASSWORD": "p", "RESTIC_KEEP": "forever"}, "RESTIC_KEEP"),
-    ({"RESTIC_REPOSITORY": "rest:http://h/c", "RESTIC_PASSWORD": "p", "RESTIC_RETRY_LOCK": "soon"},
-     "RESTIC_RETRY_LOCK"),
-    ({"BACKUP_EXTRA_TARGETS": "usb"}, "USB_RESTIC_REPOSITORY"),
-])
+@pytest.mark.parametrize(
+    ("over", "name"),
+    [
+        ({"RESTIC_REPOSITORY": "rest:http://h/c"}, "RESTIC_PASSWORD_FILE"),
+        ({"RESTIC_REPOSITORY": "rest:http://h/c", "RESTIC_PASSWORD": "p", "RESTIC_KEEP": "forever"}, "RESTIC_KEEP"),
+        (
+            {"RESTIC_REPOSITORY": "rest:http://h/c", "RESTIC_PASSWORD": "p", "RESTIC_RETRY_LOCK": "soon"},
+            "RESTIC_RETRY_LOCK",
+        ),
+        ({"BACKUP_EXTRA_TARGETS": "usb"}, "USB_RESTIC_REPOSITORY"),
+    ],
+)
 def test_config_target_errors_name_the_variable(over, name):
     with pytest.raises(ConfigError, match=name):
         load(**over)

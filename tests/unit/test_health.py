@@ -9,8 +9,13 @@ OK_RUN = {"state": "ok"}
 
 
 def state(rep=None, offsite=None, targets=True, refused_at=None, now=1000.0):
-    return overall_state(rep or GOOD, offsite if offsite is not None else {"offsite": {"last_snapshot": OK_RUN}},
-                         targets, refused_at, now)
+    return overall_state(
+        rep or GOOD,
+        offsite if offsite is not None else {"offsite": {"last_snapshot": OK_RUN}},
+        targets,
+        refused_at,
+        now,
+    )
 
 
 def test_every_part_fine_is_ok():

@@ -23,8 +23,16 @@ import devstack
 
 
 def render(**kw) -> dict:
-    args = {"storage": Path("/s"), "index": Path("/i"), "http_port": 8042, "dicom_port": 4242, "aet": "PACS",
-            "users": {"u": "p"}, "entry_script": Path("/e.py"), **kw}
+    args = {
+        "storage": Path("/s"),
+        "index": Path("/i"),
+        "http_port": 8042,
+        "dicom_port": 4242,
+        "aet": "PACS",
+        "users": {"u": "p"},
+        "entry_script": Path("/e.py"),
+        **kw,
+    }
     return entrypoint.render(json.loads(entrypoint.TEMPLATE.read_text()), **args)
 
 
@@ -32,27 +40,35 @@ def render(**kw) -> dict:
 def test_modalities_are_parsed_into_orthancs_list():
     got = entrypoint.parse_modalities(" CR1@192.168.1.20:104, US2@192.168.1.21 ,DX 3@[fd00::7]:11112,")
     assert [(m["AET"], m["Host"], m["Port"]) for m in got.values()] == [
-        ("CR1", "192.168.1.20", 104), ("US2", "192.168.1.21", 104), ("DX 3", "fd00::7", 11112)]
+        ("CR1", "192.168.1.20", 104),
+        ("US2", "192.168.1.21", 104),
+        ("DX 3", "fd00::7", 11112),
+    ]
     assert list(got) == ["cr1", "us2", "dx-3"]
     # A listed device may store (and echo, and ask for storage commitment); it may not query or retrieve.
-    assert all(m["AllowStore"] and m["AllowEcho"] and not (m["AllowFind"] or m["AllowGet"] or m["AllowMove"])
-               for m in got.values())
+    assert all(
+        m["AllowStore"] and m["AllowEcho"] and not (m["AllowFind"] or m["AllowGet"] or m["AllowMove"])
+        for m in got.values()
+    )
     assert entrypoint.parse_modalities("") == {} and entrypoint.parse_modalities(" , ") == {}
 
 
-@pytest.mark.parametrize(("raw", "says"), [
-    ("CR1", "'CR1' is not AET@address[:port]"),
-    ("@192.168.1.20", "is not AET@address[:port]"),
-    ("CR1@xray.clinic.local", "'xray.clinic.local' is not an IP address"),
-    ("CR1@192.168.1.300", "is not an IP address"),
-    ("CR1@192.168.1.20:0", "'0' is not a port number"),
-    ("CR1@192.168.1.20:http", "'http' is not a port number"),
-    ("CR1@192.168.1.20:", "the port after ':' is missing"),
-    ("A_TITLE_LONGER_THAN_16@192.168.1.20", "1 to 16 printable ASCII"),
-    ("BACK\\SLASH@192.168.1.20", "without backslash"),
-    ("CR1@192.168.1.20,cr1@192.168.1.21", "appears twice"),
-    ("CR1@[fd00::7]104", "[address]:port"),
-])
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("CR1", "'CR1' is not AET@address[:port]"),
+        ("@192.168.1.20", "is not AET@address[:port]"),
+        ("CR1@xray.clinic.local", "'xray.clinic.local' is not an IP address"),
+        ("CR1@192.168.1.300", "is not an IP address"),
+        ("CR1@192.168.1.20:0", "'0' is not a port number"),
+        ("CR1@192.168.1.20:http", "'http' is not a port number"),
+        ("CR1@192.168.1.20:", "the port after ':' is missing"),
+        ("A_TITLE_LONGER_THAN_16@192.168.1.20", "1 to 16 printable ASCII"),
+        ("BACK\\SLASH@192.168.1.20", "without backslash"),
+        ("CR1@192.168.1.20,cr1@192.168.1.21", "appears twice"),
+        ("CR1@[fd00::7]104", "[address]:port"),
+    ],
+)
 def test_a_bad_modality_entry_names_the_variable_and_the_entry(raw, says):
     with pytest.raises(entrypoint.ConfigError) as exc:
         entrypoint.parse_modalities(raw)
@@ -75,10 +91,20 @@ def test_render_without_a_list_keeps_todays_behaviour():
 
 
 def test_container_entry_point_refuses_a_bad_list_naming_it(tmp_path):
-    env = {"PATH": os.environ["PATH"], "ORTHANC_USERNAME": "clinic", "ORTHANC_PASSWORD": "x" * 20,
-           "DICOM_MODALITIES": "CR1@192.168.1.20,US2@scanner.local"}
-    done = subprocess.run([sys.executable, str(ROOT / "orthanc" / "entrypoint.py")], env=env, capture_output=True,
-                          text=True, timeout=30, check=False)
+    env = {
+        "PATH": os.environ["PATH"],
+        "ORTHANC_USERNAME": "clinic",
+        "ORTHANC_PASSWORD": "x" * 20,
+        "DICOM_MODALITIES": "CR1@192.168.1.20,US2@scanner.local",
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "orthanc" / "entrypoint.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 1
     assert "DICOM_MODALITIES: 'US2@scanner.local': 'scanner.local' is not an IP address" in done.stderr
     assert "x" * 20 not in done.stderr + done.stdout
@@ -88,23 +114,41 @@ def test_container_entry_point_refuses_a_bad_list_naming_it(tmp_path):
 def test_htpasswd_file_is_bcrypt_owner_only_and_verifies(tmp_path):
     path = tmp_path / "auth" / ".htpasswd"
     env = {"PATH": os.environ["PATH"], "RESTIC_REST_USERNAME": "pacs-offsite", "RESTIC_REST_PASSWORD": "s3cret-Pw"}
-    done = subprocess.run([sys.executable, str(ROOT / "orthanc" / "entrypoint.py"), "--rest-server-htpasswd",
-                           str(path)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "orthanc" / "entrypoint.py"), "--rest-server-htpasswd", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "s3cret-Pw" not in done.stdout + done.stderr
     user, digest = path.read_text().strip().split(":", 1)
     assert user == "pacs-offsite" and digest[:4] in ("$2a$", "$2b$", "$2y$")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for password, ok in (("s3cret-Pw", 0), ("wrong", 3)):
-        check = subprocess.run(["htpasswd", "-vi", str(path), "pacs-offsite"], input=password, capture_output=True,
-                               text=True, timeout=60, check=False)
+        check = subprocess.run(
+            ["htpasswd", "-vi", str(path), "pacs-offsite"],
+            input=password,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert check.returncode == ok, check.stderr
 
 
 def test_htpasswd_refuses_missing_credentials_naming_them(tmp_path):
     env = {"PATH": os.environ["PATH"], "RESTIC_REST_USERNAME": "pacs-offsite"}
-    done = subprocess.run([sys.executable, str(ROOT / "orthanc" / "entrypoint.py"), "--rest-server-htpasswd",
-                           str(tmp_path / "h")], env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "orthanc" / "entrypoint.py"), "--rest-server-htpasswd", str(tmp_path / "h")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1 and "RESTIC_REST_PASSWORD is empty" in done.stderr and "scripts/init" in done.stderr
     assert not (tmp_path / "h").exists()
 
@@ -189,13 +233,20 @@ def test_stack_env_gives_the_scripts_the_offsite_login(monkeypatch, tmp_path):
 
 
 def test_make_run_passes_the_plugins_settings_from_dotenv(monkeypatch, tmp_path):
-    dotenv = ("BACKUP_EXTRA_TARGETS=usb\nUSB_RESTIC_REPOSITORY=/mnt/backup-drive/pacs\nUSB_RESTIC_PASSWORD_FILE=/pw\n"
-              "CLOUD_PACS_URL=https://cloud.example/dicom-web\nRESTIC_SNAPSHOT_INTERVAL_MINUTES=30\n"
-              "MINIO_ROOT_PASSWORD=root-secret\nDASHBOARD_TZ=Europe/Berlin\nOTHER_RESTIC_REPOSITORY=/not/a/target\n")
+    dotenv = (
+        "BACKUP_EXTRA_TARGETS=usb\nUSB_RESTIC_REPOSITORY=/mnt/backup-drive/pacs\nUSB_RESTIC_PASSWORD_FILE=/pw\n"
+        "CLOUD_PACS_URL=https://cloud.example/dicom-web\nRESTIC_SNAPSHOT_INTERVAL_MINUTES=30\n"
+        "MINIO_ROOT_PASSWORD=root-secret\nDASHBOARD_TZ=Europe/Berlin\nOTHER_RESTIC_REPOSITORY=/not/a/target\n"
+    )
     stack = load_stack(monkeypatch, tmp_path, dotenv)
-    env = {"MINIO_ENDPOINT": "127.0.0.1:9000", "MINIO_SECURE": "false", "MINIO_BUCKET": "b",
-           "RESTIC_REPOSITORY": "rest:http://127.0.0.1:8000/clinic", "RESTIC_PASSWORD_FILE": "/p",
-           "RESTIC_REST_USERNAME": "clinic"}
+    env = {
+        "MINIO_ENDPOINT": "127.0.0.1:9000",
+        "MINIO_SECURE": "false",
+        "MINIO_BUCKET": "b",
+        "RESTIC_REPOSITORY": "rest:http://127.0.0.1:8000/clinic",
+        "RESTIC_PASSWORD_FILE": "/p",
+        "RESTIC_REST_USERNAME": "clinic",
+    }
     plugin = stack.orthanc_backup_env(env)
     assert plugin["BACKUP_EXTRA_TARGETS"] == "usb" and plugin["USB_RESTIC_REPOSITORY"] == "/mnt/backup-drive/pacs"
     assert plugin["CLOUD_PACS_URL"] == "https://cloud.example/dicom-web"
@@ -203,7 +254,8 @@ def test_make_run_passes_the_plugins_settings_from_dotenv(monkeypatch, tmp_path)
     assert plugin["RESTIC_REPOSITORY"] == env["RESTIC_REPOSITORY"]
     assert "MINIO_ROOT_PASSWORD" not in plugin and "OTHER_RESTIC_REPOSITORY" not in plugin
     assert stack.dashboard_settings() == {"DASHBOARD_TZ": "Europe/Berlin"}
-    own = load_stack(monkeypatch, tmp_path, "RESTIC_REPOSITORY=rest:https://offsite.example/clinic\n"
-                     "RESTIC_PASSWORD=repo-pw\n").orthanc_backup_env(env)
+    own = load_stack(
+        monkeypatch, tmp_path, "RESTIC_REPOSITORY=rest:https://offsite.example/clinic\nRESTIC_PASSWORD=repo-pw\n"
+    ).orthanc_backup_env(env)
     assert own["RESTIC_REPOSITORY"] == "rest:https://offsite.example/clinic" and own["RESTIC_PASSWORD"] == "repo-pw"
     assert "RESTIC_PASSWORD_FILE" not in own and "RESTIC_REST_USERNAME" not in own

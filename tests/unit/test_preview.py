@@ -21,10 +21,10 @@ def png_size(png: bytes) -> tuple[int, int]:
 def decoded_pixels(png: bytes) -> bytes:
     pos, data = 8, b""
     while pos < len(png):
-        length = struct.unpack(">I", png[pos:pos + 4])[0]
-        kind = png[pos + 4:pos + 8]
+        length = struct.unpack(">I", png[pos : pos + 4])[0]
+        kind = png[pos + 4 : pos + 8]
         if kind == b"IDAT":
-            data += png[pos + 8:pos + 8 + length]
+            data += png[pos + 8 : pos + 8 + length]
         pos += 12 + length
     return zlib.decompress(data)
 

@@ -19,12 +19,16 @@ def test_passwords_inside_addresses_are_masked_anywhere():
 def test_every_secret_like_value_in_orthancs_configuration_is_redacted():
     config = {
         "RegisteredUsers": {"clinic": "pw-users"},
-        "OrthancPeers": {"cloud": ["https://cloud.example/orthanc/", "peer", "pw-peer"],
-                         "other": {"Url": "https://x.example/", "Username": "u", "Password": "pw-peer2"}},
+        "OrthancPeers": {
+            "cloud": ["https://cloud.example/orthanc/", "peer", "pw-peer"],
+            "other": {"Url": "https://x.example/", "Username": "u", "Password": "pw-peer2"},
+        },
         "DicomWeb": {"Servers": {"remote": ["https://dw.example/dicom-web/", "dw", "pw-dicomweb"]}},
         "PostgreSQL": {"Password": "pw-pg", "Host": "db"},
         "SomePlugin": {"ApiToken": "pw-token", "Url": "https://u:pw-inurl@h.example/"},
-        "HttpPort": 8042, "KeepAlive": True, "Name": "Clinic",
+        "HttpPort": 8042,
+        "KeepAlive": True,
+        "Name": "Clinic",
     }
     text = redacted_config(json.dumps(config))
     for secret in ("pw-users", "pw-peer", "pw-peer2", "pw-dicomweb", "pw-pg", "pw-token", "pw-inurl"):

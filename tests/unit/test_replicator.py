@@ -30,7 +30,7 @@ class FakeOrthanc:
         return self.files[oid]
 
     def list_instances(self, since, limit):
-        return sorted(self.files)[since:since + limit]
+        return sorted(self.files)[since : since + limit]
 
 
 class FakeStore:
@@ -82,8 +82,12 @@ def make(tmp_path):
     made = []
 
     def _make(orthanc, store, **opts):
-        r = Replicator(Outbox(tmp_path / "outbox.sqlite"), orthanc, store,
-                       ReplicatorOptions(workers=3, retry=RetryPolicy(0.05, 0.2), store_probe_cap_s=0.2, **opts))
+        r = Replicator(
+            Outbox(tmp_path / "outbox.sqlite"),
+            orthanc,
+            store,
+            ReplicatorOptions(workers=3, retry=RetryPolicy(0.05, 0.2), store_probe_cap_s=0.2, **opts),
+        )
         made.append(r)
         r.start()
         return r

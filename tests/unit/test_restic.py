@@ -3,15 +3,18 @@ import pytest
 from pacs_backup.restic import RepositoryUnreachable, Restic, repository_address
 
 
-@pytest.mark.parametrize(("repo", "addr"), [
-    ("rest:http://127.0.0.1:8000/clinic", ("127.0.0.1", 8000)),
-    ("rest:https://user:pw@offsite.example:8443/c", ("offsite.example", 8443)),
-    ("s3:https://s3.example.com/bucket/path", ("s3.example.com", 443)),
-    ("s3:s3.example.com:9000/bucket", ("s3.example.com", 9000)),
-    ("sftp:backup@nas2:/srv/restic", ("nas2", 22)),
-    ("sftp://backup@nas2:2222//srv/restic", ("nas2", 2222)),
-    ("/mnt/usb/restic", None),
-])
+@pytest.mark.parametrize(
+    ("repo", "addr"),
+    [
+        ("rest:http://127.0.0.1:8000/clinic", ("127.0.0.1", 8000)),
+        ("rest:https://user:pw@offsite.example:8443/c", ("offsite.example", 8443)),
+        ("s3:https://s3.example.com/bucket/path", ("s3.example.com", 443)),
+        ("s3:s3.example.com:9000/bucket", ("s3.example.com", 9000)),
+        ("sftp:backup@nas2:/srv/restic", ("nas2", 22)),
+        ("sftp://backup@nas2:2222//srv/restic", ("nas2", 2222)),
+        ("/mnt/usb/restic", None),
+    ],
+)
 def test_repository_address_parses_backends(repo, addr):
     assert repository_address(repo) == addr
 

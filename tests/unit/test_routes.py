@@ -58,8 +58,11 @@ def test_routes_answer_with_status_and_sentence(tmp_path):
 
 
 def test_error_types_choose_the_status(tmp_path):
-    for error, status in ((Busy("Too many waiting."), 429), (NotFound("Not there."), 404),
-                          (BackupError("Cannot now."), 409)):
+    for error, status in (
+        (Busy("Too many waiting."), 429),
+        (NotFound("Not there."), 404),
+        (BackupError("Cannot now."), 409),
+    ):
         svc = FakeService(RunLog(tmp_path / f"{status}.sqlite"), error)
         code, answer = call(svc, "POST", "snapshots")
         assert (code, answer) == (status, {"error": str(error)})

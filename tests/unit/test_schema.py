@@ -36,10 +36,14 @@ def old_volume(path):
     db.executescript(RELEASE_0_1)
     db.execute("INSERT INTO outbox VALUES ('o1', 'done', 1, 0, 1, NULL, 'dicom/1.2/1.3/1.4.dcm', 'ab' , 10, 2)")
     db.execute("INSERT INTO outbox VALUES ('o2', 'pending', 1, 3, 1, 'store down', NULL, NULL, NULL, NULL)")
-    db.execute("INSERT INTO catalog VALUES ('o1', '1.2', '1.3', '1.4', 'PID-9', 'Müller^Rex', 'ACC-5', '20261101', "
-               "'Chest', 'DX', 'ab/cd/abcd-uuid', 5)")
-    db.execute("INSERT INTO runs (target, kind, state, queued_at, finished_at, summary) "
-               "VALUES ('offsite', 'snapshot', 'ok', 1, 2, '{}')")
+    db.execute(
+        "INSERT INTO catalog VALUES ('o1', '1.2', '1.3', '1.4', 'PID-9', 'Müller^Rex', 'ACC-5', '20261101', "
+        "'Chest', 'DX', 'ab/cd/abcd-uuid', 5)"
+    )
+    db.execute(
+        "INSERT INTO runs (target, kind, state, queued_at, finished_at, summary) "
+        "VALUES ('offsite', 'snapshot', 'ok', 1, 2, '{}')"
+    )
     db.commit()
     db.close()
 

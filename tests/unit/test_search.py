@@ -12,16 +12,27 @@ def matches(query: str, *values: str) -> bool:
     return all(w in text for w in query_words(query))
 
 
-@pytest.mark.parametrize("query", ["Smith Bella", "Bella Smith", "Smith^Bella", "smith, bella", "SMITH", "bel",
-                                   "  bella   SMITH "])
+@pytest.mark.parametrize(
+    "query", ["Smith Bella", "Bella Smith", "Smith^Bella", "smith, bella", "SMITH", "bel", "  bella   SMITH "]
+)
 def test_names_in_any_order_and_form(query):
     assert matches(query, "Smith^Bella")
 
 
-@pytest.mark.parametrize(("query", "name"), [("Müller", "MÜLLER^Rex"), ("muller", "Müller^Rex"),
-                                             ("Mueller", "Müller^Rex"), ("O'Brien", "OBRIEN^Max"),
-                                             ("obrien", "O'Brien^Max"), ("o\u2019brien", "O'Brien^Max"),
-                                             ("猫", "猫^たま"), ("José", "JOSE^Luna"), ("Zoë", "Zoe^Kat")])
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("Müller", "MÜLLER^Rex"),
+        ("muller", "Müller^Rex"),
+        ("Mueller", "Müller^Rex"),
+        ("O'Brien", "OBRIEN^Max"),
+        ("obrien", "O'Brien^Max"),
+        ("o\u2019brien", "O'Brien^Max"),
+        ("猫", "猫^たま"),
+        ("José", "JOSE^Luna"),
+        ("Zoë", "Zoe^Kat"),
+    ],
+)
 def test_accents_apostrophes_and_other_scripts(query, name):
     assert matches(query, name)
 
