@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import fallback, timefmt
 from .backend import Backend
@@ -42,6 +43,11 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
+    if settings.trusted_proxies:
+        # Behind the HTTPS front: the client's address (per-address throttling, audit) and https scheme
+        # come from the proxy's headers; Caddy replaces any X-Forwarded-For a client sends.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     db = Database(settings.data_dir / "dashboard.sqlite")
     app.extensions["db"] = db
     app.extensions["settings"] = settings

@@ -29,6 +29,9 @@ class DashboardSettings:
     session_hours: float = 12.0
     idle_minutes: float = 60.0
     webhook_hosts: tuple[str, ...] = ()
+    # How many reverse proxies (Compose's HTTPS front) stand before the dashboard: their forwarded
+    # client address and scheme are believed, so throttling counts per real address. 0: none.
+    trusted_proxies: int = 0
     # The clinic's time zone and the optional read-only bucket access (see clinic.py).
     clinic: ClinicSettings = field(default_factory=ClinicSettings)
 
@@ -95,5 +98,6 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
         # ...and after this many minutes without a request (0 = no idle limit).
         idle_minutes=_float(env, "DASHBOARD_IDLE_MINUTES", 60.0, 0, 7 * 24 * 60),
         webhook_hosts=hooks,
+        trusted_proxies=int(_float(env, "DASHBOARD_TRUSTED_PROXIES", 0, 0, 5)),
         clinic=load_clinic_settings(env),
     )

@@ -183,6 +183,44 @@ def test_failed_monitoring_logins_are_audited_and_throttled_per_address(app):
     assert any(r[3] == "login_throttled" for r in app.extensions["db"].audit_rows())
 
 
+def test_behind_the_https_front_each_client_address_is_counted_and_forged_ones_are_not(tmp_path, backend):
+    """Compose puts the dashboard behind one proxy: without trusting it, every client would share the
+    proxy's address and an attacker's failures would lock the administrator out (16.8, 16.15)."""
+    app = make_app(tmp_path, backend, DASHBOARD_TRUSTED_PROXIES="1")
+    app.config["TESTING"] = True
+    proxy = "172.18.0.5"
+
+    def via_proxy(client, client_ip, password=PASSWORD):
+        token = csrf_of(client.get("/login", environ_base={"REMOTE_ADDR": proxy}).get_data(as_text=True))
+        return client.post(
+            "/login",
+            data={"username": "admin", "password": password, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": proxy},
+            headers={"X-Forwarded-For": client_ip, "X-Forwarded-Proto": "https"},
+        )
+
+    attacker = app.test_client()
+    for _ in range(10):
+        assert via_proxy(attacker, "203.0.113.9", password="wrong").status_code in (401, 429)
+    assert via_proxy(app.test_client(), "198.51.100.7").status_code == 302
+    assert via_proxy(attacker, "203.0.113.9").status_code == 429
+    failed = [r for r in app.extensions["db"].audit_rows() if r[3] == "login_failed"]
+    assert failed and all(r[2] == "203.0.113.9" for r in failed)
+
+    # Reached directly (no proxy configured), a client's own X-Forwarded-For is not believed.
+    direct = make_app(tmp_path / "direct", backend)
+    forger = direct.test_client()
+    for i in range(10):
+        token = csrf_of(forger.get("/login", environ_base={"REMOTE_ADDR": "10.9.9.9"}).get_data(as_text=True))
+        forger.post(
+            "/login",
+            data={"username": "admin", "password": "wrong", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": "10.9.9.9"},
+            headers={"X-Forwarded-For": f"192.0.2.{i}"},
+        )
+    assert all(r[2] == "10.9.9.9" for r in direct.extensions["db"].audit_rows() if r[3] == "login_failed")
+
+
 # --- 9: alert addresses --------------------------------------------------------------------------------
 GOOD_URLS = [
     "mailtos://user:pass@mail.example.com",

@@ -7,6 +7,7 @@ object store / restic / rest-server images and the wheelhouse, then builds the a
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import subprocess
@@ -60,8 +61,10 @@ def stack(tmp_path_factory):
     text = (ROOT / ".env.example").read_text()
     overrides = {
         "DICOM_PORT": free_port(),
-        "ORTHANC_HTTP_PORT": free_port(),
+        "ORTHANC_HTTPS_PORT": free_port(),
         "DASHBOARD_PORT": free_port(),
+        "DASHBOARD_HTTP_PORT": free_port(),
+        "TLS_DIR": str(work / "certs"),
         "MINIO_PORT": free_port(),
         "OBJECT_STORE_IMAGE": "pacs-backup/minio:source",
         "RESTIC_IMAGE": "pacs-backup/restic:0.19.1",
@@ -90,6 +93,9 @@ def stack(tmp_path_factory):
 
     class Stack:
         env = settings
+        # The proxy's self-signed certificate, made on first start: clients check it, as a browser would
+        # after the clinic accepted it once.
+        ca = str(work / "certs" / "tls.crt")
 
         def compose(self, *args: str, **kw) -> subprocess.CompletedProcess[str]:
             return sh(*base, *args, env=compose_env, **kw)
@@ -97,9 +103,10 @@ def stack(tmp_path_factory):
         def orthanc(self, uri: str, method: str = "GET", **kw) -> requests.Response:
             return requests.request(
                 method,
-                f"http://127.0.0.1:{settings['ORTHANC_HTTP_PORT']}{uri}",
+                f"https://localhost:{settings['ORTHANC_HTTPS_PORT']}{uri}",
                 auth=(settings["ORTHANC_USERNAME"], settings["ORTHANC_PASSWORD"]),
                 timeout=30,
+                verify=self.ca,
                 **kw,
             )
 
@@ -203,11 +210,14 @@ def test_compose_stack_end_to_end(stack, tmp_path):
     )
     assert back == sorted(stored) and len(back) == len(sent)
 
-    # 5. The dashboard, through its published port, with its password only.
-    url = f"http://127.0.0.1:{stack.env['DASHBOARD_PORT']}"
-    assert requests.get(url + "/api/status", timeout=10).status_code == 401
+    # 5. The dashboard, through its published HTTPS port, with its password only.
+    url = f"https://localhost:{stack.env['DASHBOARD_PORT']}"
+    assert requests.get(url + "/api/status", timeout=10, verify=stack.ca).status_code == 401
     status = requests.get(
-        url + "/api/status", auth=(stack.env["DASHBOARD_USERNAME"], stack.env["DASHBOARD_PASSWORD"]), timeout=10
+        url + "/api/status",
+        auth=(stack.env["DASHBOARD_USERNAME"], stack.env["DASHBOARD_PASSWORD"]),
+        timeout=10,
+        verify=stack.ca,
     ).json()
     lights = {x["key"]: x["state"] for x in status["lights"]}
     assert lights["pacs"] == "green" and lights["store"] == "green" and lights["offsite-offsite"] == "green"
@@ -220,6 +230,44 @@ def test_compose_stack_end_to_end(stack, tmp_path):
     st = stack.orthanc("/backup/status").json()
     assert st["outbox_depth"] == 0 and st["quarantined"] == 0 and st["state"] in ("ok", "degraded")
     print(json.dumps({"stack": "ok", "instances": 10, "objects": len(digests)}))
+
+
+def test_compose_serves_the_dashboard_and_orthanc_over_https_only(stack):
+    """16.15: passwords and the session cookie never cross the clinic's network in the clear."""
+    text = sh("openssl", "x509", "-in", stack.ca, "-noout", "-ext", "subjectAltName").stdout
+    entries = [e.strip().split(":", 1) for e in text.splitlines()[-1].split(",")]
+    names = {_address_or_name(v) for _, v in entries}
+    assert {"localhost", "127.0.0.1"} <= names
+    for name in stack.env["TLS_HOSTNAMES"].split(","):  # scripts/init named this host, so the LAN name works
+        assert _address_or_name(name) in names
+    key = Path(stack.ca).with_name("tls.key")
+    assert sh("stat", "-c", "%a", str(key)).stdout.strip() == "600"
+
+    # Orthanc's REST API: https with its password; plain http on that port carries no password to Orthanc,
+    # and Orthanc's own http port is not published at all.
+    assert stack.orthanc("/system").json()["Name"]
+    plain = requests.get(
+        f"http://127.0.0.1:{stack.env['ORTHANC_HTTPS_PORT']}/system",
+        auth=(stack.env["ORTHANC_USERNAME"], stack.env["ORTHANC_PASSWORD"]),
+        timeout=10,
+    )
+    assert plain.status_code == 400 and "HTTPS" in plain.text
+    assert stack.compose("port", "orthanc", "8042", check=False).stdout.strip() in ("", ":0")
+    assert stack.compose("port", "dashboard", "8080", check=False).stdout.strip() in ("", ":0")
+    with pytest.raises(requests.exceptions.SSLError):  # the certificate is checked, not waved through
+        requests.get(f"https://localhost:{stack.env['ORTHANC_HTTPS_PORT']}/system", timeout=10)
+
+    # The dashboard: the old http address only redirects; the session cookie is Secure; strict headers.
+    redirect = requests.get(
+        f"http://127.0.0.1:{stack.env['DASHBOARD_HTTP_PORT']}/login?next=%2F", allow_redirects=False, timeout=10
+    )
+    assert redirect.status_code == 308
+    assert redirect.headers["Location"] == f"https://127.0.0.1:{stack.env['DASHBOARD_PORT']}/login?next=%2F"
+    page = requests.get(f"https://localhost:{stack.env['DASHBOARD_PORT']}/login", timeout=10, verify=stack.ca)
+    assert page.status_code == 200 and "max-age" in page.headers["Strict-Transport-Security"]
+    cookies = page.headers.get("Set-Cookie", "")
+    assert "pacs_dashboard=" in cookies and "Secure" in cookies and "HttpOnly" in cookies
+    assert "unsafe-inline" not in page.headers["Content-Security-Policy"].split("script-src", 1)[1].split(";")[0]
 
 
 def test_compose_orthanc_crash_during_ingest_restarts_and_loses_nothing(stack, tmp_path):
@@ -287,6 +335,13 @@ def test_compose_orthanc_crash_during_ingest_restarts_and_loses_nothing(stack, t
             }
         )
     )
+
+
+def _address_or_name(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))  # openssl writes IPv6 addresses in its own long form
+    except ValueError:
+        return text
 
 
 def _answers(stack) -> bool:
