@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 TEMPLATE = Path(__file__).with_name("orthanc.json")
@@ -124,16 +125,20 @@ def render(
     python_plugin: bool = True,
     modalities: str = "",
     remote_access: bool | None = None,
+    postgresql: dict | None = None,
 ) -> dict:
     """Return Orthanc's configuration: the shared template plus this installation's values.
 
     ``modalities``: DICOM_MODALITIES' text; when it lists devices only they may store (checked by AE
     title and address). ``remote_access``: None keeps the template's RemoteAccessAllowed (on: in a
     container every client comes through Docker's network); False answers only clients on this machine.
+    ``postgresql``: Orthanc's index in PostgreSQL (see :func:`postgresql_index`); None keeps SQLite.
     """
     plugins = [str(PLUGIN_DIR / "libOrthancDicomWeb.so")]
     if python_plugin:
         plugins.insert(0, str(PLUGIN_DIR / "libOrthancPython.so"))
+    if postgresql:
+        plugins.append(str(PLUGIN_DIR / "libOrthancPostgreSQLIndex.so"))
     config = {
         **template,
         "StorageDirectory": str(storage),
@@ -150,7 +155,42 @@ def render(
         config.update({"DicomModalities": known, "DicomAlwaysAllowStore": False, "DicomCheckModalityHost": True})
     if remote_access is not None:
         config["RemoteAccessAllowed"] = remote_access
+    if postgresql:
+        config["PostgreSQL"] = postgresql
     return config
+
+
+def postgresql_index(env: Mapping[str, str]) -> dict | None:
+    """Orthanc's PostgreSQL index settings from ORTHANC_POSTGRESQL_*, or None when no host is set.
+
+    Only the index moves to PostgreSQL: the images stay files in the storage directory, which the
+    offsite snapshots hold and the copies are read from, so backups, drills and restores do not change.
+    """
+    host = (env.get("ORTHANC_POSTGRESQL_HOST") or "").strip()
+    if not host:
+        return None
+    password = (env.get("ORTHANC_POSTGRESQL_PASSWORD") or "").strip()
+    if not password:
+        raise ConfigError("ORTHANC_POSTGRESQL_PASSWORD is empty: Orthanc's PostgreSQL index needs its password.")
+    port_text = (env.get("ORTHANC_POSTGRESQL_PORT") or "5432").strip()
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"ORTHANC_POSTGRESQL_PORT={port_text!r} is not a port number (1-65535).")
+    return {
+        "EnableIndex": True,
+        "EnableStorage": False,
+        "Host": host,
+        "Port": int(port_text),
+        "Database": (env.get("ORTHANC_POSTGRESQL_DATABASE") or "orthanc").strip(),
+        "Username": (env.get("ORTHANC_POSTGRESQL_USERNAME") or "orthanc").strip(),
+        "Password": password,
+        "EnableSsl": parse_flag(env.get("ORTHANC_POSTGRESQL_SSL", "")),
+        # One Orthanc per database: it takes the lock, so a second one started by mistake refuses to run.
+        "Lock": True,
+    }
+
+
+def parse_flag(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 MODALITIES_WARNING = (
@@ -249,6 +289,7 @@ def main() -> None:
             users={user: _password()},
             entry_script=Path("/opt/pacs-backup/plugins/orthanc_entry.py"),
             modalities=modalities,
+            postgresql=postgresql_index(os.environ),
         )
     except ConfigError as exc:
         sys.exit(str(exc))

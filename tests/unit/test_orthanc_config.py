@@ -259,3 +259,19 @@ def test_make_run_passes_the_plugins_settings_from_dotenv(monkeypatch, tmp_path)
     ).orthanc_backup_env(env)
     assert own["RESTIC_REPOSITORY"] == "rest:https://offsite.example/clinic" and own["RESTIC_PASSWORD"] == "repo-pw"
     assert "RESTIC_PASSWORD_FILE" not in own and "RESTIC_REST_USERNAME" not in own
+
+
+def test_postgresql_index_moves_only_the_index_and_names_missing_settings():
+    assert entrypoint.postgresql_index({}) is None
+    pg = entrypoint.postgresql_index({"ORTHANC_POSTGRESQL_HOST": "postgres", "ORTHANC_POSTGRESQL_PASSWORD": "s3cret"})
+    config = render(postgresql=pg)
+    assert config["Plugins"][-1].endswith("libOrthancPostgreSQLIndex.so")
+    assert config["PostgreSQL"]["EnableIndex"] is True and config["PostgreSQL"]["EnableStorage"] is False
+    assert config["PostgreSQL"]["Host"] == "postgres" and config["PostgreSQL"]["Port"] == 5432
+    assert "PostgreSQL" not in render() and not any("PostgreSQL" in p for p in render()["Plugins"])
+    with pytest.raises(entrypoint.ConfigError, match="ORTHANC_POSTGRESQL_PASSWORD"):
+        entrypoint.postgresql_index({"ORTHANC_POSTGRESQL_HOST": "postgres"})
+    with pytest.raises(entrypoint.ConfigError, match="ORTHANC_POSTGRESQL_PORT"):
+        entrypoint.postgresql_index(
+            {"ORTHANC_POSTGRESQL_HOST": "pg", "ORTHANC_POSTGRESQL_PASSWORD": "x", "ORTHANC_POSTGRESQL_PORT": "5x"}
+        )
