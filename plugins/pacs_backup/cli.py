@@ -258,7 +258,11 @@ def cmd_orthanc_snippet(a: argparse.Namespace) -> int:
     if spec is None or not spec.origin:
         raise Fail(EXIT_USAGE, "The plugin's entry module is not installed here; install the pacs-backup package.")
     paths = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
-    snippet = {"Plugins": [a.python_plugin], "PythonScript": spec.origin, "StorageCompression": False}
+    snippet: dict[str, object] = {"PythonScript": spec.origin}
+    if not a.debian:
+        # Debian's packages already load every plugin of /usr/share/orthanc/plugins and keep files
+        # uncompressed, and Orthanc refuses a key set in two files: there only PythonScript changes.
+        snippet = {"Plugins": [a.python_plugin], **snippet, "StorageCompression": False}
     print(
         json.dumps(
             {"orthanc_configuration": snippet, "environment": {"PYTHONPATH": ":".join(dict.fromkeys(paths))}}, indent=2
@@ -437,6 +441,11 @@ def _parser() -> argparse.ArgumentParser:
         "--python-plugin",
         default="/usr/share/orthanc/plugins/libOrthancPython.so",
         help="path of Orthanc's Python plugin (default: Debian's)",
+    )
+    sp.add_argument(
+        "--debian",
+        action="store_true",
+        help="for Debian's orthanc packages: only the PythonScript value, to set in /etc/orthanc/python.json",
     )
     sp.set_defaults(func=cmd_orthanc_snippet)
 
