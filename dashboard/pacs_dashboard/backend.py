@@ -11,6 +11,7 @@ import re
 import urllib.parse
 from typing import Any
 
+from pacs_backup.documents import StatusDoc
 from pacs_backup.errors import BackupError, SourceError, SourceGone
 from pacs_backup.orthanc_http import OrthancHttp, RequestRefused
 
@@ -116,7 +117,7 @@ class Backend:
         except (BackupError, ValueError) as exc:
             raise self._down(exc, missing) from None
 
-    def status(self) -> tuple[dict[str, Any] | None, str | None]:
+    def status(self) -> tuple[StatusDoc | None, str | None]:
         """``(status, None)`` or ``(None, reason)`` when Orthanc or the plugin does not answer."""
         try:
             return self.quick.get_json("/backup/status"), None

@@ -7,10 +7,13 @@ has not had its first snapshot yet says when it will, and advice names the pages
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo
+
+from pacs_backup.documents import CloudDoc, DiskDoc, DriveDoc, RunDoc, StatusDoc, TargetDoc
+from pacs_backup.forecast import Forecast
 
 from .timefmt import clock, months, size
 
@@ -45,17 +48,22 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
-def _run_age(run: dict[str, Any] | None, now: float) -> float | None:
-    if not run or not run.get("finished_at"):
-        return None
-    return max(0.0, now - float(run["finished_at"]))
+def _run_age(run: RunDoc | None, now: float) -> float | None:
+    finished = run.get("finished_at") if run else None
+    return None if not finished else max(0.0, now - float(finished))
+
+
+def _last_snapshot(info: TargetDoc) -> tuple[str | None, str | None]:
+    """The state and the error of a copy's last snapshot; ``(None, None)`` before the first."""
+    last = info.get("last_snapshot")
+    return (last.get("state"), last.get("error")) if last else (None, None)
 
 
 def worst(*states: str) -> str:
     return max(states, key=lambda s: _RANK.get(s, 0)) if states else GREEN
 
 
-def copy_name(name: str, info: dict[str, Any] | None = None) -> str:
+def copy_name(name: str, info: TargetDoc | None = None) -> str:
     """How staff call a copy: the local backup copy, the offsite copy (x), the backup drive (x)."""
     if name == MINIO:
         return "the local backup copy"
@@ -78,14 +86,14 @@ def pacs_down_light(down_since: float | None, now: float, tz: tzinfo) -> Light:
 
 
 def lights(
-    status: dict[str, Any] | None,
+    status: StatusDoc | None,
     error: str | None,
     now: float,
     targets: dict[str, float] | None = None,
     tz: tzinfo | None = None,
     *,
     down_since: float | None = None,
-    last_known: dict[str, Any] | None = None,
+    last_known: StatusDoc | None = None,
     last_known_at: float | None = None,
 ) -> list[Light]:
     """Evaluate every part.
@@ -124,19 +132,21 @@ def lights(
         ]
     out = [Light("pacs", "PACS", GREEN, "answering", "Nothing to do.")]
     if status.get("config_error") or not status.get("enabled", False):
-        msg = (status.get("last_error") or {}).get("message", "Backup is not running.")
+        err = status.get("last_error")
+        msg = err.get("message", "Backup is not running.") if err else "Backup is not running."
         out.append(Light("backup", "Backup", RED, "not running", f"{msg} Ask your technician to fix the setting."))
         return out
 
-    store = status.get("store") or {}
+    store = status.get("store")
+    reachable = bool(store and store.get("reachable"))
     out.append(
         Light(
             "store",
             "Local backup copy",
-            GREEN if store.get("reachable") else RED,
-            "reachable" if store.get("reachable") else "unreachable",
+            GREEN if reachable else RED,
+            "reachable" if reachable else "unreachable",
             "Nothing to do."
-            if store.get("reachable")
+            if reachable
             else "New images are kept safely in a queue but not copied yet. Check that the backup storage on "
             "this box is running, or call your technician.",
         )
@@ -179,13 +189,14 @@ def lights(
             )
         )
     for name, info in copies.items():
-        out.append(_drive_light(name, info, now, tz) if info.get("drive") else _offsite_light(name, info, now, t, tz))
+        drive = info.get("drive")
+        out.append(_drive_light(name, info, drive, now, tz) if drive else _offsite_light(name, info, now, t, tz))
     cloud = status.get("cloud_pacs")
     if cloud:
         out.append(_cloud_light(cloud, now, t, tz))
     out.append(_drill_light(offsite, now, t, tz))
 
-    forecasts = [("store", "the local backup copy", store.get("forecast"))]
+    forecasts = [("store", "the local backup copy", store.get("forecast") if store else None)]
     forecasts += [(name, copy_name(name, info), info.get("forecast")) for name, info in copies.items()]
     for key, who, fc in forecasts:
         if fc and fc.get("quota_bytes"):
@@ -196,23 +207,23 @@ def lights(
     return out
 
 
-def _offsite_light(name: str, info: dict[str, Any], now: float, t: dict[str, float], tz: tzinfo) -> Light:
+def _offsite_light(name: str, info: TargetDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
     label = f"Offsite copy ({name})"
     good_age = info.get("last_good_snapshot_age_s")
-    last = info.get("last_snapshot") or {}
+    last_state, last_error = _last_snapshot(info)
     due = info.get("next_snapshot_at")
     if good_age is None:
-        if last.get("state") == "failed":
+        if last_state == "failed":
             return Light(
                 f"offsite-{name}",
                 label,
                 RED,
                 "first snapshot failed",
-                f"The first offsite snapshot did not work: {last.get('error')} "
+                f"The first offsite snapshot did not work: {last_error} "
                 + (f"It is tried again at {clock(due, tz, now)}. " if due else "")
                 + "Call your technician if it fails again.",
             )
-        if last.get("state") in ("queued", "running"):
+        if last_state in ("queued", "running"):
             return Light(
                 f"offsite-{name}",
                 label,
@@ -240,28 +251,27 @@ def _offsite_light(name: str, info: dict[str, Any], now: float, t: dict[str, flo
     if good_age > t["offsite_hours"] * 3600:
         state = RED
         advice = f"The newest offsite copy is older than the {t['offsite_hours']:.0f}-hour target. " + (
-            f"Last attempt: {last.get('error')}"
-            if last.get("state") == "failed"
+            f"Last attempt: {last_error}"
+            if last_state == "failed"
             else "Check the internet connection and the offsite server."
         )
-    elif last.get("state") == "failed":
-        state, advice = AMBER, f"The last snapshot failed and will be tried again: {last.get('error')}"
+    elif last_state == "failed":
+        state, advice = AMBER, f"The last snapshot failed and will be tried again: {last_error}"
     else:
         state, advice = GREEN, "Nothing to do."
     return Light(f"offsite-{name}", label, state, f"newest {_age(good_age)}", advice)
 
 
-def _drive_light(name: str, info: dict[str, Any], now: float, tz: tzinfo) -> Light:
-    drive = info.get("drive") or {}
+def _drive_light(name: str, info: TargetDoc, drive: DriveDoc, now: float, tz: tzinfo) -> Light:
     state = str(drive["light"]) if drive.get("light") in _RANK else AMBER
     good_age = info.get("last_good_snapshot_age_s")
-    last = info.get("last_snapshot") or {}
+    last_state, last_error = _last_snapshot(info)
     parts: list[str] = []
     if drive.get("connected"):
         value = str(drive.get("sentence") or "A backup drive is plugged in.").rstrip(".")
-        if last.get("state") == "failed":
+        if last_state == "failed":
             state = worst(state, AMBER)
-            parts.append(f"The last snapshot on it failed: {last.get('error')}")
+            parts.append(f"The last snapshot on it failed: {last_error}")
         elif state == GREEN:
             parts.append("Nothing to do.")
     else:
@@ -278,7 +288,7 @@ def _drive_light(name: str, info: dict[str, Any], now: float, tz: tzinfo) -> Lig
     return Light(f"drive-{name}", f"Backup drive ({name})", state, value, " ".join(parts))
 
 
-def _cloud_light(cloud: dict[str, Any], now: float, t: dict[str, float], tz: tzinfo) -> Light:
+def _cloud_light(cloud: CloudDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
     label = "Cloud PACS copy"
     depth, verified = int(cloud.get("depth") or 0), int(cloud.get("verified") or 0)
     oldest = cloud.get("oldest_pending_age_s")
@@ -293,7 +303,8 @@ def _cloud_light(cloud: dict[str, Any], now: float, t: dict[str, float], tz: tzi
             "connection; if it lasts, call your technician.",
         )
     if cloud.get("failing"):
-        err = (cloud.get("last_error") or {}).get("message") or ""
+        last_error = cloud.get("last_error")
+        err = (last_error.get("message") if last_error else None) or ""
         return Light(
             "cloud-pacs",
             label,
@@ -319,7 +330,7 @@ def _cloud_light(cloud: dict[str, Any], now: float, t: dict[str, float], tz: tzi
     )
 
 
-def _drill_light(copies: dict[str, Any], now: float, t: dict[str, float], tz: tzinfo) -> Light:
+def _drill_light(copies: Mapping[str, TargetDoc], now: float, t: dict[str, float], tz: tzinfo) -> Light:
     """Green only when the last restore test of every copy checked at least one image and all were identical."""
     label = "Restore test"
     if not copies:
@@ -426,7 +437,7 @@ def _drill_light(copies: dict[str, Any], now: float, t: dict[str, float], tz: tz
     return Light("drill", label, GREEN, f"passed {_age(oldest)}{checked_text}", "Nothing to do.")
 
 
-def _space_light(key: str, who: str, fc: dict[str, Any]) -> Light:
+def _space_light(key: str, who: str, fc: Forecast) -> Light:
     growth = int(fc.get("growth_bytes_per_month") or 0)
     value = f"{size(fc.get('size_bytes'))} of {size(fc.get('quota_bytes'))}, +{size(growth)} a month"
     when_full = months(fc.get("months_until_full"))
@@ -445,7 +456,7 @@ def _space_light(key: str, who: str, fc: dict[str, Any]) -> Light:
     return Light(f"space-{key}", f"Space for {who}", state, value, advice.strip())
 
 
-def _disk_light(disk: dict[str, Any], t: dict[str, float]) -> Light:
+def _disk_light(disk: DiskDoc, t: dict[str, float]) -> Light:
     used = 100.0 * (1 - disk["free_bytes"] / disk["total_bytes"])
     state = RED if used >= 97 else AMBER if used >= t["disk_warn_percent"] else GREEN
     advice = "Nothing to do." if state == GREEN else "The PACS disk is nearly full: free space or add a disk."

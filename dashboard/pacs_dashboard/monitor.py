@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import tzinfo
 from typing import Any
 
+from pacs_backup.documents import StatusDoc
+
 from .alerts import check_alert_url
 from .backend import Backend
 from .db import Database
@@ -155,12 +157,12 @@ class Monitor:
             self.db.audit("alert_cleared", None, None, f"{label} (sent: {sent})")
 
 
-def _sample(status: dict[str, Any]) -> dict[str, Any]:
-    lag = status.get("lag_s") or {}
+def _sample(status: StatusDoc) -> dict[str, Any]:
+    lag = status.get("lag_s")
     return {
         "replicated": status.get("replicated"),
         "bytes": status.get("replicated_bytes"),
         "depth": status.get("outbox_depth"),
-        "lag_p50": lag.get("p50"),
-        "lag_p99": lag.get("p99"),
+        "lag_p50": lag["p50"] if lag else None,
+        "lag_p99": lag["p99"] if lag else None,
     }

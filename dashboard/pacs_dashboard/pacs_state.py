@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pacs_backup.documents import StatusDoc
+
 from .mirror import Mirror
 
 log = logging.getLogger(__name__)
@@ -23,11 +25,11 @@ _SAVE_EVERY_S = 10.0
 
 @dataclass(frozen=True)
 class Reading:
-    status: dict[str, Any] | None  # the live status; None when the PACS did not answer
+    status: StatusDoc | None  # the live status; None when the PACS did not answer
     error: str | None  # why not (for the log and the technician; staff see plain advice)
     at: float  # when this reading was taken
     down_since: float | None  # when the PACS stopped answering (None while it answers)
-    last_good: dict[str, Any] | None  # the newest status it gave
+    last_good: StatusDoc | None  # the newest status it gave
     last_good_at: float | None
 
     @property
@@ -41,7 +43,7 @@ class StatusKeeper:
         self._lock = threading.Lock()
         self._latest: Reading | None = None
         saved = mirror.get("last_status") if mirror else None
-        self._last_good: dict[str, Any] | None = saved.get("status") if saved else None
+        self._last_good: StatusDoc | None = saved.get("status") if saved else None
         self._last_good_at: float | None = float(saved["at"]) if saved else None
         self._down_since: float | None = mirror.get("down_since") if mirror else None
         self._saved_at = 0.0
@@ -51,7 +53,7 @@ class StatusKeeper:
         status, error = self.backend.status()
         return self.record(status, error)
 
-    def record(self, status: dict[str, Any] | None, error: str | None, now: float | None = None) -> Reading:
+    def record(self, status: StatusDoc | None, error: str | None, now: float | None = None) -> Reading:
         now = self.clock() if now is None else now
         with self._lock:
             if status is not None:

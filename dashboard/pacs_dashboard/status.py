@@ -113,15 +113,14 @@ def metrics() -> Response:
     lines += [f'pacs_backup_part_last_known{{part="{light.key}"}} {int(bool(light.note))}' for light in ls]
     lines += ["# TYPE pacs_backup_pacs_up gauge", f"pacs_backup_pacs_up {int(status is not None)}"]
     if status and status.get("enabled"):
-        for name, key in (
-            ("outbox_depth", "outbox_depth"),
-            ("replicated_total", "replicated"),
-            ("replicated_bytes", "replicated_bytes"),
-            ("failing", "failed"),
-            ("quarantined", "quarantined"),
-            ("oldest_pending_age_seconds", "oldest_pending_age_s"),
+        for name, value in (
+            ("outbox_depth", status.get("outbox_depth")),
+            ("replicated_total", status.get("replicated")),
+            ("replicated_bytes", status.get("replicated_bytes")),
+            ("failing", status.get("failed")),
+            ("quarantined", status.get("quarantined")),
+            ("oldest_pending_age_seconds", status.get("oldest_pending_age_s")),
         ):
-            value = status.get(key)
             lines += [f"# TYPE pacs_backup_{name} gauge", f"pacs_backup_{name} {0 if value is None else value}"]
         for target, info in (status.get("offsite") or {}).items():
             age = info.get("last_good_snapshot_age_s")

@@ -62,6 +62,15 @@ def _checked_run(run_id: int) -> int:
     return run_id
 
 
+def _run_or_abort(run_id: int) -> dict[str, Any]:
+    """The plugin's run ``run_id``, or the error page its failure calls for."""
+    try:
+        run: dict[str, Any] = _backend().run(_checked_run(run_id))
+    except BackupError as exc:
+        abort_for(exc)
+    return run
+
+
 @bp.app_template_test("study_uid")
 def is_study_uid(value: object) -> bool:
     return isinstance(value, str) and valid_uid(value)
@@ -314,10 +323,7 @@ def _start_restore(uid: str, source: str, snapshot: str | None) -> WerkzeugRespo
 
 @bp.route("/restores/<int:run_id>")
 def job(run_id: int) -> str:
-    try:
-        run = _backend().run(_checked_run(run_id))
-    except BackupError as exc:
-        abort_for(exc)
+    run = _run_or_abort(run_id)
     uid = str((run.get("summary") or {}).get("study_uid") or "")
     study = study_summary(uid) if valid_uid(uid) else None
     return render_template("job.html", run=run, study=study, progress=progress_text(run, tz()))
@@ -325,8 +331,5 @@ def job(run_id: int) -> str:
 
 @bp.route("/api/runs/<int:run_id>")
 def api_run(run_id: int) -> Response:
-    try:
-        run = _backend().run(_checked_run(run_id))
-    except BackupError as exc:
-        abort_for(exc)
+    run = _run_or_abort(run_id)
     return jsonify({**run, "progress": progress_text(run, tz())})

@@ -14,11 +14,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
 from .errors import CorruptInstance, SourceGone
-from .manifest import ENTRY_FIELDS, ManifestEntry
-from .orthanc_source import OrthancReader
+from .manifest import ENTRY_FIELDS, ManifestEntry, StudyDetails
+from .orthanc_source import InstanceUids, OrthancReader, SeriesInfo
 from .schema import open_plugin_db, refresh_study
 from .search import display_name, like_pattern, query_words
 
@@ -28,19 +28,11 @@ _COLUMNS = (
 )
 
 
-class StudySummary(TypedDict):
+class StudySummary(StudyDetails):
     """One study in search results."""
 
     study_uid: str
-    patient_id: str
-    patient_name: str
     display_name: str
-    owner: str
-    species: str
-    breed: str
-    accession: str
-    study_date: str
-    description: str
     modalities: str
     series: int
     instances: int
@@ -68,6 +60,31 @@ class SnapshotHolding:
     snapshot_id: str
     taken_at: float
     instances: int
+
+
+def copy_entry(
+    orthanc_id: str, uids: InstanceUids, info: SeriesInfo, path: str, key: str, sha256: str, size: int
+) -> ManifestEntry:
+    """The catalog row (and manifest line) of one copy: where it is, and what Orthanc said it holds."""
+    return ManifestEntry(
+        orthanc_id=orthanc_id,
+        study_uid=uids.study,
+        series_uid=uids.series,
+        sop_uid=uids.sop,
+        patient_id=info.patient_id,
+        patient_name=info.patient_name,
+        owner=info.owner,
+        species=info.species,
+        breed=info.breed,
+        accession=info.accession,
+        study_date=info.study_date,
+        description=info.study_description,
+        modality=info.modality,
+        path=path,
+        key=key,
+        sha256=sha256,
+        size=size,
+    )
 
 
 def _entry(row: tuple[Any, ...]) -> ManifestEntry:
@@ -119,28 +136,8 @@ class Catalog:
                 uids, info, path = reader.describe(oid)
             except (SourceGone, CorruptInstance):
                 continue
-            self.record(
-                ManifestEntry(
-                    orthanc_id=oid,
-                    study_uid=uids.study,
-                    series_uid=uids.series,
-                    sop_uid=uids.sop,
-                    patient_id=info.patient_id,
-                    patient_name=info.patient_name,
-                    owner=info.owner,
-                    species=info.species,
-                    breed=info.breed,
-                    accession=info.accession,
-                    study_date=info.study_date,
-                    description=info.study_description,
-                    modality=info.modality,
-                    path=path,
-                    key=key or "",
-                    sha256=sha or "",
-                    size=int(size or 0),
-                ),
-                now,
-            )
+            entry = copy_entry(oid, uids, info, path, key or "", sha or "", int(size or 0))
+            self.record(entry, now)
             added += 1
         return added
 

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import load_store_settings, load_target, load_targets
-from .errors import BackupError, ConfigError, NotFound, SourceError, StoreUnavailable
+from .errors import SourceError
+from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Fail, run_command
 from .object_store import ObjectStore
 from .orthanc_http import OrthancHttp, RequestRefused
-from .restic import RepositoryUnreachable, Restic
+from .restic import Restic
 from .restore import (
     RestoreReport,
     bucket_manifest,
@@ -32,19 +33,12 @@ from .restore import (
     studies_matching,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 EXIT_CODES = """exit codes:
   0  done, and every restored instance verified (or the job succeeded)
   1  the job failed, or at least one instance did not verify (listed above the summary)
   2  bad arguments or configuration (the message names what to fix)
   3  a service could not be reached (Orthanc, object store or backup repository)
   4  nothing matched (no such study, patient or snapshot)"""
-
-
-class Fail(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _orthanc() -> OrthancHttp:
@@ -370,6 +364,13 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pacs-backup", formatter_class=fmt, epilog=EXIT_CODES)
     sub = p.add_subparsers(dest="command", required=True)
 
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], what: str, description: str
+    ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, formatter_class=fmt, epilog=EXIT_CODES, help=what, description=description)
+        sp.set_defaults(func=func)
+        return sp
+
     def source(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--from",
@@ -382,12 +383,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--snapshot", help="with --from offsite: a snapshot id instead of the newest")
         sp.add_argument("--target", default="offsite", help="with --from offsite: which target (default offsite)")
 
-    sp = sub.add_parser(
+    sp = command(
         "restore-study",
-        formatter_class=fmt,
-        epilog=EXIT_CODES,
-        help="bring one study back into Orthanc, verified",
-        description="Restore one study (by StudyInstanceUID, patient id or accession number) "
+        cmd_restore_study,
+        "bring one study back into Orthanc, verified",
+        "Restore one study (by StudyInstanceUID, patient id or accession number) "
         "into the Orthanc at ORTHANC_URL, and verify every instance.",
     )
     sp.add_argument("study", nargs="?", help="StudyInstanceUID")
@@ -399,42 +399,36 @@ def _parser() -> argparse.ArgumentParser:
         help="with --from offsite: list the snapshots that hold the study, and restore nothing",
     )
     source(sp)
-    sp.set_defaults(func=cmd_restore_study)
 
-    sp = sub.add_parser(
+    sp = command(
         "disaster-recovery",
-        formatter_class=fmt,
-        epilog=EXIT_CODES,
-        help="rebuild a whole PACS into an empty Orthanc",
-        description="Rebuild every study into the (empty) Orthanc at ORTHANC_URL from the bucket "
+        cmd_disaster_recovery,
+        "rebuild a whole PACS into an empty Orthanc",
+        "Rebuild every study into the (empty) Orthanc at ORTHANC_URL from the bucket "
         "or from the offsite repository alone, then verify every instance.",
     )
     source(sp)
     sp.add_argument("--into-non-empty", action="store_true", help="allow an Orthanc that already holds images")
-    sp.set_defaults(func=cmd_disaster_recovery)
 
     for name, func, what in (
         ("snapshot-now", cmd_snapshot_now, "take an offsite snapshot now"),
         ("verify-backups", cmd_verify_backups, "run a restore drill now and print it"),
     ):
-        sp = sub.add_parser(
+        sp = command(
             name,
-            formatter_class=fmt,
-            epilog=EXIT_CODES,
-            help=what,
-            description=what.capitalize() + " through the plugin at ORTHANC_URL, wait for it and print the result.",
+            func,
+            what,
+            what.capitalize() + " through the plugin at ORTHANC_URL, wait for it and print the result.",
         )
         sp.add_argument("--target", help="only this target (offsite, minio, or an extra target's name)")
         sp.add_argument("--no-wait", action="store_true", help="queue it and return at once")
         sp.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait (default 3 h)")
-        sp.set_defaults(func=func)
 
-    sp = sub.add_parser(
+    sp = command(
         "orthanc-snippet",
-        formatter_class=fmt,
-        epilog=EXIT_CODES,
-        help="print what an existing Orthanc needs to load this installed plugin",
-        description="Print (JSON) the Orthanc configuration keys and the environment that load "
+        cmd_orthanc_snippet,
+        "print what an existing Orthanc needs to load this installed plugin",
+        "Print (JSON) the Orthanc configuration keys and the environment that load "
         "the plugin from this installation; see docs/install-existing-orthanc.md.",
     )
     sp.add_argument(
@@ -447,84 +441,53 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for Debian's orthanc packages: only the PythonScript value, to set in /etc/orthanc/python.json",
     )
-    sp.set_defaults(func=cmd_orthanc_snippet)
 
-    sp = sub.add_parser(
+    sp = command(
         "prepare-drive",
-        formatter_class=fmt,
-        epilog=EXIT_CODES,
-        help="make a plugged-in external drive a backup drive of this appliance",
-        description="Create an encrypted repository on the drive plugged in for a drive target "
+        cmd_prepare_drive,
+        "make a plugged-in external drive a backup drive of this appliance",
+        "Create an encrypted repository on the drive plugged in for a drive target "
         "(a <NAME>_RESTIC_REPOSITORY that is a path), remember it, and queue a first "
         "snapshot. A drive that already holds a backup is never touched.",
     )
     sp.add_argument("--target", required=True, help="the drive target's name (from BACKUP_EXTRA_TARGETS)")
     sp.add_argument("--label", help="a name written on the drive, e.g. 'Drive A'")
-    sp.set_defaults(func=cmd_prepare_drive)
 
-    sp = sub.add_parser(
+    sp = command(
         "quarantine",
-        formatter_class=fmt,
-        epilog=EXIT_CODES,
-        help="list the instances set aside (not copied) and why; --requeue to try them again",
-        description="List the instances the plugin at ORTHANC_URL set aside instead of copying "
+        cmd_quarantine,
+        "list the instances set aside (not copied) and why; --requeue to try them again",
+        "List the instances the plugin at ORTHANC_URL set aside instead of copying "
         "(exit 1 when there are any), or queue them again with --requeue.",
     )
     sp.add_argument("--requeue", action="store_true", help="copy every set-aside instance again")
-    sp.set_defaults(func=cmd_quarantine)
 
-    sp = sub.add_parser(
+    sp = command(
         "forget-snapshots",
-        formatter_class=fmt,
-        epilog=EXIT_CODES,
-        help="apply the retention policy (on a trusted host with delete rights)",
-        description="Apply RESTIC_KEEP to RESTIC_REPOSITORY. Meant for a trusted host: the "
+        cmd_forget_snapshots,
+        "apply the retention policy (on a trusted host with delete rights)",
+        "Apply RESTIC_KEEP to RESTIC_REPOSITORY. Meant for a trusted host: the "
         "appliance's own append-only credentials cannot delete snapshots.",
     )
     sp.add_argument("--no-prune", action="store_true", help="forget without pruning data")
-    sp.set_defaults(func=cmd_forget_snapshots)
 
-    sp = sub.add_parser(
+    sp = command(
         "recovery-sheet",
-        formatter_class=fmt,
-        epilog=EXIT_CODES,
-        help="print the sheet that lets a technician rebuild the PACS after losing the box",
-        description="Print (or write with --output, mode 0600) the recovery sheet: offsite "
+        cmd_recovery_sheet,
+        "print the sheet that lets a technician rebuild the PACS after losing the box",
+        "Print (or write with --output, mode 0600) the recovery sheet: offsite "
         "repository, its password and the exact commands.",
     )
     sp.add_argument("--clinic", default="(clinic name)", help="clinic name printed on the sheet")
     sp.add_argument("--output", help="write to this file instead of printing")
     sp.add_argument("--without-password", action="store_true", help="leave the password off the sheet")
-    sp.set_defaults(func=cmd_recovery_sheet)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code. Errors print one sentence, never a traceback."""
     args = _parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except Fail as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.code
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except NotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except (StoreUnavailable, RepositoryUnreachable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except BackupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("\ninterrupted; nothing already restored is undone", file=sys.stderr)
-        return EXIT_FAILED
+    return run_command(lambda: int(args.func(args)), "interrupted; nothing already restored is undone")
 
 
 if __name__ == "__main__":

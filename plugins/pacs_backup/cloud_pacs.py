@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .dicomweb import CloudRefused, CloudUnavailable, DicomWeb
+from .documents import CloudDoc, CloudQueueDoc, ErrorDoc
 from .errors import BackupError
 from .manifest import sha256_hex
 from .object_store import ObjectStore
@@ -102,7 +103,7 @@ class CloudQueue:
                 [(1 if count else 0, error, retry_at, p.orthanc_id) for p in items],
             )
 
-    def stats(self, now: float) -> dict[str, Any]:
+    def stats(self, now: float) -> CloudQueueDoc:
         with self._lock:
             counts = dict(self._db.execute("SELECT state, COUNT(*) FROM cloud_queue GROUP BY state").fetchall())
             oldest, failing = self._db.execute(
@@ -141,7 +142,7 @@ class CloudSender:
         self._thread: threading.Thread | None = None
         self.reachable: bool | None = None
         self.unreachable_since: float | None = None
-        self.last_error: dict[str, Any] | None = None
+        self.last_error: ErrorDoc | None = None
         self._lags: deque[float] = deque(maxlen=1000)
 
     def start(self) -> None:
@@ -221,7 +222,7 @@ class CloudSender:
             self.queue.failed(missing, msg, now + self.retry.delay(missing[0].attempts + 1))
         return True
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> CloudDoc:
         lags = sorted(self._lags)
         return {
             "url": self.client.shown,

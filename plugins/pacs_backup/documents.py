@@ -3,7 +3,7 @@ read. Adding a key is compatible; removing or renaming one is a change of the in
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from .forecast import Forecast
 
@@ -47,3 +47,101 @@ class TargetDoc(TypedDict, total=False):
     last_good_snapshot_age_s: float | None
     last_drill: RunDoc | None
     last_good_drill_age_s: float | None
+
+
+class ErrorDoc(TypedDict):
+    """The last error of a part: a sentence, and when (None: a setting, not an event)."""
+
+    message: str
+    at: float | None
+
+
+class RefusedDoc(TypedDict):
+    """The last DICOM file refused on arrival, and why."""
+
+    at: float
+    reason: str
+
+
+class LagDoc(TypedDict):
+    """Seconds from arrival in the PACS to a verified copy, over the recent copies."""
+
+    samples: NotRequired[int]
+    p50: float | None
+    p99: float | None
+
+
+class StoreDoc(TypedDict):
+    """The object store holding the local copy, and its protection."""
+
+    endpoint: str
+    bucket: str
+    reachable: bool
+    versioning: bool | None  # None: not checked yet
+    object_lock: bool | None
+    warnings: list[str]
+    forecast: NotRequired[Forecast]
+
+
+class DiskDoc(TypedDict):
+    """The disk holding the PACS's images."""
+
+    path: str
+    free_bytes: int
+    total_bytes: int
+    forecast: Forecast
+
+
+class CloudQueueDoc(TypedDict):
+    """The cloud PACS's queue: waiting, sent and verified, being tried again."""
+
+    depth: int
+    verified: int
+    failing: int
+    oldest_pending_age_s: float | None
+
+
+class CloudDoc(CloudQueueDoc):
+    """The cloud PACS copy: its queue, and whether it answers."""
+
+    url: str  # with any password masked
+    reachable: bool | None  # None: not tried yet
+    unreachable_since: float | None
+    last_error: ErrorDoc | None
+    lag_s: LagDoc
+
+
+class ReplicationDoc(TypedDict, total=False):
+    """The replication part of the status (``Replicator.status``): every key is there while backup runs."""
+
+    outbox_depth: int
+    oldest_pending_age_s: float | None
+    replicated: int
+    replicated_bytes: int
+    failed: int
+    quarantined: int
+    last_error: ErrorDoc | None  # in the status also while backup is not running: why
+    last_replicated_at: float | None
+    lag_s: LagDoc
+    store: StoreDoc
+    last_reconcile: dict[str, Any] | None
+    workers: int
+
+
+class StatusDoc(ReplicationDoc):
+    """``GET /backup/status``. While backup is not running (a bad setting, BACKUP_ENABLED=false) it holds
+    only these keys (``enabled`` false, ``last_error`` saying why) and none of the replication part."""
+
+    version: str
+    time: float
+    state: str  # ok, degraded or error (see health.overall_state)
+    enabled: bool
+    last_snapshot: RunDoc | None  # the newest of any target
+    last_drill: RunDoc | None
+    refused_instances: int  # since Orthanc started
+    last_refused: RefusedDoc | None
+    config_error: NotRequired[str]
+    offsite: NotRequired[dict[str, TargetDoc]]
+    offsite_warning: NotRequired[str]  # no offsite target is configured
+    cloud_pacs: NotRequired[CloudDoc]
+    disk: NotRequired[DiskDoc | None]  # None: the storage folder could not be measured

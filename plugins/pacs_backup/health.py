@@ -8,9 +8,8 @@ was refused recently. ``ok``: every part was checked and is fine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from .documents import RunDoc, TargetDoc
+from .documents import ReplicationDoc, RunDoc, TargetDoc
 
 QUEUE_LATE_S = 300.0
 REFUSED_RECENT_S = 24 * 3600.0
@@ -21,7 +20,7 @@ def _failed(run: RunDoc | None) -> bool:
 
 
 def overall_state(
-    replication: Mapping[str, Any],
+    replication: ReplicationDoc,
     offsite: Mapping[str, TargetDoc],
     has_targets: bool,
     last_refused_at: float | None,

@@ -33,13 +33,18 @@ def snapshot_manifest_path(root: str) -> str:
     return f"{root}/{STATE_SUBDIR}/{MANIFEST_NAME}"
 
 
-class ManifestEntry(TypedDict):
-    """One backed-up instance (a catalog row, a manifest line)."""
+class InstanceRef(TypedDict):
+    """Which instance: Orthanc's id and its DICOM UIDs."""
 
     orthanc_id: str
     study_uid: str
     series_uid: str
     sop_uid: str
+
+
+class StudyDetails(TypedDict):
+    """What staff know a study by (a manifest line, a search result)."""
+
     patient_id: str
     patient_name: str
     owner: str
@@ -48,6 +53,12 @@ class ManifestEntry(TypedDict):
     accession: str
     study_date: str
     description: str
+
+
+class ManifestEntry(InstanceRef, StudyDetails):
+    """One backed-up instance (a catalog row, a manifest line). The order of the keys is the order of
+    the catalog's columns and of a manifest line's keys."""
+
     modality: str
     path: str  # the file inside Orthanc's storage directory (relative), as it was when copied
     key: str  # the object key in the bucket

@@ -21,12 +21,12 @@ from minio.objectlockconfig import DAYS, YEARS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
 from .config import StoreSettings
-from .errors import StoreError, StoreUnavailable
+from .errors import BackupError, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT; DICOM files are far smaller
-_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
+AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,26 @@ class BucketReport:
     warnings: tuple[str, ...]
 
 
-def _translate(exc: Exception, what: str) -> Exception:
-    """Map a client exception to a domain error with a sentence for a person."""
+# Whose keys the store refused, and the settings that hold them (the plugin's own; the set-up step's root).
+PLUGIN_KEYS = ("our credentials", "MINIO_ACCESS_KEY and MINIO_SECRET_KEY")
+ROOT_KEYS = ("the root account", "MINIO_ROOT_USER and MINIO_ROOT_PASSWORD")
+
+
+def keys_refused(keys: tuple[str, str], what: str, code: str) -> StoreError:
+    """The store refused ``keys`` (see PLUGIN_KEYS) while trying to ``what``."""
+    return StoreError(f"The object store refused {keys[0]} while trying to {what} ({code}); check {keys[1]}.")
+
+
+def store_error(
+    exc: Exception, what: str, keys: tuple[str, str] = PLUGIN_KEYS, then: str = "; retrying"
+) -> BackupError:
+    """Map a client exception to a domain error with a sentence for a person.
+
+    ``keys``: whose keys were used (PLUGIN_KEYS or ROOT_KEYS); ``then``: what follows an outage.
+    """
     if isinstance(exc, S3Error):
-        if exc.code in _AUTH_CODES:
-            return StoreError(
-                f"The object store refused our credentials while trying to {what} ({exc.code}); "
-                "check MINIO_ACCESS_KEY and MINIO_SECRET_KEY."
-            )
+        if exc.code in AUTH_CODES:
+            return keys_refused(keys, what, exc.code)
         if exc.code in ("XMinioStorageFull", "StorageFull", "QuotaExceeded"):
             return StoreError(
                 f"The object store is full and refused to {what}; free space on it or add a disk. "
@@ -64,14 +76,24 @@ def _translate(exc: Exception, what: str) -> Exception:
             )
         return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
     if isinstance(exc, ServerError):
-        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}); retrying.")
+        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}){then}.")
     reason = getattr(exc, "reason", None) or exc
     # urllib3 reasons read "<connection object>: Failed to establish...: [Errno 111] Connection refused"
     short = str(reason).rsplit(": ", 1)[-1] or type(exc).__name__
-    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({short}); retrying.")
+    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({short}){then}.")
 
 
-_CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
+CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
+
+
+def http_pool(read_timeout_s: float = 60.0, pool_size: int = 16) -> urllib3.PoolManager:
+    """Connections to the store, for the MinIO client (and its admin client in the set-up step)."""
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5.0, read=read_timeout_s),
+        maxsize=pool_size,
+        # One quick retry for a dropped keep-alive connection; longer outages are the caller's job.
+        retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
+    )
 
 
 def default_retention(client: Minio, bucket: str) -> tuple[str, int] | None:
@@ -97,19 +119,13 @@ class ObjectStore:
     def __init__(self, settings: StoreSettings, timeout_s: float = 60.0, pool_size: int = 16) -> None:
         self.settings = settings
         self.bucket = settings.bucket
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5.0, read=timeout_s),
-            maxsize=pool_size,
-            # One quick retry for a dropped keep-alive connection; longer outages are the engine's job.
-            retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
-        )
         self._client = Minio(
             settings.endpoint,
             access_key=settings.access_key,
             secret_key=settings.secret_key,
             secure=settings.secure,
             region=settings.region,
-            http_client=http,
+            http_client=http_pool(timeout_s, pool_size),
         )
 
     def ensure_bucket(self) -> BucketReport:
@@ -152,8 +168,8 @@ class ObjectStore:
                         "delete its copies (ransomware). Point MINIO_BUCKET to a new bucket name to let the "
                         "appliance create one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this."
                     )
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"prepare bucket {self.bucket}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"prepare bucket {self.bucket}") from exc
         return BucketReport(created=created, versioning=versioning, object_lock=lock, warnings=tuple(warnings))
 
     def _versioning(self, warnings: list[str]) -> bool:
@@ -221,9 +237,9 @@ class ObjectStore:
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
                 return None
-            raise _translate(exc, f"look up {key}") from exc
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"look up {key}") from exc
+            raise store_error(exc, f"look up {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"look up {key}") from exc
         meta = obj.metadata or {}
         return StoredObject(
             key=key,
@@ -254,8 +270,8 @@ class ObjectStore:
                 metadata={"sha256": sha256, "orthanc-id": orthanc_id},
                 part_size=max(5 * 1024**2, len(data)),  # one PUT: the ETag is then the MD5 of the bytes
             )
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"upload {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"upload {key}") from exc
         etag = (result.etag or "").strip('"').lower()
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
             if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
@@ -275,12 +291,12 @@ class ObjectStore:
         """
         try:
             resp = self._client.get_object(self.bucket, key, version_id=version_id)
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"read {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"read {key}") from exc
         try:
             return bytes(resp.read())
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"read {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"read {key}") from exc
         finally:
             resp.close()
             resp.release_conn()
@@ -289,12 +305,12 @@ class ObjectStore:
         """Return the bytes at ``key`` and the sha256 recorded in its metadata when it was written."""
         try:
             resp = self._client.get_object(self.bucket, key, version_id=version_id)
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"read {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"read {key}") from exc
         try:
             return bytes(resp.read()), resp.headers.get("x-amz-meta-sha256")
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"read {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"read {key}") from exc
         finally:
             resp.close()
             resp.release_conn()
@@ -311,8 +327,8 @@ class ObjectStore:
                     current = best.get(obj.object_name)
                     if current is None or obj.last_modified > current[0]:
                         best[obj.object_name] = (obj.last_modified, obj.version_id)
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"list versions of {prefix}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"list versions of {prefix}") from exc
         for key in sorted(best):
             yield key, best[key][1]
 
@@ -322,12 +338,12 @@ class ObjectStore:
             for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
                 if obj.object_name and not obj.is_dir:
                     yield obj.object_name
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, f"list {prefix}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"list {prefix}") from exc
 
     def ping(self) -> None:
         """Check the store answers for our bucket. Raises StoreUnavailable / StoreError."""
         try:
             self._client.bucket_exists(self.bucket)
-        except _CLIENT_ERRORS as exc:
-            raise _translate(exc, "reach the bucket") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, "reach the bucket") from exc

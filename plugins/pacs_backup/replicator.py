@@ -21,10 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog
+from .catalog import Catalog, copy_entry
+from .documents import ErrorDoc, ReplicationDoc
 from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
 from .keys import instance_key
-from .manifest import ManifestEntry, sha256_hex
+from .manifest import sha256_hex
 from .object_store import BucketReport, ObjectStore
 from .orthanc_source import InstanceUids, OrthancReader
 from .outbox import Outbox
@@ -76,7 +77,7 @@ class Replicator:
         self._claim_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._lags: deque[float] = deque(maxlen=2000)
-        self._last_error: dict[str, Any] | None = None
+        self._last_error: ErrorDoc | None = None
         self._last_replicated_at: float | None = None
         self._bucket: BucketReport | None = None
         self._reconcile: dict[str, Any] | None = None
@@ -249,28 +250,7 @@ class Replicator:
                 path = self.reader.storage_path(orthanc_id)
             except SourceGone:  # deleted a moment after its copy was made: the copy stays findable
                 path = ""
-            self.catalog.record(
-                ManifestEntry(
-                    orthanc_id=orthanc_id,
-                    study_uid=uids.study,
-                    series_uid=uids.series,
-                    sop_uid=uids.sop,
-                    patient_id=info.patient_id,
-                    patient_name=info.patient_name,
-                    owner=info.owner,
-                    species=info.species,
-                    breed=info.breed,
-                    accession=info.accession,
-                    study_date=info.study_date,
-                    description=info.study_description,
-                    modality=info.modality,
-                    path=path,
-                    key=key,
-                    sha256=digest,
-                    size=len(data),
-                ),
-                now,
-            )
+            self.catalog.record(copy_entry(orthanc_id, uids, info, path, key, digest, len(data)), now)
         lag = self.outbox.mark_done(orthanc_id, key, digest, len(data), now)
         self._last_replicated_at = now
         if lag is not None:
@@ -378,7 +358,7 @@ class Replicator:
     def _note_error(self, message: str) -> None:
         self._last_error = {"message": message, "at": self._clock()}
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ReplicationDoc:
         """Return the replication part of ``GET /backup/status`` (JSON-ready)."""
         now = self._clock()
         st = self.outbox.stats(now)

@@ -21,7 +21,7 @@ from .cloud_pacs import CloudQueue, CloudSender
 from .config import Settings, load_settings
 from .dicom_guard import sequence_depth
 from .dicomweb import DicomWeb
-from .documents import RunDoc
+from .documents import RefusedDoc, RunDoc, StatusDoc
 from .drives import DriveRegistry, DriveWatch
 from .errors import BackupError, ConfigError
 from .forecast import forecast_from_totals
@@ -85,7 +85,7 @@ class BackupService:
         self.settings: Settings | None = None
         self._growth_cache: tuple[float, tuple[int, int, float | None]] | None = None
         self.refused = 0  # DICOM files refused by screen_instance since start
-        self.last_refused: dict[str, Any] | None = None
+        self.last_refused: RefusedDoc | None = None
         try:
             self.settings = load_settings(storage_dir / OUTBOX_FILENAME, os.environ if env is None else env)
         except ConfigError as exc:
@@ -168,56 +168,51 @@ class BackupService:
         if self.replicator is not None:
             self.replicator.stop()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusDoc:
         """Return ``GET /backup/status``: replication state plus an overall ``state`` word.
 
         ``state`` is ``error`` (not running or nothing can be copied), ``degraded`` (copies delayed or
         failing) or ``ok``.
         """
-        base: dict[str, Any] = {
+        doc: StatusDoc = {
             "version": __version__,
             "time": time.time(),
             "last_snapshot": None,
             "last_drill": None,
             "refused_instances": self.refused,
             "last_refused": self.last_refused,
+            "state": "error",
+            "enabled": False,
         }
         if self.config_error is not None:
-            return {
-                **base,
-                "state": "error",
-                "enabled": False,
-                "config_error": self.config_error,
-                "last_error": {"message": self.config_error, "at": None},
-            }
+            doc["config_error"] = self.config_error
+            doc["last_error"] = {"message": self.config_error, "at": None}
+            return doc
         if self.replicator is None:
-            return {
-                **base,
-                "state": "error",
-                "enabled": False,
-                "last_error": {"message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None},
-            }
+            doc["last_error"] = {"message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None}
+            return doc
         rep = self.replicator.status()
         offsite = self.offsite.status() if self.offsite else {}
         has_targets = bool(self.settings and self.settings.targets)
         state = overall_state(
             rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None, time.time()
         )
+        doc = {**doc, "state": state, "enabled": True, **rep, "offsite": offsite}
         if self.cloud is not None:
-            rep["cloud_pacs"] = self.cloud.status()
-            if state == "ok" and (rep["cloud_pacs"]["reachable"] is False or rep["cloud_pacs"]["failing"]):
+            cloud = doc["cloud_pacs"] = self.cloud.status()
+            if state == "ok" and (cloud["reachable"] is False or cloud["failing"]):
                 state = "degraded"
         if not has_targets:
-            rep["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
+            doc["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
         now = time.time()
         size, recent, first = self._growth(now)
         quota = self.settings.store_quota_gb if self.settings else None
-        rep["store"]["forecast"] = forecast_from_totals(
+        doc["store"]["forecast"] = forecast_from_totals(
             size, recent, first, now, None if quota is None else int(quota * 1e9)
         )
         try:
             usage = shutil.disk_usage(self.storage_dir)
-            rep["disk"] = {
+            doc["disk"] = {
                 "path": str(self.storage_dir),
                 "free_bytes": usage.free,
                 "total_bytes": usage.total,
@@ -225,10 +220,11 @@ class BackupService:
                 "forecast": forecast_from_totals(usage.total - usage.free, recent, first, now, usage.total),
             }
         except OSError:
-            rep["disk"] = None
-        base["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
-        base["last_drill"] = _newest([t.get("last_drill") for t in offsite.values()])
-        return {**base, "state": state, "enabled": True, **rep, "offsite": offsite}
+            doc["disk"] = None
+        doc["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
+        doc["last_drill"] = _newest([t.get("last_drill") for t in offsite.values()])
+        doc["state"] = state
+        return doc
 
     def _growth(self, now: float) -> tuple[int, int, float | None]:
         """The catalog's growth, recomputed at most every 5 minutes (a sum over every copy)."""

@@ -23,17 +23,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import minio
-import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED
 from minio.credentials.providers import StaticProvider
-from minio.error import S3Error, ServerError
+from minio.error import S3Error
 from minio.objectlockconfig import DAYS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
 from .config import load_store_settings, secret
 from .errors import BackupError, ConfigError, StoreError, StoreUnavailable
-from .object_store import default_retention
+from .exits import EXIT_OK, run_command
+from .object_store import AUTH_CODES, CLIENT_ERRORS, ROOT_KEYS, default_retention, http_pool, keys_refused, store_error
 
 # minio-py's admin client and its error, looked up by name: the class name spells the store's factory
 # default password, which credential scanners of this repository rightly refuse to see in a file.
@@ -77,9 +77,6 @@ DENIED_ACTIONS = (
 # The dashboard's account: it searches and previews the copies while the PACS is down; it never writes.
 READER_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation")
 READER_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
 
 
 @dataclass(frozen=True)
@@ -149,50 +146,32 @@ def policy_name(bucket: str) -> str:
     return f"pacs-backup-plugin-{bucket}"
 
 
-def plugin_policy(bucket: str) -> dict[str, Any]:
-    """The plugin's IAM policy on ``bucket`` only (JSON-ready)."""
+def _policy(
+    bucket: str, who: str, allowed: tuple[tuple[str, ...], tuple[str, ...]], never: tuple[str, list[str]]
+) -> dict[str, Any]:
+    """An IAM policy on ``bucket`` only: ``allowed`` (actions on the bucket, actions on its objects) and
+    ``never`` (a statement's Sid, and actions refused on both)."""
     resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "PluginBucket",
-                "Effect": "Allow",
-                "Action": list(PLUGIN_BUCKET_ACTIONS),
-                "Resource": [resources[0]],
-            },
-            {
-                "Sid": "PluginCopies",
-                "Effect": "Allow",
-                "Action": list(PLUGIN_OBJECT_ACTIONS),
-                "Resource": [resources[1]],
-            },
-            {"Sid": "NeverDeleteOrUnlock", "Effect": "Deny", "Action": list(DENIED_ACTIONS), "Resource": resources},
+            {"Sid": f"{who}Bucket", "Effect": "Allow", "Action": list(allowed[0]), "Resource": [resources[0]]},
+            {"Sid": f"{who}Copies", "Effect": "Allow", "Action": list(allowed[1]), "Resource": [resources[1]]},
+            {"Sid": never[0], "Effect": "Deny", "Action": never[1], "Resource": resources},
         ],
     }
+
+
+def plugin_policy(bucket: str) -> dict[str, Any]:
+    """The plugin's IAM policy on ``bucket`` only (JSON-ready)."""
+    allowed = (PLUGIN_BUCKET_ACTIONS, PLUGIN_OBJECT_ACTIONS)
+    return _policy(bucket, "Plugin", allowed, ("NeverDeleteOrUnlock", list(DENIED_ACTIONS)))
 
 
 def reader_policy(bucket: str) -> dict[str, Any]:
     """The dashboard's read-only IAM policy on ``bucket`` (JSON-ready)."""
-    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReaderBucket",
-                "Effect": "Allow",
-                "Action": list(READER_BUCKET_ACTIONS),
-                "Resource": [resources[0]],
-            },
-            {
-                "Sid": "ReaderCopies",
-                "Effect": "Allow",
-                "Action": list(READER_OBJECT_ACTIONS),
-                "Resource": [resources[1]],
-            },
-            {"Sid": "NeverWrite", "Effect": "Deny", "Action": ["s3:PutObject", *DENIED_ACTIONS], "Resource": resources},
-        ],
-    }
+    allowed = (READER_BUCKET_ACTIONS, READER_OBJECT_ACTIONS)
+    return _policy(bucket, "Reader", allowed, ("NeverWrite", ["s3:PutObject", *DENIED_ACTIONS]))
 
 
 def load_setup_settings(env: Mapping[str, str]) -> SetupSettings:
@@ -238,11 +217,8 @@ def _admin_error(exc: Exception, what: str) -> BackupError:
         code = ""
     if status.startswith("5"):
         return StoreUnavailable(f"The object store is not ready to {what} (HTTP {status} {code}); retrying.")
-    if status == "403" or code in _AUTH_CODES:
-        return StoreError(
-            f"The object store refused the root account while trying to {what} ({code or status}); "
-            "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD."
-        )
+    if status == "403" or code in AUTH_CODES:
+        return keys_refused(ROOT_KEYS, what, code or status)
     if not code:  # not MinIO's admin API answering (another S3 service, a proxy)
         return StoreError(
             f"The object store has no MinIO admin API (HTTP {status} while trying to {what}); "
@@ -252,30 +228,10 @@ def _admin_error(exc: Exception, what: str) -> BackupError:
     return StoreError(f"The object store refused to {what}: {code}.")
 
 
-def _s3_error(exc: Exception, what: str) -> BackupError:
-    if isinstance(exc, S3Error):
-        if exc.code in _AUTH_CODES:
-            return StoreError(
-                f"The object store refused the root account while trying to {what} ({exc.code}); "
-                "check MINIO_ROOT_USER and MINIO_ROOT_PASSWORD."
-            )
-        return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
-    if isinstance(exc, ServerError):
-        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}); retrying.")
-    reason = getattr(exc, "reason", None) or exc
-    short = str(reason).rsplit(": ", 1)[-1] or type(exc).__name__
-    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({short}).")
-
-
-_NETWORK_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
-
-
 class _Setup:
     def __init__(self, s: SetupSettings) -> None:
         self.s = s
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5.0, read=60.0), retries=urllib3.Retry(total=1, backoff_factor=0.2)
-        )
+        http = http_pool()
         self.client = Minio(
             s.endpoint,
             access_key=s.root_user,
@@ -378,8 +334,8 @@ def provision(s: SetupSettings, wait_s: float = 60.0) -> SetupReport:
                 )
         except AdminError as exc:
             err: BackupError = _admin_error(exc, step)
-        except _NETWORK_ERRORS as exc:
-            err = _s3_error(exc, step)
+        except CLIENT_ERRORS as exc:
+            err = store_error(exc, step, ROOT_KEYS, then="")
         else:
             return SetupReport(
                 bucket=s.bucket,
@@ -420,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the object store (default 60)")
     a = p.parse_args(argv)
-    try:
+
+    def run() -> int:
         if a.print_policy:
             print(json.dumps(plugin_policy(os.environ.get("MINIO_BUCKET") or "pacs-backup"), indent=2))
             return EXIT_OK
@@ -429,15 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in provision(settings, a.wait).lines():
             print(f"  {line}")
         return EXIT_OK
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except BackupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+
+    return run_command(run)
 
 
 if __name__ == "__main__":

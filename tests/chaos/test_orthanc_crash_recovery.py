@@ -3,15 +3,11 @@ of `make run` comes back by itself during an ingest, and nothing is lost (issue 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,22 +15,13 @@ import pytest
 import devstack
 from pacs_backup.errors import BackupError
 from pacs_backup.orthanc_http import OrthancHttp
-from tests.support.common import wait_until
-from tests.support.dicomgen import make_instance, new_uid
+from tests.support.common import raw_request, wait_until
+from tests.support.dicomgen import make_instance, nested_instance, new_uid
 from tests.support.servers import MinioServer
 
 pytestmark = pytest.mark.timeout(900)
 
 NESTED_JSON = b"[" * 100_000  # to Orthanc's own /tools/find: a stack overflow in its JSON parser
-
-
-def nested_dicom(depth: int) -> bytes:
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(10_000)  # pydicom writes nested sequences recursively
-    try:
-        return make_instance(new_uid(), new_uid(), rows=8, cols=8, nesting=depth, modality="OT")
-    finally:
-        sys.setrecursionlimit(old)
 
 
 class SupervisedOrthanc:
@@ -87,18 +74,9 @@ class SupervisedOrthanc:
             return False
 
     def post_raw(self, uri: str, body: bytes) -> str:
-        token = base64.b64encode(f"{self.settings.username}:{self.settings.password}".encode()).decode()
-        req = urllib.request.Request(  # noqa: S310 - http(s) only, checked or loopback
-            self.url + uri,
-            data=body,
-            method="POST",
-            headers={"Authorization": "Basic " + token},
-        )
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310
-                return f"answered {r.status}"
-        except urllib.error.HTTPError as exc:
-            return f"answered {exc.code}"
+            status, _ = raw_request(self.url + uri, "POST", body, (self.settings.username, self.settings.password))
+            return f"answered {status}"
         except OSError as exc:  # the connection dies with Orthanc
             return f"no answer ({type(exc).__name__})"
 
@@ -165,7 +143,7 @@ def test_orthanc_crashing_during_ingest_comes_back_by_itself_and_loses_nothing(
         crashes.append(crash(o, "/tools/find", NESTED_JSON))
         wait_until(lambda: len(acknowledged) >= 120, 180, "120 instances acknowledged")
         # The other crash the plugin cannot prevent: Orthanc parses a REST upload before any filter sees it.
-        crashes.append(crash(o, "/instances", nested_dicom(60)))
+        crashes.append(crash(o, "/instances", nested_instance(60)))
         t.join(300)
     finally:
         stop.set()

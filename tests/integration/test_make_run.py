@@ -4,21 +4,18 @@ stack that answers this machine only (16.16)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import socket
 import stat
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 import devstack
-from tests.support.common import ROOT, wait_until
+from tests.support.common import ROOT, raw_request, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -50,13 +47,8 @@ def alive(pid: int) -> bool:
 
 
 def get(url: str, auth: tuple[str, str], body: bytes | None = None) -> int | str:
-    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    req = urllib.request.Request(url, data=body, headers={"Authorization": "Basic " + token})  # noqa: S310
     try:
-        with urllib.request.urlopen(req, timeout=20) as r:  # noqa: S310 - the test's own stack
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        return raw_request(url, "POST" if body is not None else "GET", body, auth, timeout=20)[0]
     except OSError as exc:
         return type(exc).__name__
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
-import urllib.error
-import urllib.request
 from io import BytesIO
 
 import pytest
@@ -15,26 +12,14 @@ from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
 from tests.integration.test_offsite import fill
-from tests.support.common import wait_until
-from tests.support.dicomgen import make_instance, new_uid
+from tests.support.common import raw_request, wait_until
+from tests.support.dicomgen import nested_instance
 
 
 def raw(o, method: str, uri: str, body: bytes | None = None) -> tuple[int, str]:
     """Send a request as an attacker would (no client-side checks); return status and body."""
-    import base64
-
-    token = base64.b64encode(f"{o.settings.username}:{o.settings.password}".encode()).decode()
-    req = urllib.request.Request(  # noqa: S310 - http(s) only, checked or loopback
-        o.url + uri,
-        data=body,
-        method=method,
-        headers={"Authorization": "Basic " + token, "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-            return resp.status, resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode("utf-8", "replace")
+    auth = (o.settings.username, o.settings.password)
+    return raw_request(o.url + uri, method, body, auth, {"Content-Type": "application/json"})
 
 
 def alive(o) -> bool:
@@ -97,25 +82,16 @@ def test_repeated_job_requests_queue_one_run(orthanc):
     assert len(ids) == 1
 
 
-def nested_file(depth: int) -> bytes:
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(10_000)  # pydicom writes nested sequences recursively
-    try:
-        return make_instance(new_uid(), new_uid(), rows=8, cols=8, nesting=depth, modality="OT")
-    finally:
-        sys.setrecursionlimit(old)
-
-
 def test_deeply_nested_dicom_is_refused_by_c_store_and_rest(orthanc):
     # C-STORE: a file nested 200 deep is accepted by Orthanc 1.10 and then crashes it whenever read.
     ae = AE(ae_title="ATTACKER")
     ae.add_requested_context(SecondaryCaptureImageStorage, "1.2.840.10008.1.2.1")
     assoc = ae.associate("127.0.0.1", orthanc.settings.dicom_port, ae_title="PACS")
     assert assoc.is_established
-    assoc.send_c_store(dcmread(BytesIO(nested_file(200))))
+    assoc.send_c_store(dcmread(BytesIO(nested_instance(200))))
     assoc.release()
     # REST: deeper than the limit but shallow enough that Orthanc's own upload path survives it.
-    code, text = raw(orthanc, "POST", "/instances", nested_file(40))
+    code, text = raw(orthanc, "POST", "/instances", nested_instance(40))
     assert code == 200 and json.loads(text)["Status"] == "FilteredOut", text
     assert alive(orthanc)
     assert orthanc.http().get_json("/instances") == []

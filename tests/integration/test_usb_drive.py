@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_offsite import fill, orthanc_env, pacs_content, script
-from tests.support.common import wait_until
+from tests.support.common import raw_request, wait_until
 from tests.support.loopdrive import LoopDrive
 
 
@@ -124,6 +124,5 @@ def run_ok(o, target: str) -> dict:
 
 
 def _post(o, uri: str, payload: dict) -> tuple[int, str]:
-    from tests.integration.test_plugin_security import raw
-
-    return raw(o, "POST", uri, json.dumps(payload).encode())
+    auth = (o.settings.username, o.settings.password)
+    return raw_request(o.url + uri, "POST", json.dumps(payload).encode(), auth, {"Content-Type": "application/json"})

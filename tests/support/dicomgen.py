@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import sys
 from pathlib import Path
 
 import pydicom.data
@@ -111,3 +112,13 @@ def pydicom_sample_files() -> list[Path]:
     """Every DICOM file shipped inside the pydicom package (compressed, multi-frame, odd charsets...)."""
     folder = Path(os.path.dirname(pydicom.data.__file__)) / "test_files"
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".dcm", ""))
+
+
+def nested_instance(depth: int) -> bytes:
+    """A small valid file whose sequences nest ``depth`` deep (what crashes a recursive DICOM reader)."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)  # pydicom writes nested sequences recursively
+    try:
+        return make_instance(new_uid(), new_uid(), rows=8, cols=8, nesting=depth, modality="OT")
+    finally:
+        sys.setrecursionlimit(old)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pacs_backup.catalog import Catalog, StudyQuery
-from pacs_backup.manifest import ManifestEntry
+from pacs_backup.catalog import _COLUMNS, Catalog, StudyQuery
+from pacs_backup.manifest import ENTRY_FIELDS, ManifestEntry
 
 
 def entry(n: int) -> ManifestEntry:
@@ -41,3 +41,9 @@ def test_change_feed_pages_by_time_then_uid(tmp_path):
         seen += [s["study_uid"] for s in page]
         since, after = page[-1]["last_copied_at"], page[-1]["study_uid"]
     assert sorted(seen) == sorted(f"1.2.{n}" for n in range(25)) and len(seen) == 25
+
+
+def test_manifest_keys_are_the_catalog_columns_in_order():
+    # ManifestEntry is assembled from two TypedDicts; the catalog zips its columns with these keys.
+    columns = [c.strip() for c in _COLUMNS.split(",")]
+    assert ["object_key" if f == "key" else f for f in ENTRY_FIELDS] == columns
