@@ -47,6 +47,17 @@ class InstanceUids:
     info: SeriesInfo | None = None  # patient and study details (for the catalog)
 
 
+@dataclass(frozen=True)
+class ChangesPage:
+    """One page of Orthanc's change log (``/changes?since=``): what the plugin needs of it."""
+
+    new_instances: list[str]
+    deleted_instances: list[str]
+    first_seq: int | None  # None: the page is empty
+    last: int  # the sequence number to ask from next
+    done: bool  # no more changes after this page
+
+
 class OrthancReader:
     """Read instance files and their UIDs. Thread-safe."""
 
@@ -154,6 +165,26 @@ class OrthancReader:
         info = self._series_info(inst["ParentSeries"], orthanc_id)
         path = self.storage_path(orthanc_id)
         return InstanceUids(info.study_uid, info.series_uid, str(sop)), info, path
+
+    def changes(self, since: int, limit: int) -> ChangesPage:
+        """Return the changes after sequence number ``since`` (at most ``limit``)."""
+        doc = self._json(f"/changes?since={since}&limit={limit}")
+        try:
+            rows = doc["Changes"]
+            new = [str(c["ID"]) for c in rows if c["ChangeType"] == "NewInstance"]
+            gone = [str(c["ID"]) for c in rows if c["ChangeType"] == "Deleted" and c.get("ResourceType") == "Instance"]
+            first = min((int(c["Seq"]) for c in rows), default=None)
+            return ChangesPage(new, gone, first, int(doc["Last"]), bool(doc["Done"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceError("Orthanc's change log is not in the expected form.") from exc
+
+    def last_change(self) -> int:
+        """Return the sequence number of Orthanc's newest change (0 when there is none)."""
+        doc = self._json("/changes?last")
+        try:
+            return int(doc["Last"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SourceError("Orthanc's change log is not in the expected form.") from exc
 
     def list_instances(self, since: int, limit: int) -> list[str]:
         """Return up to ``limit`` instance ids starting at index ``since`` of Orthanc's listing."""

@@ -88,6 +88,20 @@ class Outbox:
                 raise
             return max(0, added)
 
+    def get_meta(self, key: str) -> str | None:
+        """A small setting the engine keeps across restarts (e.g. the change-log cursor)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM engine_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO engine_state (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
     def due(self, now: float, limit: int, exclude: set[str]) -> list[str]:
         """Return up to ``limit`` pending ids whose next attempt is due, oldest first, not in ``exclude``."""
         with self._lock:

@@ -34,6 +34,8 @@ from .retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+# The outbox's setting holding the last sequence number of Orthanc's change log already reconciled.
+CHANGES_CURSOR = "changes_cursor"
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,15 @@ class ReplicatorOptions:
     workers: int = 4
     prefix: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    reconcile_every_s: float = 24 * 3600.0  # 0 = only at start
+    # A full comparison of Orthanc's listing with the queue, this often (0 = only when there is no
+    # change-log cursor yet). Between them the plugin follows Orthanc's change log, whose cost does not
+    # grow with the archive.
+    reconcile_every_s: float = 7 * 24 * 3600.0
+    changes_every_s: float = 60.0
     store_probe_cap_s: float = 2.0
     reconcile_page: int = 1000
+    # Pause between pages of a scheduled full comparison, so it never competes with ingest.
+    reconcile_pause_s: float = 0.05
     # Bytes of instance data held in memory at once by all workers together. Large radiographs then
     # wait for each other instead of multiplying the plugin's memory inside Orthanc.
     inflight_budget_bytes: int = 24 * 1024 * 1024
@@ -288,15 +296,19 @@ class Replicator:
 
     def _supervise_loop(self) -> None:
         # Reconcile first: it needs only Orthanc, and fills the queue even while the store is down.
-        self._run_reconcile()
+        self._run_reconcile(full=False)
         self._prepare_bucket()
-        next_reconcile = time.monotonic() + self.options.reconcile_every_s
+        next_full = time.monotonic() + self.options.reconcile_every_s
+        next_changes = time.monotonic() + self.options.changes_every_s
         while not self._stop.is_set():
             if not self._store_ok.is_set():
                 self._probe_store()
-            elif self.options.reconcile_every_s > 0 and time.monotonic() >= next_reconcile:
-                self._run_reconcile()
-                next_reconcile = time.monotonic() + self.options.reconcile_every_s
+            elif self.options.reconcile_every_s > 0 and time.monotonic() >= next_full:
+                self._run_reconcile(full=True, pause_s=self.options.reconcile_pause_s)
+                next_full = time.monotonic() + self.options.reconcile_every_s
+            elif time.monotonic() >= next_changes:
+                self._run_reconcile(full=False)
+                next_changes = time.monotonic() + self.options.changes_every_s
             self._stop.wait(1.0)
 
     def _prepare_bucket(self) -> None:
@@ -330,29 +342,66 @@ class Replicator:
                 self._work.notify_all()
             return
 
-    def _run_reconcile(self) -> None:
-        """Queue every instance Orthanc holds that the outbox has never seen."""
-        started, since, queued = self._clock(), 0, 0
+    def _run_reconcile(self, *, full: bool, pause_s: float = 0.0) -> None:
+        """Queue every instance Orthanc holds that the outbox has never seen.
+
+        Normally by following Orthanc's change log from the saved cursor (cost: the changes since, not
+        the archive); by the full listing when there is no cursor yet, when the log has a gap or was
+        reset (another Orthanc database), or when ``full`` (the weekly comparison).
+        """
+        started = self._clock()
         try:
-            while not self._stop.is_set():
-                ids = self.reader.list_instances(since, self.options.reconcile_page)
-                if not ids:
-                    break
-                queued += self.outbox.enqueue_missing(ids, self._clock())
-                since += len(ids)
+            cursor = self.outbox.get_meta(CHANGES_CURSOR)
+            followed = None if full or cursor is None else self._follow_changes(int(cursor))
+            if followed is None:
+                mode, last = "full", self.reader.last_change()  # changes from now on are read next time
+                seen, queued = self._reconcile_listing(pause_s)
+            else:
+                mode, (seen, queued, last) = "changes", followed
+            self.outbox.set_meta(CHANGES_CURSOR, str(last))
         except BackupError as exc:
             self._note_error(f"Reconciliation with Orthanc failed, will try again later: {exc}")
             return
         self._reconcile = {
             "at": started,
-            "instances_seen": since,
+            "mode": mode,
+            "instances_seen": seen,
             "queued": queued,
             "duration_s": round(self._clock() - started, 3),
         }
         if queued:
-            log.warning("reconciliation queued %d instances that were not yet backed up", queued)
+            log.warning("reconciliation (%s) queued %d instances that were not yet backed up", mode, queued)
             with self._work:
                 self._work.notify_all()
+
+    def _follow_changes(self, cursor: int) -> tuple[int, int, int] | None:
+        """(new instances seen, queued, new cursor), or None when only a full listing can tell."""
+        seen = queued = 0
+        while not self._stop.is_set():
+            page = self.reader.changes(cursor, self.options.reconcile_page)
+            if page.last < cursor or (page.first_seq is not None and page.first_seq > cursor + 1):
+                log.warning("Orthanc's change log was reset or trimmed after %d: comparing the whole listing", cursor)
+                return None
+            gone = set(page.deleted_instances)
+            new = [i for i in page.new_instances if i not in gone]
+            seen += len(new)
+            queued += self.outbox.enqueue_missing(new, self._clock()) if new else 0
+            cursor = max(cursor, page.last)
+            if page.done:
+                break
+        return seen, queued, cursor
+
+    def _reconcile_listing(self, pause_s: float) -> tuple[int, int]:
+        since = queued = 0
+        while not self._stop.is_set():
+            ids = self.reader.list_instances(since, self.options.reconcile_page)
+            if not ids:
+                break
+            queued += self.outbox.enqueue_missing(ids, self._clock())
+            since += len(ids)
+            if pause_s:
+                self._stop.wait(pause_s)
+        return since, queued
 
     # --- status ---------------------------------------------------------------------------------
     def _note_error(self, message: str) -> None:

@@ -214,7 +214,13 @@ def _v5(db: sqlite3.Connection) -> None:
         UPDATE outbox_totals SET n = n - 1, bytes = bytes - COALESCE(OLD.size, 0) WHERE state = OLD.state; END""")
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5)
+def _v6(db: sqlite3.Connection) -> None:
+    """Small values the engine keeps across restarts: the cursor in Orthanc's change log (so a restart
+    reads the changes since, not the whole archive) and the like."""
+    db.execute("CREATE TABLE engine_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _migrate_lock = threading.Lock()

@@ -248,3 +248,33 @@ def test_replication_bad_config_keeps_orthanc_serving(orthanc_factory, minio_ser
     log = orthanc.log.read_text()
     assert "BACKUP_WORKERS" in log and "Traceback" not in log
     assert minio_server.secret_key not in log
+
+
+def test_replication_restart_follows_orthancs_change_log_not_the_whole_listing(orthanc, minio_server, bucket):
+    """Issue 14: a restart reads Orthanc's change log from the saved cursor; images stored while the
+    plugin was not loaded are found there (nothing lost), and the archive is not listed again."""
+    import dataclasses
+
+    http = orthanc.http()
+    _, first = make_study(4, rows=32, cols=32)
+    for d in first:
+        http.upload(d)
+    orthanc.wait_replicated(4)
+    assert orthanc.status()["last_reconcile"]["mode"] == "full"  # first start: no cursor yet
+
+    orthanc.stop()  # Orthanc runs a while without the plugin (e.g. a configuration mistake)
+    with_plugin = orthanc.settings
+    orthanc.settings = dataclasses.replace(with_plugin, plugin=False)
+    orthanc.start()
+    _, missed = make_study(3, rows=32, cols=32)
+    for d in missed:
+        http.upload(d)
+    orthanc.stop()
+    orthanc.settings = with_plugin
+    orthanc.start()
+
+    st = orthanc.wait_replicated(7, timeout=120)
+    assert st["last_reconcile"]["mode"] == "changes" and st["last_reconcile"]["queued"] == 3
+    # It read the change log since the cursor saved at the first start (the 7 new images), no listing.
+    assert st["last_reconcile"]["instances_seen"] == 7
+    assert assert_all_copies_identical(orthanc, minio_server.client(), bucket) == 7

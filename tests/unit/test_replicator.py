@@ -32,6 +32,14 @@ class FakeOrthanc:
     def list_instances(self, since, limit):
         return sorted(self.files)[since : since + limit]
 
+    def last_change(self):
+        return 0
+
+    def changes(self, since, limit):
+        from pacs_backup.orthanc_source import ChangesPage
+
+        return ChangesPage([], [], None, since, True)
+
 
 class FakeStore:
     def __init__(self):
@@ -165,3 +173,80 @@ def test_replicator_does_not_upload_identical_object_twice(make):
         r._work.notify_all()
     wait_for(lambda: r.status()["outbox_depth"] == 0 and r.status()["replicated"] == 5)
     assert store.puts == puts
+
+
+class ChangeLogOrthanc(FakeOrthanc):
+    """FakeOrthanc with Orthanc's change log, counting how often the whole listing is read."""
+
+    def __init__(self, n=0):
+        super().__init__(n)
+        self.log = [("NewInstance", oid) for oid in sorted(self.files)]
+        self.trimmed_before = 0
+        self.listings = 0
+
+    def add(self, oid):
+        self.files[oid] = f"bytes-{oid}".encode()
+        self.log.append(("NewInstance", oid))
+
+    def delete(self, oid):
+        del self.files[oid]
+        self.log.append(("Deleted", oid))
+
+    def list_instances(self, since, limit):
+        if since == 0:
+            self.listings += 1
+        return super().list_instances(since, limit)
+
+    def last_change(self):
+        return len(self.log)
+
+    def changes(self, since, limit):
+        from pacs_backup.orthanc_source import ChangesPage
+
+        after = max(since, self.trimmed_before)
+        rows = [(seq, kind, oid) for seq, (kind, oid) in enumerate(self.log, 1) if seq > after]
+        page = rows[:limit]
+        return ChangesPage(
+            [oid for _, kind, oid in page if kind == "NewInstance"],
+            [oid for _, kind, oid in page if kind == "Deleted"],
+            page[0][0] if page else None,
+            page[-1][0] if page else max(since, len(self.log)) if since <= len(self.log) else len(self.log),
+            len(rows) <= limit,
+        )
+
+
+def test_restart_follows_the_change_log_instead_of_listing_the_archive(tmp_path):
+    """Issue 14: a restart with nothing new must not read Orthanc's whole listing (1M instances)."""
+    orthanc, store = ChangeLogOrthanc(25), FakeStore()
+    opts = ReplicatorOptions(workers=2, retry=RetryPolicy(base_s=0.01, cap_s=0.05), reconcile_page=10)
+
+    def start():
+        r = Replicator(Outbox(tmp_path / "outbox.sqlite"), orthanc, store, opts)
+        r.start()
+        return r
+
+    r = start()  # first start: no cursor yet, so the full listing, once
+    wait_for(lambda: r.status()["replicated"] == 25)
+    assert orthanc.listings == 1 and r.status()["last_reconcile"]["mode"] == "full"
+    r.stop()
+
+    # While the plugin was down (a lost callback), two instances arrived and one more came and went.
+    orthanc.add("idA")
+    orthanc.add("idB")
+    orthanc.add("idC")
+    orthanc.delete("idC")
+    r = start()
+    wait_for(lambda: r.status()["replicated"] == 27)
+    rec = r.status()["last_reconcile"]
+    assert rec["mode"] == "changes" and rec["queued"] == 2 and orthanc.listings == 1
+    assert r.status()["quarantined"] == 0  # the one deleted meanwhile is not chased
+    r.stop()
+
+    # A trimmed or reset change log cannot prove nothing was missed: the whole listing is compared again.
+    orthanc.add("idD")
+    orthanc.trimmed_before = len(orthanc.log) + 5
+    orthanc.log += [("StableStudy", "x")] * 10
+    r = start()
+    wait_for(lambda: r.status()["replicated"] == 28)
+    assert r.status()["last_reconcile"]["mode"] == "full" and orthanc.listings == 2
+    r.stop()
