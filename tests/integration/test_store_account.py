@@ -38,8 +38,6 @@ from tests.support.dicomgen import make_study
 from tests.support.servers import MinioServer
 from tests.support.store_account import plugin_account, plugin_env, setup_settings
 
-pytestmark = pytest.mark.integration
-
 BYPASS = {"x-amz-bypass-governance-retention": "true"}
 
 
