@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run down status test test-unit test-integration test-stack images lint typecheck package bench clean
+.PHONY: help setup run down status test arm64-smoke test-unit test-integration test-stack images lint typecheck package bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -41,7 +41,11 @@ images: setup ## Build the appliance's images offline (engine, base image, side-
 	@dev/docker-setup
 
 test: setup lint typecheck ## Every test (what CI runs), including a quick run of the benchmark harness
-	@$(VENV)/bin/pytest tests
+	@$(VENV)/bin/pytest tests --ignore=tests/arm64
+
+arm64-smoke: setup ## Build the arm64 images under emulation and run the stack on them (slow; not in make test)
+	@dev/arm64-images
+	@$(VENV)/bin/pytest tests/arm64
 
 package: setup ## Build the installable package (engine, entry module, dashboard) into dist/
 	@$(VENV)/bin/pip wheel --no-deps --quiet -w dist .
