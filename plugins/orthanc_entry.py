@@ -54,6 +54,14 @@ def _rest_post(uri: str, body: bytes) -> bytes:
         raise SourceError(f"Orthanc refused {uri}: {exc}") from None
 
 
+def _rest_put(uri: str, body: bytes) -> bytes:
+    """In-process REST PUT (declaring the cloud PACS as a DICOM modality)."""
+    try:
+        return bytes(orthanc.RestApiPut(uri, body))
+    except orthanc.OrthancException as exc:
+        raise SourceError(f"Orthanc refused {uri}: {exc}") from None
+
+
 def _storage_dir() -> Path:
     config = json.loads(orthanc.GetConfiguration())
     return Path(config.get("StorageDirectory", "OrthancStorage"))
@@ -128,7 +136,7 @@ for _folder in {_storage_dir(), Path(json.loads(orthanc.GetConfiguration()).get(
     except OSError:
         logging.getLogger("pacs_backup").warning("could not make %s owner-only", _folder)
 
-service = BackupService(_rest_get, _storage_dir(), config_json=_configuration, post=_rest_post)
+service = BackupService(_rest_get, _storage_dir(), config_json=_configuration, post=_rest_post, put=_rest_put)
 orthanc.RegisterOnChangeCallback(on_change)
 orthanc.RegisterRestCallback("/backup/(.*)", on_backup_request)
 orthanc.RegisterReceivedInstanceCallback(on_received_instance)

@@ -74,8 +74,10 @@ def bucket() -> str:
 def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., OrthancServer]]:
     made: list[OrthancServer] = []
 
-    def make(backup_env: dict[str, str], plugin: bool = True, name: str = "orthanc") -> OrthancServer:
-        server = OrthancServer(tmp_path / name, backup_env, plugin)
+    def make(
+        backup_env: dict[str, str], plugin: bool = True, name: str = "orthanc", aet: str = "PACS"
+    ) -> OrthancServer:
+        server = OrthancServer(tmp_path / name, backup_env, plugin, aet)
         made.append(server)
         server.start()
         return server

@@ -59,9 +59,10 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
     timefmt.install(app, settings.clinic.tz)
     fallback.install(app, settings.clinic, app.extensions["backend"], settings.data_dir)
 
-    from . import audit, auth, drills, restore_views, settings_views, status, studies
+    from . import audit, auth, drills, drives_views, restore_views, settings_views, status, studies
 
-    for bp in (auth.bp, status.bp, studies.bp, drills.bp, audit.bp, settings_views.bp, restore_views.bp):
+    blueprints = (auth.bp, status.bp, studies.bp, drills.bp, drives_views.bp, audit.bp, settings_views.bp)
+    for bp in (*blueprints, restore_views.bp):
         app.register_blueprint(bp)
 
     def error_page(code: int, message: str) -> tuple[str | Response, int]:

@@ -96,6 +96,10 @@ class Backend:
         self.quick = OrthancHttp(
             settings.orthanc_url, settings.orthanc_username, settings.orthanc_password, timeout_s=8
         )
+        # Preparing a drive makes a repository on it (restic init): a slow USB disk may take a while.
+        self.slow = OrthancHttp(
+            settings.orthanc_url, settings.orthanc_username, settings.orthanc_password, timeout_s=120
+        )
 
     @staticmethod
     def _down(exc: Exception, missing: str = "That is not in the backups.") -> BackendError:
@@ -231,3 +235,28 @@ class Backend:
             return self.http.get(f"/instances/{_orthanc_id(orthanc_id)}/preview")
         except BackupError as exc:
             raise self._down(exc, "No picture of this study can be shown.") from None
+
+    def prepare_drive(self, target: str, label: str) -> dict[str, Any]:
+        """Prepare the drive plugged in for ``target`` (``POST /backup/drives``): its repository id and runs."""
+        if not valid_name(target):
+            raise BackendRefused("Choose one of the backup drive targets listed on the page.")
+        if len(label) > 64 or any(ord(c) < 32 for c in label):
+            raise BackendRefused("The drive's name is too long (at most 64 characters) or holds control characters.")
+        try:
+            return dict(self.slow.post_json("/backup/drives", {"target": target, "label": label or None}))
+        except BackupError as exc:
+            raise self._down(exc, "There is no such backup drive target.") from None
+
+    def rclone_config(self) -> dict[str, Any]:
+        """The cloud-storage remotes the plugin has (names and types) and the targets using them."""
+        return dict(self._get_json("/backup/rclone-config", "This PACS's backup has no cloud storage settings."))
+
+    def put_rclone_config(self, text: str) -> dict[str, Any]:
+        """Hand a pasted rclone configuration to the plugin, which checks it and writes it (its answer)."""
+        try:
+            answer = self.http.request(
+                "PUT", "/backup/rclone-config", json.dumps({"config": text}).encode(), "application/json"
+            )
+            return dict(json.loads(answer))
+        except (BackupError, ValueError) as exc:
+            raise self._down(exc, "This PACS's backup cannot take a cloud storage configuration.") from None

@@ -64,11 +64,14 @@ def worst(*states: str) -> str:
 
 
 def copy_name(name: str, info: TargetDoc | None = None) -> str:
-    """How staff call a copy: the local backup copy, the offsite copy (x), the backup drive (x)."""
+    """How staff call a copy: the local backup copy, the offsite copy (x), the backup drive (x), the cloud
+    storage copy (x) (an rclone remote: Google Drive, Dropbox...)."""
     if name == MINIO:
         return "the local backup copy"
     if info and info.get("drive"):
         return f"the backup drive ({name})"
+    if info and str(info.get("repository") or "").startswith("rclone:"):
+        return f"the cloud storage copy ({name})"
     return f"the offsite copy ({name})"
 
 
@@ -208,7 +211,8 @@ def lights(
 
 
 def _offsite_light(name: str, info: TargetDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
-    label = f"Offsite copy ({name})"
+    who = copy_name(name, info)[4:]
+    label = who[0].upper() + who[1:]  # "Offsite copy (x)", "Cloud storage copy (x)"
     good_age = info.get("last_good_snapshot_age_s")
     last_state, last_error = _last_snapshot(info)
     due = info.get("next_snapshot_at")
@@ -276,8 +280,9 @@ def _drive_light(name: str, info: TargetDoc, drive: DriveDoc, now: float, tz: tz
             parts.append("Nothing to do.")
     else:
         value = "no backup drive plugged in"
-        parts.append(str(drive.get("advice") or "Plug in the backup drive."))
-        sentence = str(drive.get("sentence") or "")
+        advice = str(drive.get("advice") or "Plug in the backup drive.")
+        parts.append(advice)
+        sentence = str(drive.get("sentence") or "").replace(advice, "").strip()  # the advice once, not twice
         if sentence and "plugged in" not in sentence.lower():
             parts.append(sentence)
     if drive.get("swap_next"):

@@ -7,10 +7,13 @@ import math
 from flask import Blueprint, Response, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from pacs_backup.errors import BackupError
+
 from . import alerts
 from .alerts import check_alert_url, service_name
+from .backend import BackendRefused
 from .health import DEFAULT_TARGETS
-from .inputs import form_text
+from .inputs import form_text, sentence
 from .monitor import alert_urls
 from .security import client_ip
 
@@ -23,11 +26,21 @@ LIMITS = {
     "disk_warn_percent": (50, 99),
 }
 MAX_ALERT_ADDRESSES = 20
+MAX_RCLONE_CHARS = 32 * 1024
 
 
 def _mask(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest[:4]}…" if rest else url[:8] + "…"
+
+
+def _cloud_storage() -> dict[str, object]:
+    """The cloud-storage remotes the backup has (names and types only), or why they cannot be listed now."""
+    try:
+        answer = current_app.extensions["backend"].rclone_config()
+    except BackupError as exc:
+        return {"remotes": [], "targets": [], "problem": sentence(exc)}
+    return {"remotes": list(answer.get("remotes") or []), "targets": list(answer.get("targets") or [])}
 
 
 def _page(targets: dict[str, float], errors: list[str], typed: str = "", replace: bool = False) -> str:
@@ -45,6 +58,7 @@ def _page(targets: dict[str, float], errors: list[str], typed: str = "", replace
         env_urls=[_mask(u) for u in settings.apprise_urls],
         errors=errors,
         webhook_hosts=settings.webhook_hosts,
+        cloud=_cloud_storage(),
     )
 
 
@@ -87,6 +101,27 @@ def edit() -> str | WerkzeugResponse | tuple[str, int]:
         changed["alert_urls"] = f"{len(urls)} address(es): " + ", ".join(service_name(u) for u in urls)
     db.audit("settings_changed", g.user, client_ip(), str(changed))
     flash("Settings saved.")
+    return redirect(url_for("settings.edit"))
+
+
+@bp.route("/settings/cloud-storage", methods=["POST"])
+def cloud_storage() -> str | WerkzeugResponse | tuple[str, int]:
+    """Hand a pasted rclone configuration to the plugin (it checks and writes it); never shown back."""
+    db = current_app.extensions["db"]
+    targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
+    text = form_text("rclone_config", MAX_RCLONE_CHARS, "The cloud storage configuration", strip=False)
+    if not text.strip():
+        return _page(targets, ["Paste the cloud storage (rclone) configuration into the box first."]), 400
+    try:
+        answer = current_app.extensions["backend"].put_rclone_config(text)
+    except BackendRefused as exc:  # the plugin's sentence: which line, which option is not allowed
+        db.audit("rclone_config_refused", g.user, client_ip(), str(exc)[:300])
+        return _page(targets, [f"The cloud storage configuration was not saved: {exc}"]), 400
+    except BackupError as exc:
+        return _page(targets, [f"The cloud storage configuration was not saved: {sentence(exc)}"]), 503
+    remotes = ", ".join(f"{r.get('name')} ({r.get('type')})" for r in answer.get("remotes") or [])
+    db.audit("rclone_config_saved", g.user, client_ip(), f"remotes: {remotes}")
+    flash(str(answer.get("message") or f"The cloud storage configuration is saved: {remotes}."))
     return redirect(url_for("settings.edit"))
 
 

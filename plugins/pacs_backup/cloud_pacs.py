@@ -2,9 +2,13 @@
 
 A durable queue (``cloud_queue`` in the plugin's database) is filled from the catalog, so whatever
 was copied - also before the cloud PACS was configured, and across restarts - is sent. One thread
-sends a study's due instances in one STOW-RS request, then asks the remote (QIDO-RS) which of them it
-holds; only those are marked verified. A remote that cannot be reached pauses the sending without
-counting against any image; a refusal backs off. Nothing is dropped.
+sends a study's due instances together, then asks the remote which of them it holds; only those are
+marked verified. A remote that cannot be reached pauses the sending without counting against any
+image; a refusal backs off. Nothing is dropped.
+
+The remote is reached through one adapter per protocol, both satisfying :class:`CloudPacs`:
+:class:`~pacs_backup.dicomweb.DicomWeb` (STOW-RS, QIDO-RS, WADO-RS) and
+:class:`~pacs_backup.dimse_peer.DimsePeer` (C-STORE, C-FIND, C-MOVE through Orthanc's own DICOM client).
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ import statistics
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .dicomweb import CloudRefused, CloudUnavailable, DicomWeb
 from .documents import CloudDoc, CloudQueueDoc, ErrorDoc
-from .errors import BackupError
+from .errors import BackupError, CloudRefused, CloudUnavailable
 from .manifest import sha256_hex
 from .object_store import ObjectStore
 from .orthanc_source import OrthancReader
 from .retry import RetryPolicy
 from .schema import open_plugin_db
+
+if TYPE_CHECKING:
+    from .restore import OrthancTarget, Progress, RestoreReport
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,51 @@ class Pending:
     key: str
     sha256: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One instance to send: the exact bytes that were backed up, and the PACS's id of the instance when
+    the PACS still holds exactly these bytes (None: they were read from the bucket)."""
+
+    orthanc_id: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SentStudy:
+    """What was sent of one study, to check what comes back: the sha256 of each file, and (read on
+    demand, one file at a time) ``{SOPInstanceUID: the bytes that were sent}``."""
+
+    shas: set[str]
+    originals: Callable[[], dict[str, Callable[[], bytes]]]
+
+
+class CloudPacs(Protocol):
+    """A remote PACS the cloud PACS queue sends to, one adapter per protocol.
+
+    Errors: :class:`CloudUnavailable` when the remote cannot be reached (not counted against an
+    image), :class:`CloudRefused` (or another :class:`BackupError`) when it answered no.
+    """
+
+    @property
+    def shown(self) -> str:
+        """The remote as shown to people (no password)."""
+        ...
+
+    def send(self, items: Sequence[Outgoing]) -> None:
+        """Send instances of one study."""
+        ...
+
+    def instances_of(self, study_uid: str) -> set[str]:
+        """The SOPInstanceUIDs the remote holds for a study (empty when it has none)."""
+        ...
+
+    def restore(
+        self, study_uid: str, orthanc: OrthancTarget, sent: SentStudy, progress: Progress | None = None
+    ) -> RestoreReport:
+        """Bring a study back into the local PACS, each instance checked against what was sent."""
+        ...
 
 
 class CloudQueue:
@@ -118,9 +170,17 @@ class CloudQueue:
 
     def study_shas(self, study_uid: str) -> set[str]:
         """The sha256 of every instance of a study that was sent (to check what comes back)."""
+        return {p.sha256 for p in self.study_items(study_uid)}
+
+    def study_items(self, study_uid: str) -> list[Pending]:
+        """Every queued instance of a study, sent or not."""
         with self._lock:
-            rows = self._db.execute("SELECT sha256 FROM cloud_queue WHERE study_uid=?", (study_uid,)).fetchall()
-        return {r[0] for r in rows}
+            rows = self._db.execute(
+                "SELECT orthanc_id, study_uid, sop_uid, object_key, sha256, attempts FROM cloud_queue "
+                "WHERE study_uid=? ORDER BY enqueued_at",
+                (study_uid,),
+            ).fetchall()
+        return [Pending(*r) for r in rows]
 
 
 class CloudSender:
@@ -129,7 +189,7 @@ class CloudSender:
     def __init__(
         self,
         queue: CloudQueue,
-        client: DicomWeb,
+        client: CloudPacs,
         reader: OrthancReader,
         store: ObjectStore | None,
         retry: RetryPolicy | None = None,
@@ -176,12 +236,12 @@ class CloudSender:
                 self.last_error = {"message": f"Internal error sending to the cloud PACS: {exc}", "at": self._clock()}
                 self._stop.wait(2.0)
 
-    def _load(self, p: Pending) -> bytes:
+    def _load(self, p: Pending) -> Outgoing:
         """The exact bytes that were backed up: from the PACS when it still has them, else the bucket."""
         try:
             data = self.reader.read_file(p.orthanc_id)
             if sha256_hex(data) == p.sha256:
-                return data
+                return Outgoing(p.orthanc_id, data)
         except BackupError:
             pass
         if self.store is None:
@@ -189,13 +249,23 @@ class CloudSender:
         data = self.store.get(p.key)
         if sha256_hex(data) != p.sha256:
             raise BackupError(f"The bucket copy of {p.key} differs from what was backed up.")
-        return data
+        return Outgoing(None, data)
+
+    def restore(self, study_uid: str, orthanc: OrthancTarget, progress: Progress | None = None) -> RestoreReport:
+        """Bring a study back from the cloud PACS into the local PACS, checked against what was sent."""
+        items = self.queue.study_items(study_uid)
+        originals = {p.sop_uid: self._reader_of(p) for p in items}
+        sent = SentStudy({p.sha256 for p in items}, lambda: originals)
+        return self.client.restore(study_uid, orthanc, sent, progress)
+
+    def _reader_of(self, p: Pending) -> Callable[[], bytes]:
+        return lambda: self._load(p).data
 
     def _send(self, batch: list[Pending]) -> bool:
         """Send and verify one batch. Returns False when the remote could not be reached."""
         now = self._clock()
         try:
-            self.client.store([self._load(p) for p in batch])
+            self.client.send([self._load(p) for p in batch])
             present = self.client.instances_of(batch[0].study_uid)
         except CloudUnavailable as exc:
             if self.reachable is not False:

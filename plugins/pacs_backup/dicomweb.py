@@ -15,21 +15,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .errors import BackupError
+from .errors import CloudNotFound, CloudRefused, CloudUnavailable
 from .redact import mask_url_credentials
 
+if TYPE_CHECKING:
+    from .cloud_pacs import Outgoing, SentStudy
+    from .restore import OrthancTarget, Progress, RestoreReport
 
-class CloudUnavailable(BackupError):
-    """The cloud PACS cannot be reached (network, DNS, server down)."""
-
-
-class CloudRefused(BackupError):
-    """The cloud PACS answered, but refused or did not store what was sent."""
-
-
-class CloudNotFound(CloudRefused):
-    """The cloud PACS has no such resource (HTTP 404)."""
+__all__ = ["CloudNotFound", "CloudRefused", "CloudUnavailable", "DicomWeb", "split_multipart"]
 
 
 class DicomWeb:
@@ -90,6 +85,18 @@ class DicomWeb:
                 "Accept": "application/dicom+json",
             },
         )
+
+    def send(self, items: Sequence[Outgoing]) -> None:
+        """The cloud PACS interface: STOW-RS of the exact bytes that were backed up."""
+        self.store([i.data for i in items])
+
+    def restore(
+        self, study_uid: str, orthanc: OrthancTarget, sent: SentStudy, progress: Progress | None = None
+    ) -> RestoreReport:
+        """The cloud PACS interface: WADO-RS, each file checked against the sha256 of what was sent."""
+        from .restore import restore_from_cloud  # restore.py imports this module
+
+        return restore_from_cloud(self, orthanc, study_uid, sent.shas, progress)
 
     def instances_of(self, study_uid: str) -> set[str]:
         """QIDO-RS: the SOPInstanceUIDs the remote holds for a study (empty when it has none)."""

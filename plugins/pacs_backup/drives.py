@@ -163,6 +163,12 @@ def prepare(
             f"{repository} already holds a backup; it was not touched. Use another drive, or "
             "remove that folder yourself if the drive may be erased."
         )
+    mount = mount_point(repository)
+    if os.statvfs(mount).f_flag & os.ST_RDONLY:
+        raise DriveNotConnected(
+            f"The drive at {mount} can only be read here: its file system (often NTFS, from a Windows "
+            "computer) cannot be written by this box. Format it as ext4 or exFAT, or ask your technician."
+        )
     restic.init()
     repo_id = repository_id(restic)
     registry.add(target, repo_id, label, time.time() if now is None else now)

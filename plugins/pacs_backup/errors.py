@@ -39,3 +39,15 @@ class BadRequest(BackupError):
 
 class Busy(BackupError):
     """The request is fine but too much is waiting already: ask again later (HTTP 429)."""
+
+
+class CloudUnavailable(BackupError):
+    """The cloud PACS cannot be reached (network, DNS, server down). Retried without counting."""
+
+
+class CloudRefused(BackupError):
+    """The cloud PACS answered, but refused or did not store what was sent (retried with backoff)."""
+
+
+class CloudNotFound(CloudRefused):
+    """The cloud PACS has no such resource (HTTP 404)."""

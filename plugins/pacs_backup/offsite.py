@@ -28,7 +28,6 @@ from .restore import (
     Holding,
     RestoreReport,
     restore_from_bucket,
-    restore_from_cloud,
     restore_from_snapshot,
     snapshots_holding,
 )
@@ -224,10 +223,8 @@ class OffsiteScheduler:
             raise BackupError("Restores are not available in this setup.")
         if source == CLOUD_PACS:
             if self.cloud is None:
-                raise BackupError("No cloud PACS is configured (CLOUD_PACS_URL).")
-            return restore_from_cloud(
-                self.cloud.client, self.ctx.orthanc, study_uid, self.cloud.queue.study_shas(study_uid), progress
-            )
+                raise BackupError("No cloud PACS is configured (CLOUD_PACS_URL or CLOUD_PACS_DICOM).")
+            return self.cloud.restore(study_uid, self.ctx.orthanc, progress)
         if source == MINIO:
             if self.ctx.store is None:
                 raise BackupError("No object store is configured.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import http_input as check
+from . import rclone_config
 from .catalog import StudyQuery
 from .errors import BackupError, BadRequest, Busy, NotFound
 from .manifest import SNAPSHOT_TAG
@@ -21,6 +22,7 @@ from .preview import NoPreview, render_png
 from .search import date_range
 
 if TYPE_CHECKING:
+    from .config import TargetSettings
     from .service import BackupService
 
 
@@ -167,6 +169,36 @@ def _prepare_drive(svc: BackupService, req: Request, m: re.Match[str]) -> Answer
     return 201, svc.scheduler().prepare_drive(target, label)
 
 
+def _rclone_targets(svc: BackupService) -> tuple[list[str], tuple[TargetSettings, ...]]:
+    targets = svc.settings.targets if svc.settings is not None else ()
+    return [t.name for t in targets if rclone_config.is_rclone(t)], targets
+
+
+def _rclone_config(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    """The remotes of the rclone configuration the cloud-storage targets use: names and types only."""
+    names, targets = _rclone_targets(svc)
+    path = rclone_config.config_file(targets, svc.rclone_default, check.name(req.query.get("target") or None, "target"))
+    return 200, {"targets": names, "remotes": [r.as_dict() for r in rclone_config.remotes_in(path)]}
+
+
+def _put_rclone_config(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    """Check a pasted rclone configuration and write it where the cloud-storage targets read it."""
+    payload = check.json_object(req.body)
+    text = payload.get("config")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("Paste the rclone configuration (the text of rclone.conf) into 'config'.")
+    names, targets = _rclone_targets(svc)
+    target = check.name(check.text_field(payload, "target", max_chars=64), "target")
+    remotes = rclone_config.save(rclone_config.config_file(targets, svc.rclone_default, target), text)
+    listed = ", ".join(f"{r.name} ({r.type})" for r in remotes)
+    return 200, {
+        "targets": names,
+        "remotes": [r.as_dict() for r in remotes],
+        "message": f"The cloud storage configuration is saved: {len(remotes)} remote(s), {listed}."
+        + ("" if names else " No cloud-storage target uses it yet (a <NAME>_RESTIC_REPOSITORY starting with rclone:)."),
+    }
+
+
 def _quarantine(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     outbox = svc.outbox_or_fail()
     return 200, [
@@ -193,6 +225,8 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
     ("GET", re.compile(r"quarantine"), _quarantine),
     ("POST", re.compile(r"drives"), _prepare_drive),
     ("POST", re.compile(r"quarantine/requeue"), _requeue),
+    ("GET", re.compile(r"rclone-config"), _rclone_config),
+    ("PUT", re.compile(r"rclone-config"), _put_rclone_config),
 )
 
 

@@ -12,15 +12,17 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .catalog import Catalog
-from .cloud_pacs import CloudQueue, CloudSender
+from .cloud_pacs import CloudPacs, CloudQueue, CloudSender
 from .config import Settings, load_settings
 from .dicom_guard import sequence_depth
 from .dicomweb import DicomWeb
+from .dimse_peer import DimsePeer
 from .documents import RefusedDoc, RunDoc, StatusDoc
 from .drives import DriveRegistry, DriveWatch
 from .errors import BackupError, ConfigError
@@ -31,6 +33,7 @@ from .object_store import ObjectStore
 from .offsite import OffsiteScheduler
 from .orthanc_source import Getter, OrthancReader
 from .outbox import Outbox
+from .rclone_config import default_path, with_default
 from .replicator import Replicator, ReplicatorOptions
 from .retry import RetryPolicy
 from .routes import dispatch
@@ -75,8 +78,10 @@ class BackupService:
         env: Mapping[str, str] | None = None,
         config_json: Callable[[], str] = lambda: "{}",
         post: Poster | None = None,
+        put: Poster | None = None,
     ) -> None:
         self.storage_dir = storage_dir
+        self.rclone_default = default_path(storage_dir)  # a pasted rclone configuration, when no file is set
         self.replicator: Replicator | None = None
         self.offsite: OffsiteScheduler | None = None
         self.catalog: Catalog | None = None
@@ -95,7 +100,11 @@ class BackupService:
         if not self.settings.enabled:
             log.warning("PACS backup is disabled (BACKUP_ENABLED=false): instances are not copied")
             return
-        s = self.settings
+        s = self.settings = replace(self.settings, targets=with_default(self.settings.targets, self.rclone_default))
+        if s.cloud_pacs is not None and s.cloud_pacs.dicom is not None and (post is None or put is None):
+            self.config_error = "CLOUD_PACS_DICOM works only inside Orthanc (the plugin sends through it)."
+            log.error("PACS backup is NOT running: %s", self.config_error)
+            return
         reader, store = OrthancReader(get), ObjectStore(s.store, pool_size=max(4, s.workers * 2))
         outbox = Outbox(s.outbox_path)
         self.catalog = Catalog(s.outbox_path)
@@ -118,9 +127,15 @@ class BackupService:
             drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic),
         )
         if s.cloud_pacs is not None:
+            client: CloudPacs
+            if s.cloud_pacs.dicom is not None and post is not None and put is not None:
+                client = DimsePeer(s.cloud_pacs.dicom, get, post, put)
+            else:
+                assert s.cloud_pacs.url is not None  # noqa: S101 - load_cloud_pacs sets one of them
+                client = DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username, s.cloud_pacs.password)
             self.cloud = CloudSender(
                 CloudQueue(s.outbox_path),
-                DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username, s.cloud_pacs.password),
+                client,
                 reader,
                 store,
                 RetryPolicy(s.retry_base_s, s.retry_cap_s),

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect, sync_playwright
 
 from pacs_dashboard.timefmt import clock
 from tests.integration.test_dashboard_stack import mirrored, reader_store
-from tests.support.common import ROOT, sha256, wait_until
+from tests.support.browser import ARGS, CHROMIUM, SHOTS
+from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_study
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# UPDATE_SCREENSHOTS=1 refreshes the README's pictures; ordinary runs keep theirs in test-artifacts/.
-SHOTS = ROOT / "docs" / "screenshots" if os.environ.get("UPDATE_SCREENSHOTS") else ROOT / "test-artifacts"
 
 
 def test_browser_login_see_green_find_and_restore_a_deleted_study(orthanc, dashboard_factory):

@@ -213,6 +213,18 @@ class FakeBackend:
         self._up("preview")
         return PNG
 
+    def prepare_drive(self, target, label):
+        self._up("prepare_drive")
+        return {"repository_id": "0123456789abcdef", "runs": [1]}
+
+    def rclone_config(self):
+        self._up("rclone_config")
+        return {"targets": [], "remotes": []}
+
+    def put_rclone_config(self, text):
+        self._up("put_rclone_config")
+        return {"targets": [], "remotes": [], "message": "The cloud storage configuration is saved."}
+
 
 @pytest.fixture
 def backend():

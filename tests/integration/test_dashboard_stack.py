@@ -23,17 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def login(dashboard) -> requests.Session:
-    s = requests.Session()
-    page = s.get(dashboard.url + "/login", timeout=10).text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    r = s.post(
-        dashboard.url + "/login",
-        data={"username": dashboard.username, "password": dashboard.password, "csrf_token": token},
-        timeout=10,
-        allow_redirects=False,
-    )
-    assert r.status_code == 302, r.text
-    return s
+    return dashboard.login()
 
 
 def light(session, dashboard, key):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 import devstack
-from tests.integration.test_offsite import fill, orthanc_env, pacs_content, script
+from tests.support.pacs import fill, orthanc_env, pacs_content, script
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_offsite import fill, orthanc_env, pacs_content, script
 from tests.support.common import raw_request, wait_until
 from tests.support.loopdrive import LoopDrive
+from tests.support.pacs import fill, orthanc_env, pacs_content, script
 
 
 @pytest.fixture

@@ -101,6 +101,9 @@ def compose_stack(tmp_path_factory: Any, *, profiles: str, extra: dict[str, str]
                 **kw,
             )
 
+        def dashboard_healthz(self) -> requests.Response:
+            return requests.get(f"https://localhost:{settings['DASHBOARD_PORT']}/healthz", timeout=30, verify=self.ca)
+
         def minio(self) -> Minio:
             return Minio(
                 f"127.0.0.1:{settings['MINIO_PORT']}",

@@ -15,9 +15,10 @@ class LoopDrive:
         subprocess.run(["truncate", "-s", f"{size_mb}M", str(image)], check=True)
         subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
 
-    def plug(self, where: Path) -> None:
+    def plug(self, where: Path, read_only: bool = False) -> None:
         where.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-o", "loop", str(self.image), str(where)], check=True)
+        options = "loop,ro" if read_only else "loop"
+        subprocess.run(["mount", "-o", options, str(self.image), str(where)], check=True)
         self.mounted_at = where
 
     def unplug(self) -> None:

@@ -5,9 +5,11 @@ Programs come from `make setup`; a missing one fails the test with a message say
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
+import requests
 from minio import Minio
 
 import devstack
@@ -72,7 +74,7 @@ class RestServer:
 class OrthancServer:
     """A real Orthanc with our plugin; restartable on the same data (one process at a time)."""
 
-    def __init__(self, work: Path, backup_env: dict[str, str], plugin: bool = True) -> None:
+    def __init__(self, work: Path, backup_env: dict[str, str], plugin: bool = True, aet: str = "PACS") -> None:
         self.settings = devstack.OrthancSettings(
             work_dir=work,
             http_port=devstack.free_port(),
@@ -80,6 +82,7 @@ class OrthancServer:
             username="tech",
             password=devstack.new_secret(),
             plugin=plugin,
+            aet=aet,
         )
         self.backup_env = {"BACKUP_RETRY_BASE_SECONDS": "0.2", "BACKUP_RETRY_CAP_SECONDS": "2", **backup_env}
         self.log = work / "orthanc.log"
@@ -152,6 +155,21 @@ class DashboardServer:
             **self.extra_env,
         }
         self.proc = devstack.start_dashboard(self.port, self.work, env, self.work / "dashboard.log")
+
+    def login(self) -> requests.Session:
+        """A browser-like session logged in with the administrator's password (CSRF token included)."""
+        s = requests.Session()
+        page = s.get(self.url + "/login", timeout=10).text
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert found, page[:500]
+        r = s.post(
+            self.url + "/login",
+            data={"username": self.username, "password": self.password, "csrf_token": found.group(1)},
+            timeout=10,
+            allow_redirects=False,
+        )
+        assert r.status_code == 302, r.text
+        return s
 
     def stop(self) -> None:
         if self.proc:
