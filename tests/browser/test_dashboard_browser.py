@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 from playwright.sync_api import Page, expect, sync_playwright
 
 from pacs_dashboard.timefmt import clock
-from tests.integration.test_dashboard_stack import mirrored, reader_store
 from tests.support.browser import ARGS, CHROMIUM, SHOTS
 from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_study
+from tests.support.store_account import mirrored, reader_store
 
 
 def test_browser_login_see_green_find_and_restore_a_deleted_study(orthanc, dashboard_factory):

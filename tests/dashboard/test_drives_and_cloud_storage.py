@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pacs_dashboard.backend import BackendRefused, PacsDown
-from tests.dashboard.conftest import FakeBackend, csrf_of, healthy_status
+from tests.support.dashboard_fakes import FakeBackend, csrf_of, healthy_status
 
 NOT_PLUGGED = (
     "The backup drive is not connected: /mnt/backup-drive/pacs-backup is on this box's own disk. Plug in the backup "

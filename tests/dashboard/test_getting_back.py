@@ -17,7 +17,7 @@ from pacs_dashboard.mirror import SCHEMA_VERSION, Mirror
 from pacs_dashboard.monitor import Monitor
 from pacs_dashboard.restore_views import progress_text
 from pacs_dashboard.timefmt import clock, months, study_date, when
-from tests.dashboard.conftest import BELLA, PNG, drill_run, healthy_status, instances_of
+from tests.support.dashboard_fakes import BELLA, PNG, drill_run, healthy_status, instances_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

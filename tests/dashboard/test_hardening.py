@@ -20,7 +20,7 @@ from pacs_dashboard.alerts import check_alert_url, shown
 from pacs_dashboard.backend import Backend, BackendRefused, NotInBackend, PacsDown
 from pacs_dashboard.config import load_dashboard_settings
 from pacs_dashboard.db import SCHEMA_VERSION, Database
-from tests.dashboard.conftest import PASSWORD, FakeBackend, csrf_of
+from tests.support.dashboard_fakes import PASSWORD, FakeBackend, csrf_of
 
 NEW_PASSWORD = "another-long-password-2"
 URI_CALLS = {"study", "preview", "restore", "run", "instance_in_pacs", "snapshots", "trigger"}

@@ -2,7 +2,7 @@ import time
 
 from pacs_dashboard.health import AMBER, GREEN, RED, lights, overall
 from pacs_dashboard.monitor import Monitor
-from tests.dashboard.conftest import FakeBackend, csrf_of, healthy_status
+from tests.support.dashboard_fakes import FakeBackend, csrf_of, healthy_status
 
 
 def by_key(ls):

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.dashboard.conftest import PASSWORD, csrf_of
+from tests.support.dashboard_fakes import PASSWORD, csrf_of
 
 PUBLIC = {"/healthz", "/login", "/setup", "/static/1.2.3"}  # static: the login page's style and scripts
 

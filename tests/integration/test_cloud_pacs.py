@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tests.integration.test_getting_back import _wait_run, orthanc_study_id
-from tests.integration.test_offsite import fill, pacs_content
 from tests.support.cloud_pacs import cloud_status
 from tests.support.common import wait_until
+from tests.support.pacs import _wait_run, fill, orthanc_study_id, pacs_content
 
 
 def test_cloud_pacs_gets_every_instance_across_an_outage_and_a_restart(

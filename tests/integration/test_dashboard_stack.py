@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import sqlite3
 from zoneinfo import ZoneInfo
 
 import requests
 
-from devstack import new_secret
-from pacs_backup.store_setup import provision
 from pacs_dashboard.timefmt import clock, parse_iso, when
 from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_study
 from tests.support.servers import MinioServer
-from tests.support.store_account import plugin_env, setup_settings
+from tests.support.store_account import mirrored, reader_store
 
 TZ = "Europe/Berlin"  # not UTC, so that a time shown in UTC would be seen
 BERLIN = ZoneInfo(TZ)
@@ -92,35 +88,6 @@ def test_dashboard_restore_brings_a_deleted_study_back_identical(orthanc, dashbo
 # --- issue 10: getting a study back, the dashboard's side -------------------------------------------------
 def token_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def reader_store(minio_server, bucket) -> tuple[dict[str, str], dict[str, str]]:
-    """The bucket set up as `make run` / Compose do, with the plugin's account and the dashboard's read-only
-    one; returns the plugin's MINIO_* and the dashboard's DASHBOARD_* variables."""
-    settings = dataclasses.replace(
-        setup_settings(minio_server, bucket),
-        reader_access_key="reader-" + new_secret(6).lower().replace("_", "-"),
-        reader_secret_key=new_secret(),
-    )
-    assert provision(settings, wait_s=30).reader == settings.reader_access_key
-    return plugin_env(settings), {
-        "DASHBOARD_TZ": TZ,
-        "DASHBOARD_MINIO_ENDPOINT": settings.endpoint,
-        "DASHBOARD_MINIO_BUCKET": bucket,
-        "DASHBOARD_MINIO_ACCESS_KEY": settings.reader_access_key or "",
-        "DASHBOARD_MINIO_SECRET_KEY": settings.reader_secret_key or "",
-    }
-
-
-def mirrored(dashboard) -> int:
-    path = dashboard.work / "mirror.sqlite"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as con:
-        try:
-            return int(con.execute("SELECT COUNT(*) FROM studies").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 def lights_of(session, dashboard) -> dict[str, dict]:

@@ -7,16 +7,11 @@ type: each case is what a clinic or a technician did and saw fail before.
 from __future__ import annotations
 
 import io
-import json
 import urllib.parse
 
-from tests.integration.test_offsite import fill, orthanc_env, pacs_content, script
 from tests.support.common import sha256
 from tests.support.dicomgen import make_study
-
-
-def orthanc_study_id(o, study_uid: str) -> str:
-    return json.loads(o.http().request("POST", "/tools/lookup", study_uid.encode(), "text/plain"))[0]["ID"]
+from tests.support.pacs import _wait_run, fill, orthanc_env, orthanc_study_id, pacs_content, script
 
 
 def search(o, **params: str) -> list[dict]:
@@ -61,16 +56,6 @@ def test_study_deleted_before_the_last_snapshot_comes_back_from_offsite(orthanc,
     run = _wait_run(orthanc, run_id)
     assert run["state"] == "ok" and run["summary"]["verified"] == 6, run
     assert pacs_content(orthanc) == content
-
-
-def _wait_run(o, run_id: int, timeout: float = 300) -> dict:
-    from tests.support.common import wait_until
-
-    def finished():
-        run = o.http().get_json(f"/backup/runs/{run_id}")
-        return run if run["state"] in ("ok", "failed") else None
-
-    return wait_until(finished, timeout, f"run {run_id}", 0.5)  # type: ignore[return-value]
 
 
 def test_drills_after_delete_and_restore_do_not_cry_wolf(orthanc_factory, minio_server, bucket, offsite_env):

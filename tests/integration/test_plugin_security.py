@@ -11,9 +11,9 @@ from pydicom import dcmread
 from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
-from tests.integration.test_offsite import fill
 from tests.support.common import raw_request, wait_until
 from tests.support.dicomgen import nested_instance
+from tests.support.pacs import fill
 
 
 def raw(o, method: str, uri: str, body: bytes | None = None) -> tuple[int, str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.integration.test_offsite import orthanc_env, script
 from tests.support.common import wait_until
 from tests.support.dicomgen import make_study
+from tests.support.pacs import orthanc_env, script
 from tests.support.servers import MinioServer
 
 

@@ -3,10 +3,11 @@ technician scripts as on a fresh machine."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
-from tests.support.common import ROOT, sha256
+from tests.support.common import ROOT, sha256, wait_until
 from tests.support.dicomgen import make_study
 
 SCRIPTS = ROOT / "scripts"
@@ -47,3 +48,15 @@ def pacs_content(o) -> dict[str, list[str]]:
         shas = [sha256(http.get(f"/instances/{i['ID']}/file")) for i in http.get_json(f"/studies/{sid}/instances")]
         out[study["MainDicomTags"]["StudyInstanceUID"]] = sorted(shas)
     return out
+
+
+def orthanc_study_id(o, study_uid: str) -> str:
+    return json.loads(o.http().request("POST", "/tools/lookup", study_uid.encode(), "text/plain"))[0]["ID"]
+
+
+def _wait_run(o, run_id: int, timeout: float = 300) -> dict:
+    def finished():
+        run = o.http().get_json(f"/backup/runs/{run_id}")
+        return run if run["state"] in ("ok", "failed") else None
+
+    return wait_until(finished, timeout, f"run {run_id}", 0.5)  # type: ignore[return-value]

@@ -6,7 +6,9 @@ things); tests of what the plugin's keys may and may not do use this helper inst
 
 from __future__ import annotations
 
-from typing import Protocol
+import dataclasses
+import sqlite3
+from typing import Any, Protocol
 
 from devstack import new_secret
 from pacs_backup.store_setup import SetupReport, SetupSettings, provision
@@ -61,3 +63,33 @@ def plugin_account(
     """Create ``bucket`` and a plugin account for it with the root keys; return the plugin's env and the report."""
     settings = setup_settings(server, bucket, lock_mode, lock_days)
     return plugin_env(settings), provision(settings, wait_s=30)
+
+
+def reader_store(minio_server, bucket, tz: str = "Europe/Berlin") -> tuple[dict[str, str], dict[str, str]]:
+    """The bucket set up as `make run` / Compose do, with the plugin's account and the dashboard's read-only
+    one; returns the plugin's MINIO_* and the dashboard's DASHBOARD_* variables."""
+    settings = dataclasses.replace(
+        setup_settings(minio_server, bucket),
+        reader_access_key="reader-" + new_secret(6).lower().replace("_", "-"),
+        reader_secret_key=new_secret(),
+    )
+    assert provision(settings, wait_s=30).reader == settings.reader_access_key
+    return plugin_env(settings), {
+        "DASHBOARD_TZ": tz,
+        "DASHBOARD_MINIO_ENDPOINT": settings.endpoint,
+        "DASHBOARD_MINIO_BUCKET": bucket,
+        "DASHBOARD_MINIO_ACCESS_KEY": settings.reader_access_key or "",
+        "DASHBOARD_MINIO_SECRET_KEY": settings.reader_secret_key or "",
+    }
+
+
+def mirrored(dashboard: Any) -> int:
+    """How many studies the dashboard's own mirror of the catalog holds (0 before its first copy)."""
+    path = dashboard.work / "mirror.sqlite"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as con:
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM studies").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
