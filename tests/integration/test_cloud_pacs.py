@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.support.cloud_pacs import cloud_status
-from tests.support.common import wait_until
+from tests.support.common import figure, wait_until
 from tests.support.pacs import _wait_run, fill, orthanc_study_id, pacs_content
 
 
@@ -19,9 +21,11 @@ def test_cloud_pacs_gets_every_instance_across_an_outage_and_a_restart(
         "CLOUD_PACS_PASSWORD": cloud.settings.password,
     }
     o = orthanc_factory(env)
+    t0 = time.monotonic()
     fill(o, studies=2, per_study=4)
     o.wait_replicated(8)
     wait_until(lambda: cloud_status(o)["verified"] == 8, 60, "8 instances verified in the cloud PACS")
+    verified_s = time.monotonic() - t0
     assert pacs_content(cloud) == pacs_content(o)
 
     cloud.stop()  # the cloud PACS is down: copies wait, its own light says so
@@ -46,6 +50,14 @@ def test_cloud_pacs_gets_every_instance_across_an_outage_and_a_restart(
     content = pacs_content(o)
     study = sorted(content)[0]
     o.http().delete(f"/studies/{orthanc_study_id(o, study)}")
+    t0 = time.monotonic()
     run = _wait_run(o, o.http().post_json("/backup/restores", {"study_uid": study, "source": "cloud-pacs"})["run"])
+    restore_s = time.monotonic() - t0
     assert run["state"] == "ok" and run["summary"]["verified"] == len(content[study]), run
+    figure(
+        "cloud_pacs_dicomweb",
+        upload_to_verified_8_s=round(verified_s, 2),
+        lag_p50_s=st["lag_s"]["p50"],
+        restore_study_s=round(restore_s, 2),
+    )
     assert pacs_content(o) == content

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import devstack
+from tests.support.common import figure
 from tests.support.pacs import fill, orthanc_env, pacs_content, script
 
 
@@ -74,11 +75,21 @@ def test_rclone_cloud_storage_snapshot_drill_restore_and_forecast(
     sid = json.loads(o.http().request("POST", "/tools/lookup", lost.encode(), "text/plain"))[0]["ID"]
     o.http().delete(f"/studies/{sid}")
     tech = {**orthanc_env(o), **cloud}
+    t0 = time.monotonic()
     done = script("restore-study", "--from", "offsite", "--target", "cloud", lost, env=tech)
+    study_s = time.monotonic() - t0
     assert done.returncode == 0 and "4 of 4" in done.stdout, done.stdout + done.stderr
     whole = pacs_content(o)
     o.stop()
     new_box = orthanc_factory({}, plugin=False, name="new-box")
+    t0 = time.monotonic()
     done = script("disaster-recovery", "--from", "offsite", "--target", "cloud", env={**orthanc_env(new_box), **cloud})
+    whole_s = time.monotonic() - t0
     assert done.returncode == 0 and "8 of 8" in done.stdout, done.stdout + done.stderr
     assert pacs_content(new_box) == whole
+    figure(
+        "rclone_cloud",
+        snapshot_s=snap["duration_s"],
+        restore_study_4_s=round(study_s, 2),
+        disaster_recovery_8_s=round(whole_s, 2),
+    )

@@ -6,11 +6,12 @@ Loop-mounted ext4 images stand in for USB drives (mount needs root: `make test` 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.common import raw_request, wait_until
+from tests.support.common import figure, raw_request, wait_until
 from tests.support.loopdrive import LoopDrive
 from tests.support.pacs import fill, orthanc_env, pacs_content, script
 
@@ -96,11 +97,14 @@ def test_usb_drive_not_plugged_in_writes_nothing_then_plug_swap_and_restore(
     sid = json.loads(o.http().request("POST", "/tools/lookup", lost.encode(), "text/plain"))[0]["ID"]
     o.http().delete(f"/studies/{sid}")
     tech = {**orthanc_env(o), **usb_env(mount, restic_password_file)}
+    t0 = time.monotonic()
     done = script("restore-study", "--from", "offsite", "--target", "usb", lost, env=tech)
+    study_s = time.monotonic() - t0
     assert done.returncode == 0 and "3 of 3" in done.stdout, done.stdout + done.stderr
     whole = pacs_content(o)
     o.stop()
     new_box = orthanc_factory({}, plugin=False, name="new-box")
+    t0 = time.monotonic()
     done = script(
         "disaster-recovery",
         "--from",
@@ -109,8 +113,10 @@ def test_usb_drive_not_plugged_in_writes_nothing_then_plug_swap_and_restore(
         "usb",
         env={**orthanc_env(new_box), **usb_env(mount, restic_password_file)},
     )
+    whole_s = time.monotonic() - t0
     assert done.returncode == 0 and "8 of 8" in done.stdout, done.stdout + done.stderr
     assert pacs_content(new_box) == whole
+    figure("usb_drive", restore_study_3_s=round(study_s, 2), disaster_recovery_8_s=round(whole_s, 2))
 
 
 def run_ok(o, target: str) -> dict:

@@ -16,6 +16,6 @@ cat /plugin.env >>/etc/pacs-backup.env
 chmod 600 /etc/pacs-backup.env
 # What systemd does with the drop-in: read the environment file as root, then start Orthanc as its user.
 set -a; . /etc/pacs-backup.env; set +a
-mkdir -p /var/log/orthanc && chown orthanc:orthanc /var/log/orthanc
+install -d -o orthanc -g orthanc /var/log/orthanc
 echo "installed; starting Orthanc"
 exec setpriv --reuid orthanc --regid orthanc --init-groups /usr/sbin/Orthanc --logdir=/var/log/orthanc /etc/orthanc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import json
 import time
 import urllib.error
 import urllib.request
@@ -52,3 +53,17 @@ def raw_request(
         return exc.code, exc.read().decode("utf-8", "replace")
     except http.client.HTTPException as exc:  # e.g. IncompleteRead: the server died while answering
         raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def figure(name: str, **values: float | int | str) -> None:
+    """Record a measured figure of a test run (never asserted on: performance is the benchmarks' job).
+
+    Printed, and appended to test-artifacts/figures.jsonl so a `make test` run leaves them for the
+    docs and the closing note.
+    """
+    line = json.dumps({"figure": name, **values})
+    print(line)
+    out = ROOT / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    with (out / "figures.jsonl").open("a") as f:
+        f.write(line + "\n")
