@@ -102,7 +102,8 @@ def test_cloud_pacs_by_dicom_across_an_outage_a_restart_and_a_restore(
     started = time.monotonic()
     run = wait_run(o, o.http().post_json("/backup/restores", {"study_uid": study, "source": "cloud-pacs"})["run"])
     restore_s = time.monotonic() - started
-    assert run["state"] == "ok" and run["summary"]["verified"] == 4, json.dumps(run)
+    # The study picked may be one of 4 images or the one of 3 sent during the outage.
+    assert run["state"] == "ok" and run["summary"]["verified"] == len(content[study]) > 0, json.dumps(run)
     assert dataset_digests(o)[study] == local_before  # the same data sets as before the loss
     assert sorted(sha256(f) for f in files_by_study(o)[study]) == remote_files  # the cloud PACS's files
 
@@ -113,7 +114,7 @@ def test_cloud_pacs_by_dicom_across_an_outage_a_restart_and_a_restore(
     print(
         f"cloud PACS by DICOM: a new study of 4 verified {steady_s:.1f} s after upload; after the outage "
         f"(lag p50 {st['lag_s']['p50']} s) caught up {catch_up_s:.1f} s after the remote came back; "
-        f"restore of 4 instances {restore_s:.1f} s"
+        f"restore of {len(content[study])} instances {restore_s:.1f} s"
     )
 
 
