@@ -11,7 +11,7 @@ import re
 import urllib.parse
 from typing import Any
 
-from pacs_backup.documents import StatusDoc
+from pacs_backup.documents import RunDoc, StatusDoc
 from pacs_backup.errors import BackupError, SourceError, SourceGone
 from pacs_backup.orthanc_http import OrthancHttp, RequestRefused
 
@@ -128,14 +128,16 @@ class Backend:
         except (BackupError, ValueError) as exc:
             return None, str(exc)
 
-    def runs(self, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def runs(self, kind: str | None = None, limit: int = 100) -> list[RunDoc]:
         q = {"limit": str(limit), **({"kind": kind} if kind else {})}
-        return list(self._get_json("/backup/runs?" + urllib.parse.urlencode(q)))
+        runs: list[RunDoc] = list(self._get_json("/backup/runs?" + urllib.parse.urlencode(q)))
+        return runs
 
-    def run(self, run_id: int) -> dict[str, Any]:
+    def run(self, run_id: int) -> RunDoc:
         if not 0 < int(run_id) <= MAX_RUN_ID:
             raise NotInBackend("There is no such restore or test.")
-        return dict(self._get_json(f"/backup/runs/{int(run_id)}", "There is no such restore or test."))
+        run: RunDoc = self._get_json(f"/backup/runs/{int(run_id)}", "There is no such restore or test.")
+        return run
 
     def trigger(self, kind: str, target: str | None = None) -> list[int]:
         if kind not in ("snapshots", "drills") or (target is not None and not valid_name(target)):

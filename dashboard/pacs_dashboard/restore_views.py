@@ -7,6 +7,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
 
@@ -36,7 +37,7 @@ def source_words(source: str, snapshot_time: str | None, zone: tzinfo) -> str:
     return f"the offsite copy ({source})" + (f" as it was at {when(at, zone)}" if at else "")
 
 
-def progress_text(run: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+def progress_text(run: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
     """What the progress page says about a restore run: never "0 of ?", always a sentence."""
     s = run.get("summary") or {}
     total, done = s.get("total"), s.get("done")

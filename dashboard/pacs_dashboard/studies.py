@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from pacs_backup.documents import RunDoc
 from pacs_backup.errors import BackupError
 from pacs_backup.preview import NoPreview
 
@@ -62,10 +63,10 @@ def _checked_run(run_id: int) -> int:
     return run_id
 
 
-def _run_or_abort(run_id: int) -> dict[str, Any]:
+def _run_or_abort(run_id: int) -> RunDoc:
     """The plugin's run ``run_id``, or the error page its failure calls for."""
     try:
-        run: dict[str, Any] = _backend().run(_checked_run(run_id))
+        run: RunDoc = _backend().run(_checked_run(run_id))
     except BackupError as exc:
         abort_for(exc)
     return run
