@@ -24,7 +24,6 @@ from .object_store import ObjectStore
 from .orthanc_http import OrthancHttp, RequestRefused
 from .restic import Restic
 from .restore import (
-    RestoreReport,
     bucket_manifest,
     restore_from_bucket,
     restore_from_snapshot,
@@ -32,6 +31,7 @@ from .restore import (
     snapshots_holding,
     studies_matching,
 )
+from .restore_uploads import RestoreReport
 
 EXIT_CODES = """exit codes:
   0  done, and every restored instance verified (or the job succeeded)

@@ -32,7 +32,7 @@ from .retry import RetryPolicy
 from .schema import open_plugin_db
 
 if TYPE_CHECKING:
-    from .restore import OrthancTarget, Progress, RestoreReport
+    from .restore_uploads import OrthancTarget, Progress, RestoreReport
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from .redact import mask_url_credentials
 
 if TYPE_CHECKING:
     from .cloud_pacs import Outgoing, SentStudy
-    from .restore import OrthancTarget, Progress, RestoreReport
+    from .restore_uploads import OrthancTarget, Progress, RestoreReport
 
 __all__ = ["CloudNotFound", "CloudRefused", "CloudUnavailable", "DicomWeb", "split_multipart"]
 

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 from .config import DicomPeerSettings
 from .errors import BackupError, CloudRefused, CloudUnavailable
-from .restore import RestoreReport
+from .restore_uploads import RestoreReport
 
 if TYPE_CHECKING:
     from .cloud_pacs import Outgoing, SentStudy
-    from .restore import OrthancTarget, Progress
+    from .restore_uploads import OrthancTarget, Progress
 
 Getter = Callable[[str], bytes]
 Sender = Callable[[str, bytes], bytes]  # POST or PUT of a body to an in-process REST URI

@@ -26,11 +26,11 @@ from .redact import mask_url_credentials
 from .restic import SnapshotInfo
 from .restore import (
     Holding,
-    RestoreReport,
     restore_from_bucket,
     restore_from_snapshot,
     snapshots_holding,
 )
+from .restore_uploads import RestoreReport
 from .snapshots import OffsiteContext, take_snapshot
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from .config import TargetSettings
 from .errors import BackupError
 from .redact import mask_url_credentials
-from .runner import Completed, run
+from .runner import Completed, run, stream
 
 
 class ResticError(BackupError):
@@ -164,6 +164,10 @@ class Restic:
         if lock:
             argv += ["--retry-lock", self._retry_lock]
         done = run(argv, env=self._env, timeout_s=timeout_s or self._timeout, secrets=self._secrets)
+        return self._checked(done, ok_codes)
+
+    def _checked(self, done: Completed, ok_codes: tuple[int, ...] = (0,)) -> Completed:
+        """``done`` when its exit code is fine, else the named error for restic's code."""
         if done.returncode in ok_codes:
             return done
         cls, sentence = _CODES.get(done.returncode, (ResticError, f"restic exited with code {done.returncode}"))
@@ -258,12 +262,40 @@ class Restic:
         """Return the bytes of one file of a snapshot."""
         return self._run(["dump", snapshot, path], json_out=False, lock=False).stdout
 
-    def restore(self, snapshot: str, target: Path, includes: Sequence[str] = ()) -> None:
-        """Restore a snapshot (or only ``includes``) under ``target``."""
+    def restore(
+        self,
+        snapshot: str,
+        target: Path,
+        includes: Sequence[str] = (),
+        on_file: Callable[[str], None] | None = None,
+    ) -> None:
+        """Restore a snapshot (or only ``includes``) under ``target``.
+
+        Args:
+            on_file: called with each file's path in the snapshot as soon as restic has written all
+                of it, while the rest is still being restored (so a caller can start using it).
+        """
         args = ["restore", snapshot, "--target", str(target)]
         for inc in includes:
             args += ["--include", inc]
-        self._run(args, json_out=False, lock=False)
+        if on_file is None:
+            self._run(args, json_out=False, lock=False)
+            return
+
+        def line(raw: bytes) -> None:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                return
+            if (
+                isinstance(msg, dict)
+                and msg.get("message_type") == "verbose_status"
+                and msg.get("action") == "restored"
+            ):
+                on_file(str(msg.get("item", "")))
+
+        argv = [self._binary, *args, "--json", "--verbose=2"]
+        self._checked(stream(argv, env=self._env, timeout_s=self._timeout, on_line=line, secrets=self._secrets))
 
     def check(self, read_data_subset: str | None = None) -> None:
         """Check the repository's structure, and read a subset of the data (e.g. ``3/30``)."""

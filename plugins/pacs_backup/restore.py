@@ -7,15 +7,12 @@ of exactly the bytes that were sent. The report says, per instance, what did not
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
 
 from .dicomweb import DicomWeb
 from .errors import BackupError, NotFound
@@ -30,44 +27,7 @@ from .manifest import (
 )
 from .object_store import ObjectStore
 from .restic import Restic, SnapshotInfo
-
-Loader = Callable[[], tuple[bytes, str | None]]  # -> (bytes, expected sha256)
-
-
-class OrthancTarget(Protocol):
-    """Where restored instances go: :class:`OrthancHttp`, or the plugin's in-process adapter."""
-
-    def upload(self, dicom: bytes) -> dict[str, Any]: ...
-
-    def get_json(self, uri: str) -> Any: ...
-
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass
-class RestoreReport:
-    """What a restore did. ``ok`` only when every instance was restored and verified."""
-
-    source: str
-    total: int = 0
-    verified: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.total > 0 and self.verified == self.total and not self.failures
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "total": self.total,
-            "verified": self.verified,
-            "ok": self.ok,
-            "failures": [{"item": w, "reason": r} for w, r in self.failures],
-            **self.details,
-        }
+from .restore_uploads import Loader, OrthancTarget, Progress, RestoreReport, VerifiedUploads
 
 
 def restore_items(
@@ -78,32 +38,13 @@ def restore_items(
     workers: int = 4,
 ) -> RestoreReport:
     """Upload every item into Orthanc and verify it; fills ``report``."""
-    report.total += len(items)
-
-    def one(item: tuple[str, Loader]) -> tuple[str, str | None]:
-        label, load = item
-        try:
-            data, expected = load()
-            if expected is not None and sha256_hex(data) != expected:
-                return label, "the backup copy is damaged (sha256 differs from when it was backed up)"
-            answer = orthanc.upload(data)
-            info = orthanc.get_json(f"/instances/{answer['ID']}/attachments/dicom/info")
-            if info.get("UncompressedMD5") != hashlib.md5(data, usedforsecurity=False).hexdigest():
-                return label, "Orthanc stored different bytes than were restored"
-        except BackupError as exc:
-            return label, str(exc)
-        return label, None
-
-    done = 0
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for label, problem in pool.map(one, items):
-            done += 1
-            if problem is None:
-                report.verified += 1
-            else:
-                report.failures.append((label, problem))
-            if progress:
-                progress(done, len(items))
+    uploads = VerifiedUploads(orthanc, report, progress, workers)
+    uploads.expect(len(items))
+    try:
+        for label, load in items:
+            uploads.submit(label, load)
+    finally:
+        uploads.close()
     return report
 
 
@@ -334,19 +275,45 @@ def restore_from_snapshot(
             "snapshots": [{"id": s.id, "time": s.time} for s in used],
         },
     )
-    items: list[tuple[str, Loader]] = []
+    uploads = VerifiedUploads(orthanc, report, progress)
     with tempfile.TemporaryDirectory(prefix="pacs-restore-") as tmp:
-        for number, (snap, wanted_studies) in enumerate(plan.values()):
-            root, entries = snapshot_manifest(restic, snap)
-            wanted = entries if wanted_studies is None else [e for e in entries if e["study_uid"] in wanted_studies]
-            if not wanted:
-                continue
-            base = Path(tmp) / str(number)
-            restic.restore(
-                snap.id, base, includes=[] if wanted_studies is None else [f"{root}/{e['path']}" for e in wanted]
-            )
-            items += [(str(e["key"]), _file_loader(Path(str(base) + root), e)) for e in wanted]
-        return restore_items(items, orthanc, report, progress)
+        try:
+            for number, (snap, wanted_studies) in enumerate(plan.values()):
+                root, entries = snapshot_manifest(restic, snap)
+                wanted = entries if wanted_studies is None else [e for e in entries if e["study_uid"] in wanted_studies]
+                if wanted:
+                    _restore_snapshot_files(
+                        restic, snap, root, wanted, Path(tmp) / str(number), uploads, whole=wanted_studies is None
+                    )
+        finally:
+            uploads.close()
+    return report
+
+
+def _restore_snapshot_files(
+    restic: Restic,
+    snap: SnapshotInfo,
+    root: str,
+    wanted: list[ManifestEntry],
+    base: Path,
+    uploads: VerifiedUploads,
+    whole: bool,
+) -> None:
+    """Have restic write ``wanted`` under ``base`` and upload each file as soon as restic has written it."""
+    uploads.expect(len(wanted))
+    pending = {f"{root}/{e['path']}": e for e in wanted}
+    files = Path(str(base) + root)
+
+    def restored(path: str) -> None:
+        e = pending.pop(path, None)
+        if e is not None:
+            uploads.submit(str(e["key"]), _file_loader(files, e), early=True)
+
+    restic.restore(snap.id, base, includes=[] if whole else list(pending), on_file=restored)
+    for e in pending.values():  # files restic did not announce (or an older restic): uploaded now
+        uploads.submit(str(e["key"]), _file_loader(files, e))
+    uploads.retry_early()
+    uploads.wait()
 
 
 def _file_loader(base: Path, e: ManifestEntry) -> Loader:

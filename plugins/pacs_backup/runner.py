@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import BackupError
@@ -74,3 +75,56 @@ def run(
         raise CommandError(f"{shown} did not finish within {timeout_s:.0f} s and was stopped.") from None
     stderr = mask(proc.stderr.decode("utf-8", "replace"), secrets)
     return Completed(tuple(argv), proc.returncode, proc.stdout, stderr, time.monotonic() - started)
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout_s: float,
+    on_line: Callable[[bytes], None],
+    secrets: Iterable[str] = (),
+) -> Completed:
+    """Like :func:`run`, but hand each line of standard output to ``on_line`` as the program writes it.
+
+    Lets a caller act on a long run's progress (restic's per-file messages) instead of waiting for its
+    end. ``on_line`` runs in the calling thread; if it raises, the program is stopped and the error
+    propagates. The returned ``stdout`` is empty (every line went to ``on_line``).
+    """
+    secrets = tuple(secrets)
+    shown = mask(" ".join(argv), secrets)
+    log.debug("running %s (streaming)", shown)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            tuple(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError:
+        raise CommandError(f"The program {argv[0]} is not installed.") from None
+    out, err = proc.stdout, proc.stderr
+    if out is None or err is None:  # cannot happen with PIPE; keeps the types exact
+        raise CommandError(f"{shown} could not be started with its output captured.")
+    err_chunks: list[bytes] = []
+    # stderr is drained on its own so a chatty program never blocks on a full pipe.
+    drain = threading.Thread(target=lambda: err_chunks.append(err.read()), daemon=True)
+    drain.start()
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    try:
+        for line in out:
+            on_line(line)
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        timer.cancel()
+        drain.join(5)
+        out.close()
+        err.close()
+    elapsed = time.monotonic() - started
+    if proc.returncode < 0 and elapsed >= timeout_s:
+        raise CommandError(f"{shown} did not finish within {timeout_s:.0f} s and was stopped.")
+    stderr = mask(b"".join(err_chunks).decode("utf-8", "replace"), secrets)
+    return Completed(tuple(argv), proc.returncode, b"", stderr, elapsed)
