@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO, cast
 
 import urllib3
 from minio import Minio
@@ -52,6 +53,27 @@ class BucketReport:
 # Whose keys the store refused, and the settings that hold them (the plugin's own; the set-up step's root).
 PLUGIN_KEYS = ("our credentials", "MINIO_ACCESS_KEY and MINIO_SECRET_KEY")
 ROOT_KEYS = ("the root account", "MINIO_ROOT_USER and MINIO_ROOT_PASSWORD")
+
+
+class _WholeReader(io.RawIOBase):
+    """Hands ``data`` to the S3 client as one read, without the copy ``io.BytesIO().read()`` makes.
+
+    The client joins what it reads onto an empty bytes object, which Python does without copying, so a
+    file being uploaded is held once in memory instead of twice.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data, self._data = self._data or b"", None
+        if 0 <= size < len(data):  # the client always asks for the whole object (one part)
+            self._data = data[size:]
+            return data[:size]
+        return data
 
 
 def keys_refused(keys: tuple[str, str], what: str, code: str) -> StoreError:
@@ -248,11 +270,12 @@ class ObjectStore:
             orthanc_id=meta.get("x-amz-meta-orthanc-id"),
         )
 
-    def put_verified(self, key: str, data: bytes, sha256: str, orthanc_id: str) -> None:
+    def put_verified(self, key: str, data: bytes, sha256: str, orthanc_id: str, md5: str | None = None) -> None:
         """Upload ``data`` to ``key`` and confirm the store holds exactly these bytes.
 
         The store computes an MD5 of what it received (its ETag for a single-part upload); we compare
-        it with ours. Stores that do not expose it that way are checked by reading back size and sha256.
+        it with ours (``md5`` when the caller already computed it). Stores that do not expose it that way
+        are checked by reading back size and sha256.
 
         Raises:
             StoreUnavailable: the store cannot be reached (retry later, not counted against the item).
@@ -264,7 +287,7 @@ class ObjectStore:
             result = self._client.put_object(
                 self.bucket,
                 key,
-                io.BytesIO(data),
+                cast(BinaryIO, _WholeReader(data)),
                 len(data),
                 content_type="application/dicom",
                 metadata={"sha256": sha256, "orthanc-id": orthanc_id},
@@ -274,7 +297,7 @@ class ObjectStore:
             raise store_error(exc, f"upload {key}") from exc
         etag = (result.etag or "").strip('"').lower()
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
-            if etag != hashlib.md5(data, usedforsecurity=False).hexdigest():
+            if etag != (md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()):
                 raise StoreError(
                     f"The object store holds different bytes for {key} than were sent (checksum mismatch)."
                 )

@@ -239,7 +239,8 @@ class Replicator:
 
     def _copy(self, orthanc_id: str, uids: InstanceUids) -> None:
         """Read, upload if needed, verify, and mark done. Raises the domain errors _replicate handles."""
-        data = self.reader.read_file(orthanc_id)
+        stored = self.reader.read_stored(orthanc_id)
+        data = stored.data
         digest = sha256_hex(data)
         key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix)
         existing = self.store.stat(key)
@@ -249,16 +250,12 @@ class Replicator:
             key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix, variant=orthanc_id)
             existing = self.store.stat(key)
         if existing is None or existing.sha256 != digest or existing.size != len(data):
-            self.store.put_verified(key, data, digest, orthanc_id)
+            self.store.put_verified(key, data, digest, orthanc_id, md5=stored.md5)
         now = self._clock()
         if self.catalog is not None and uids.info is not None:
             # Catalogued before the queue says done: a crash in between only repeats the (idempotent) copy.
-            info = uids.info
-            try:
-                path = self.reader.storage_path(orthanc_id)
-            except SourceGone:  # deleted a moment after its copy was made: the copy stays findable
-                path = ""
-            self.catalog.record(copy_entry(orthanc_id, uids, info, path, key, digest, len(data)), now)
+            entry = copy_entry(orthanc_id, uids, uids.info, stored.path, key, digest, len(data))
+            self.catalog.record(entry, now)
         lag = self.outbox.mark_done(orthanc_id, key, digest, len(data), now)
         self._last_replicated_at = now
         if lag is not None:

@@ -105,7 +105,8 @@ class BackupService:
             self.config_error = "CLOUD_PACS_DICOM works only inside Orthanc (the plugin sends through it)."
             log.error("PACS backup is NOT running: %s", self.config_error)
             return
-        reader, store = OrthancReader(get), ObjectStore(s.store, pool_size=max(4, s.workers * 2))
+        reader = OrthancReader(get, storage_dir=storage_dir)  # reads files straight from storage when it can
+        store = ObjectStore(s.store, pool_size=max(4, s.workers * 2))
         outbox = Outbox(s.outbox_path)
         self.catalog = Catalog(s.outbox_path)
         ctx = OffsiteContext(

@@ -29,6 +29,11 @@ class FakeOrthanc:
             raise SourceGone("gone")
         return self.files[oid]
 
+    def read_stored(self, oid):
+        from pacs_backup.orthanc_source import StoredFile
+
+        return StoredFile(self.read_file(oid), "", None)
+
     def list_instances(self, since, limit):
         return sorted(self.files)[since : since + limit]
 
@@ -67,7 +72,7 @@ class FakeStore:
         obj = self.objects.get(key)
         return None if obj is None else StoredObject(key, len(obj), hashlib.sha256(obj).hexdigest(), None)
 
-    def put_verified(self, key, data, sha256, orthanc_id):
+    def put_verified(self, key, data, sha256, orthanc_id, md5=None):
         self._check()
         if key in self.refuse:
             raise StoreError("refused")
