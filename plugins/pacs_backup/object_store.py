@@ -76,6 +76,15 @@ class _WholeReader(io.RawIOBase):
         return data
 
 
+class KeyExists(StoreError):
+    """An upload made only if the key is free found it taken (S3 conditional write, 412)."""
+
+
+# A small object of ours, written once, on which the store's support of conditional writes is checked.
+PROBE_KEY = "catalog/conditional-write-probe"
+PROBE_BODY = b"The PACS backup checks here that this store refuses to overwrite an object when asked.\n"
+
+
 def keys_refused(keys: tuple[str, str], what: str, code: str) -> StoreError:
     """The store refused ``keys`` (see PLUGIN_KEYS) while trying to ``what``."""
     return StoreError(f"The object store refused {keys[0]} while trying to {what} ({code}); check {keys[1]}.")
@@ -270,32 +279,43 @@ class ObjectStore:
             orthanc_id=meta.get("x-amz-meta-orthanc-id"),
         )
 
-    def put_verified(self, key: str, data: bytes, sha256: str, orthanc_id: str, md5: str | None = None) -> None:
+    def check_conditional_writes(self) -> bool:
+        """Whether the store refuses an upload made "only if absent" onto an existing key.
+
+        Such uploads let a copy skip the look-up that precedes it. Checked once on a marker object of
+        ours: a store that ignores the condition writes a second version of the marker (harmless) and
+        is then used with a look-up before every upload, as before.
+        """
+        try:
+            if self.stat(PROBE_KEY) is None:
+                self._upload(PROBE_KEY, PROBE_BODY, {}, if_absent=False)
+            self._upload(PROBE_KEY, PROBE_BODY, {}, if_absent=True)
+        except KeyExists:
+            return True
+        except BackupError as exc:
+            log.info("conditional writes not used: %s", exc)
+        return False
+
+    def put_verified(
+        self, key: str, data: bytes, sha256: str, orthanc_id: str, md5: str | None = None, if_absent: bool = False
+    ) -> None:
         """Upload ``data`` to ``key`` and confirm the store holds exactly these bytes.
 
         The store computes an MD5 of what it received (its ETag for a single-part upload); we compare
         it with ours (``md5`` when the caller already computed it). Stores that do not expose it that way
         are checked by reading back size and sha256.
 
+        With ``if_absent`` the store writes nothing when ``key`` already exists (only use it where
+        :meth:`check_conditional_writes` said the store honours it).
+
         Raises:
             StoreUnavailable: the store cannot be reached (retry later, not counted against the item).
+            KeyExists: ``if_absent`` and the key exists; nothing was written.
             StoreError: the store refused the upload, or the copy it holds differs from ``data``.
         """
         if len(data) > MAX_SINGLE_PUT:
             raise StoreError(f"{key} is larger than 5 GiB; the object store cannot take it in one upload.")
-        try:
-            result = self._client.put_object(
-                self.bucket,
-                key,
-                cast(BinaryIO, _WholeReader(data)),
-                len(data),
-                content_type="application/dicom",
-                metadata={"sha256": sha256, "orthanc-id": orthanc_id},
-                part_size=max(5 * 1024**2, len(data)),  # one PUT: the ETag is then the MD5 of the bytes
-            )
-        except CLIENT_ERRORS as exc:
-            raise store_error(exc, f"upload {key}") from exc
-        etag = (result.etag or "").strip('"').lower()
+        etag = self._upload(key, data, {"sha256": sha256, "orthanc-id": orthanc_id}, if_absent)
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
             if etag != (md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()):
                 raise StoreError(
@@ -305,6 +325,35 @@ class ObjectStore:
         stored = self.stat(key)
         if stored is None or stored.size != len(data) or stored.sha256 != sha256:
             raise StoreError(f"The object store did not confirm the copy of {key} (size or checksum differs).")
+
+    def _upload(self, key: str, data: bytes, metadata: dict[str, str], if_absent: bool) -> str:
+        """One PUT of ``data``; returns the ETag (lower case, no quotes)."""
+        try:
+            if if_absent:
+                # minio-py's public put_object sends no conditions; this is the single request it makes.
+                headers: dict[str, str | list[str] | tuple[str]] = {
+                    "Content-Type": "application/dicom",
+                    "If-None-Match": "*",
+                    **{f"x-amz-meta-{k}": v for k, v in metadata.items()},
+                }
+                result = self._client._put_object(self.bucket, key, data, headers)
+            else:
+                result = self._client.put_object(
+                    self.bucket,
+                    key,
+                    cast(BinaryIO, _WholeReader(data)),
+                    len(data),
+                    content_type="application/dicom",
+                    metadata=dict(metadata),
+                    part_size=max(5 * 1024**2, len(data)),  # one PUT: the ETag is then the MD5 of the bytes
+                )
+        except S3Error as exc:
+            if if_absent and exc.code == "PreconditionFailed":
+                raise KeyExists(f"{key} already exists in the object store.") from None
+            raise store_error(exc, f"upload {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"upload {key}") from exc
+        return (result.etag or "").strip('"').lower()
 
     def get(self, key: str, version_id: str | None = None) -> bytes:
         """Return the bytes at ``key``.

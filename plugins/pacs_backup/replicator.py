@@ -26,7 +26,7 @@ from .documents import ErrorDoc, ReplicationDoc
 from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
 from .keys import instance_key
 from .manifest import sha256_hex
-from .object_store import BucketReport, ObjectStore
+from .object_store import BucketReport, KeyExists, ObjectStore
 from .orthanc_source import InstanceUids, OrthancReader
 from .outbox import Outbox
 from .retry import RetryPolicy
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 # The outbox's setting holding the last sequence number of Orthanc's change log already reconciled.
 CHANGES_CURSOR = "changes_cursor"
+# How many recent uploads decide whether copies are mostly new (upload at once) or mostly there already.
+_EXISTING_WINDOW = 20
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class Replicator:
         self._unrecorded = 0  # ids received but not yet written to the outbox
         self._budget = threading.Condition()
         self._budget_used = 0
+        # Uploads "only if absent" spare the look-up before each copy, where the store honours them.
+        self._conditional = False
+        self._found_existing: deque[bool] = deque(maxlen=_EXISTING_WINDOW)
 
     # --- called from Orthanc's callback thread: must never block or raise -----------------------
     def on_new_instance(self, orthanc_id: str) -> None:
@@ -243,7 +248,11 @@ class Replicator:
         data = stored.data
         digest = sha256_hex(data)
         key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix)
+        if self._upload_if_absent(key, data, digest, orthanc_id, stored.md5):
+            self._done(orthanc_id, uids, stored.path, key, digest, len(data))
+            return
         existing = self.store.stat(key)
+        self._note_found(existing is not None)
         if existing is not None and existing.orthanc_id not in (None, orthanc_id) and existing.sha256 != digest:
             # Another Orthanc instance with the same UIDs (different patient id) owns this key:
             # keep both, this one under a key that also names its Orthanc id.
@@ -251,12 +260,32 @@ class Replicator:
             existing = self.store.stat(key)
         if existing is None or existing.sha256 != digest or existing.size != len(data):
             self.store.put_verified(key, data, digest, orthanc_id, md5=stored.md5)
+        self._done(orthanc_id, uids, stored.path, key, digest, len(data))
+
+    def _upload_if_absent(self, key: str, data: bytes, digest: str, orthanc_id: str, md5: str | None) -> bool:
+        """Upload without a look-up first, if the store allows it and copies are mostly new (not a
+        clinic being restored, whose copies all exist). True when the copy was made and verified."""
+        with self._claim_lock:
+            mostly_existing = sum(self._found_existing) * 2 > len(self._found_existing) >= _EXISTING_WINDOW // 2
+        if not self._conditional or mostly_existing:
+            return False
+        try:
+            self.store.put_verified(key, data, digest, orthanc_id, md5=md5, if_absent=True)
+        except KeyExists:
+            return False  # the look-up that follows notes it
+        self._note_found(False)
+        return True
+
+    def _note_found(self, found: bool) -> None:
+        with self._claim_lock:
+            self._found_existing.append(found)
+
+    def _done(self, orthanc_id: str, uids: InstanceUids, path: str, key: str, digest: str, size: int) -> None:
         now = self._clock()
         if self.catalog is not None and uids.info is not None:
             # Catalogued before the queue says done: a crash in between only repeats the (idempotent) copy.
-            entry = copy_entry(orthanc_id, uids, uids.info, stored.path, key, digest, len(data))
-            self.catalog.record(entry, now)
-        lag = self.outbox.mark_done(orthanc_id, key, digest, len(data), now)
+            self.catalog.record(copy_entry(orthanc_id, uids, uids.info, path, key, digest, size), now)
+        lag = self.outbox.mark_done(orthanc_id, key, digest, size, now)
         self._last_replicated_at = now
         if lag is not None:
             self._lags.append(lag)
@@ -320,6 +349,7 @@ class Replicator:
                 continue
             for w in self._bucket.warnings:
                 log.warning("%s", w)
+            self._conditional = self.store.check_conditional_writes()
             self._store_ok.set()
             return
 

@@ -6,6 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from pynetdicom import AE, StoragePresentationContexts
 
 from pacs_backup.errors import SourceError
@@ -278,3 +279,19 @@ def test_replication_restart_follows_orthancs_change_log_not_the_whole_listing(o
     # It read the change log since the cursor saved at the first start (the 7 new images), no listing.
     assert st["last_reconcile"]["instances_seen"] == 7
     assert assert_all_copies_identical(orthanc, minio_server.client(), bucket) == 7
+
+
+def test_the_store_refuses_to_overwrite_a_copy_when_asked_only_if_absent(minio_server, bucket):
+    """Copies skip the look-up before uploading only because MinIO refuses an existing key when asked."""
+    from pacs_backup.config import load_store_settings
+    from pacs_backup.object_store import KeyExists, ObjectStore
+
+    store = ObjectStore(load_store_settings(minio_server.env(bucket)))
+    store.ensure_bucket()
+    assert store.check_conditional_writes()
+    data = b"an image"
+    store.put_verified("dicom/x.dcm", data, sha256(data), "o1", if_absent=True)
+    with pytest.raises(KeyExists):
+        store.put_verified("dicom/x.dcm", b"another image", sha256(b"another image"), "o2", if_absent=True)
+    versions = list(minio_server.client().list_objects(bucket, prefix="dicom/", include_version=True, recursive=True))
+    assert len(versions) == 1 and store.get("dicom/x.dcm") == data

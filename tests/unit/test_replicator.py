@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from pacs_backup.errors import SourceGone, StoreError, StoreUnavailable
-from pacs_backup.object_store import BucketReport, StoredObject
+from pacs_backup.keys import instance_key
+from pacs_backup.object_store import BucketReport, KeyExists, StoredObject
 from pacs_backup.orthanc_source import InstanceUids
 from pacs_backup.outbox import Outbox
 from pacs_backup.replicator import Replicator, ReplicatorOptions
@@ -49,6 +50,7 @@ class FakeOrthanc:
 class FakeStore:
     def __init__(self):
         self.objects = {}
+        self.owners = {}
         self.puts = 0
         self.down = False
         self.refuse = set()
@@ -67,18 +69,32 @@ class FakeStore:
     def ping(self):
         self._check()
 
+    conditional = False  # whether it honours "only if absent" uploads (S3 conditional writes)
+    stats = 0
+    sent_for_nothing = 0  # uploads refused because the key existed (their bytes were sent in vain)
+    versions = 0  # object versions written (a second write of a key adds one, as in a versioned bucket)
+
+    def check_conditional_writes(self):
+        return self.conditional
+
     def stat(self, key):
         self._check()
+        self.stats += 1
         obj = self.objects.get(key)
-        return None if obj is None else StoredObject(key, len(obj), hashlib.sha256(obj).hexdigest(), None)
+        return None if obj is None else StoredObject(key, len(obj), hashlib.sha256(obj).hexdigest(), self.owners[key])
 
-    def put_verified(self, key, data, sha256, orthanc_id, md5=None):
+    def put_verified(self, key, data, sha256, orthanc_id, md5=None, if_absent=False):
         self._check()
         if key in self.refuse:
             raise StoreError("refused")
         with self.lock:
+            if if_absent and self.conditional and key in self.objects:
+                self.sent_for_nothing += 1
+                raise KeyExists(f"{key} exists")
             self.puts += 1
+            self.versions += 1
             self.objects[key] = data
+            self.owners[key] = orthanc_id
 
 
 def wait_for(cond, timeout=10.0):
@@ -255,3 +271,36 @@ def test_restart_follows_the_change_log_instead_of_listing_the_archive(tmp_path)
     wait_for(lambda: r.status()["replicated"] == 28)
     assert r.status()["last_reconcile"]["mode"] == "full" and orthanc.listings == 2
     r.stop()
+
+
+def test_where_the_store_honours_conditional_uploads_new_copies_skip_the_look_up(make):
+    orthanc, store = FakeOrthanc(30), FakeStore()
+    store.conditional = True
+    r = make(orthanc, store)
+    wait_for(lambda: r.status()["replicated"] == 30 and r.status()["outbox_depth"] == 0)
+    assert store.versions == 30 and store.stats == 0
+    assert sorted(store.objects.values()) == sorted(orthanc.files.values())
+
+
+def test_same_uids_from_another_patient_keep_both_copies_with_conditional_uploads(make):
+    orthanc, store = FakeOrthanc(0), FakeStore()
+    store.conditional = True
+    orthanc.files = {"idA": b"patient A's image", "idB": b"patient B's image"}
+    orthanc.uids = lambda oid: InstanceUids("1.2", "1.2.3", "1.2.3.4")  # the same UIDs for both
+    r = make(orthanc, store)
+    wait_for(lambda: r.status()["replicated"] == 2)
+    assert sorted(store.objects.values()) == [b"patient A's image", b"patient B's image"]
+    assert store.versions == 2  # neither copy was overwritten by the other
+
+
+def test_a_clinic_restored_into_an_empty_pacs_is_not_uploaded_again(make):
+    """After a disaster recovery every copy already exists: look up first, write no new versions."""
+    orthanc, store = FakeOrthanc(200), FakeStore()
+    store.conditional = True
+    for oid, data in orthanc.files.items():
+        key = instance_key("1.2", "1.2.3", "1.2.3." + oid[2:])
+        store.objects[key], store.owners[key] = data, oid
+    r = make(orthanc, store)
+    wait_for(lambda: r.status()["replicated"] == 200 and r.status()["outbox_depth"] == 0)
+    assert store.versions == 0
+    assert store.sent_for_nothing <= 20  # it noticed after a few and looked up the rest first
