@@ -35,7 +35,7 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 SIZES = {
     "ct": 60 if QUICK else 600,
     "radiographs": 3 if QUICK else 20,
-    "rounds": 2 if QUICK else 3,
+    "rounds": 4 if QUICK else 3,  # quick: more alternating rounds, since each is short and noisy
     "lag_seconds": 10 if QUICK else 60,
     "backlog": 200 if QUICK else 1200,
 }

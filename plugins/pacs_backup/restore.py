@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .dicomweb import DicomWeb
-from .errors import BackupError, NotFound
+from .errors import NotFound
 from .keys import study_prefix
 from .manifest import (
     BUCKET_MANIFEST_KEY,
@@ -27,7 +27,7 @@ from .manifest import (
 )
 from .object_store import ObjectStore
 from .restic import Restic, SnapshotInfo
-from .restore_uploads import Loader, OrthancTarget, Progress, RestoreReport, VerifiedUploads
+from .restore_uploads import AnnouncedFiles, Loader, OrthancTarget, Progress, RestoreReport, VerifiedUploads
 
 
 def restore_items(
@@ -279,51 +279,54 @@ def restore_from_snapshot(
     with tempfile.TemporaryDirectory(prefix="pacs-restore-") as tmp:
         try:
             for number, (snap, wanted_studies) in enumerate(plan.values()):
+                if wanted_studies is None:
+                    _restore_whole_snapshot(restic, snap, Path(tmp) / str(number), uploads)
+                    continue
                 root, entries = snapshot_manifest(restic, snap)
-                wanted = entries if wanted_studies is None else [e for e in entries if e["study_uid"] in wanted_studies]
+                wanted = [e for e in entries if e["study_uid"] in wanted_studies]
                 if wanted:
-                    _restore_snapshot_files(
-                        restic, snap, root, wanted, Path(tmp) / str(number), uploads, whole=wanted_studies is None
-                    )
+                    _restore_snapshot_files(restic, snap, root, wanted, Path(tmp) / str(number), uploads)
         finally:
             uploads.close()
     return report
 
 
 def _restore_snapshot_files(
-    restic: Restic,
-    snap: SnapshotInfo,
-    root: str,
-    wanted: list[ManifestEntry],
-    base: Path,
-    uploads: VerifiedUploads,
-    whole: bool,
+    restic: Restic, snap: SnapshotInfo, root: str, wanted: list[ManifestEntry], base: Path, uploads: VerifiedUploads
 ) -> None:
     """Have restic write ``wanted`` under ``base`` and upload each file as soon as restic has written it."""
-    uploads.expect(len(wanted))
-    pending = {f"{root}/{e['path']}": e for e in wanted}
-    files = Path(str(base) + root)
-
-    def restored(path: str) -> None:
-        e = pending.pop(path, None)
-        if e is not None:
-            uploads.submit(str(e["key"]), _file_loader(files, e), early=True)
-
-    restic.restore(snap.id, base, includes=[] if whole else list(pending), on_file=restored)
-    for e in pending.values():  # files restic did not announce (or an older restic): uploaded now
-        uploads.submit(str(e["key"]), _file_loader(files, e))
-    uploads.retry_early()
-    uploads.wait()
+    files = AnnouncedFiles(uploads, base)
+    files.know(root, wanted)
+    restic.restore(snap.id, base, includes=[f"{root}/{e['path']}" for e in wanted], on_file=files.restored)
+    files.finish()
 
 
-def _file_loader(base: Path, e: ManifestEntry) -> Loader:
-    def load() -> tuple[bytes, str | None]:
-        f = base / e["path"]
-        if not f.is_file():
-            raise BackupError(f"{e['path']} is missing from the snapshot")
-        return f.read_bytes(), e["sha256"]
+def _restore_whole_snapshot(restic: Restic, snap: SnapshotInfo, base: Path, uploads: VerifiedUploads) -> None:
+    """A whole snapshot: restic writes the files while its manifest is read beside it.
 
-    return load
+    Every restic run first derives the repository key (about half a second, by design); running the two
+    at once pays that once in time instead of twice. Files restic finishes before the manifest is known
+    wait for it: nothing is uploaded before its checksum can be checked.
+    """
+    files = AnnouncedFiles(uploads, base)
+    failed: list[Exception] = []
+
+    def restore() -> None:
+        try:
+            restic.restore(snap.id, base, on_file=files.restored)
+        except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread below
+            failed.append(exc)
+
+    worker = threading.Thread(target=restore, name="restic-restore", daemon=True)
+    worker.start()
+    try:
+        root, entries = snapshot_manifest(restic, snap)
+        files.know(root, entries)
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
+    files.finish()
 
 
 # --- from the cloud PACS ---------------------------------------------------------------------------

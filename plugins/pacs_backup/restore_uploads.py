@@ -12,10 +12,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import BackupError
-from .manifest import sha256_hex
+from .manifest import ManifestEntry, sha256_hex
 
 Loader = Callable[[], tuple[bytes, str | None]]  # -> (bytes, expected sha256)
 Progress = Callable[[int, int], None]
@@ -133,3 +134,50 @@ class VerifiedUploads:
                 return "not ready"
             return str(exc)
         return None
+
+
+class AnnouncedFiles:
+    """Files restic announces as written, matched with the manifest and handed to the uploads."""
+
+    def __init__(self, uploads: VerifiedUploads, base: Path) -> None:
+        self._uploads, self._base = uploads, base
+        self._lock = threading.Lock()
+        self._early: list[str] = []  # announced before the manifest was known
+        self.pending: dict[str, ManifestEntry] | None = None
+        self._files = base
+
+    def know(self, root: str, wanted: list[ManifestEntry]) -> None:
+        """The manifest's entries to restore (paths in the snapshot are ``root``/``path``)."""
+        self._uploads.expect(len(wanted))
+        with self._lock:
+            self._files = Path(str(self._base) + root)
+            self.pending = {f"{root}/{e['path']}": e for e in wanted}
+            early, self._early = self._early, []
+        for path in early:
+            self.restored(path)
+
+    def restored(self, path: str) -> None:
+        with self._lock:
+            if self.pending is None:
+                self._early.append(path)
+                return
+            e = self.pending.pop(path, None)
+        if e is not None:
+            self._uploads.submit(str(e["key"]), _file_loader(self._files, e), early=True)
+
+    def finish(self) -> None:
+        """After restic ended: upload what it did not announce (an older restic), retry unfinished ones."""
+        for e in (self.pending or {}).values():
+            self._uploads.submit(str(e["key"]), _file_loader(self._files, e))
+        self._uploads.retry_early()
+        self._uploads.wait()
+
+
+def _file_loader(base: Path, e: ManifestEntry) -> Loader:
+    def load() -> tuple[bytes, str | None]:
+        f = base / e["path"]
+        if not f.is_file():
+            raise BackupError(f"{e['path']} is missing from the snapshot")
+        return f.read_bytes(), e["sha256"]
+
+    return load

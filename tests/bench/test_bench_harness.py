@@ -55,5 +55,8 @@ def test_bench_scale_mode_writes_every_figure(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads((tmp_path / "scale.json").read_text())["2000"]
-    for key in ("status_ms", "search_p99_ms", "restart_reconcile_s", "plugin_rss_mb"):
+    for key in ("status_ms", "search_p99_ms", "restart_reconcile_s", "full_reconcile_s", "plugin_rss_mb"):
         assert isinstance(figures[key], int | float), key
+    # A restart of a running box follows Orthanc's change log; it does not list the archive.
+    assert figures["restart_reconcile_mode"] == "changes"
+    assert (tmp_path / "scale.png").stat().st_size > 1000

@@ -61,3 +61,29 @@ def test_a_damaged_copy_is_reported_and_not_sent_even_after_the_retry():
     assert sorted(report.failures) == [("bad-early.dcm", DAMAGED), ("bad.dcm", DAMAGED)]
     assert list(orthanc.stored.values()) == [b"good"]
     assert seen[-1] == (3, 3) and len(seen) == 3
+
+
+def test_files_written_before_the_manifest_is_read_wait_for_it_and_are_all_uploaded(tmp_path):
+    from pacs_backup.restore_uploads import AnnouncedFiles
+
+    root = "/var/lib/orthanc/db"
+    blobs = {f"ab/cd/f{i}": f"image {i}".encode() for i in range(5)}
+    for path, data in blobs.items():
+        f = tmp_path / root.lstrip("/") / path
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(data)
+    entries = [{"path": p, "key": f"k{p[-1]}", "sha256": sha(d)} for p, d in blobs.items()]
+    orthanc, report = RecordingOrthanc(), RestoreReport(source="test")
+    uploads = VerifiedUploads(orthanc, report, None)
+    files = AnnouncedFiles(uploads, tmp_path)
+    files.restored(f"{root}/ab/cd/f0")  # restic finished these before the manifest was read
+    files.restored(f"{root}/ab/cd/f1")
+    files.restored(f"{root}/ab")  # a folder: not in the manifest, ignored
+    uploads.wait()
+    assert orthanc.stored == {}  # nothing sent before its checksum could be checked
+    files.know(root, entries)
+    files.restored(f"{root}/ab/cd/f2")
+    files.finish()  # f3 and f4 were never announced: uploaded after restic ended
+    uploads.close()
+    assert report.ok and report.verified == 5
+    assert sorted(orthanc.stored.values()) == sorted(blobs.values())
