@@ -76,6 +76,10 @@ class _WholeReader(io.RawIOBase):
         return data
 
 
+class ChecksumMismatch(StoreError):
+    """The store's checksum of what it received is not the one expected."""
+
+
 class KeyExists(StoreError):
     """An upload made only if the key is free found it taken (S3 conditional write, 412)."""
 
@@ -302,8 +306,8 @@ class ObjectStore:
         """Upload ``data`` to ``key`` and confirm the store holds exactly these bytes.
 
         The store computes an MD5 of what it received (its ETag for a single-part upload); we compare
-        it with ours (``md5`` when the caller already computed it). Stores that do not expose it that way
-        are checked by reading back size and sha256.
+        it with ``md5`` (the MD5 the bytes must have, when the caller knows it) or with ours. Stores that
+        do not expose it that way are checked by reading back size and sha256.
 
         With ``if_absent`` the store writes nothing when ``key`` already exists (only use it where
         :meth:`check_conditional_writes` said the store honours it).
@@ -318,7 +322,7 @@ class ObjectStore:
         etag = self._upload(key, data, {"sha256": sha256, "orthanc-id": orthanc_id}, if_absent)
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
             if etag != (md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()):
-                raise StoreError(
+                raise ChecksumMismatch(
                     f"The object store holds different bytes for {key} than were sent (checksum mismatch)."
                 )
             return

@@ -7,7 +7,6 @@ tests (HTTP with a password): it only needs a ``get(uri) -> bytes`` function tha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -55,7 +54,10 @@ class StoredFile:
 
     data: bytes
     path: str  # relative to Orthanc's storage directory ("" when Orthanc does not say)
-    md5: str | None  # MD5 of ``data``, equal to the one Orthanc recorded (None: not computed)
+    # The MD5 Orthanc recorded when it received the file, for the store's checksum to be compared with
+    # (None: read through the REST API, or Orthanc recorded none). Not computed here: reading the file
+    # again to hash it would cost as much as the copy; the store's answer proves the same end to end.
+    md5: str | None
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,11 @@ class OrthancReader:
         """Return the instance's exact bytes and where Orthanc stores them.
 
         Inside the plugin the bytes are read straight from Orthanc's storage folder when Orthanc keeps
-        them there uncompressed, and used only if their size and MD5 are the ones Orthanc recorded when
-        it stored them. That spares Orthanc reading the file and handing over two more copies of it
-        (memory and time on a small box). Anything else (compression, another storage, no MD5 recorded,
-        a difference) goes through the REST API as before.
+        them there uncompressed and their size is the one it recorded. That spares Orthanc reading the
+        file and handing over two more copies of it (memory and time on a small box). The caller checks
+        them against ``md5`` (Orthanc's record) through the store's checksum of what it received.
+        Anything else (compression, another storage, no MD5 recorded, another size) goes through the
+        REST API as before.
 
         Raises:
             SourceGone / SourceError.
@@ -112,8 +115,8 @@ class OrthancReader:
                 data = (self._storage_dir / path).read_bytes()
             except OSError:
                 data = b""
-            if len(data) == size and (digest := hashlib.md5(data, usedforsecurity=False).hexdigest()) == md5:
-                return StoredFile(data, path, digest)
+            if len(data) == size:
+                return StoredFile(data, path, md5)
         return StoredFile(self.read_file(orthanc_id), path, None)
 
     def uids(self, orthanc_id: str) -> InstanceUids:

@@ -10,6 +10,7 @@ that workers pause instead of burning through the queue.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import statistics
@@ -26,7 +27,7 @@ from .documents import ErrorDoc, ReplicationDoc
 from .errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
 from .keys import instance_key
 from .manifest import sha256_hex
-from .object_store import BucketReport, KeyExists, ObjectStore
+from .object_store import BucketReport, ChecksumMismatch, KeyExists, ObjectStore
 from .orthanc_source import InstanceUids, OrthancReader
 from .outbox import Outbox
 from .retry import RetryPolicy
@@ -259,8 +260,22 @@ class Replicator:
             key = instance_key(uids.study, uids.series, uids.sop, self.options.prefix, variant=orthanc_id)
             existing = self.store.stat(key)
         if existing is None or existing.sha256 != digest or existing.size != len(data):
-            self.store.put_verified(key, data, digest, orthanc_id, md5=stored.md5)
+            self._put(key, data, digest, orthanc_id, stored.md5, if_absent=False)
         self._done(orthanc_id, uids, stored.path, key, digest, len(data))
+
+    def _put(self, key: str, data: bytes, digest: str, orthanc_id: str, md5: str | None, if_absent: bool) -> None:
+        """Upload and verify against Orthanc's own record of the file (``md5``) where it has one."""
+        try:
+            self.store.put_verified(key, data, digest, orthanc_id, md5=md5, if_absent=if_absent)
+        except ChecksumMismatch:
+            if md5 is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+                # The store received what was read; the file itself is no longer what Orthanc stored.
+                raise CorruptInstance(
+                    "The PACS's own file for this image no longer matches the checksum the PACS recorded "
+                    "when it received it (damage on the PACS disk?). Its copy holds the file as it is now; "
+                    "check the PACS disk, and restore this image from an older backup if it looks wrong."
+                ) from None
+            raise
 
     def _upload_if_absent(self, key: str, data: bytes, digest: str, orthanc_id: str, md5: str | None) -> bool:
         """Upload without a look-up first, if the store allows it and copies are mostly new (not a
@@ -270,7 +285,7 @@ class Replicator:
         if not self._conditional or mostly_existing:
             return False
         try:
-            self.store.put_verified(key, data, digest, orthanc_id, md5=md5, if_absent=True)
+            self._put(key, data, digest, orthanc_id, md5, if_absent=True)
         except KeyExists:
             return False  # the look-up that follows notes it
         self._note_found(False)

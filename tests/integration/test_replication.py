@@ -295,3 +295,31 @@ def test_the_store_refuses_to_overwrite_a_copy_when_asked_only_if_absent(minio_s
         store.put_verified("dicom/x.dcm", b"another image", sha256(b"another image"), "o2", if_absent=True)
     versions = list(minio_server.client().list_objects(bucket, prefix="dicom/", include_version=True, recursive=True))
     assert len(versions) == 1 and store.get("dicom/x.dcm") == data
+
+
+def test_an_image_damaged_on_the_pacs_disk_before_its_copy_is_reported_not_silently_copied(
+    orthanc_factory, tmp_path, bucket, offsite_env
+):
+    store = MinioServer(tmp_path)
+    store.start()
+    try:
+        orthanc = orthanc_factory({**store.env(bucket), **offsite_env})
+        http = orthanc.http()
+        orthanc.wait_replicated(0)
+        store.stop()
+        _, files = make_study(4)
+        for d in files:
+            http.upload(d)
+        victim = http.get_json("/instances")[0]
+        uuid = http.get_json(f"/instances/{victim}/attachments/dicom/info")["Uuid"]
+        on_disk = orthanc.settings.work_dir / "storage" / uuid[0:2] / uuid[2:4] / uuid
+        data = bytearray(on_disk.read_bytes())
+        data[-1] ^= 0xFF  # one bit pattern flipped by the disk, after Orthanc recorded its checksum
+        on_disk.write_bytes(bytes(data))
+        store.start()
+        wait_until(lambda: orthanc.status()["quarantined"] == 1, 60, "the damaged image to be set aside")
+        st = orthanc.wait_replicated(3, timeout=60)
+        assert st["failed"] == 0
+        assert "damage on the PACS disk" in http.get_json("/backup/quarantine")[0]["reason"]
+    finally:
+        store.stop()

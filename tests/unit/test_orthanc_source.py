@@ -46,7 +46,7 @@ def storage(tmp_path):
     return tmp_path
 
 
-def test_an_uncompressed_file_is_read_from_storage_and_checked_against_orthancs_md5(storage):
+def test_an_uncompressed_file_is_read_from_storage_with_the_md5_orthanc_recorded_to_check_it_by(storage):
     get = Getter(info())
     stored = OrthancReader(get, storage_dir=storage).read_stored("i1")
     assert stored.data == DICOM and stored.md5 == md5(DICOM)
@@ -56,7 +56,7 @@ def test_an_uncompressed_file_is_read_from_storage_and_checked_against_orthancs_
 
 @pytest.mark.parametrize(
     "why",
-    ["compressed", "no md5 recorded", "differs on disk", "missing on disk", "no storage folder", "odd uuid"],
+    ["compressed", "no md5 recorded", "other size on disk", "missing on disk", "no storage folder", "odd uuid"],
 )
 def test_otherwise_the_bytes_come_from_orthanc_as_before(storage, why):
     over: dict[str, object] = {}
@@ -64,8 +64,8 @@ def test_otherwise_the_bytes_come_from_orthanc_as_before(storage, why):
         over = {"CompressedSize": 50, "CompressedMD5": md5(b"z")}
     elif why == "no md5 recorded":
         over = {"UncompressedMD5": None, "CompressedMD5": None}
-    elif why == "differs on disk":
-        (storage / UUID[0:2] / UUID[2:4] / UUID).write_bytes(DICOM[:-1] + b"X")
+    elif why == "other size on disk":
+        (storage / UUID[0:2] / UUID[2:4] / UUID).write_bytes(DICOM + b"X")
     elif why == "missing on disk":
         (storage / UUID[0:2] / UUID[2:4] / UUID).unlink()
     elif why == "odd uuid":

@@ -9,7 +9,7 @@ import pytest
 
 from pacs_backup.errors import SourceGone, StoreError, StoreUnavailable
 from pacs_backup.keys import instance_key
-from pacs_backup.object_store import BucketReport, KeyExists, StoredObject
+from pacs_backup.object_store import BucketReport, ChecksumMismatch, KeyExists, StoredObject
 from pacs_backup.orthanc_source import InstanceUids
 from pacs_backup.outbox import Outbox
 from pacs_backup.replicator import Replicator, ReplicatorOptions
@@ -88,6 +88,9 @@ class FakeStore:
         if key in self.refuse:
             raise StoreError("refused")
         with self.lock:
+            if md5 is not None and md5 != hashlib.md5(data, usedforsecurity=False).hexdigest():
+                self.objects[key], self.owners[key] = data, orthanc_id  # written, then found different
+                raise ChecksumMismatch(f"{key}: checksum mismatch")
             if if_absent and self.conditional and key in self.objects:
                 self.sent_for_nothing += 1
                 raise KeyExists(f"{key} exists")
@@ -304,3 +307,23 @@ def test_a_clinic_restored_into_an_empty_pacs_is_not_uploaded_again(make):
     wait_for(lambda: r.status()["replicated"] == 200 and r.status()["outbox_depth"] == 0)
     assert store.versions == 0
     assert store.sent_for_nothing <= 20  # it noticed after a few and looked up the rest first
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_an_image_damaged_on_the_pacs_disk_is_set_aside_with_a_sentence_not_marked_copied(make, conditional):
+    from pacs_backup.orthanc_source import StoredFile
+
+    orthanc, store = FakeOrthanc(3), FakeStore()
+    store.conditional = conditional
+    original = orthanc.files["id1"]
+    damaged = original[:-1] + b"X"
+
+    def read_stored(oid):  # Orthanc recorded the MD5 of what it received; the disk now holds other bytes
+        data = damaged if oid == "id1" else orthanc.files[oid]
+        return StoredFile(data, "", hashlib.md5(original if oid == "id1" else data, usedforsecurity=False).hexdigest())
+
+    orthanc.read_stored = read_stored
+    r = make(orthanc, store)
+    wait_for(lambda: r.status()["replicated"] == 2 and r.status()["quarantined"] == 1)
+    entry = r.outbox.entry("id1")
+    assert entry["state"] == "quarantined" and "damage on the PACS disk" in entry["last_error"]
