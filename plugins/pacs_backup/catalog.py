@@ -19,7 +19,7 @@ from typing import Any, cast
 from .errors import CorruptInstance, SourceGone
 from .manifest import ENTRY_FIELDS, ManifestEntry, StudyDetails
 from .orthanc_source import InstanceUids, OrthancReader, SeriesInfo
-from .schema import open_plugin_db, refresh_study
+from .schema import add_to_study, open_plugin_db, refresh_study
 from .search import display_name, like_pattern, query_words
 
 _COLUMNS = (
@@ -112,7 +112,7 @@ class Catalog:
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (*(entry[name] for name in ENTRY_FIELDS), now),  # type: ignore[literal-required]
                 )
-                refresh_study(self._db, entry["study_uid"], now)
+                add_to_study(self._db, entry, now, replaced_same_study=old is not None)
                 if old is not None and old[0] != entry["study_uid"]:
                     refresh_study(self._db, old[0], now)
                 self._db.execute("COMMIT")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .search import search_text
@@ -160,6 +160,49 @@ def refresh_study(db: sqlite3.Connection, study_uid: str, now: float) -> None:
             instances,
             text,
             now,
+        ),
+    )
+
+
+_DETAILS = ("patient_id", "patient_name", "owner", "species", "breed", "accession", "study_date", "description")
+
+
+def add_to_study(
+    db: sqlite3.Connection, entry: Mapping[str, object], now: float, *, replaced_same_study: bool = False
+) -> None:
+    """Count one newly catalogued instance into its study's search row (inside the caller's transaction).
+
+    Gives the row :func:`refresh_study` would, without reading the study's other instance rows again:
+    a CT of 2,000 images would otherwise cost 2,000 x 2,000 row reads while it is being copied.
+    """
+    study_uid = str(entry["study_uid"])
+    row = db.execute(
+        f"SELECT {', '.join(_DETAILS)}, modalities, series, instances FROM catalog_studies WHERE study_uid = ?",  # noqa: S608 - constant columns
+        (study_uid,),
+    ).fetchone()
+    if row is None or replaced_same_study:
+        refresh_study(db, study_uid, now)
+        return
+    details = [max(str(old), str(entry[name])) for old, name in zip(row[:8], _DETAILS, strict=True)]
+    modalities = row[8].split(",") if row[8] else []
+    if entry["modality"] and entry["modality"] not in modalities:
+        modalities.append(str(entry["modality"]))
+    other_in_series = db.execute(
+        "SELECT 1 FROM catalog WHERE study_uid = ? AND series_uid = ? AND orthanc_id <> ? LIMIT 1",
+        (study_uid, entry["series_uid"], entry["orthanc_id"]),
+    ).fetchone()
+    pid, name, owner, species, breed, accession, _, desc = details
+    db.execute(
+        f"UPDATE catalog_studies SET {', '.join(f'{n} = ?' for n in _DETAILS)}, modalities = ?, series = ?, "  # noqa: S608 - constant columns
+        "instances = ?, search_text = ?, updated_at = MAX(updated_at, ?) WHERE study_uid = ?",
+        (
+            *details,
+            ",".join(modalities),
+            row[9] + (0 if other_in_series else 1),
+            row[10] + 1,
+            search_text(name, owner, species, breed, pid, accession, desc, study_uid),
+            now,
+            study_uid,
         ),
     )
 
