@@ -105,6 +105,18 @@ def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = Tr
         created = restic.ensure()
         ctx.initialized.add(target.repository)
     counts = prepare_manifest(ctx)
+    if not counts and not created and restic.snapshots(tag=SNAPSHOT_TAG):
+        # A new box (or a rebuilt one) whose PACS is still empty: a snapshot of nothing would become the
+        # newest one, and a whole-clinic restore from it would bring nothing back.
+        return {
+            "snapshot_id": None,
+            "skipped": "The PACS holds no images yet, so no snapshot was taken: the newest snapshot in the "
+            "repository still holds the clinic's images. Restore them with disaster-recovery.",
+            "manifest_entries": 0,
+            "studies": 0,
+            "repository_created": False,
+            "forgot": False,
+        }
     excludes = [
         str(ctx.storage_dir / "index"),
         str(ctx.storage_dir / "index-*"),

@@ -234,3 +234,25 @@ def test_recovery_sheet_has_what_a_technician_needs(tmp_path, offsite_env):
     assert offsite_env["RESTIC_REPOSITORY"] in text and password in text
     assert "scripts/disaster-recovery --from offsite" in text
     assert out.stat().st_mode & 0o077 == 0
+
+
+def test_a_rebuilt_box_with_an_empty_pacs_does_not_hide_the_clinics_snapshot(
+    orthanc, orthanc_factory, minio_server, offsite_env
+):
+    """A new box's first scheduled snapshot, taken before its PACS was restored, must not become the
+    newest snapshot: a whole-clinic restore would then bring back nothing."""
+    before = fill(orthanc, studies=2, per_study=5)
+    orthanc.wait_replicated(10)
+    assert orthanc.run_job("snapshots")[0]["state"] == "ok"
+    orthanc.stop()  # the clinic's box is gone; a new one is set up with the same offsite repository
+
+    new_box = orthanc_factory({**minio_server.env("rebuilt"), **offsite_env}, name="new-box")
+    run = new_box.run_job("snapshots")[0]
+    assert run["state"] == "ok", run
+    assert run["summary"]["snapshot_id"] is None and "no images yet" in run["summary"]["skipped"]
+    restic = Restic(offsite_env["RESTIC_REPOSITORY"], password_file=Path(offsite_env["RESTIC_PASSWORD_FILE"]))
+    assert len(restic.snapshots()) == 1
+    done = script("disaster-recovery", "--from", "offsite", env={**orthanc_env(new_box), **offsite_env})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "10 of 10" in done.stdout
+    assert pacs_content(new_box) == before
