@@ -34,6 +34,8 @@ class DashboardSettings:
     trusted_proxies: int = 0
     # The clinic's time zone and the optional read-only bucket access (see clinic.py).
     clinic: ClinicSettings = field(default_factory=ClinicSettings)
+    # Whom staff call (the staff guide prints it): the technician's name, phone and e-mail, as written.
+    technician_contact: str = ""
 
     def __repr__(self) -> str:
         return f"DashboardSettings(orthanc_url={self.orthanc_url!r}, data_dir={str(self.data_dir)!r})"
@@ -100,4 +102,5 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
         webhook_hosts=hooks,
         trusted_proxies=int(_float(env, "DASHBOARD_TRUSTED_PROXIES", 0, 0, 5)),
         clinic=load_clinic_settings(env),
+        technician_contact=" ".join((env.get("DASHBOARD_TECHNICIAN_CONTACT") or "").split())[:300],
     )

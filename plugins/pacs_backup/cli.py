@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from . import recovery_sheet
 from .config import load_store_settings, load_target, load_targets
 from .errors import SourceError
 from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Fail, run_command
@@ -293,62 +294,13 @@ def cmd_forget_snapshots(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-RECOVERY_SHEET = """\
-==========================================================================
- PACS BACKUP - RECOVERY SHEET                     CONFIDENTIAL: keep in the
- Clinic: {clinic:<32s}    clinic safe, NOT near the NAS
- Written: {written}
-==========================================================================
-If the PACS box is lost (fire, flood, theft, ransomware), every image can be
-rebuilt on a new machine from the OFFSITE copy with only this sheet.
-
-1. Offsite repository (encrypted with restic):
-     {repository}
-2. Repository password (without it the backup cannot be read by anyone):
-     {repo_password}
-3. On the new machine (Debian 12 with this product installed, Orthanc running
-   and empty), run:
-     export ORTHANC_URL=http://127.0.0.1:8042 ORTHANC_USERNAME=<user> ORTHANC_PASSWORD=<password>
-     export RESTIC_REPOSITORY='{repository}'
-     printf '%s' '<password from 2.>' > /root/restic-password; chmod 600 /root/restic-password
-     export RESTIC_PASSWORD_FILE=/root/restic-password{login}
-     scripts/disaster-recovery --from offsite
-   It prints progress and ends with a verification report. Exit code 0 means
-   every image is back and identical to what was backed up.
-4. If the local object store survived (second box), the same works with:
-     MINIO_ENDPOINT={minio} MINIO_BUCKET={bucket} (+ its access keys)
-     scripts/disaster-recovery --from minio
-5. One study only:  scripts/restore-study --from offsite <StudyInstanceUID>
-                    scripts/restore-study --from offsite --patient-id <ID>
-==========================================================================
-"""
-
-
-def _sheet_login(backend: dict[str, str], without_password: bool) -> str:
-    """The offsite server's own login (rest-server htpasswd, S3 keys), when it has one."""
-    lines = []
-    for name in ("RESTIC_REST_USERNAME", "RESTIC_REST_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        if backend.get(name):
-            secret_like = "PASSWORD" in name or "SECRET" in name
-            value = "(kept separately)" if secret_like and without_password else backend[name]
-            lines.append(f"\n     export {name}='{value}'")
-    return "".join(lines)
-
-
 def cmd_recovery_sheet(a: argparse.Namespace) -> int:
     target = load_target(os.environ, "offsite", "RESTIC_")
     if target is None:
         raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set; there is no offsite copy to describe.")
-    repo_secret = target.password or (target.password_file.read_text().strip() if target.password_file else "")
-    sheet = RECOVERY_SHEET.format(
-        clinic=a.clinic[:32],
-        written=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        repository=target.repository,
-        repo_password=repo_secret if not a.without_password else "(kept separately: ask the clinic's owner)",
-        login=_sheet_login(target.env, a.without_password),
-        minio=os.environ.get("MINIO_ENDPOINT", "<object store address>"),
-        bucket=os.environ.get("MINIO_BUCKET", "pacs-backup"),
-    )
+    written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    facts = recovery_sheet.sheet_facts(os.environ, target, a.clinic, written, a.without_password)
+    sheet = recovery_sheet.render(recovery_sheet.install_kind(os.environ, a.install), facts)
     if a.output:
         fd = os.open(a.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -481,6 +433,22 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--clinic", default="(clinic name)", help="clinic name printed on the sheet")
     sp.add_argument("--output", help="write to this file instead of printing")
     sp.add_argument("--without-password", action="store_true", help="leave the password off the sheet")
+    kind = sp.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--compose",
+        dest="install",
+        action="store_const",
+        const=recovery_sheet.COMPOSE,
+        help="steps for the Docker Compose appliance (the default inside its containers, "
+        f"which set {recovery_sheet.INSTALL_VARIABLE}=compose)",
+    )
+    kind.add_argument(
+        "--native",
+        dest="install",
+        action="store_const",
+        const=recovery_sheet.NATIVE,
+        help="steps for a native Debian install (the default elsewhere)",
+    )
     return p
 
 

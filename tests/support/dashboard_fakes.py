@@ -130,6 +130,7 @@ class FakeBackend:
             "summary": {"study_uid": "1.2.3", "done": 1, "total": 2},
         }
         self.missing = set()  # study uids the plugin says are not in the backups
+        self.run_list = []  # GET /backup/runs: snapshots, drills and restores, newest first
         self.asked = []
 
     def _up(self, what):
@@ -147,7 +148,7 @@ class FakeBackend:
 
     def runs(self, kind=None, limit=100):
         self._up("runs")
-        return []
+        return [r for r in self.run_list if kind is None or r["kind"] == kind][:limit]
 
     def run(self, run_id):
         self._up("run")
