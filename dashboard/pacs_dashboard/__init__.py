@@ -64,6 +64,12 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
     blueprints = (auth.bp, status.bp, studies.bp, drills.bp, drives_views.bp, audit.bp, settings_views.bp)
     for bp in (*blueprints, restore_views.bp):
         app.register_blueprint(bp)
+    from . import reports
+
+    app.register_blueprint(reports.bp)  # the staff guide and the monthly restore-test report
+    from . import accounts_views
+
+    app.register_blueprint(accounts_views.bp)  # users and roles, one's own account and 2-step login
 
     def error_page(code: int, message: str) -> tuple[str | Response, int]:
         if request.path.startswith("/api/") or request.path == "/metrics":

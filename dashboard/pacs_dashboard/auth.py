@@ -1,13 +1,15 @@
-"""Login, logout, changing one's password and the one-time setup of the first administrator."""
+"""Login (with its 2-step code when the user has one), logout, changing one's password and the one-time
+setup of the first administrator."""
 
 from __future__ import annotations
 
 import hmac
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from . import security, totp
 from .db import Database
 from .inputs import form_text
 from .security import (
@@ -27,9 +29,22 @@ bp = Blueprint("auth", __name__)
 
 MAX_USERNAME, MAX_PASSWORD, MIN_PASSWORD = 100, 1000, 12
 
+# How long a login whose password was right waits for its 2-step code.
+PENDING_LOGIN_S = 5 * 60
+WRONG_CODE = "That code is wrong or was used already. Type the code your app shows now."
+
 
 def _db() -> Database:
     return current_app.extensions["db"]  # type: ignore[no-any-return]
+
+
+def new_password_problem(new: str, again: str) -> str | None:
+    """Why a new password (typed twice) cannot be used, or None."""
+    if len(new) < MIN_PASSWORD:
+        return f"Choose a new password of {MIN_PASSWORD} characters or more."
+    if new != again:
+        return "The two new passwords are not the same."
+    return None
 
 
 def _safe_next(target: str | None) -> str:
@@ -62,10 +77,54 @@ def login() -> str | Response | tuple[str, int]:
         record_failure(db, username)
         db.audit("login_failed", username, client_ip())
         return render_template("login.html", error="Wrong username or password.", next=""), 401
+    if db.totp_secret(username):
+        # Not a session yet, and earlier failures are not forgiven: otherwise whoever knows the
+        # password could try codes without end by logging in again after every few wrong ones.
+        end_session(db)
+        session["pending_login"] = db.create_pending_login(username, nxt[:2000], security.now())
+        return redirect(url_for("auth.login_code"))
     clear_failures(db, username)
-    start_session(db, username)
-    db.audit("login", username, client_ip())
+    _logged_in(db, username, "")
     return redirect(_safe_next(nxt))
+
+
+def _logged_in(db: Database, username: str, detail: str) -> None:
+    start_session(db, username)
+    db.note_login(username, security.now())
+    db.audit("login", username, client_ip(), detail)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> str | Response | tuple[str, int]:
+    """The second step of a login with 2-step: the code from the user's authenticator app."""
+    db = _db()
+    pid = session.get("pending_login")
+    pending = db.pending_login(pid, security.now(), PENDING_LOGIN_S) if isinstance(pid, str) else None
+    if pending is None or not isinstance(pid, str):
+        session.pop("pending_login", None)
+        flash("Log in again: the code must be typed within 5 minutes of the password.")
+        return redirect(url_for("auth.login"))
+    if request.method == "GET":
+        return render_template("login_code.html")
+    code = form_text("code", 20, "The code")
+    user = pending.username
+    wait = throttled(db, user)
+    if wait > 0:
+        if first_in_minute(db, f"login:{client_ip()}"):
+            db.audit("login_throttled", user, client_ip(), "2-step code")
+        db.end_pending_login(pid)
+        session.pop("pending_login", None)
+        return render_template("login.html", error=wait_sentence(wait), next=""), 429
+    secret = db.totp_secret(user)
+    step = totp.matching_step(secret, code, security.now(), db.totp_last_step(user)) if secret else None
+    if step is None or not db.use_totp_step(user, step):
+        record_failure(db, user)
+        db.audit("login_failed", user, client_ip(), "wrong 2-step code")
+        return render_template("login_code.html", error=WRONG_CODE), 401
+    db.end_pending_login(pid)
+    clear_failures(db, user)
+    _logged_in(db, user, "with 2-step code")
+    return redirect(_safe_next(pending.next))
 
 
 @bp.route("/logout", methods=["POST"])
@@ -92,12 +151,9 @@ def change_password() -> str | Response | tuple[str, int]:
         record_failure(db, user)
         db.audit("password_change_failed", user, client_ip(), "wrong current password")
         return render_template("password.html", error="The current password is wrong."), 403
-    if len(new) < MIN_PASSWORD:
-        return render_template(
-            "password.html", error=f"Choose a new password of {MIN_PASSWORD} characters or more."
-        ), 400
-    if new != again:
-        return render_template("password.html", error="The two new passwords are not the same."), 400
+    problem = new_password_problem(new, again)
+    if problem:
+        return render_template("password.html", error=problem), 400
     ended = db.set_password(user, hash_password(new))  # ends every session of this user, this one too
     start_session(db, user)  # ...and this browser carries on with a fresh one
     db.audit("password_changed", user, client_ip(), f"{max(0, ended - 1)} other session(s) logged out")

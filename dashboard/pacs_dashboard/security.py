@@ -1,7 +1,8 @@
 """Login sessions, CSRF, login throttling and input hygiene for every request.
 
-Every endpoint needs a logged-in user except the few listed in PUBLIC_ENDPOINTS. API endpoints also
-accept HTTP basic authentication with a dashboard user (for monitoring systems).
+Every endpoint needs a logged-in user except the few listed in PUBLIC_ENDPOINTS, and a role allowed
+to use it (roles.py). API endpoints also accept HTTP basic authentication with a dashboard user
+without 2-step login (for monitoring systems).
 
 Sessions live on the server (the ``sessions`` table): the signed cookie holds only a random id, so
 logging out, changing a password or reaching the session's age limit ends it for every copy of the
@@ -20,10 +21,17 @@ from urllib.parse import unquote_to_bytes
 from flask import Flask, Response, abort, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import roles
 from .config import DashboardSettings
 from .db import Database
 
-PUBLIC_ENDPOINTS = {"status.healthz", "auth.login", "auth.setup", "static"}
+# auth.login_code: the second step of a login with 2-step (it checks its own pending login).
+PUBLIC_ENDPOINTS = {"status.healthz", "auth.login", "auth.login_code", "auth.setup", "static"}
+
+TWO_STEP_NO_BASIC = (
+    "This account uses 2-step login, which monitoring tools cannot do. "
+    "Give the monitoring tool an account of its own with the monitor role and without 2-step login."
+)
 
 # Failed logins are counted per (address, user name) and per address, never per user name alone:
 # otherwise anyone could lock the clinic's administrator out by typing wrong passwords for "admin".
@@ -102,6 +110,11 @@ def wait_sentence(seconds: float) -> str:
     return f"Too many failed attempts from this computer. Try again in {max(1, round(seconds / 60))} minutes."
 
 
+def may(endpoint: str) -> bool:
+    """Whether the logged-in user may open ``endpoint`` (templates show only the links they may follow)."""
+    return getattr(g, "user", None) is not None and roles.allowed(getattr(g, "role", None), endpoint)
+
+
 def start_session(db: Database, username: str) -> None:
     """Log ``username`` in on this browser: a new session id and a new CSRF token."""
     settings: DashboardSettings = current_app.extensions["settings"]
@@ -115,6 +128,8 @@ def start_session(db: Database, username: str) -> None:
     session.permanent = True
     session["sid"] = sid
     g.user, g.session_csrf = username, csrf
+    found = db.user(username)
+    g.role = found.role if found else None
 
 
 def end_session(db: Database) -> None:
@@ -156,6 +171,17 @@ def _basic_auth(db: Database) -> str | Response | None:
         return resp
     if verify(db, user, password):
         clear_failures(db, user)
+        if db.totp_secret(user):  # the password alone must not open an account that needs a code
+            if first_in_minute(db, f"basic-2step:{client_ip()}"):
+                db.audit(
+                    "login_refused",
+                    user,
+                    client_ip(),
+                    f"monitoring login (HTTP basic) to {request.path}: the account uses 2-step login",
+                )
+            resp = jsonify({"error": TWO_STEP_NO_BASIC})
+            resp.status_code = 401
+            return resp
         return user
     record_failure(db, user)
     db.audit("login_failed", user, client_ip(), f"monitoring login (HTTP basic) to {request.path}")
@@ -202,7 +228,7 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def check_input() -> None:
-        g.user, g.session_csrf = None, None
+        g.user, g.session_csrf, g.role = None, None, None
         _check_input()
 
     @app.before_request
@@ -215,7 +241,7 @@ def install(app: Flask) -> None:
             if found is None:  # ended (logout, password change), too old, idle too long, or user removed
                 session.clear()
             else:
-                g.user, g.session_csrf = found
+                g.user, g.session_csrf, g.role = found.username, found.csrf, found.role
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
         if g.user is None and _wants_json():
@@ -223,7 +249,8 @@ def install(app: Flask) -> None:
             if isinstance(answer, Response):
                 return answer
             if answer is not None:
-                g.user, g.basic_auth = answer, True
+                found_user = db.user(answer)
+                g.user, g.basic_auth, g.role = answer, True, found_user.role if found_user else None
         if g.user is None:
             if _wants_json() or request.method != "GET":
                 resp = jsonify({"error": "Log in first."})
@@ -233,6 +260,15 @@ def install(app: Flask) -> None:
                 return resp
             return redirect(url_for("auth.login", next=request.path))  # type: ignore[return-value]
         return None
+
+    @app.before_request
+    def require_role() -> None:
+        """The one place roles are enforced: after login, before anything (even CSRF) is looked at."""
+        endpoint = request.endpoint
+        if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+            return  # no such page (404), or a page for everyone
+        if not roles.allowed(g.role, endpoint):
+            abort(403, roles.refusal(g.role, endpoint))
 
     @app.before_request
     def require_csrf() -> None:
@@ -260,3 +296,4 @@ def install(app: Flask) -> None:
         return resp
 
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["may"] = may

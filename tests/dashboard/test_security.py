@@ -4,7 +4,7 @@ import re
 
 from tests.support.dashboard_fakes import PASSWORD, csrf_of
 
-PUBLIC = {"/healthz", "/login", "/setup", "/static/1.2.3"}  # static: the login page's style and scripts
+PUBLIC = {"/healthz", "/login", "/login/code", "/setup", "/static/1.2.3"}  # static: the login page's style and scripts
 
 
 def concrete(rule) -> str:
