@@ -70,6 +70,9 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
     from . import accounts_views
 
     app.register_blueprint(accounts_views.bp)  # users and roles, one's own account and 2-step login
+    from . import alerts_views
+
+    app.register_blueprint(alerts_views.bp)  # alert destinations, the summary e-mail, the heartbeat
 
     def error_page(code: int, message: str) -> tuple[str | Response, int]:
         if request.path.startswith("/api/") or request.path == "/metrics":
@@ -100,6 +103,8 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
             keeper=app.extensions["keeper"],
             mirror=app.extensions["mirror"],
             tz=settings.clinic.tz,
+            smtp=settings.smtp,
+            heartbeat=settings.heartbeat,
         )
         app.extensions["monitor"] = monitor
         monitor.start()

@@ -12,6 +12,8 @@ from pacs_backup.config import parse_bool, secret
 from pacs_backup.errors import ConfigError
 
 from .clinic import ClinicSettings, load_clinic_settings
+from .heartbeat import HeartbeatSettings, load_heartbeat_settings
+from .mailer import SmtpSettings, check_address, is_plain_address, load_smtp_settings
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class DashboardSettings:
     clinic: ClinicSettings = field(default_factory=ClinicSettings)
     # Whom staff call (the staff guide prints it): the technician's name, phone and e-mail, as written.
     technician_contact: str = ""
+    # The clinic's mail server for plain e-mail alerts (None: not set up), and the dead-man's switch.
+    smtp: SmtpSettings | None = None
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
 
     def __repr__(self) -> str:
         return f"DashboardSettings(orthanc_url={self.orthanc_url!r}, data_dir={str(self.data_dir)!r})"
@@ -84,6 +89,13 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
     # Webhook alerts (json://) may only go to these hosts, so the dashboard cannot be made to send
     # requests to arbitrary machines on the clinic's network.
     hooks = tuple(h.lower() for h in (env.get("DASHBOARD_WEBHOOK_HOSTS") or "").replace(",", " ").split() if h)
+    smtp = load_smtp_settings(env)
+    for u in urls:  # a plain address needs the mail server; say so at start, not at the first alert
+        if is_plain_address(u) and (check_address(u) or smtp is None):
+            raise ConfigError(
+                f"APPRISE_URLS holds {u!r}: "
+                + (check_address(u) or "a plain e-mail address needs DASHBOARD_SMTP_HOST (the mail server).")
+            )
     return DashboardSettings(
         orthanc_url=url.rstrip("/"),
         orthanc_username=(env.get("ORTHANC_USERNAME") or None),
@@ -103,4 +115,6 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
         trusted_proxies=int(_float(env, "DASHBOARD_TRUSTED_PROXIES", 0, 0, 5)),
         clinic=load_clinic_settings(env),
         technician_contact=" ".join((env.get("DASHBOARD_TECHNICIAN_CONTACT") or "").split())[:300],
+        smtp=smtp,
+        heartbeat=load_heartbeat_settings(env),
     )

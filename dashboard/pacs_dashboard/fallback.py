@@ -52,7 +52,10 @@ def known_down() -> Reading | None:
 
 
 def evaluate(reading: Reading, targets: dict[str, float], zone: tzinfo, now: float | None = None) -> list[Light]:
-    """The lights for one reading: live, or (PACS down) the last known state of each part, marked."""
+    """The lights for one reading: live, or (PACS down) the last known state of each part, marked;
+    and an amber light when alerts are off."""
+    from .destinations import alerts_lights
+
     return lights(
         reading.status,
         reading.error,
@@ -62,7 +65,7 @@ def evaluate(reading: Reading, targets: dict[str, float], zone: tzinfo, now: flo
         down_since=reading.down_since,
         last_known=reading.last_good,
         last_known_at=reading.last_good_at,
-    )
+    ) + alerts_lights(current_app.extensions["db"], current_app.extensions["settings"])
 
 
 def down_sentence(reading: Reading) -> str:

@@ -481,6 +481,18 @@ def _disk_light(disk: DiskDoc, t: dict[str, float]) -> Light:
     return Light("disk", "PACS disk space", state, f"{used:.0f}% used, {size(disk['free_bytes'])} free", advice)
 
 
+def alerts_off_light() -> Light:
+    """No alert destination at all (configured or stored): a red light would reach nobody who is not
+    looking at this page, so the banner must not say all is well."""
+    return Light(
+        "alerts",
+        "Alerts",
+        AMBER,
+        "off",
+        "Nobody is told when something breaks. Add an e-mail address under Settings → Alerts.",
+    )
+
+
 def overall(ls: list[Light]) -> str:
     """The worst state of all lights."""
     states = {light.state for light in ls}

@@ -1,6 +1,8 @@
 """Background monitor: samples the status for the charts and sends one alert per problem (and one
-when it clears) through Apprise. While the PACS answers it also keeps the dashboard's own copies up to
-date (the catalog mirror, the run list) and hands over restores that waited for the PACS."""
+when it clears) to every alert destination (e-mail or Apprise). It pings the heartbeat address (the
+dead-man's switch) and sends the optional summary e-mail. While the PACS answers it also keeps the
+dashboard's own copies up to date (the catalog mirror, the run list) and hands over restores that waited
+for the PACS."""
 
 from __future__ import annotations
 
@@ -8,50 +10,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 
 from pacs_backup.documents import StatusDoc
 
-from .alerts import check_alert_url
+from . import heartbeat, summary
 from .backend import Backend
 from .db import Database
+from .destinations import Delivery, Destination, deliver_all, usable
 from .health import GREEN, RED, Light, lights
+from .heartbeat import HeartbeatSettings
+from .mailer import SmtpSettings
 from .mirror import Mirror
 from .pacs_state import StatusKeeper
 
 log = logging.getLogger(__name__)
 
+# (addresses, title, body) -> whether at least one destination accepted it; tests pass their own.
 Notifier = Callable[[list[str], str, str], bool]
-
-
-def apprise_notify(urls: list[str], title: str, body: str) -> bool:
-    """Send through Apprise to every URL; True when at least one accepted it."""
-    import apprise
-
-    if not urls:
-        return False
-    app = apprise.Apprise()
-    for u in urls:
-        app.add(u)
-    return bool(app.notify(title=title, body=body))
-
-
-def alert_urls(db: Database, env_urls: tuple[str, ...], webhook_hosts: tuple[str, ...] = ()) -> list[str]:
-    """The installer's addresses (APPRISE_URLS) and those stored from the settings page that are allowed.
-
-    Stored addresses are checked again here: one saved before the rules existed is skipped, not used.
-    """
-    stored = []
-    for u in db.setting("alert_urls", []):
-        if not isinstance(u, str) or u in env_urls:
-            continue
-        problem = check_alert_url(u, webhook_hosts)
-        if problem:
-            log.warning("stored alert address not used: %s", problem)
-        else:
-            stored.append(u)
-    return list(env_urls) + stored
 
 
 class Monitor:
@@ -61,15 +38,18 @@ class Monitor:
         db: Database,
         env_urls: tuple[str, ...],
         interval_s: float,
-        notify: Notifier = apprise_notify,
+        notify: Notifier | None = None,
         webhook_hosts: tuple[str, ...] = (),
         *,
         keeper: StatusKeeper | None = None,
         mirror: Mirror | None = None,
         tz: tzinfo | None = None,
+        smtp: SmtpSettings | None = None,
+        heartbeat: HeartbeatSettings | None = None,
     ) -> None:
         self.backend, self.db, self.env_urls, self.webhook_hosts = backend, db, env_urls, webhook_hosts
-        self.interval_s, self.notify = interval_s, notify
+        self.interval_s, self.notify = interval_s, notify or self._send
+        self.smtp, self.heartbeat = smtp, heartbeat or HeartbeatSettings()
         self.keeper = keeper or StatusKeeper(backend, mirror)
         self.mirror, self.tz = mirror, tz
         self._stop = threading.Event()
@@ -112,7 +92,29 @@ class Monitor:
                 self.db.add_sample(now, _sample(status))
             self.keep_copies(now)
         self.evaluate(ls, now)
+        self.outside(ls, status, now)
         return ls
+
+    def destinations(self) -> list[Destination]:
+        return usable(self.db, self.env_urls, self.webhook_hosts, self.smtp)
+
+    def _send(self, addresses: list[str], title: str, body: str) -> bool:
+        chosen = [d for d in self.destinations() if d.address in addresses]
+        return any(r.ok for r in deliver_all(chosen, title, body, self.smtp))
+
+    def _deliver(self, dests: list[Destination], title: str, body: str) -> list[Delivery]:
+        return deliver_all(dests, title, body, self.smtp)
+
+    def outside(self, ls: list[Light], status: StatusDoc | None, now: float) -> None:
+        """The heartbeat ping and the summary e-mail; one failing does not stop the other."""
+        try:
+            heartbeat.beat(self.db, self.heartbeat, any(light.state == RED for light in ls), now)
+        except Exception as exc:  # noqa: BLE001 - tried again next round
+            log.warning("heartbeat failed: %s", type(exc).__name__)  # not the message: it may hold the address
+        try:
+            summary.maybe_send(self.db, ls, status, now, self.tz or UTC, self.destinations(), self._deliver)
+        except Exception:  # the monitor must keep running; the traceback goes to the log
+            log.exception("summary e-mail failed")
 
     def keep_copies(self, now: float) -> None:
         """While the PACS answers: catch the catalog mirror up, keep the run list, hand over waiting restores.
@@ -143,7 +145,7 @@ class Monitor:
         problems = {
             light.key: light for light in ls if light.state == RED or (light.key == "disk" and light.state != GREEN)
         }
-        urls = alert_urls(self.db, self.env_urls, self.webhook_hosts)
+        urls = [d.address for d in self.destinations()]
         for key, light in problems.items():
             if key not in raised:
                 message = f"{light.label}: {light.value}. {light.advice}"

@@ -12,6 +12,10 @@ from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_study
 from tests.support.store_account import mirrored, reader_store
 
+# Someone is told when something breaks, so all can be green (no alert address is an amber light). A local
+# address that refuses at once: nothing leaves this machine.
+ALERTS_ON = {"APPRISE_URLS": "json://127.0.0.1:9/"}
+
 
 def test_browser_login_see_green_find_and_restore_a_deleted_study(orthanc, dashboard_factory):
     _, files = make_study(
@@ -23,7 +27,7 @@ def test_browser_login_see_green_find_and_restore_a_deleted_study(orthanc, dashb
     orthanc.wait_replicated(6)
     assert all(r["state"] == "ok" for r in orthanc.run_job("snapshots"))
     assert all(r["state"] == "ok" for r in orthanc.run_job("drills"))
-    d = dashboard_factory(orthanc)
+    d = dashboard_factory(orthanc, ALERTS_ON)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -108,7 +112,7 @@ def test_browser_getting_a_study_back_in_every_everyday_case(
     o.wait_replicated(4)
     first = o.run_job("snapshots")[0]
     assert first["state"] == "ok" and all(r["state"] == "ok" for r in o.run_job("drills"))
-    d = dashboard_factory(o, dash_env)
+    d = dashboard_factory(o, {**dash_env, **ALERTS_ON})
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

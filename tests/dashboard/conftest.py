@@ -23,6 +23,8 @@ def app(tmp_path, backend):
         "DASHBOARD_PASSWORD": PASSWORD,
         "DASHBOARD_COOKIE_SECURE": "false",
         "DASHBOARD_TZ": "Europe/Berlin",
+        # Someone is told when something breaks (with no alert address the health page is amber).
+        "APPRISE_URLS": "ntfys://clinic-alerts",
     }
     app = create_app(load_dashboard_settings(env), start_monitor=False, backend=backend)
     app.config["TESTING"] = True

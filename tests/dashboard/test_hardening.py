@@ -264,40 +264,27 @@ def test_only_the_clinic_alert_services_are_allowed():
         assert problem and why in problem and problem.startswith(shown(url)), (url, problem)
 
 
-def test_settings_refuse_an_alert_address_naming_it_and_keep_what_was_typed(tmp_path, backend):
+def test_alerts_page_refuses_an_alert_address_naming_it_and_keeps_what_was_typed(tmp_path, backend):
     app = make_app(tmp_path, backend, DASHBOARD_WEBHOOK_HOSTS="hooks.example.org")
     client = logged_in_client(app)
     db = app.extensions["db"]
-    form = {
-        "replication_minutes": "5",
-        "offsite_hours": "3",
-        "drill_hours": "48",
-        "disk_warn_percent": "90",
-        "replace_urls": "yes",
-    }
     for url in BAD_URLS:
-        typed = "mailtos://user:pass@mail.example.com\n" + url
-        page = client.get("/settings").get_data(as_text=True)
-        resp = client.post("/settings", data={**form, "csrf_token": csrf_of(page), "alert_urls": typed})
+        page = client.get("/alerts").get_data(as_text=True)
+        resp = client.post("/alerts/add", data={"csrf_token": csrf_of(page), "address": url})
         html = resp.get_data(as_text=True)
         assert resp.status_code == 400, url
         assert str(escape(shown(url))) in html, url  # the refusal names the address
-        assert str(escape(typed)) in html  # ...and what was typed stays in the box
+        assert f'value="{escape(url.strip())}"' in html, url  # ...and what was typed stays in the box
         assert db.setting("alert_urls", []) == []
 
-    page = client.get("/settings").get_data(as_text=True)  # typed but the box not ticked: said, not dropped
-    resp = client.post(
-        "/settings",
-        data={**form, "replace_urls": "", "csrf_token": csrf_of(page), "alert_urls": "ntfys://clinic-alerts"},
-    )
-    assert resp.status_code == 400 and "did not tick" in resp.get_data(as_text=True)
-    assert "ntfys://clinic-alerts</textarea>" in resp.get_data(as_text=True)
-
-    resp = client.post("/settings", data={**form, "csrf_token": csrf_of(page), "alert_urls": "\n".join(GOOD_URLS)})
-    assert resp.status_code == 302 and db.setting("alert_urls", []) == GOOD_URLS
+    for url in GOOD_URLS:
+        page = client.get("/alerts").get_data(as_text=True)
+        resp = client.post("/alerts/add", data={"csrf_token": csrf_of(page), "address": url})
+        assert resp.status_code == 302, url
+    assert db.setting("alert_urls", []) == GOOD_URLS
 
 
-def test_test_alert_says_only_sent_or_not_and_skips_addresses_stored_before_the_rules(app, monkeypatch):
+def test_test_alert_says_only_sent_or_not_and_skips_addresses_stored_before_the_rules(tmp_path, backend, monkeypatch):
     from pacs_dashboard import alerts
 
     tried = []
@@ -307,17 +294,20 @@ def test_test_alert_says_only_sent_or_not_and_skips_addresses_stored_before_the_
         return url.startswith("ntfy")  # the e-mail "fails" (say, connection refused on 10.0.0.5:25)
 
     monkeypatch.setattr(alerts, "send_alert", send)
+    app = make_app(tmp_path, backend)
     app.extensions["db"].set_setting(
         "alert_urls", ["json://10.0.0.5:6379/?+X-Evil=1", "mailto://u:p@10.0.0.5:25", "ntfys://clinic-alerts"]
     )
     client = logged_in_client(app)
-    page = client.get("/settings").get_data(as_text=True)
-    assert "(not used: no longer allowed)" in page
-    resp = client.post("/settings/test-alert", data={"csrf_token": csrf_of(page)}, follow_redirects=True)
+    page = client.get("/alerts").get_data(as_text=True)
+    assert "not used: " in page and "HTTP headers" in page
+    resp = client.post("/alerts/test", data={"csrf_token": csrf_of(page)}, follow_redirects=True)
     html = resp.get_data(as_text=True)
     assert tried == ["mailto://u:p@10.0.0.5:25", "ntfys://clinic-alerts"]
-    assert "Test alert: 1. e-mail: could not be sent; 2. ntfy: sent." in html
-    assert "10.0.0.5" not in html and "refused" not in html.lower()
+    assert (
+        "Test alert: 1. mailto://10.0…: could not be sent (the technician log has why); 2. ntfys://clin…: sent." in html
+    )
+    assert "10.0.0.5:25" not in html and "X-Evil" not in html and "refused" not in html.lower()
 
 
 # --- 10: the audit export cannot carry spreadsheet formulas ----------------------------------------------
