@@ -346,3 +346,11 @@ def test_a_version_2_database_keeps_its_user_as_an_administrator(tmp_path):
     assert found is not None and found.role == "admin" and not found.two_step and found.last_login is None
     assert db.user_hash("clinic") == "pbkdf2:sha256:1$x$y"
     assert db.query("PRAGMA user_version")[0][0] == len(MIGRATIONS) >= 3
+
+
+def test_pages_offer_no_button_the_account_may_not_use(app, logged_in):
+    monitor = user_with_role(app, "nagios", "monitor")
+    staff = user_with_role(app, "reception", "staff")
+    assert "Run a restore test now" not in monitor.get("/drills").get_data(as_text=True)
+    assert "Run a restore test now" in staff.get("/drills").get_data(as_text=True)
+    assert "Run a restore test now" in logged_in.get("/drills").get_data(as_text=True)
