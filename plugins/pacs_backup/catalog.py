@@ -258,6 +258,12 @@ class Catalog:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def has_snapshots(self, target: str) -> bool:
+        """Whether this box has ever recorded a snapshot to ``target``."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM snapshot_studies WHERE target = ? LIMIT 1", (target,)).fetchone()
+        return row is not None
+
     def snapshots_holding(self, study_uid: str, target: str | None = None) -> list[SnapshotHolding]:
         """Snapshots known to hold the study, newest first."""
         with self._lock:

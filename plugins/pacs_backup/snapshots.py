@@ -105,9 +105,11 @@ def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = Tr
         created = restic.ensure()
         ctx.initialized.add(target.repository)
     counts = prepare_manifest(ctx)
-    if not counts and not created and restic.snapshots(tag=SNAPSHOT_TAG):
-        # A new box (or a rebuilt one) whose PACS is still empty: a snapshot of nothing would become the
-        # newest one, and a whole-clinic restore from it would bring nothing back.
+    new_box = not ctx.catalog.has_snapshots(target.name)
+    if not counts and not created and new_box and restic.snapshots(tag=SNAPSHOT_TAG):
+        # A new (or rebuilt) box whose PACS is still empty, pointed at the clinic's repository: a snapshot
+        # of nothing would become the newest one, and a whole-clinic restore from it would bring nothing
+        # back. (A box that has taken snapshots here before records its PACS as it is, even empty.)
         return {
             "snapshot_id": None,
             "skipped": "The PACS holds no images yet, so no snapshot was taken: the newest snapshot in the "
