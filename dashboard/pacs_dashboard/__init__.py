@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -54,7 +54,6 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
     app.extensions["backend"] = backend or Backend(settings)
     _first_admin(db, settings)
     install(app)
-    app.jinja_env.filters["datetime"] = lambda ts: datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
     # Times in the clinic's time zone; the mirror, last known status and bucket for when the PACS is down.
     timefmt.install(app, settings.clinic.tz)
     fallback.install(app, settings.clinic, app.extensions["backend"], settings.data_dir)

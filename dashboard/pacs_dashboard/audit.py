@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
-from datetime import datetime
+import re
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 from flask import Blueprint, Response, current_app, g, render_template
 
 from .security import client_ip
+from .timefmt import when
 
 bp = Blueprint("audit", __name__)
 
@@ -29,10 +33,126 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, current_app.extensions["settings"].clinic.tz).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
+# What each action means, as a sentence staff can read; the CSV export keeps the action's own name.
+ACTIONS = {
+    "login": "Logged in",
+    "login_failed": "Tried to log in: wrong username, password or code",
+    "login_throttled": "Tried to log in too often: asked to wait",
+    "login_refused": "Login refused",
+    "logout": "Logged out",
+    "setup_failed": "First setup refused: wrong setup token",
+    "password_changed": "Changed their password",
+    "password_change_failed": "Tried to change their password: the current password was wrong",
+    "two_step_on": "Turned on 2-step login",
+    "two_step_off": "Turned off 2-step login",
+    "two_step_off_failed": "Tried to turn off 2-step login: wrong password",
+    "user_created": "Added a user",
+    "user_removed": "Removed a user",
+    "user_role_changed": "Changed what a user may do",
+    "user_password_set": "Set a new password for a user",
+    "user_two_step_off": "Turned off 2-step login for a user",
+    "settings_changed": "Changed the settings",
+    "rclone_config_saved": "Saved the cloud storage configuration",
+    "rclone_config_refused": "Cloud storage configuration refused",
+    "restore_requested": "Asked to restore a study into the PACS",
+    "restore_queued": "Asked to restore a study once the PACS answers again",
+    "restore_refused": "A waiting restore was refused",
+    "pacs_check_requested": "Asked to check a study in the PACS against the backup",
+    "drill_requested": "Started a restore test",
+    "snapshot_requested": "Started an offsite copy",
+    "drive_prepared": "Prepared a new backup drive",
+    "drive_prepare_refused": "A backup drive could not be prepared",
+    "drive_prepare_failed": "Preparing a backup drive failed",
+    "audit_exported": "Downloaded the audit log",
+    "alert_address_added": "Added an alert address",
+    "alert_address_changed": "Changed an alert address",
+    "alert_address_removed": "Removed an alert address",
+    "alert_addresses_removed": "Removed all stored alert addresses",
+    "alert_test": "Sent a test alert",
+    "alert_raised": "An alert was sent",
+    "alert_cleared": "An alert was cleared",
+    "summary_changed": "Changed the summary e-mail",
+    "summary_sent": "The summary e-mail was sent",
+    "heartbeat_changed": "Set the heartbeat address",
+    "heartbeat_removed": "Removed the heartbeat address",
+}
+# The settings page's fields, as its labels say them.
+SETTING_WORDS = {
+    "replication_minutes": "local copy within (minutes)",
+    "offsite_hours": "offsite copy at most (hours old)",
+    "drill_hours": "restore test at least every (hours)",
+    "disk_warn_percent": "warn when the PACS disk is (% full)",
+}
+# Ids people cannot read: DICOM UIDs (1.2.840...), run numbers, long hexadecimal ids.
+_IDS = re.compile(r"\b(?:study|series)? ?\d+(?:\.\d+){3,}\b|\bruns \[[\d, ]*\]|\b(?:snapshot|backup id) [0-9a-f]{8,}\b")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the audit log as the page shows it."""
+
+    when: str
+    user: str
+    address: str
+    action: str  # the action's own name, kept for technicians and the CSV
+    what: str  # the action in words
+    detail: str  # the detail with ids taken out
+    technical: str  # the ids, shown under "Technical details"
+
+
+def action_words(action: str) -> str:
+    """The action as a sentence; an action this table does not know reads as its name in words."""
+    return ACTIONS.get(action) or (action.replace("_", " ").strip().capitalize() or "Something happened")
+
+
+def _settings_words(detail: str) -> str | None:
+    """``{'drill_hours': 24.0}`` as ``restore test at least every (hours): 24``; None when not such a dict."""
+    try:
+        changed = ast.literal_eval(detail)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(changed, dict):
+        return None
+    if not changed:
+        return "Nothing was changed."
+    return "; ".join(f"{SETTING_WORDS.get(str(k), str(k).replace('_', ' '))}: {_plain(v)}" for k, v in changed.items())
+
+
+def _plain(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def readable(action: str, detail: str) -> tuple[str, str]:
+    """``(words, technical)``: the detail without the ids staff cannot read, and those ids."""
+    detail = detail or ""
+    if action == "settings_changed" and (words := _settings_words(detail)) is not None:
+        return words, ""
+    ids = [m.group(0).strip() for m in _IDS.finditer(detail)]
+    words = _IDS.sub(lambda m: "a study" if m.group(0).startswith("study") else "", detail)
+    words = re.sub(r"\bfrom minio\b", "from the local backup copy", words).replace("()", "")
+    words = re.sub(r"\s{2,}", " ", words).strip(" :;,")
+    return words, "; ".join(ids)
+
+
+def entry(row: tuple[object, ...], tz: tzinfo) -> Entry:
+    at, user, address, action, detail = row
+    words, technical = readable(str(action), str(detail or ""))
+    return Entry(
+        when(float(str(at)), tz),
+        str(user or ""),
+        str(address or ""),
+        str(action),
+        action_words(str(action)),
+        words,
+        technical,
+    )
+
+
 @bp.route("/audit")
 def view() -> str:
-    rows = [(_when(r[0]), *r[1:]) for r in current_app.extensions["db"].audit_rows(500)]
-    return render_template("audit.html", rows=rows)
+    zone = current_app.extensions["settings"].clinic.tz
+    entries = [entry(tuple(r), zone) for r in current_app.extensions["db"].audit_rows(500)]
+    return render_template("audit.html", entries=entries)
 
 
 @bp.route("/audit.csv")

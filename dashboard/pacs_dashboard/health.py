@@ -65,14 +65,17 @@ def worst(*states: str) -> str:
 
 def copy_name(name: str, info: TargetDoc | None = None) -> str:
     """How staff call a copy: the local backup copy, the offsite copy (x), the backup drive (x), the cloud
-    storage copy (x) (an rclone remote: Google Drive, Dropbox...)."""
+    storage copy (x) (an rclone remote: Google Drive, Dropbox...). A name the words already say is not
+    repeated: "the offsite copy", not "the offsite copy (offsite)"."""
     if name == MINIO:
         return "the local backup copy"
     if info and info.get("drive"):
-        return f"the backup drive ({name})"
-    if info and str(info.get("repository") or "").startswith("rclone:"):
-        return f"the cloud storage copy ({name})"
-    return f"the offsite copy ({name})"
+        kind = "the backup drive"
+    elif info and str(info.get("repository") or "").startswith("rclone:"):
+        kind = "the cloud storage copy"
+    else:
+        kind = "the offsite copy"
+    return kind if name.lower() in kind else f"{kind} ({name})"
 
 
 def pacs_down_light(down_since: float | None, now: float, tz: tzinfo) -> Light:
@@ -176,7 +179,7 @@ def lights(
     else:
         state, advice = GREEN, "Nothing to do."
     value = f"{depth} waiting" + (f", oldest {_age(oldest)}" if oldest is not None else "")
-    out.append(Light("queue", "Copy queue", state, value, advice))
+    out.append(Light("queue", "New images waiting to be copied", state, value, advice))
 
     offsite = status.get("offsite") or {}
     copies = {k: v for k, v in offsite.items() if k != MINIO}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import NoReturn
 
 from flask import abort, request
@@ -28,6 +29,21 @@ def form_text(name: str, limit: int, label: str, *, strip: bool = True) -> str:
 def arg_text(name: str, limit: int, label: str) -> str:
     """A query-string field, refused with a sentence (400) when longer than ``limit`` characters."""
     return _bounded(request.args.get(name, ""), limit, label, True)
+
+
+def number_in(raw: str, unit: str, low: float, high: float) -> float | str:
+    """The number typed, or the sentence that refuses it: "'five' is not a number of minutes.",
+    "0 minutes is not allowed: give a number of minutes from 1 to 1440."."""
+    what = "a percentage" if unit == "percent" else f"a number of {unit}"
+    text = raw.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        return f"'{text}' is not {what}." if text else f"Nothing was typed where {what} belongs."
+    if not math.isfinite(value) or not low <= value <= high:
+        shown = f"{text}%" if unit == "percent" else f"{text} {unit}"
+        return f"{shown} is not allowed: give {what} from {low:g} to {high:g}."
+    return value
 
 
 GENERIC = "The backup service did not answer. Try again in a minute; the technician log has the details."

@@ -131,7 +131,7 @@ class Monitor:
                     self.mirror.put("runs", {"at": now, "runs": self.backend.runs(limit=500)}) if self.mirror else None
                 ),
             ),
-            ("waiting restores", lambda: submit_waiting(self.backend, self.db, self.mirror, now)),
+            ("waiting restores", lambda: submit_waiting(self.backend, self.db, self.mirror, now, self.tz or UTC)),
         )
         for what, step in steps:
             try:

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, url_for
@@ -18,7 +18,7 @@ from pacs_backup.errors import BackupError
 
 from .backend import valid_uid
 from .fallback import known_down, mirror, study_summary, tz
-from .health import MINIO
+from .health import copy_name
 from .security import client_ip
 from .timefmt import clock, parse_iso, when
 
@@ -28,13 +28,11 @@ bp = Blueprint("restores", __name__)
 
 
 def source_words(source: str, snapshot_time: str | None, zone: tzinfo) -> str:
-    """ "the local backup copy", "the offsite copy (offsite) as it was at 27 Nov 2026 14:05"."""
-    if source == MINIO:
-        return "the local backup copy"
+    """ "the local backup copy", "the offsite copy as it was at 27 Nov 2026 14:05" (named as the lights name it)."""
     if source == "cloud-pacs":
         return "the cloud PACS"
     at = parse_iso(snapshot_time) if snapshot_time else None
-    return f"the offsite copy ({source})" + (f" as it was at {when(at, zone)}" if at else "")
+    return copy_name(source) + (f" as it was at {when(at, zone)}" if at else "")
 
 
 def progress_text(run: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
@@ -70,7 +68,7 @@ def progress_text(run: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
 
 
 # --- restores asked while the PACS is down ------------------------------------------------------------
-def submit_waiting(backend: Any, db: Any, mirror_: Any, now: float | None = None) -> int:
+def submit_waiting(backend: Any, db: Any, mirror_: Any, now: float | None = None, zone: tzinfo = UTC) -> int:
     """Hand the restores that waited for the PACS to the plugin, oldest first (the monitor calls this once
     the PACS answers). Returns how many were handed over; stops at the first that cannot reach it."""
     from .backend import BackendBusy, BackendRefused, NotInBackend, PacsDown
@@ -96,7 +94,7 @@ def submit_waiting(backend: Any, db: Any, mirror_: Any, now: float | None = None
             w["ip"],
             f"study {w['study_uid']} from {w['source']}"
             + (f" snapshot {w['snapshot']}" if w["snapshot"] else "")
-            + f" (asked at {time.strftime('%H:%M', time.gmtime(w['asked_at']))} UTC while the PACS was down)",
+            + f" (asked at {when(w['asked_at'], zone)} while the PACS was down)",
         )
         handed += 1
     return handed

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import math
-
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -13,7 +11,7 @@ from pacs_backup.errors import BackupError
 from . import destinations
 from .backend import BackendRefused
 from .health import DEFAULT_TARGETS
-from .inputs import form_text, sentence
+from .inputs import form_text, number_in, sentence
 from .security import client_ip
 
 bp = Blueprint("settings", __name__)
@@ -60,13 +58,10 @@ def edit() -> str | WerkzeugResponse | tuple[str, int]:
         label = key.replace("_", " ")
         raw = form_text(key, 20, f"The {label}")
         shown[key] = raw  # a refused value comes back as typed
-        try:
-            value = float(raw)
-        except ValueError:
-            errors.append(f"{label}: {raw!r} is not a number")
+        value = number_in(raw, key.rsplit("_", 1)[1], low, high)  # the field's unit ends its name
+        if isinstance(value, str):
+            errors.append(value)
             continue
-        if not math.isfinite(value) or not low <= value <= high:
-            errors.append(f"{label} must be between {low} and {high}")
         new[key] = value
     if errors:
         return _page(shown, errors), 400

@@ -10,11 +10,11 @@ from markupsafe import Markup
 
 from pacs_backup.errors import BackupError
 
-from .charts import bar_chart, line_chart
+from .charts import Bar, bar_chart, line_chart
 from .fallback import evaluate, keeper, mirror, tz
 from .health import RED, Light, as_json, overall
 from .pacs_state import Reading
-from .timefmt import clock, when
+from .timefmt import clock, images
 
 bp = Blueprint("status", __name__)
 
@@ -71,6 +71,7 @@ def api_status() -> Response:
             "backup": reading.status,
             "pacs_down_since": reading.down_since,
             "last_known_at": None if reading.status is not None else reading.last_good_at,
+            "updated": clock(time.time(), tz()),
         }
     )
 
@@ -145,36 +146,58 @@ def recent_runs(limit: int = 500, down: bool = False) -> tuple[list[dict[str, An
     return list(kept.get("runs") or [])[:limit], float(kept["at"])
 
 
+def _drill_bar(r: dict[str, Any]) -> Bar:
+    """A restore test as a bar: the images it checked, green for those identical to the originals."""
+    sm = r.get("summary") or {}
+    checked, good = int(sm.get("checked") or 0), int(sm.get("identical") or 0) + int(sm.get("repaired") or 0)
+    ok = r["state"] == "ok" and not sm.get("mismatches") and good >= checked
+    if r["state"] != "ok":
+        text = "failed"
+    elif not checked:
+        text = "no images checked"
+    else:
+        text = f"{good} of {images(checked)} identical"
+    return Bar(float(r["finished_at"]), float(checked), float(min(good, checked)), ok, text)
+
+
+def _snapshot_bar(r: dict[str, Any]) -> Bar:
+    minutes = float(r.get("duration_s") or 0.0) / 60
+    ok = r["state"] == "ok"
+    return Bar(
+        float(r["finished_at"]), minutes, minutes if ok else 0.0, ok, f"{minutes:.1f} minutes" if ok else "failed"
+    )
+
+
 def _charts(reading: Reading) -> tuple[dict[str, Markup], str | None]:
+    """Staff charts (size, restore tests) and a technician's (copy delay, snapshot durations)."""
     db = current_app.extensions["db"]
     zone = tz()
     since = time.time() - 30 * 86400
     samples = db.samples(since)
     size = [(t, (d.get("bytes") or 0) / 1e9) for t, d in samples]
-    lag = [(t, d.get("lag_p99") or 0.0) for t, d in samples]
+    lag = [(t, (d.get("lag_p99") or 0.0) / 60) for t, d in samples]
     runs, kept_at = recent_runs(down=reading.down)
-    runs = [r for r in runs if (r.get("finished_at") or 0) >= since]
+    done = [r for r in runs if (r.get("finished_at") or 0) >= since and r.get("state") in ("ok", "failed")]
     note = (
-        (
-            f"The PACS is not answering: the snapshot and restore-test charts show what was known at "
-            f"{clock(kept_at, zone)}."
-        )
+        (f"The PACS is not answering: the restore-test charts show what was known at {clock(kept_at, zone)}.")
         if kept_at
         else None
     )
-
-    def label(r: dict[str, Any]) -> str:
-        return when(float(r["finished_at"]), zone) + f" {r['target']}"
-
-    snaps = [
-        (label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs) if r["kind"] == "snapshot"
-    ]
-    drills = [
-        (label(r), r.get("duration_s") or 0.0, r["state"] == "ok") for r in reversed(runs) if r["kind"] == "drill"
-    ]
-    return {
-        "size": Markup(line_chart(size, "Backed-up size", "GB")),  # noqa: S704 - built from numbers
-        "lag": Markup(line_chart(lag, "Copy delay (99th percentile)", "s")),  # noqa: S704
-        "snapshots": Markup(bar_chart(snaps, "Offsite snapshot durations", "s")),  # noqa: S704
-        "drills": Markup(bar_chart(drills, "Restore tests (red = failed)", "s")),  # noqa: S704
-    }, note
+    drills = [_drill_bar(r) for r in done if r["kind"] == "drill"]
+    snaps = [_snapshot_bar(r) for r in done if r["kind"] == "snapshot"]
+    charts = {
+        "size": line_chart(size, "Size of the backed-up images", "GB", zone),
+        "drills": bar_chart(
+            drills,
+            "Restore tests: images checked in each test",
+            "images",
+            zone,
+            key="Green: images identical to the originals. Red: a test that failed or found a difference.",
+            empty="No restore test in the last 30 days.",
+        ),
+        "lag": line_chart(lag, "Copying new images: the slowest 1 in 100 took", "minutes", zone),
+        "snapshots": bar_chart(
+            snaps, "Offsite copies: how long each took", "minutes", zone, empty="No offsite copy in the last 30 days."
+        ),
+    }
+    return {k: Markup(v) for k, v in charts.items()}, note  # noqa: S704 - built from numbers and escaped words

@@ -32,7 +32,7 @@ from minio.versioningconfig import VersioningConfig
 
 from .config import load_store_settings, secret
 from .errors import BackupError, ConfigError, StoreError, StoreUnavailable
-from .exits import EXIT_OK, run_command
+from .exits import EXIT_OK, epilog, run_command
 from .object_store import AUTH_CODES, CLIENT_ERRORS, ROOT_KEYS, default_retention, http_pool, keys_refused, store_error
 
 # minio-py's admin client and its error, looked up by name: the class name spells the store's factory
@@ -365,16 +365,18 @@ def main(argv: list[str] | None = None) -> int:
         "MINIO_ROOT_PASSWORD, or *_FILE). The plugin's account (MINIO_ACCESS_KEY / MINIO_SECRET_KEY)\n"
         "may write and read copies but never delete a version or bypass retention.\n"
         "Safe to run again and again; see docs/security.md.",
-        epilog="exit codes:\n  0  done (warnings, if any, are printed)\n  1  the object store refused (the "
-        "message says what to do)\n  2  bad or missing settings (the message names the variable)\n"
-        "  3  the object store could not be reached",
+        epilog=epilog(
+            ok="done (warnings, if any, are printed)", failed="the object store refused (the message says what to do)"
+        ),
     )
     p.add_argument(
         "--print-policy",
         action="store_true",
         help="print the plugin's policy (JSON) for MINIO_BUCKET and change nothing",
     )
-    p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the object store (default 60)")
+    p.add_argument(
+        "--wait", type=float, default=60.0, metavar="SECONDS", help="seconds to wait for the object store (default 60)"
+    )
     a = p.parse_args(argv)
 
     def run() -> int:

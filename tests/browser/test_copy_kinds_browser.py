@@ -59,15 +59,15 @@ def test_browser_health_page_shows_one_light_per_kind_of_copy(
         lights = page.locator("#lights")
         for key, label, state, value in (
             ("store", "Local backup copy", "green", "reachable"),
-            ("offsite-offsite", "Offsite copy (offsite)", "green", "newest"),
-            ("offsite-cloud", "Cloud storage copy (cloud)", "green", "newest"),
+            ("offsite-offsite", "Offsite copy", "green", "newest"),
+            ("offsite-cloud", "Cloud storage copy", "green", "newest"),
             ("cloud-pacs", "Cloud PACS copy", "green", "6 images sent and checked"),
             ("drive-usb", "Backup drive (usb)", "amber", "no backup drive plugged in"),
         ):
             light = lights.locator(f".light[data-key='{key}']")
             expect(light).to_have_count(1)
             expect(light).to_have_class(f"light {state}")
-            expect(light.locator("h3")).to_have_text(label)
+            expect(light.locator("h2")).to_have_text(label)
             expect(light.locator(".value")).to_contain_text(value)
         drive = lights.locator(".light[data-key='drive-usb'] .advice")
         expect(drive).to_contain_text("Plug in the backup drive.")

@@ -193,7 +193,7 @@ def test_browser_getting_a_study_back_in_every_everyday_case(
         expect(page.locator("h1.study-name")).to_contain_text("26 Nov 2026")
         expect(page.locator("#state")).to_have_attribute("data-state", "ok", timeout=180_000)
         expect(page.locator("#state")).to_contain_text("4 of 4 images restored and verified")
-        expect(page.locator("#result")).to_contain_text("the offsite copy (offsite) as it was at")
+        expect(page.locator("#result")).to_contain_text("the offsite copy as it was at")
 
         # 5. Deleted again, then the PACS goes down.
         wait_until(lambda: mirrored(d) == 2, 30, "the dashboard's mirror of the catalog")

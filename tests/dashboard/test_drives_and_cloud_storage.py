@@ -97,7 +97,7 @@ def test_drives_page_lists_each_drive_and_which_to_swap_next(logged_in):
     html = logged_in.get("/drives").get_data(as_text=True)
     assert "Backup drive (usb)" in html and "Drive Drive A is plugged in." in html
     assert "Drive to swap in next: <strong>Drive B</strong>" in html
-    assert html.count("<tr><td>Drive ") == 2 and "plugged in</td>" in html
+    assert html.count('<tr><td data-label="Drive">Drive ') == 2 and 'data-label="Now">plugged in</td>' in html
     assert "Prepare a new drive" in html and 'name="csrf_token"' in html
     assert 'href="/drives"' in logged_in.get("/").get_data(as_text=True)  # in the menu
 
@@ -191,6 +191,6 @@ def test_cloud_storage_has_its_own_light_name_and_drive_advice_is_said_once():
     st["offsite"]["usb"]["drive"].update(connected=False, sentence=NOT_PLUGGED, light="amber", repository_id=None)
     st["offsite"]["usb"]["drive"]["advice"] = "Plug in the backup drive."
     ls = {light.key: light for light in lights(st, None, time.time())}
-    assert ls["offsite-cloud"].label == "Cloud storage copy (cloud)" and ls["offsite-cloud"].state == "green"
-    assert ls["offsite-offsite"].label == "Offsite copy (offsite)"
+    assert ls["offsite-cloud"].label == "Cloud storage copy" and ls["offsite-cloud"].state == "green"
+    assert ls["offsite-offsite"].label == "Offsite copy"
     assert ls["drive-usb"].advice.count("Plug in the backup drive.") == 1 and "own disk" in ls["drive-usb"].advice

@@ -75,7 +75,12 @@ def test_restore_test_light_is_green_only_when_every_copy_checked_images_and_all
         now, state="failed", error="1 image(s) in bucket x did not come back identical (Garcia, Luna ...)."
     )
     bad = by_key(lights(st, None, now))["drill"]
-    assert bad.state == RED and "Garcia, Luna" in bad.advice and "offsite copy (offsite)" in bad.advice
+    assert (
+        bad.state == RED
+        and "Garcia, Luna" in bad.advice
+        and "offsite copy" in bad.advice
+        and "(offsite)" not in bad.advice
+    )
 
 
 def test_fresh_install_shows_when_the_first_snapshot_runs_not_red():
@@ -304,6 +309,8 @@ def test_a_restore_asked_while_the_pacs_is_down_waits_and_starts_when_it_answers
     assert logged_in.get("/restores/waiting/1").headers["Location"].endswith("/restores/7")
     audit = text(logged_in.get("/audit.csv"))
     assert "restore_queued" in audit and "while the PACS was down" in audit
+    requested = next(line for line in audit.splitlines() if "while the PACS was down" in line)
+    assert "UTC" not in requested  # the clinic's own time, as every page shows it
 
 
 # --- 7. restore as a person expects -----------------------------------------------------------------------
@@ -422,7 +429,7 @@ def test_progress_and_result_pages_name_the_patient_and_never_say_0_of_unknown(a
         },
         BERLIN,
     )
-    assert ok["detail"] == "Restored from the offsite copy (offsite) as it was at 27 Nov 2026 14:05."
+    assert ok["detail"] == "Restored from the offsite copy as it was at 27 Nov 2026 14:05."
 
 
 def test_pictures_from_the_backup_copy_when_the_study_is_not_in_the_pacs(logged_in, backend):

@@ -565,6 +565,6 @@ def test_audit_times_are_in_the_clinics_time_zone(app, logged_in):
         (winter, "admin", "127.0.0.1", "tz_probe", ""),
     )
     page = logged_in.get("/audit").get_data(as_text=True)
-    assert "2026-01-15 13:00:00 +0100" in page  # Europe/Berlin in winter
+    assert "15 Jan 2026 13:00" in page  # Europe/Berlin in winter
     csv_text = logged_in.get("/audit.csv").get_data(as_text=True)
     assert "2026-01-15 13:00:00 +0100" in csv_text

@@ -61,7 +61,7 @@ def test_monitor_alerts_once_per_problem_and_once_when_it_clears(tmp_path):
 
 def test_health_page_reads_well(logged_in):
     html = logged_in.get("/").get_data(as_text=True)
-    assert "Your images are safe." in html and "Copy queue" in html and "Last 30 days" in html
+    assert "Your images are safe." in html and "New images waiting to be copied" in html and "The last 30 days" in html
 
 
 def test_search_and_restore_flow(logged_in, backend):
@@ -90,7 +90,7 @@ def test_settings_reject_bad_values_with_a_message(logged_in):
             "disk_warn_percent": "90",
         },
     )
-    assert resp.status_code == 400 and "is not a number" in resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "&#39;soon&#39; is not a number of minutes." in resp.get_data(as_text=True)
 
 
 def test_error_pages_never_show_a_traceback(logged_in, backend):

@@ -136,7 +136,7 @@ def test_the_report_counts_the_months_tests_only(logged_in, backend):
     assert "Restore tests run: 2 (passed 2, with a problem 0, no image to check 0)" in page
     assert "Images checked: 40; identical 39, different 0, missing 0, repaired 1" in page
     assert "10 Oct 2026 05:00" in page and "20 Oct 2026 05:00" in page  # Berlin summer time, UTC+2
-    assert "Offsite copy (offsite)" in page and "Local backup copy" in page
+    assert "Offsite copy" in page and "Offsite copy (offsite)" not in page and "Local backup copy" in page
     assert "Passed after repairing 1 image from the PACS" in page
     assert "10 Oct 2026 05:00, Local backup copy: 1 image repaired from the PACS." in page
     assert (

@@ -219,10 +219,12 @@ def test_scripts_snapshot_now_and_verify_backups(orthanc, offsite_env, minio_ser
     orthanc.wait_replicated(3)
     env = orthanc_env(orthanc)
     done = script("snapshot-now", env=env)
-    assert done.returncode == 0 and "snapshot of offsite: OK" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "Snapshot of offsite finished OK" in done.stdout, done.stdout + done.stderr
     done = script("verify-backups", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "drill of minio: OK" in done.stdout and "drill of offsite: OK" in done.stdout
+    assert (
+        "Restore test of the bucket finished OK" in done.stdout and "Restore test of offsite finished OK" in done.stdout
+    )
 
 
 def test_recovery_sheet_has_what_a_technician_needs(tmp_path, offsite_env):

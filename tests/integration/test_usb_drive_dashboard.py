@@ -58,11 +58,11 @@ def test_usb_drive_prepared_from_the_dashboard(
 
         def snapshotted():
             html = s.get(d.url + "/drives", timeout=30).text
-            row = re.search(r"<tr><td>Drive A</td>.*?</tr>", html, re.S)
+            row = re.search(r"<tr><td data-label=\"Drive\">Drive A</td>.*?</tr>", html, re.S)
             return row and "not yet</td>" not in row.group(0).split("</td>", 2)[2] and html
 
         html = wait_until(snapshotted, 120, "the first snapshot on drive A shown on the page")
-        assert "Drive Drive A is plugged in." in html and "plugged in</td>" in html
+        assert "Drive Drive A is plugged in." in html and 'data-label="Now">plugged in</td>' in html
 
         # Prepared already: the plugin refuses, the page says so, the drive is not touched.
         before = sorted(p.name for p in (mount / "pacs-backup").iterdir())

@@ -17,11 +17,13 @@
       if (!r.ok) return;
       const d = await r.json();
       const banner = document.getElementById("banner");
-      banner.className = "banner " + d.state; banner.textContent = d.summary;
+      banner.className = "banner " + d.state;
+      // The banner is a polite live region: changing its words (only when they change) is what gets announced.
+      if (banner.textContent !== d.summary) banner.textContent = d.summary;
       box.replaceChildren();
       for (const l of d.lights) {
-        const div = document.createElement("div"); div.className = "light " + l.state; div.dataset.key = l.key;
-        const h = document.createElement("h3"); const dot = document.createElement("span");
+        const div = document.createElement("section"); div.className = "light " + l.state; div.dataset.key = l.key;
+        const h = document.createElement("h2"); const dot = document.createElement("span");
         dot.className = "dot " + l.state; h.appendChild(dot); h.appendChild(document.createTextNode(l.label));
         const v = document.createElement("div"); v.className = "value"; v.textContent = l.value;
         const a = document.createElement("div"); a.className = "advice"; a.textContent = l.advice;
@@ -32,7 +34,8 @@
         }
         box.appendChild(div);
       }
-      document.getElementById("updated").textContent = "Last update: " + new Date().toLocaleTimeString();
+      // The server's clock in the clinic's time zone, not this browser's.
+      if (d.updated) document.getElementById("updated").textContent = "Last update: " + d.updated + ".";
     } catch (e) { /* keep the last view */ }
   }
   setInterval(refresh, 10000);
