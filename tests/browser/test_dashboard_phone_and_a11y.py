@@ -11,24 +11,29 @@ from tests.support.browser import ARGS, CHROMIUM, SHOTS, axe_problems, backed_up
 ALERTS_ON = {"APPRISE_URLS": "json://127.0.0.1:9/"}
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
-# One line per page: (screenshot name, address, logged in). {study} is the test study's address.
-# A new page is one more line here.
+# One line per page: (screenshot name, address, logged in, button pressed there first or None).
+# {study} is the test study's address, {user} the logged-in user. A new page is one more line here.
 PAGES = [
-    ("login", "/login", False),
-    ("health", "/", True),
-    ("search", "/studies?q=BELLA", True),
-    ("study", "/studies/{study}", True),
-    ("restore-confirm", "/studies/{study}/restore?source=minio", True),
-    ("restore-tests", "/drills", True),
-    ("drives", "/drives", True),
-    ("audit", "/audit", True),
-    ("settings", "/settings", True),
-    ("password", "/account/password", True),
-    ("account", "/account", True),
-    ("users", "/users", True),
-    ("alerts", "/alerts", True),
-    ("guide", "/guide", True),
-    ("monthly-report", "/reports/restore-tests", True),
+    ("login", "/login", False, None),
+    ("health", "/", True, None),
+    ("search", "/studies?q=BELLA", True, None),
+    ("study", "/studies/{study}", True, None),
+    ("restore-confirm", "/studies/{study}/restore?source=minio", True, None),
+    ("restore-tests", "/drills", True, None),
+    ("drives", "/drives", True, None),
+    ("audit", "/audit", True, None),
+    ("settings", "/settings", True, None),
+    ("password", "/account/password", True, None),
+    ("account", "/account", True, None),
+    ("users", "/users", True, None),
+    ("user-edit", "/users/edit?name={user}", True, None),
+    ("alerts", "/alerts", True, None),
+    ("guide", "/guide", True, None),
+    ("monthly-report", "/reports/restore-tests", True, None),
+    # Pages reached by pressing a button: the 2-step setup, a check's result, a restore's progress.
+    ("two-step-setup", "/account", True, "text=Turn on 2-step login"),
+    ("check-result", "/studies/{study}", True, "#check-pacs"),
+    ("restore-progress", "/studies/{study}/restore?source=minio", True, "#confirm-restore"),
 ]
 
 
@@ -58,10 +63,14 @@ def test_every_staff_page_fits_a_phone_and_passes_axe(orthanc, dashboard_factory
             anonymous = browser.new_context(viewport=viewport)
             staff = browser.new_context(viewport=viewport)
             log_in(staff.new_page(), d)
-            for name, path, logged_in in PAGES:
+            for name, path, logged_in, press in PAGES:
                 page = (staff if logged_in else anonymous).new_page()
-                response = page.goto(d.url + path.format(study=uid))
+                response = page.goto(d.url + path.format(study=uid, user=d.username))
                 assert response is not None and response.ok, f"{name}: {path} answered {response and response.status}"
+                if press is not None:
+                    with page.expect_navigation():
+                        page.click(press)
+                    assert page.url != d.url + path.format(study=uid, user=d.username), f"{name}: {press} led nowhere"
                 page.wait_for_load_state("load")
                 problems += problems_of(page, name, size)
                 page.close()
