@@ -109,3 +109,57 @@ def test_every_page_has_landmarks_a_skip_link_and_the_clinic_time_zone(logged_in
     assert html.count("<h1") == 1
     assert 'id="banner" class="banner green" role="status" aria-live="polite"' in html
     assert 'id="lights" class="lights" data-status-url' in html and "aria-live" not in html.split('id="lights"')[1]
+
+
+# Words staff do not use (issue 13, item 4). Allowed only under "Technical details".
+JARGON = re.compile(
+    r"\b(orthanc|object store|minio|bucket|copy queue|instances?|sop|percentile|p99|restic|snapshot id)\b"
+    r"|copy \(offsite\)",
+    re.I,
+)
+
+
+def staff_words(html: str) -> str:
+    """What a person reads on the page: no tags, scripts, styles or technician sections."""
+    html = re.sub(r"<details[^>]*class=\"[^\"]*tech[^\"]*\".*?</details>", " ", html, flags=re.S)
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def jargon_on(client, paths: list[str]) -> list[str]:
+    found = []
+    for path in paths:
+        resp = client.get(path, follow_redirects=True)
+        assert resp.status_code in (200, 503), f"{path} answered {resp.status_code}"
+        words = staff_words(resp.get_data(as_text=True))
+        found += [f"{path}: ...{words[max(0, m.start() - 60) : m.end() + 30]}" for m in JARGON.finditer(words)]
+    return found
+
+
+def staff_pages() -> list[str]:
+    from tests.support.dashboard_fakes import BELLA
+
+    uid = BELLA["study_uid"]
+    return [
+        "/", "/studies?q=Bella", "/studies?q=nobody", f"/studies/{uid}", f"/studies/{uid}/restore?source=minio",
+        f"/studies/{uid}/restore?source=offsite", "/drills", "/drives", "/audit", "/guide", "/reports/restore-tests",
+        "/account", "/account/password", "/alerts", "/users", "/login",
+    ]  # fmt: skip
+
+
+def test_staff_pages_use_no_technician_words_outside_technical_details(logged_in, backend):
+    assert jargon_on(logged_in, staff_pages()) == []
+
+
+def test_staff_pages_use_no_technician_words_while_the_pacs_is_down(app, logged_in, backend):
+    from pacs_dashboard.monitor import Monitor
+
+    ext = app.extensions  # the copies pages fall back on are filled while the PACS answers
+    Monitor(backend, ext["db"], (), 30, notify=lambda *a: True, keeper=ext["keeper"], mirror=ext["mirror"]).tick()
+    backend.down = True
+    assert jargon_on(logged_in, staff_pages()) == []
+
+
+def test_the_jargon_check_sees_words_on_a_page():
+    assert JARGON.search(staff_words("<p>3 instances in the copy queue</p>"))
+    assert not JARGON.search(staff_words('<details class="tech"><p>Orthanc 1.12</p></details><p>3 images</p>'))
