@@ -140,7 +140,8 @@ def remove() -> Page:
     if found.username == g.user:
         return _user_page(found, "You cannot remove your own account. Ask another administrator.", 400)
     if request.method == "GET":
-        return render_template("users_remove.html", u=found)
+        configured = current_app.extensions["settings"].admin_username == found.username
+        return render_template("users_remove.html", u=found, configured=configured)
     ended = _db().remove_user(found.username)
     if ended is None:
         return _user_page(found, LAST_ADMIN.format(name=found.username), 400)

@@ -204,6 +204,21 @@ def test_the_last_administrator_cannot_be_demoted_or_removed_and_nobody_removes_
     assert db.set_role("boss", "monitor") is None
 
 
+def test_removing_the_configured_administrator_says_it_comes_back_at_the_next_start(app, backend):
+    from pacs_dashboard import create_app
+
+    boss = user_with_role(app, "boss", "admin")
+    page = boss.get("/users/remove?name=admin").get_data(as_text=True)
+    assert "comes back" in page and "DASHBOARD_USERNAME" in page
+    app.extensions["db"].add_user("reception", hash_password(PASSWORD), "staff")
+    assert "DASHBOARD_USERNAME" not in boss.get("/users/remove?name=reception").get_data(as_text=True)
+    token = token_of(boss, "/users")
+    assert boss.post("/users/remove", data={"username": "admin", "csrf_token": token}).status_code == 302
+    assert app.extensions["db"].user("admin") is None
+    again = create_app(app.extensions["settings"], start_monitor=False, backend=backend)
+    assert again.extensions["db"].user("admin").role == "admin"  # as the page said
+
+
 # --- 2-step login -----------------------------------------------------------------------------------
 RFC6238_SHA1 = [  # RFC 6238 appendix B, SHA-1 rows: (time, 8-digit code)
     (59, "94287082"),
