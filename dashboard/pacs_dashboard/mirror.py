@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pacs_backup.search import date_range, display_name, like_pattern, query_words, search_text
+from pacs_backup.schema import reindex_search_texts
+from pacs_backup.search import date_range, display_name, like_pattern, query_patterns, study_search_text
 from pacs_backup.sqlite import open_db
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ _STUDY_FIELDS = (
 )
 
 # MIGRATIONS[n - 1] brings the file from version n - 1 to n. Append only; never edit a shipped one.
+REINDEX = "-- recompute every study's search text"  # a step made in Python (pacs_backup.schema)
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1
         "CREATE TABLE studies (study_uid TEXT PRIMARY KEY, patient_id TEXT NOT NULL DEFAULT '', "
@@ -59,6 +61,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "source TEXT NOT NULL, snapshot TEXT, username TEXT, ip TEXT, asked_at REAL NOT NULL, "
         "run_id INTEGER, submitted_at REAL, error TEXT)",
     ),
+    (REINDEX,),  # 2: search texts as the plugin makes them now (numbers at a word's start, whole identifiers)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 PAGE = 1000  # the plugin's largest page
@@ -78,7 +81,10 @@ def _migrate(db: sqlite3.Connection) -> None:
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[number - 1]:
-                db.execute(statement)
+                if statement == REINDEX:
+                    reindex_search_texts(db, "studies")
+                else:
+                    db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         db.execute("COMMIT")
     except BaseException:
@@ -114,7 +120,7 @@ class Mirror:
         for r in rows:
             name = _text(r, "patient_name")
             shown = _text(r, "display_name") or display_name(name)
-            text = search_text(
+            text = study_search_text(
                 name,
                 _text(r, "owner"),
                 _text(r, "species"),
@@ -186,9 +192,9 @@ class Mirror:
         first, last = date_range(date_from, date_to)
         sql = f"SELECT {', '.join(_STUDY_FIELDS)} FROM studies WHERE 1=1"  # noqa: S608 - constant columns
         args: list[Any] = []
-        for word in query_words(text):
+        for pattern in query_patterns(text):
             sql += " AND search_text LIKE ? ESCAPE '\\'"
-            args.append(like_pattern(word))
+            args.append(pattern)
         if first:
             sql += " AND study_date >= ?"
             args.append(first)

@@ -20,7 +20,7 @@ from .errors import CorruptInstance, SourceGone
 from .manifest import ENTRY_FIELDS, ManifestEntry, StudyDetails
 from .orthanc_source import InstanceUids, OrthancReader, SeriesInfo
 from .schema import add_to_study, open_plugin_db, refresh_study
-from .search import display_name, like_pattern, query_words
+from .search import display_name, like_pattern, query_patterns
 
 _COLUMNS = (
     "orthanc_id, study_uid, series_uid, sop_uid, patient_id, patient_name, owner, species, breed, "
@@ -181,9 +181,9 @@ class Catalog:
             "description, modalities, series, instances, updated_at FROM catalog_studies WHERE 1=1"
         )
         args: list[Any] = []
-        for word in query_words(q.text):
+        for pattern in query_patterns(q.text):
             sql += " AND search_text LIKE ? ESCAPE '\\'"
-            args.append(like_pattern(word))
+            args.append(pattern)
         if q.date_from:
             sql += " AND study_date >= ?"
             args.append(q.date_from)

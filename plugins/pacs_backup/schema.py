@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from .search import search_text
+from .search import study_search_text
 from .sqlite import open_db
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -135,7 +135,7 @@ def refresh_study(db: sqlite3.Connection, study_uid: str, now: float) -> None:
         db.execute("DELETE FROM catalog_studies WHERE study_uid = ?", (study_uid,))
         return
     pid, name, owner, species, breed, accession, date, desc, modalities, series, instances = row
-    text = search_text(name, owner, species, breed, pid, accession, desc, study_uid)
+    text = study_search_text(name, owner, species, breed, pid, accession, desc, study_uid)
     db.execute(
         "INSERT INTO catalog_studies (study_uid, patient_id, patient_name, owner, species, breed, accession, "
         "study_date, description, modalities, series, instances, search_text, updated_at) "
@@ -200,7 +200,7 @@ def add_to_study(
             ",".join(modalities),
             row[9] + (0 if other_in_series else 1),
             row[10] + 1,
-            search_text(name, owner, species, breed, pid, accession, desc, study_uid),
+            study_search_text(name, owner, species, breed, pid, accession, desc, study_uid),
             now,
             study_uid,
         ),
@@ -263,7 +263,22 @@ def _v6(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE engine_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6)
+def _v7(db: sqlite3.Connection) -> None:
+    """Search texts made anew: numbers match at a word's start, identifiers are kept whole, a study's
+    UID is no longer split into words ("P-200" found studies whose UID held the digits 200)."""
+    reindex_search_texts(db, "catalog_studies")
+
+
+def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
+    """Recompute every study's search text in ``table`` (the catalog's, or the dashboard's mirror)."""
+    db.create_function("study_search_text", 8, study_search_text, deterministic=True)
+    db.execute(
+        f"UPDATE {table} SET search_text = study_search_text(patient_name, owner, species, breed, "  # noqa: S608 - our table names
+        "patient_id, accession, description, study_uid)"
+    )
+
+
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _migrate_lock = threading.Lock()

@@ -4,7 +4,13 @@ DICOM writes a person's name as ``Family^Given^Middle^Prefix^Suffix`` (and ``=``
 ideographic and phonetic forms); staff type "Smith Bella", "bella smith", "Müller", "Mueller",
 "O'Brien" or "猫". Both sides are reduced to the same words: Unicode-folded (NFKD, accents dropped,
 casefold), split on everything that is not a letter or digit, apostrophes removed inside words. A
-study matches when every typed word is found in its text (as a word prefix or inside a word).
+study matches when every typed word is found in its text: a word of letters anywhere inside a word
+("ller" finds Müller), a number only at the start of a word ("200" finds ACC-2001, never a study whose
+UID happens to hold the digits 200).
+
+Identifiers (patient ID, accession number, study UID) are also kept whole, without punctuation
+("#p200" for P-200): an identifier typed as one term ("P-200", "acc2001", a pasted UID) is matched
+against those, from their start. A UID is kept only whole: its digits are not words.
 """
 
 from __future__ import annotations
@@ -43,15 +49,48 @@ def search_text(*values: str | None) -> str:
     return " " + " ".join(dict.fromkeys(out)) + " "
 
 
-def query_words(query: str) -> list[str]:
-    """The words a query must all match (at most 8, each at most 64 characters)."""
-    return [w[:64] for w in words(query)][:8]
+ID_MARK = "#"  # never part of a word, so a typed word only meets an identifier kept whole by this mark
+
+
+def study_search_text(
+    name: str | None,
+    owner: str | None,
+    species: str | None,
+    breed: str | None,
+    patient_id: str | None,
+    accession: str | None,
+    description: str | None,
+    study_uid: str | None,
+) -> str:
+    """A study's search text (the plugin's catalog and the dashboard's mirror make it the same way)."""
+    ids = " ".join(ID_MARK + "".join(words(v)) for v in (patient_id, accession, study_uid) if v and words(v))
+    return search_text(name, owner, species, breed, patient_id, accession, description) + (ids + " " if ids else "")
+
+
+def query_patterns(query: str) -> list[str]:
+    """The LIKE patterns (``ESCAPE '\\'``) a study's search text must all match, at most 8.
+
+    Each space-separated term is one identifier when it holds a digit and punctuation between its
+    parts ("P-200", "1.2.840.1"), else its words each match: numbers at a word's start, words with
+    letters anywhere inside a word.
+    """
+    patterns: list[str] = []
+    for term in query.split():
+        parts = [w[:64] for w in words(term)]
+        if len(parts) > 1 and any(c.isdigit() for c in term):
+            patterns.append(f"% {ID_MARK}{_escape(''.join(parts))}%")
+            continue
+        patterns += [f"% {_escape(w)}%" if w.isdigit() else like_pattern(w) for w in parts]
+    return patterns[:8]
+
+
+def _escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def like_pattern(word: str) -> str:
     """A LIKE pattern (with ``ESCAPE '\\'``) finding ``word`` anywhere in a search text."""
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_escape(word)}%"
 
 
 _DATE_FORMATS = (re.compile(r"(\d{4})-?(\d{2})-?(\d{2})"), re.compile(r"(\d{2})[./](\d{2})[./](\d{4})"))

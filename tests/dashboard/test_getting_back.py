@@ -250,10 +250,24 @@ def test_mirror_syncs_in_pages_and_is_versioned(tmp_path):
     assert m.search("", "2026-11-27", "2026-11-25", "DX")  # a date range in either order, a modality
     with pytest.raises(ValueError, match="not a date"):
         m.search("", "yesterday")
-    assert m._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert m._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     m._db.execute("PRAGMA user_version = 9")
     again = Mirror(tmp_path / "mirror.sqlite")  # a file from a newer dashboard is kept aside, not damaged
     assert again.count() == 0 and (tmp_path / "mirror.sqlite.newer").exists()
+
+
+def test_a_version_1_mirror_gets_the_new_search_texts(tmp_path):
+    uid = "1.2.826.0.1.3680043.8.498.82574642003649441479174181574344452028"
+    m = Mirror(tmp_path / "mirror.sqlite")
+    m.upsert([dict(BELLA, study_uid=uid, patient_id="P-300", last_copied_at=1.0)])
+    # as version 1 wrote it: the UID's digits were words, so "P-200" found this study
+    m._db.execute(
+        "UPDATE studies SET search_text = ' smith bella p 300 1 2 826 82574642003649441479174181574344452028 '"
+    )
+    m._db.execute("PRAGMA user_version = 1")
+    m._db.close()
+    again = Mirror(tmp_path / "mirror.sqlite")
+    assert again.search("P-200") == [] and [r["study_uid"] for r in again.search("P-300")] == [uid]
 
 
 class FakeBucket:

@@ -90,3 +90,25 @@ def test_queue_totals_follow_every_change(tmp_path):
     db = sqlite3.connect(path)
     counted = dict(db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
     assert counted == {"done": 1, "pending": 1, "quarantined": 1}
+
+
+def test_search_texts_of_a_version_6_file_are_made_anew(tmp_path):
+    """A catalog from before version 7 split study UIDs into words: "P-200" found any study whose UID
+    held the digits 200. Opening it with this release rebuilds the search texts."""
+    from pacs_backup.schema import MIGRATIONS, migrate
+
+    path = tmp_path / "pacs-backup-outbox.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, MIGRATIONS[:6])
+    uid = "1.2.826.0.1.3680043.8.498.82574642003649441479174181574344452028"
+    db.execute(
+        "INSERT INTO catalog_studies (study_uid, patient_id, patient_name, owner, species, breed, accession, "
+        "study_date, description, modalities, series, instances, search_text, updated_at) VALUES "
+        "(?, 'P-300', 'Tama', '', '', '', '', '20251231', '', 'DX', 1, 1, ?, 1)",
+        (uid, " tama p 300 1 2 826 0 3680043 8 498 82574642003649441479174181574344452028 "),
+    )
+    db.close()
+    catalog = Catalog(path)
+    assert catalog.studies(StudyQuery(text="P-200")) == []
+    assert [s["study_uid"] for s in catalog.studies(StudyQuery(text="P-300"))] == [uid]
+    assert [s["study_uid"] for s in catalog.studies(StudyQuery(text=uid))] == [uid]

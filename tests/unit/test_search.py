@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from pacs_backup.search import date_range, display_name, parse_date, query_words, search_text
+from pacs_backup.search import date_range, display_name, parse_date, query_patterns, study_search_text
+
+SQL = sqlite3.connect(":memory:")
 
 
-def matches(query: str, *values: str) -> bool:
-    text = search_text(*values)
-    return all(w in text for w in query_words(query))
+def matches(query: str, name: str, owner: str = "", species: str = "", breed: str = "", pid: str = "",
+            accession: str = "", description: str = "", uid: str = "1.2.3") -> bool:  # fmt: skip
+    """Whether a study with these values is found by ``query``, through SQLite's LIKE as the catalog does."""
+    text = study_search_text(name, owner, species, breed, pid, accession, description, uid)
+    return all(SQL.execute("SELECT ? LIKE ? ESCAPE '\\'", (text, p)).fetchone()[0] for p in query_patterns(query))
 
 
 @pytest.mark.parametrize(
@@ -38,15 +44,36 @@ def test_accents_apostrophes_and_other_scripts(query, name):
 
 
 def test_other_fields_owner_species_breed_ids():
-    values = ("Rex", "Jones^Mary", "Canine", "Labrador Retriever", "PID-77", "ACC 123")
+    values = ("Rex", "Jones^Mary", "Canine", "Labrador Retriever", "PID-77", "ACC 123", "")
     for q in ("jones", "mary jones", "canine", "labrador", "pid-77", "PID 77", "acc 123", "rex labrador"):
         assert matches(q, *values), q
     assert not matches("feline", *values)
 
 
 def test_punctuation_is_not_a_word():
-    assert query_words("%") == [] and query_words("_") == [] and query_words("100%") == ["100"]
-    assert matches("25", "ACC25") and not matches("25", "Smith^Bella")
+    assert query_patterns("%") == [] and query_patterns("_") == [] and query_patterns("100%") == ["% 100%"]
+    assert matches("25", "Rex", accession="25-ACC") and not matches("25", "Smith^Bella")
+    assert matches("acc25", "Rex", accession="ACC25") and matches("ACC-25", "Rex", accession="ACC25")
+
+
+# A study whose UID holds the digits a person typed for another study's ID (UIDs are random digits).
+UID_WITH_200 = "1.2.826.0.1.3680043.8.498.82574642003649441479174181574344452028"
+
+
+@pytest.mark.parametrize("query", ["P-200", "p200", "P 200", "200", "2003649", "498", "P-20"])
+def test_numbers_never_match_digits_inside_a_uid_or_another_number(query):
+    assert not matches(query, "Tama", pid="P-300", uid=UID_WITH_200, accession="X-1200")
+
+
+@pytest.mark.parametrize("query", ["P-200", "p200", "P 200", "200", "P-20", "p-2"])
+def test_an_id_is_found_however_it_is_typed_and_from_its_start(query):
+    assert matches(query, "Rex", pid="P-200", uid=UID_WITH_200)
+
+
+def test_a_pasted_uid_or_its_beginning_finds_its_study():
+    assert matches(UID_WITH_200, "Rex", uid=UID_WITH_200)
+    assert matches("1.2.826.0.1.3680043.8.498.825746", "Rex", uid=UID_WITH_200)
+    assert not matches("1.2.826.0.1.3680043.8.498.9", "Rex", uid=UID_WITH_200)
 
 
 def test_dates_in_common_forms_and_either_order():
