@@ -71,7 +71,7 @@ def test_compose_stack_end_to_end(stack, tmp_path):
     # 3. An offsite snapshot to the rest-server profile, taken inside the stack with the generated login;
     # without it the rest-server refuses restic (it ran with --no-auth before).
     snap = stack.compose("exec", "-T", "orthanc", "snapshot-now", timeout=600)
-    assert "snapshot of offsite: OK" in snap.stdout
+    assert "Snapshot of offsite finished OK" in snap.stdout, snap.stdout[-2000:]
     for user, password in (("", ""), (stack.env["RESTIC_REST_USERNAME"], "wrong")):
         anonymous = stack.compose(
             "exec",

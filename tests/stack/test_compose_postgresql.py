@@ -50,7 +50,7 @@ def test_postgresql_index_backs_up_drills_and_restores_unchanged(pg_stack, tmp_p
     assert int(rows.stdout.strip()) >= 1 + 1 + 1 + 6  # patient, study, series, instances
 
     snap = stack.compose("exec", "-T", "orthanc", "snapshot-now", timeout=600)
-    assert "snapshot of offsite: OK" in snap.stdout
+    assert "Snapshot of offsite finished OK" in snap.stdout, snap.stdout[-2000:]
     drill = stack.compose("exec", "-T", "orthanc", "verify-backups", timeout=900, check=False)
     assert drill.returncode == 0, drill.stdout[-2000:] + drill.stderr[-2000:]
 
