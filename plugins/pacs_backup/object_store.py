@@ -7,12 +7,10 @@ or a central S3 cluster shared by several clinics (use a prefix per site).
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, cast
 
 import urllib3
 from minio import Minio
@@ -23,6 +21,7 @@ from minio.versioningconfig import VersioningConfig
 
 from .config import StoreSettings
 from .errors import BackupError, StoreError, StoreUnavailable
+from .s3_client import PAYLOAD_SHA256, PresignedPayloadMinio
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +52,6 @@ class BucketReport:
 # Whose keys the store refused, and the settings that hold them (the plugin's own; the set-up step's root).
 PLUGIN_KEYS = ("our credentials", "MINIO_ACCESS_KEY and MINIO_SECRET_KEY")
 ROOT_KEYS = ("the root account", "MINIO_ROOT_USER and MINIO_ROOT_PASSWORD")
-
-
-class _WholeReader(io.RawIOBase):
-    """Hands ``data`` to the S3 client as one read, without the copy ``io.BytesIO().read()`` makes.
-
-    The client joins what it reads onto an empty bytes object, which Python does without copying, so a
-    file being uploaded is held once in memory instead of twice.
-    """
-
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data, self._data = self._data or b"", None
-        if 0 <= size < len(data):  # the client always asks for the whole object (one part)
-            self._data = data[size:]
-            return data[:size]
-        return data
 
 
 class ChecksumMismatch(StoreError):
@@ -154,7 +132,7 @@ class ObjectStore:
     def __init__(self, settings: StoreSettings, timeout_s: float = 60.0, pool_size: int = 16) -> None:
         self.settings = settings
         self.bucket = settings.bucket
-        self._client = Minio(
+        self._client = PresignedPayloadMinio(
             settings.endpoint,
             access_key=settings.access_key,
             secret_key=settings.secret_key,
@@ -331,26 +309,22 @@ class ObjectStore:
             raise StoreError(f"The object store did not confirm the copy of {key} (size or checksum differs).")
 
     def _upload(self, key: str, data: bytes, metadata: dict[str, str], if_absent: bool) -> str:
-        """One PUT of ``data``; returns the ETag (lower case, no quotes)."""
+        """One PUT of ``data``; returns the ETag (lower case, no quotes).
+
+        The request is made directly (minio-py's put_object sends no conditions and copies the bytes
+        once more); a ``sha256`` in ``metadata`` also signs the request, so the client does not hash
+        the bytes again and the store refuses a body that does not match it (see s3_client.py).
+        """
+        headers: dict[str, str | list[str] | tuple[str]] = {
+            "Content-Type": "application/dicom",
+            **{f"x-amz-meta-{k}": v for k, v in metadata.items()},
+        }
+        if if_absent:
+            headers["If-None-Match"] = "*"
+        if metadata.get("sha256"):
+            headers[PAYLOAD_SHA256] = metadata["sha256"]
         try:
-            if if_absent:
-                # minio-py's public put_object sends no conditions; this is the single request it makes.
-                headers: dict[str, str | list[str] | tuple[str]] = {
-                    "Content-Type": "application/dicom",
-                    "If-None-Match": "*",
-                    **{f"x-amz-meta-{k}": v for k, v in metadata.items()},
-                }
-                result = self._client._put_object(self.bucket, key, data, headers)
-            else:
-                result = self._client.put_object(
-                    self.bucket,
-                    key,
-                    cast(BinaryIO, _WholeReader(data)),
-                    len(data),
-                    content_type="application/dicom",
-                    metadata=dict(metadata),
-                    part_size=max(5 * 1024**2, len(data)),  # one PUT: the ETag is then the MD5 of the bytes
-                )
+            result = self._client._put_object(self.bucket, key, data, headers)
         except S3Error as exc:
             if if_absent and exc.code == "PreconditionFailed":
                 raise KeyExists(f"{key} already exists in the object store.") from None

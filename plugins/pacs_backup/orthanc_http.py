@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import urllib.error
-import urllib.request
+import select
+import socket
+import ssl
+import threading
+import urllib.parse
 from typing import Any
 
 from .errors import SourceError, SourceGone
@@ -19,6 +22,15 @@ class RequestRefused(SourceError):
         super().__init__(message)
         self.status = status
         self.sentence = sentence or message  # the refusing side's own words, for a page
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """An idle keep-alive connection the server has closed reads as ready (end of file) at once."""
+    try:
+        ready, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(ready)
 
 
 def _sentence(body: bytes) -> str:
@@ -34,7 +46,11 @@ def _sentence(body: bytes) -> str:
 
 
 class OrthancHttp:
-    """Talk to Orthanc at ``url`` with HTTP basic authentication."""
+    """Talk to Orthanc at ``url`` with HTTP basic authentication.
+
+    Each thread keeps one connection open (HTTP keep-alive): a restore makes two requests per image,
+    and opening a connection for each cost a quarter of the restore's time (docs/performance.md).
+    """
 
     def __init__(
         self, url: str, username: str | None = None, password: str | None = None, timeout_s: float = 60.0
@@ -42,11 +58,50 @@ class OrthancHttp:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Orthanc URL {url!r} must start with http:// or https://")
         self.url = url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.url)
+        self._https = parts.scheme == "https"
+        self._host, self._port, self._path = parts.hostname or "", parts.port, parts.path
         self._timeout = timeout_s
         self._headers: dict[str, str] = {}
         if username:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = "Basic " + token
+        self._local = threading.local()
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection and whether it served a request before (it may have been closed)."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and _closed_by_server(conn.sock):
+            conn.close()
+        if conn is not None and conn.sock is not None:
+            return conn, True
+        if self._https:
+            conn = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout, context=ssl.create_default_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        self._local.conn = conn
+        return conn, False
+
+    def _exchange(self, method: str, uri: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn, reused = self._connection()
+        try:
+            conn.request(method, self._path + uri, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            conn.close()
+            if reused and method == "GET":  # closed while idle, between the check and the request
+                return self._exchange(method, uri, body, headers)
+            raise SourceError(f"Orthanc at {self.url} closed the connection ({type(exc).__name__}).") from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise SourceError(f"Orthanc at {self.url} cannot be reached ({reason}).") from None
+        if resp.will_close:
+            conn.close()
+        return resp.status, data
 
     def request(
         self, method: str, uri: str, body: bytes | None = None, content_type: str = "application/octet-stream"
@@ -59,27 +114,17 @@ class OrthancHttp:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = content_type
-        # The scheme is checked in __init__ (http/https only).
-        req = urllib.request.Request(self.url + uri, data=body, method=method, headers=headers)  # noqa: S310
-        try:
-            with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # noqa: S310
-                return bytes(resp.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404 and method != "POST":
-                raise SourceGone(f"Orthanc has no {uri}.") from None
-            if exc.code == 401:
-                raise SourceError(
-                    "Orthanc refused the username or password (ORTHANC_USERNAME / ORTHANC_PASSWORD)."
-                ) from None
-            detail = _sentence(exc.read()[:2000])
-            if 400 <= exc.code < 500:
-                raise RequestRefused(
-                    exc.code, f"Orthanc refused {method} {uri} (HTTP {exc.code}): {detail}", detail
-                ) from None
-            raise SourceError(f"Orthanc answered HTTP {exc.code} to {method} {uri}: {detail}") from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise SourceError(f"Orthanc at {self.url} cannot be reached ({reason}).") from None
+        status, data = self._exchange(method, uri, body, headers)
+        if 200 <= status < 300:
+            return data
+        if status == 404 and method != "POST":
+            raise SourceGone(f"Orthanc has no {uri}.")
+        if status == 401:
+            raise SourceError("Orthanc refused the username or password (ORTHANC_USERNAME / ORTHANC_PASSWORD).")
+        detail = _sentence(data[:2000])
+        if 400 <= status < 500:
+            raise RequestRefused(status, f"Orthanc refused {method} {uri} (HTTP {status}): {detail}", detail)
+        raise SourceError(f"Orthanc answered HTTP {status} to {method} {uri}: {detail}")
 
     def get(self, uri: str) -> bytes:
         """GET ``uri`` and return the body."""

@@ -297,6 +297,22 @@ def test_the_store_refuses_to_overwrite_a_copy_when_asked_only_if_absent(minio_s
     assert len(versions) == 1 and store.get("dicom/x.dcm") == data
 
 
+def test_the_store_refuses_a_body_that_does_not_match_the_hash_the_copy_was_signed_with(minio_server, bucket):
+    """Copies are signed with the SHA-256 computed when the file was read (the client does not hash
+    again): the store checks every byte against it and keeps nothing that differs."""
+    from pacs_backup.config import load_store_settings
+    from pacs_backup.errors import StoreError
+    from pacs_backup.object_store import ObjectStore
+
+    store = ObjectStore(load_store_settings(minio_server.env(bucket)))
+    store.ensure_bucket()
+    with pytest.raises(StoreError, match="refused"):
+        store.put_verified("dicom/y.dcm", b"the bytes sent", sha256(b"the bytes read"), "o1")
+    assert store.stat("dicom/y.dcm") is None
+    store.put_verified("dicom/y.dcm", b"the bytes read", sha256(b"the bytes read"), "o1")
+    assert store.get("dicom/y.dcm") == b"the bytes read"
+
+
 def test_an_image_damaged_on_the_pacs_disk_before_its_copy_is_reported_not_silently_copied(
     orthanc_factory, tmp_path, bucket, offsite_env
 ):
