@@ -31,7 +31,7 @@ from .fallback import (
     summary_from_instances,
     tz,
 )
-from .health import MINIO
+from .health import MINIO, copy_name
 from .inputs import abort_for, arg_text, form_text, sentence
 from .pacs_state import Reading
 from .restore_views import progress_text, source_words
@@ -215,8 +215,20 @@ def detail(uid: str) -> str:
     data = _study_page_data(_checked_uid(uid))
     newest = data["holdings"][0] if data["holdings"] else None
     return render_template(
-        "study.html", **data, newest=newest, down_text=down_sentence(data["down"]) if data["down"] else None
+        "study.html",
+        **data,
+        newest=newest,
+        copy_names=_copy_names({h["target"] for h in data["holdings"]}),
+        down_text=down_sentence(data["down"]) if data["down"] else None,
     )
+
+
+def _copy_names(targets: set[str]) -> dict[str, str]:
+    """How the health page names each copy ("the backup drive (usb)"), from the newest status known."""
+    reading = keeper().latest()
+    status = (reading.status or reading.last_good) if reading else None
+    copies = status.get("offsite", {}) if status else {}
+    return {t: copy_name(t, copies.get(t)) for t in targets}
 
 
 @bp.route("/studies/<path:uid>/preview.png")

@@ -502,3 +502,14 @@ def test_metrics_say_which_parts_show_their_last_known_state(logged_in, backend)
     body = logged_in.get("/metrics").get_data(as_text=True)
     assert 'pacs_backup_part_state{part="pacs"} 2' in body and "pacs_backup_pacs_up 0" in body
     assert 'pacs_backup_part_last_known{part="store"} 1' in body
+
+
+def test_restore_buttons_name_each_copy_as_the_health_page_does(app, logged_in, backend):
+    uid = BELLA["study_uid"]
+    backend.status_value["offsite"]["usb"] = {"repository": "/mnt/usb/repo", "drive": {"state": "mounted"}}
+    snap = {"id": "c" * 64, "short_id": "cccccccc", "time": "2026-11-27T13:05:09+00:00", "instances": 3}
+    backend.holdings[uid] = [dict(snap, target="offsite"), dict(snap, target="usb", id="d" * 64)]
+    logged_in.get("/")  # the dashboard reads the status as any page does
+    page = text(logged_in.get(f"/studies/{uid}"))
+    assert "Restore from the offsite copy&hellip;" in page and "Restore from the backup drive (usb)&hellip;" in page
+    assert "offsite (usb)" not in page
