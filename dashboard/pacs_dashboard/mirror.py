@@ -128,7 +128,6 @@ class Mirror:
                 _text(r, "patient_id"),
                 _text(r, "accession"),
                 _text(r, "description"),
-                _text(r, "study_uid"),
             )
             values.append(
                 (
@@ -192,8 +191,8 @@ class Mirror:
         first, last = date_range(date_from, date_to)
         sql = f"SELECT {', '.join(_STUDY_FIELDS)} FROM studies WHERE 1=1"  # noqa: S608 - constant columns
         args: list[Any] = []
-        for pattern in query_patterns(text):
-            sql += " AND search_text LIKE ? ESCAPE '\\'"
+        for column, pattern in query_patterns(text):
+            sql += f" AND {column} LIKE ? ESCAPE '\\'"  # one of two fixed column names
             args.append(pattern)
         if first:
             sql += " AND study_date >= ?"

@@ -181,8 +181,8 @@ class Catalog:
             "description, modalities, series, instances, updated_at FROM catalog_studies WHERE 1=1"
         )
         args: list[Any] = []
-        for pattern in query_patterns(q.text):
-            sql += " AND search_text LIKE ? ESCAPE '\\'"
+        for column, pattern in query_patterns(q.text):
+            sql += f" AND {column} LIKE ? ESCAPE '\\'"  # one of two fixed column names
             args.append(pattern)
         if q.date_from:
             sql += " AND study_date >= ?"

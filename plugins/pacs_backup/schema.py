@@ -135,7 +135,7 @@ def refresh_study(db: sqlite3.Connection, study_uid: str, now: float) -> None:
         db.execute("DELETE FROM catalog_studies WHERE study_uid = ?", (study_uid,))
         return
     pid, name, owner, species, breed, accession, date, desc, modalities, series, instances = row
-    text = study_search_text(name, owner, species, breed, pid, accession, desc, study_uid)
+    text = study_search_text(name, owner, species, breed, pid, accession, desc)
     db.execute(
         "INSERT INTO catalog_studies (study_uid, patient_id, patient_name, owner, species, breed, accession, "
         "study_date, description, modalities, series, instances, search_text, updated_at) "
@@ -200,7 +200,7 @@ def add_to_study(
             ",".join(modalities),
             row[9] + (0 if other_in_series else 1),
             row[10] + 1,
-            study_search_text(name, owner, species, breed, pid, accession, desc, study_uid),
+            study_search_text(name, owner, species, breed, pid, accession, desc),
             now,
             study_uid,
         ),
@@ -264,17 +264,19 @@ def _v6(db: sqlite3.Connection) -> None:
 
 
 def _v7(db: sqlite3.Connection) -> None:
-    """Search texts made anew: numbers match at a word's start, identifiers are kept whole, a study's
-    UID is no longer split into words ("P-200" found studies whose UID held the digits 200)."""
+    """Search texts made anew: a study's UID is no longer in them ("P-200" found studies whose random UID
+    held the digits 200; a pasted UID is matched against the UID column), identifiers also without
+    their punctuation ("p200")."""
     reindex_search_texts(db, "catalog_studies")
 
 
 def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
     """Recompute every study's search text in ``table`` (the catalog's, or the dashboard's mirror)."""
-    db.create_function("study_search_text", 8, study_search_text, deterministic=True)
+    assert table in ("catalog_studies", "studies")  # noqa: S101 - our two tables, never input
+    db.create_function("study_search_text", 7, study_search_text, deterministic=True)
     db.execute(
         f"UPDATE {table} SET search_text = study_search_text(patient_name, owner, species, breed, "  # noqa: S608 - our table names
-        "patient_id, accession, description, study_uid)"
+        "patient_id, accession, description)"
     )
 
 

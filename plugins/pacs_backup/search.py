@@ -4,13 +4,8 @@ DICOM writes a person's name as ``Family^Given^Middle^Prefix^Suffix`` (and ``=``
 ideographic and phonetic forms); staff type "Smith Bella", "bella smith", "Müller", "Mueller",
 "O'Brien" or "猫". Both sides are reduced to the same words: Unicode-folded (NFKD, accents dropped,
 casefold), split on everything that is not a letter or digit, apostrophes removed inside words. A
-study matches when every typed word is found in its text: a word of letters anywhere inside a word
-("ller" finds Müller), a number only at the start of a word ("200" finds ACC-2001, never a study whose
-UID happens to hold the digits 200).
-
-Identifiers (patient ID, accession number, study UID) are also kept whole, without punctuation
-("#p200" for P-200): an identifier typed as one term ("P-200", "acc2001", a pasted UID) is matched
-against those, from their start. A UID is kept only whole: its digits are not words.
+study matches when every typed word is found in its text, as a word or inside one ("ller" finds
+Müller, "1042" finds VET1042). A pasted study UID is matched against the UID itself.
 """
 
 from __future__ import annotations
@@ -18,6 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from typing import Literal
 
 _SPLIT = re.compile(r"[^\w]+", re.UNICODE)
 _APOSTROPHES = re.compile(r"[\u0027\u2019\u02bc`\u00b4]")
@@ -49,9 +45,6 @@ def search_text(*values: str | None) -> str:
     return " " + " ".join(dict.fromkeys(out)) + " "
 
 
-ID_MARK = "#"  # never part of a word, so a typed word only meets an identifier kept whole by this mark
-
-
 def study_search_text(
     name: str | None,
     owner: str | None,
@@ -60,27 +53,33 @@ def study_search_text(
     patient_id: str | None,
     accession: str | None,
     description: str | None,
-    study_uid: str | None,
 ) -> str:
-    """A study's search text (the plugin's catalog and the dashboard's mirror make it the same way)."""
-    ids = " ".join(ID_MARK + "".join(words(v)) for v in (patient_id, accession, study_uid) if v and words(v))
-    return search_text(name, owner, species, breed, patient_id, accession, description) + (ids + " " if ids else "")
+    """A study's search text (the plugin's catalog and the dashboard's mirror make it the same way).
 
-
-def query_patterns(query: str) -> list[str]:
-    """The LIKE patterns (``ESCAPE '\\'``) a study's search text must all match, at most 8.
-
-    Each space-separated term is one identifier when it holds a digit and punctuation between its
-    parts ("P-200", "1.2.840.1"), else its words each match: numbers at a word's start, words with
-    letters anywhere inside a word.
+    Identifiers are also kept without their punctuation ("p200" for P-200) so they are found however
+    they are typed. The study UID is not in it (see :func:`query_patterns`).
     """
-    patterns: list[str] = []
+    whole = ["".join(words(v)) for v in (patient_id, accession) if v and len(words(v)) > 1]
+    return search_text(name, owner, species, breed, patient_id, accession, description, *whole)
+
+
+_UID = re.compile(r"\d+(\.\d+){3,}\.?")  # a pasted study UID, or its beginning (four parts or more)
+Column = Literal["search_text", "study_uid"]
+
+
+def query_patterns(query: str) -> list[tuple[Column, str]]:
+    """``(column, LIKE pattern)`` pairs (``ESCAPE '\\'``) a study must all match, at most 8.
+
+    A term that looks like a study UID is matched against the UID, from its start. Every other word
+    is found anywhere inside the search text. A UID is not part of the search text because its random
+    digits matched numbers typed for something else ("P-200" found a study whose UID held "200").
+    """
+    patterns: list[tuple[Column, str]] = []
     for term in query.split():
-        parts = [w[:64] for w in words(term)]
-        if len(parts) > 1 and any(c.isdigit() for c in term):
-            patterns.append(f"% {ID_MARK}{_escape(''.join(parts))}%")
-            continue
-        patterns += [f"% {_escape(w)}%" if w.isdigit() else like_pattern(w) for w in parts]
+        if _UID.fullmatch(term):
+            patterns.append(("study_uid", _escape(term.rstrip(".")) + "%"))
+        else:
+            patterns += [("search_text", like_pattern(w[:64])) for w in words(term)]
     return patterns[:8]
 
 
