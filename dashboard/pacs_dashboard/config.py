@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,10 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
     url = (env.get("ORTHANC_URL") or "").strip()
     if not url.startswith(("http://", "https://")):
         raise ConfigError("ORTHANC_URL is not set to an http(s) address of Orthanc (e.g. http://orthanc:8042).")
+    try:
+        urllib.parse.urlsplit(url).port  # noqa: B018 - raises ValueError for a bad port number
+    except ValueError:
+        raise ConfigError(f"ORTHANC_URL has no valid port number: {url!r} (e.g. http://orthanc:8042).") from None
     data_dir = Path(env.get("DASHBOARD_DATA_DIR") or "dashboard-data")
     interval = env.get("DASHBOARD_MONITOR_SECONDS", "30")
     try:

@@ -21,7 +21,7 @@ from minio.versioningconfig import VersioningConfig
 
 from .config import StoreSettings
 from .errors import BackupError, StoreError, StoreUnavailable
-from .s3_client import PAYLOAD_SHA256, PresignedPayloadMinio
+from .s3_client import KNOWN_SHA256, PresignedPayloadMinio
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ class ObjectStore:
         if if_absent:
             headers["If-None-Match"] = "*"
         if metadata.get("sha256"):
-            headers[PAYLOAD_SHA256] = metadata["sha256"]
+            headers[KNOWN_SHA256] = metadata["sha256"]
         try:
             result = self._client._put_object(self.bucket, key, data, headers)
         except S3Error as exc:

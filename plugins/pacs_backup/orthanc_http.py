@@ -9,6 +9,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from typing import Any
 
@@ -22,6 +23,11 @@ class RequestRefused(SourceError):
         super().__init__(message)
         self.status = status
         self.sentence = sentence or message  # the refusing side's own words, for a page
+
+
+# Orthanc closes a connection left idle for its KeepAliveTimeout (1 s by default). One idle for half of
+# that is not reused, so a request never meets that close on its way.
+IDLE_S = 0.5
 
 
 def _closed_by_server(sock: socket.socket) -> bool:
@@ -60,7 +66,11 @@ class OrthancHttp:
         self.url = url.rstrip("/")
         parts = urllib.parse.urlsplit(self.url)
         self._https = parts.scheme == "https"
-        self._host, self._port, self._path = parts.hostname or "", parts.port, parts.path
+        try:
+            port = parts.port or (443 if self._https else 80)  # given, so "[::1]" is not read as host:port
+        except ValueError:
+            raise ValueError(f"Orthanc URL {url!r} has no valid port number") from None
+        self._host, self._port, self._path = parts.hostname or "", port, parts.path
         self._timeout = timeout_s
         self._headers: dict[str, str] = {}
         if username:
@@ -71,7 +81,8 @@ class OrthancHttp:
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
         """This thread's connection and whether it served a request before (it may have been closed)."""
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None and _closed_by_server(conn.sock):
+        idle = time.monotonic() - getattr(self._local, "used", 0.0)
+        if conn is not None and conn.sock is not None and (idle > IDLE_S or _closed_by_server(conn.sock)):
             conn.close()
         if conn is not None and conn.sock is not None:
             return conn, True
@@ -84,24 +95,33 @@ class OrthancHttp:
         self._local.conn = conn
         return conn, False
 
-    def _exchange(self, method: str, uri: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+    def _exchange(
+        self, method: str, uri: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, str | None]:
+        """One request on this thread's connection: (status, body, Location header)."""
         conn, reused = self._connection()
         try:
             conn.request(method, self._path + uri, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as exc:
             conn.close()
-            if reused and method == "GET":  # closed while idle, between the check and the request
+            # Closed by Orthanc while idle, just as it was used: a request that may safely be sent twice
+            # is sent again on a new connection (storing the same file twice is "AlreadyStored").
+            if reused and (method == "GET" or (method == "POST" and uri == "/instances")):
                 return self._exchange(method, uri, body, headers)
             raise SourceError(f"Orthanc at {self.url} closed the connection ({type(exc).__name__}).") from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise SourceError(f"Orthanc at {self.url} cannot be reached ({reason}).") from None
+        except BaseException:  # an answer left unread would be taken for the next request's
+            conn.close()
+            raise
+        self._local.used = time.monotonic()
         if resp.will_close:
             conn.close()
-        return resp.status, data
+        return resp.status, data, resp.getheader("Location")
 
     def request(
         self, method: str, uri: str, body: bytes | None = None, content_type: str = "application/octet-stream"
@@ -114,9 +134,14 @@ class OrthancHttp:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = content_type
-        status, data = self._exchange(method, uri, body, headers)
+        status, data, location = self._exchange(method, uri, body, headers)
         if 200 <= status < 300:
             return data
+        if 300 <= status < 400:  # not followed: the password would go to another address
+            raise SourceError(
+                f"Orthanc at {self.url} answered {method} {uri} with a redirect to {location}: "
+                "set ORTHANC_URL to the address Orthanc is really at."
+            )
         if status == 404 and method != "POST":
             raise SourceGone(f"Orthanc has no {uri}.")
         if status == 401:

@@ -183,6 +183,7 @@ def test_configuration_errors_name_the_variable(tmp_path):
         "DASHBOARD_SMTP_HOST": {"APPRISE_URLS": "reception@clinic.example"},
         "DASHBOARD_HEARTBEAT_MINUTES": {"DASHBOARD_HEARTBEAT_MINUTES": "five"},
         "DASHBOARD_HEARTBEAT_URL": {"DASHBOARD_HEARTBEAT_URL": "ftp://hc.example/x"},
+        "ORTHANC_URL": {"ORTHANC_URL": "http://orthanc:80a42"},
     }
     for name, env in cases.items():
         with pytest.raises(ConfigError, match=name):

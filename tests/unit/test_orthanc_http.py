@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,11 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(401, b"")
         elif self.path == "/bye":
             self._answer(200, b"{}", close=True)
+        elif self.path == "/moved":
+            self.send_response(301)
+            self.send_header("Location", "https://pacs.clinic.example/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         else:
             self._answer(200, json.dumps({"path": self.path}).encode())
 
@@ -117,3 +123,28 @@ def test_an_orthanc_that_does_not_answer_is_said_in_words():
     client = OrthancHttp(f"http://127.0.0.1:{free_port()}", "u", "p", timeout_s=2)
     with pytest.raises(SourceError, match=r"cannot be reached \(Connection refused\)"):
         client.get("/system")
+
+
+def test_a_connection_left_idle_is_not_reused_before_orthanc_closes_it(server, monkeypatch):
+    import pacs_backup.orthanc_http as orthanc_http
+
+    client = client_of(server)
+    client.get_json("/one")
+    client.get_json("/two")
+    assert server.connections == 1
+    monkeypatch.setattr(orthanc_http, "IDLE_S", 0.05)  # Orthanc closes idle connections after 1 s
+    time.sleep(0.1)
+    assert client.upload(b"DICM")["Status"] == "Success"  # on a new connection, not the idle one
+    assert server.connections == 2
+
+
+def test_a_redirect_is_not_followed_and_says_what_to_set(server):
+    with pytest.raises(SourceError, match=r"redirect to https://pacs\.clinic\.example/: set ORTHANC_URL"):
+        client_of(server, user="u", password="p").get("/moved")
+
+
+def test_urls_without_a_port_and_with_a_bad_one():
+    assert (OrthancHttp("http://[::1]")._host, OrthancHttp("http://[::1]")._port) == ("::1", 80)
+    assert OrthancHttp("https://pacs.example")._port == 443
+    with pytest.raises(ValueError, match="no valid port number"):
+        OrthancHttp("http://pacs:abc")
