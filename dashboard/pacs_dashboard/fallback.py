@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from pacs_backup.documents import StatusDoc
 from pacs_backup.search import display_name
 
 from .bucket import BucketReader
@@ -38,6 +39,12 @@ def mirror() -> Mirror:
 
 def bucket() -> BucketReader | None:
     return current_app.extensions.get("bucket")
+
+
+def known_status() -> StatusDoc | None:
+    """The newest status known: the live one, else the last the PACS gave (read now if none was yet)."""
+    reading = keeper().latest() or keeper().read()
+    return reading.status or reading.last_good
 
 
 def tz() -> tzinfo:

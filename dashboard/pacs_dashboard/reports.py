@@ -9,10 +9,10 @@ import time
 
 from flask import Blueprint, abort, current_app, render_template, request
 
-from pacs_backup.documents import RunDoc, StatusDoc
+from pacs_backup.documents import RunDoc
 from pacs_backup.errors import BackupError
 
-from .fallback import keeper, mirror, tz
+from .fallback import known_status, mirror, tz
 from .restore_report import build_report, parse_month, this_month
 from .staff_guide import guide_entries
 from .timefmt import clock, images
@@ -48,11 +48,6 @@ def _drills() -> tuple[list[RunDoc], list[str]]:
     ]
 
 
-def _status() -> StatusDoc | None:
-    reading = keeper().latest() or keeper().read()
-    return reading.status or reading.last_good
-
-
 @bp.route("/reports/restore-tests")
 def restore_test_report() -> str:
     zone, now = tz(), time.time()
@@ -61,7 +56,7 @@ def restore_test_report() -> str:
     except ValueError as exc:
         abort(400, str(exc))
     runs, notes = _drills()
-    status = _status()
+    status = known_status()
     report = build_report(month, runs, status, zone)
     start, end = month.bounds(zone)
     if start <= now < end:

@@ -25,6 +25,7 @@ from .fallback import (
     down_sentence,
     keeper,
     known_down,
+    known_status,
     mirror,
     mirror_age_sentence,
     study_summary,
@@ -225,8 +226,7 @@ def detail(uid: str) -> str:
 
 def _copy_names(targets: set[str]) -> dict[str, str]:
     """How the health page names each copy ("the backup drive (usb)"), from the newest status known."""
-    reading = keeper().latest()
-    status = (reading.status or reading.last_good) if reading else None
+    status = known_status()
     copies = status.get("offsite", {}) if status else {}
     return {t: copy_name(t, copies.get(t)) for t in targets}
 
