@@ -171,6 +171,7 @@ def drill_target(
     subset = f"{check_slice}/{target.check_cycle}"
     restic.check(read_data_subset=subset)
     res["check"] = f"read data subset {subset}: no errors"
+    res["check_slice"] = check_slice  # read back by the scheduler to go on with the next slice
     res["ok"] = not res["mismatches"]  # a drill that checked nothing is not a failure; lights say "not tested"
     if not entries:
         res["note"] = "Nothing to test yet: the newest snapshot holds no image."

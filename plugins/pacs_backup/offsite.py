@@ -303,12 +303,8 @@ class OffsiteScheduler:
 
     def _initial_slice(self, name: str, target: TargetSettings) -> int:
         last = self.runs.last(name, "drill", "ok")
-        if last and isinstance(last.summary.get("check"), str):
-            try:
-                return int(last.summary["check"].split()[3].split("/")[0])
-            except (IndexError, ValueError):
-                return 0
-        return 0
+        done = last.summary.get("check_slice") if last else None
+        return done if isinstance(done, int) and not isinstance(done, bool) else 0
 
     # --- status -----------------------------------------------------------------------------------
     def _forecast(self, t: TargetSettings, now: float) -> Forecast:

@@ -17,6 +17,7 @@ from pacs_dashboard.mirror import SCHEMA_VERSION, Mirror
 from pacs_dashboard.monitor import Monitor
 from pacs_dashboard.restore_views import progress_text
 from pacs_dashboard.timefmt import clock, months, study_date, when
+from tests.support.common import wait_until
 from tests.support.dashboard_fakes import BELLA, PNG, drill_run, healthy_status, instances_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -28,6 +29,16 @@ def by_key(ls):
 
 def text(resp) -> str:
     return resp.get_data(as_text=True)
+
+
+def finished_check(client, api: str) -> dict:
+    """The result of a check once it has finished (waits on its state, not for a fixed time)."""
+
+    def done():
+        result = client.get(api).get_json()
+        return result if result["state"] != "running" else None
+
+    return wait_until(done, 30, "the check to finish", interval=0.05)  # type: ignore[return-value]
 
 
 def csrf(html: str) -> str:
@@ -353,19 +364,11 @@ def test_restore_asks_first_and_says_when_the_study_is_already_in_the_pacs(app, 
     resp = logged_in.post(f"/studies/{uid}/check", data={"csrf_token": csrf(confirm)})
     assert resp.status_code == 302
     api = resp.headers["Location"].replace("/checks/", "/api/checks/")
-    for _ in range(50):
-        result = logged_in.get(api).get_json()
-        if result["state"] != "running":
-            break
-        time.sleep(0.05)
+    result = finished_check(logged_in, api)
     assert result["headline"] == "All 3 images in the PACS are identical to the backup." and not result["restore"]
     del backend.pacs_files[next(iter(files))]
     resp = logged_in.post(f"/studies/{uid}/check", data={"csrf_token": csrf(confirm)})
-    for _ in range(50):
-        result = logged_in.get(resp.headers["Location"].replace("/checks/", "/api/checks/")).get_json()
-        if result["state"] != "running":
-            break
-        time.sleep(0.05)
+    result = finished_check(logged_in, resp.headers["Location"].replace("/checks/", "/api/checks/"))
     assert "1 of 3 images are missing from the PACS" in result["detail"] and result["restore"]
 
 

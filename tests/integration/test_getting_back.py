@@ -9,6 +9,9 @@ from __future__ import annotations
 import io
 import urllib.parse
 
+import pytest
+
+from pacs_backup.orthanc_http import RequestRefused
 from tests.support.common import sha256
 from tests.support.dicomgen import make_study
 from tests.support.pacs import _wait_run, fill, orthanc_env, orthanc_study_id, pacs_content, script
@@ -144,12 +147,9 @@ def test_search_finds_what_staff_type(orthanc):
     assert found(modality="DX") == [rex]
     first = search(orthanc, q="bella")[0]
     assert first["display_name"] == "Smith, Bella" and first["study_date"] == "20261126"
-    bad = orthanc.http()
-    try:
-        bad.get_json("/backup/studies?" + urllib.parse.urlencode({"from": "five"}))
-        raise AssertionError("a date that is not a date must be refused")
-    except Exception as exc:
-        assert "is not a date" in str(exc)
+    with pytest.raises(RequestRefused) as refused:  # a date that is not a date is refused with a sentence
+        orthanc.http().get_json("/backup/studies?" + urllib.parse.urlencode({"from": "five"}))
+    assert refused.value.status == 400 and "is not a date" in str(refused.value)
 
 
 def test_preview_of_a_study_that_is_not_in_the_pacs(orthanc):

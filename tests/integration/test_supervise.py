@@ -30,6 +30,7 @@ PROGRAM = textwrap.dedent("""
             open(os.path.join(work, f"term-{os.getpid()}"), "w").close()
             sys.exit(0)
         signal.signal(signal.SIGTERM, term)
+    open(os.path.join(work, f"ready-{os.getpid()}"), "w").close()  # its SIGTERM handler is in place
     if mode == "exit0":
         time.sleep(0.3)
         sys.exit(0)
@@ -153,7 +154,7 @@ def test_an_exit_nobody_asked_for_is_restarted_even_with_code_0(supervised):
 def test_a_program_that_ignores_sigterm_is_killed_after_the_stop_timeout(supervised):
     s = supervised("stubborn", "--stop-timeout", "1")
     child = s.wait_starts(1)[0]
-    time.sleep(0.3)  # let it install its SIGTERM handler
+    wait_until(lambda: (s.work / f"ready-{child}").exists(), 10, "the program's SIGTERM handler")
     t0 = time.monotonic()
     s.proc.stop(30)
     assert time.monotonic() - t0 < 10 and gone(child)

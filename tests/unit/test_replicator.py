@@ -58,8 +58,11 @@ class FakeStore:
         self.settings = SimpleNamespace(endpoint="fake:9000")
         self.bucket = "b"
 
+    calls_while_down = 0
+
     def _check(self):
         if self.down:
+            self.calls_while_down += 1
             raise StoreUnavailable("store down")
 
     def ensure_bucket(self):
@@ -156,7 +159,8 @@ def test_replicator_store_outage_loses_nothing_and_recovers(make):
         orthanc.files[f"id{i}"] = f"x{i}".encode()
         r.on_new_instance(f"id{i}")
     wait_for(lambda: not r.status()["store"]["reachable"])
-    time.sleep(0.5)
+    tried = store.calls_while_down
+    wait_for(lambda: store.calls_while_down >= tried + 3)  # it kept trying the store, and copied nothing
     st = r.status()
     assert st["replicated"] == 0 and st["outbox_depth"] == 40
     assert "store down" in st["last_error"]["message"]

@@ -132,3 +132,16 @@ def test_a_fresh_install_waits_the_first_run_delay_then_follows_each_interval(ru
     runs.start(run_id, clock())
     runs.finish(run_id, clock() + 10, True, {})
     assert s.next_due_at("offsite", "snapshot", 3600) == clock() + 10 + 3600
+
+
+def test_drills_go_on_with_the_next_slice_of_the_repository_after_a_restart(runs, clock):
+    """The slice read by the last drill is kept as a number in its summary, not read back from a sentence."""
+    run_id = runs.queue("offsite", "drill", clock())
+    runs.start(run_id, clock())
+    runs.finish(run_id, clock(), True, {"check": "read data subset 7/10: no errors", "check_slice": 7})
+    s = scheduler(runs, clock, "offsite")
+    assert s._initial_slice("offsite", target("offsite")) == 7
+    old = runs.queue("offsite", "drill", clock() + 1)  # written by a release that kept only the sentence
+    runs.start(old, clock() + 1)
+    runs.finish(old, clock() + 2, True, {"check": "the words of a sentence may change"})
+    assert s._initial_slice("offsite", target("offsite")) == 0
