@@ -40,8 +40,12 @@ test-stack: setup ## The Docker Compose stack test (installs and starts a Docker
 images: setup ## Build the appliance's images offline (engine, base image, side-loaded images, wheelhouse)
 	@dev/docker-setup
 
+# Two test processes (one per core); a file's tests stay in one process, so its fixtures are shared.
+# The ten slowest tests are printed at the end of each run, to keep the suite's cost visible.
+PYTEST_PARALLEL := -n 2 --dist loadfile --durations=10
+
 test: setup lint typecheck ## Every test (what CI runs), including a quick run of the benchmark harness
-	@$(VENV)/bin/pytest tests --ignore=tests/arm64
+	@$(VENV)/bin/pytest tests --ignore=tests/arm64 $(PYTEST_PARALLEL)
 
 arm64-smoke: setup ## Build the arm64 images under emulation and run the stack on them (slow; not in make test)
 	@dev/arm64-images

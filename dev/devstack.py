@@ -39,6 +39,31 @@ _HANDED_OUT: set[int] = set()
 _HANDED_OUT_LOCK = threading.Lock()
 
 
+# Test processes run side by side (pytest-xdist sets PYTEST_XDIST_WORKER=gw0, gw1...): each takes its
+# ports from a band of its own below the kernel's ephemeral range, so two processes never get the same
+# port, and no outgoing connection is given a port a server is about to listen on.
+_BANDS = range(20000, 32000)
+
+
+def _worker_band() -> range | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit() or not count.isdigit() or int(count) < 1:
+        return None
+    size = len(_BANDS) // int(count)
+    start = _BANDS.start + int(worker[2:]) % int(count) * size
+    return range(start, start + size)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free right now and not handed out before by this process.
 
@@ -46,6 +71,13 @@ def free_port() -> int:
     was given the same port for HTTP and DICOM and could not start. Each port is handed out once.
     """
     with _HANDED_OUT_LOCK:
+        band = _worker_band()
+        if band is not None:
+            for port in band:
+                if port not in _HANDED_OUT and _bindable(port):
+                    _HANDED_OUT.add(port)
+                    return port
+            raise StackError(f"No free port left in {band.start}-{band.stop - 1} for this test process.")
         while True:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
