@@ -1,7 +1,8 @@
 """The Users page (administrators: add, change role, set a password, turn off 2-step, remove) and each
-user's own account page (turning their 2-step login on or off).
+user's own account page (turning their 2-step login on, moving it to a new phone or turning it off).
 
-Every change is written to the audit log with who did it; passwords and 2-step secrets never are.
+Every change is written to the audit log with who did it; passwords and 2-step secrets never are. Changes to
+2-step login need the password (and the current code) and log out the account's other browsers (two_step.py).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from werkzeug.wrappers import Response
 
 from . import roles, security, totp
+from . import two_step as changes
 from .auth import MAX_PASSWORD, MAX_USERNAME, new_password_problem
 from .db import Database, User
 from .inputs import arg_text, form_text
-from .security import client_ip, hash_password, record_failure, start_session, throttled, verify, wait_sentence
+from .security import client_ip, hash_password, start_session
+from .two_step import Change, Refusal
 
 bp = Blueprint("accounts", __name__)
 
@@ -81,7 +84,11 @@ def add() -> Page:
 
 
 def _user_page(found: User, error: str | None = None, code: int = 200) -> tuple[str, int]:
-    return render_template("users_edit.html", u=found, role_words=roles.ROLE_WORDS, error=error), code
+    me_two_step = _db().totp_secret(str(g.user)) is not None  # then the 2-step form also asks for their code
+    page = render_template(
+        "users_edit.html", u=found, role_words=roles.ROLE_WORDS, error=error, me_two_step=me_two_step
+    )
+    return page, code
 
 
 @bp.route("/users/edit")
@@ -122,11 +129,30 @@ def set_password() -> Page:
     return redirect(url_for("accounts.users"))
 
 
+def _proof(what: str) -> Refusal | None:
+    """The logged-in user's password (and current code) from the form, checked; see changes.prove."""
+    password = form_text("password", MAX_PASSWORD, "The password", strip=False)
+    code = form_text("code", 20, "The code")
+    return changes.prove(_db(), str(g.user), password, code, what)
+
+
+def _after(change: Change) -> int:
+    settings = current_app.extensions["settings"]
+    return changes.after(_db(), change, settings.smtp, settings.clinic.tz)
+
+
 @bp.route("/users/two-step-off", methods=["POST"])
 def two_step_off() -> Page:
+    """For a lost phone. The administrator types their own password (and code): a browser left logged in
+    as an administrator must not be enough to remove someone's second step."""
     found = _user_or_404(form_text("username", MAX_USERNAME, "The username"))
+    refused = _proof(f"turn off 2-step login for {found.username}")
+    if refused:
+        return _user_page(found, refused.sentence, refused.status)
     _db().disable_totp(found.username)
-    _audit("user_two_step_off", f"2-step login turned off for {found.username} (by an administrator)")
+    detail = f"2-step login turned off for {found.username} (by an administrator)"
+    happened = "turned off"
+    _after(Change(str(g.user), found.username, "user_two_step_off", detail, happened))
     flash(f"2-step login is off for {found.username}. They log in with the password alone until they turn it on again.")
     return redirect(url_for("accounts.users"))
 
@@ -151,60 +177,83 @@ def remove() -> Page:
 
 
 # --- one's own account: 2-step login ---------------------------------------------------------------
+def _account_page(error: str | None = None, code: int = 200) -> tuple[str, int]:
+    me = _user_or_404(str(g.user))
+    return render_template("account.html", me=me, role_words=roles.ROLE_WORDS, error=error), code
+
+
 @bp.route("/account")
 def account() -> Page:
-    me = _user_or_404(str(g.user))
-    return render_template("account.html", me=me, role_words=roles.ROLE_WORDS)
+    return _account_page()
 
 
 @bp.route("/account/two-step/start", methods=["POST"])
 def two_step_start() -> Page:
-    _db().set_totp_pending(str(g.user), totp.new_secret())
+    """Turning 2-step login on, or moving it to a new phone: the password, and the current code when it is on."""
+    db, user = _db(), str(g.user)
+    moving = db.totp_secret(user) is not None
+    refused = _proof("move 2-step login to a new phone" if moving else "turn on 2-step login")
+    if refused:
+        return _account_page(refused.sentence, refused.status)
+    db.set_totp_pending(user, totp.new_secret())
+    changes.started()
     return redirect(url_for("accounts.two_step"))
 
 
 def _two_step_page(secret: str, error: str | None = None, code: int = 200) -> tuple[str, int]:
     uri = totp.otpauth_uri(secret, str(g.user))
     grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-    return render_template("account_two_step.html", secret=grouped, uri=uri, error=error), code
+    moving = _db().totp_secret(str(g.user)) is not None
+    return render_template("account_two_step.html", secret=grouped, uri=uri, error=error, moving=moving), code
 
 
 @bp.route("/account/two-step", methods=["GET", "POST"])
 def two_step() -> Page:
-    """Shows the new secret once; one valid code from the app turns 2-step login on."""
+    """Shows the new key (only soon after the password was typed); one valid code from it turns it on."""
     db, user = _db(), str(g.user)
     secret = db.totp_pending(user)
-    if secret is None:
-        flash("Start again: press “Turn on 2-step login”.")
+    if secret is None or not changes.started_recently():
+        db.set_totp_pending(user, None)
+        flash("Start again: type your password and press the button under “2-step login”.")
         return redirect(url_for("accounts.account"))
     if request.method == "GET":
         return _two_step_page(secret)
-    step = totp.matching_step(secret, form_text("code", 20, "The code"), security.now())
+    code = form_text("code", 20, "The code")
+    if not totp.is_code(code):
+        changes.code_refused(db, user)
+        return _two_step_page(secret, changes.NOT_DIGITS, 400)
+    step = totp.matching_step(secret, code, security.now())
     if step is None:
         return _two_step_page(
             secret, "That code does not match. Check the phone's clock is right and type the code it shows now.", 400
         )
+    moving = db.totp_secret(user) is not None
     db.enable_totp(user, step)
-    _audit("two_step_on", f"{user} turned on 2-step login")
-    flash("2-step login is on. From now on you type a code from your app after your password.")
+    changes.finished()
+    if moving:
+        change = Change(
+            user, user, "two_step_replaced", f"{user} moved 2-step login to a new phone", "moved to a new phone"
+        )
+    else:
+        change = Change(user, user, "two_step_on", f"{user} turned on 2-step login", "turned on")
+    ended = _after(change)
+    others = f" {ended} other browser(s) logged in as you were logged out." if ended else ""
+    if moving:
+        flash(f"2-step login now uses the new phone; codes from the old one no longer work.{others}")
+    else:
+        flash(f"2-step login is on. From now on you type a code from your app after your password.{others}")
     return redirect(url_for("accounts.account"))
 
 
 @bp.route("/account/two-step/off", methods=["POST"])
 def two_step_self_off() -> Page:
-    """Needs the password, so a browser left logged in cannot quietly remove the second step."""
+    """Needs the password and the current code, so a browser left logged in cannot remove the second step."""
     db, user = _db(), str(g.user)
-    password = form_text("password", MAX_PASSWORD, "The password", strip=False)
-    me = _user_or_404(user)
-    wait = throttled(db, user)
-    if wait > 0:
-        return render_template("account.html", me=me, role_words=roles.ROLE_WORDS, error=wait_sentence(wait)), 429
-    if not verify(db, user, password):
-        record_failure(db, user)
-        db.audit("two_step_off_failed", user, client_ip(), "wrong password")
-        error = "The password is wrong; 2-step login stays on."
-        return render_template("account.html", me=me, role_words=roles.ROLE_WORDS, error=error), 403
+    refused = _proof("turn off 2-step login")
+    if refused:
+        return _account_page(refused.sentence, refused.status)
     db.disable_totp(user)
-    _audit("two_step_off", f"{user} turned off 2-step login")
-    flash("2-step login is off: you log in with your password alone.")
+    ended = _after(Change(user, user, "two_step_off", f"{user} turned off 2-step login", "turned off"))
+    others = f" {ended} other browser(s) logged in as you were logged out." if ended else ""
+    flash(f"2-step login is off: you log in with your password alone.{others}")
     return redirect(url_for("accounts.account"))

@@ -32,6 +32,7 @@ MAX_USERNAME, MAX_PASSWORD, MIN_PASSWORD = 100, 1000, 12
 # How long a login whose password was right waits for its 2-step code.
 PENDING_LOGIN_S = 5 * 60
 WRONG_CODE = "That code is wrong or was used already. Type the code your app shows now."
+NOT_DIGITS = "Type the 6-digit code with the digits 0 to 9, as your app shows it."
 
 
 def _db() -> Database:
@@ -115,6 +116,10 @@ def login_code() -> str | Response | tuple[str, int]:
         db.end_pending_login(pid)
         session.pop("pending_login", None)
         return render_template("login.html", error=wait_sentence(wait), next=""), 429
+    if not totp.is_code(code):  # fullwidth or Arabic-Indic digits, letters...: a failed attempt all the same
+        record_failure(db, user)
+        db.audit("login_failed", user, client_ip(), "2-step code not in the digits 0 to 9")
+        return render_template("login_code.html", error=NOT_DIGITS), 400
     secret = db.totp_secret(user)
     step = totp.matching_step(secret, code, security.now(), db.totp_last_step(user)) if secret else None
     if step is None or not db.use_totp_step(user, step):

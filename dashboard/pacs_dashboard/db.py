@@ -305,6 +305,15 @@ class Database:
                 self._db.execute("UPDATE sessions SET last_seen=? WHERE id_hash=?", (now, key))
         return LiveSession(str(username), str(csrf), str(role))
 
+    def end_sessions_of(self, username: str, keep_sid: str | None = None) -> int:
+        """End every session of ``username`` but ``keep_sid`` (this browser's), and their logins waiting for
+        a 2-step code. Returns how many sessions ended."""
+        keep = _sid_hash(keep_sid) if keep_sid else ""
+        with self._lock:
+            ended = self._db.execute("DELETE FROM sessions WHERE username=? AND id_hash<>?", (username, keep)).rowcount
+            self._db.execute("DELETE FROM pending_logins WHERE username=?", (username,))
+        return int(ended)
+
     def end_session(self, sid: str) -> None:
         self.execute("DELETE FROM sessions WHERE id_hash=?", (_sid_hash(sid),))
 

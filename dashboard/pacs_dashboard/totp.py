@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import struct
 from urllib.parse import quote, urlencode
@@ -17,6 +18,14 @@ from urllib.parse import quote, urlencode
 STEP_S = 30
 DIGITS = 6
 WINDOW = 1  # steps either side of now
+# The digits 0-9 only: str.isdigit() is also true for fullwidth (U+FF10-FF19) and Arabic-Indic (U+0660-0669) digits,
+# which no authenticator app shows and which hmac.compare_digest refuses (it compares ASCII text only).
+_CODE = re.compile(rf"[0-9]{{{DIGITS}}}", re.ASCII)
+
+
+def is_code(typed: str) -> bool:
+    """Whether ``typed`` is a code as apps show it: 6 digits 0-9, spaces between them allowed."""
+    return _CODE.fullmatch(typed.replace(" ", "")) is not None
 
 
 def new_secret() -> str:
@@ -47,9 +56,9 @@ def matching_step(secret_b32: str, code: str, at: float, after_step: int | None 
     Steps at or before ``after_step`` (the last code used) do not count, so a code seen over
     someone's shoulder cannot be typed again.
     """
-    code = code.replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    if not is_code(code):
         return None
+    code = code.replace(" ", "")
     now_step = step_of(at)
     for step in range(now_step - WINDOW, now_step + WINDOW + 1):
         if after_step is not None and step <= after_step:

@@ -254,7 +254,7 @@ def now_code(secret):
 
 
 def turn_on_two_step(client):
-    client.post("/account/two-step/start", data={"csrf_token": token_of(client)})
+    client.post("/account/two-step/start", data={"password": PASSWORD, "csrf_token": token_of(client)})
     page = client.get("/account/two-step").get_data(as_text=True)
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     assert "otpauth://totp/" in page
@@ -278,7 +278,7 @@ def password_step(app, username="admin"):
 def test_login_with_two_step_needs_a_code_from_the_app(app, logged_in):
     secret = turn_on_two_step(logged_in)
     assert app.extensions["db"].user("admin").two_step
-    assert ("two_step_on", "admin turned on 2-step login") in audit_details(app)
+    assert ("two_step_on", "admin turned on 2-step login; 0 other session(s) logged out") in audit_details(app)
     client = password_step(app)
     assert client.get("/").status_code == 302  # the password alone is not a session
     page = client.get("/login/code").get_data(as_text=True)
@@ -331,14 +331,17 @@ def test_an_account_with_two_step_cannot_use_basic_auth(app, logged_in):
 def test_admin_turns_off_two_step_for_a_lost_phone_and_a_user_turns_off_their_own(app, logged_in):
     anna = user_with_role(app, "anna", "staff")
     turn_on_two_step(anna)
-    resp = logged_in.post("/users/two-step-off", data={"username": "anna", "csrf_token": token_of(logged_in, "/users")})
+    data = {"username": "anna", "password": PASSWORD, "csrf_token": token_of(logged_in, "/users")}
+    resp = logged_in.post("/users/two-step-off", data=data)  # the administrator's own password
     assert resp.status_code == 302 and not app.extensions["db"].user("anna").two_step
     login(app, "anna")  # the password alone again
-    assert ("user_two_step_off", "2-step login turned off for anna (by an administrator)") in audit_details(app)
-    turn_on_two_step(logged_in)
+    detail = "2-step login turned off for anna (by an administrator); 1 session(s) logged out"
+    assert ("user_two_step_off", detail) in audit_details(app)
+    secret = turn_on_two_step(logged_in)
     wrong = logged_in.post("/account/two-step/off", data={"password": "nope", "csrf_token": token_of(logged_in)})
     assert wrong.status_code == 403 and app.extensions["db"].user("admin").two_step
-    ok = logged_in.post("/account/two-step/off", data={"password": PASSWORD, "csrf_token": token_of(logged_in)})
+    data = {"password": PASSWORD, "code": totp.code_at(secret, totp.step_of(time.time()) + 1)}
+    ok = logged_in.post("/account/two-step/off", data={**data, "csrf_token": token_of(logged_in)})
     assert ok.status_code == 302 and not app.extensions["db"].user("admin").two_step
 
 
