@@ -46,6 +46,9 @@ ACTIONS = {
     "two_step_on": "Turned on 2-step login",
     "two_step_off": "Turned off 2-step login",
     "two_step_off_failed": "Tried to turn off 2-step login: wrong password",
+    "two_step_replaced": "Moved 2-step login to a new phone",
+    "two_step_change_failed": "Tried to change 2-step login: wrong password or code",
+    "two_step_notice_failed": "The e-mail about a 2-step login change could not be sent",
     "user_created": "Added a user",
     "user_removed": "Removed a user",
     "user_role_changed": "Changed what a user may do",
@@ -75,6 +78,7 @@ ACTIONS = {
     "summary_sent": "The summary e-mail was sent",
     "heartbeat_changed": "Set the heartbeat address",
     "heartbeat_removed": "Removed the heartbeat address",
+    "heartbeat_failed": "The heartbeat call did not work",
 }
 # The settings page's fields, as its labels say them.
 SETTING_WORDS = {

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+NOT_SENT = "could not be sent (the audit log says why)"
 STORED = "alert_urls"  # the stored list's settings key (kept from when it held Apprise URLs only)
 MAX_STORED = 20
 NO_SMTP = (
@@ -40,6 +41,9 @@ class Destination:
     plain: bool  # a plain e-mail address (sent through the clinic's mail server)
     from_config: bool
     problem: str | None  # why it is not used, or None
+    # DASHBOARD_WEBHOOK_HOSTS for an address typed on the Alerts page (each send is held to them);
+    # None for the technician's own APPRISE_URLS, trusted as set
+    allow: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,8 @@ class Delivery:
     key: str
     shown: str
     ok: bool
-    sentence: str  # "sent" or why not, fit for an administrator's page
+    sentence: str  # "sent" or "could not be sent": the same for every failure, so no page maps the network
+    detail: str = ""  # what happened, for the audit log (administrators only)
 
 
 def key_of(address: str) -> str:
@@ -63,17 +68,22 @@ def masked(url: str) -> str:
     return f"{scheme}://{host[:4]}…"
 
 
-def check(address: str, webhook_hosts: tuple[str, ...], smtp: SmtpSettings | None) -> str | None:
-    """Why ``address`` cannot be an alert destination now (a sentence), or None."""
+def check(
+    address: str, webhook_hosts: tuple[str, ...], smtp: SmtpSettings | None, *, resolve: bool = True
+) -> str | None:
+    """Why ``address`` cannot be an alert destination now (a sentence), or None. ``resolve``: also look up
+    where an Apprise address's hosts point now (when typed; listings do not wait on name lookups)."""
     if is_plain_address(address):
         problem = check_address(address)
         if problem:
             return problem
         return None if smtp else f"{address} {NO_SMTP}"
-    return alerts.check_alert_url(address, webhook_hosts)
+    return alerts.check_alert_url(address, webhook_hosts, resolve=resolve)
 
 
-def _destination(address: str, from_config: bool, problem: str | None) -> Destination:
+def _destination(
+    address: str, from_config: bool, problem: str | None, allow: tuple[str, ...] | None = None
+) -> Destination:
     plain = is_plain_address(address)
     shown = address if plain else masked(address)
     if problem and not plain:  # the sentence starts with the whole address, which may hold a password
@@ -86,6 +96,7 @@ def _destination(address: str, from_config: bool, problem: str | None) -> Destin
         plain,
         from_config,
         problem,
+        allow,
     )
 
 
@@ -104,7 +115,7 @@ def listing(
     for u in stored(db):
         if u not in seen:
             seen.add(u)
-            out.append(_destination(u, False, check(u, webhook_hosts, smtp)))
+            out.append(_destination(u, False, check(u, webhook_hosts, smtp, resolve=False), webhook_hosts))
     return out
 
 
@@ -118,12 +129,13 @@ def deliver(dest: Destination, title: str, body: str, smtp: SmtpSettings | None)
     if is_plain_address(dest.address):
         if smtp is None:
             return Delivery(dest.key, dest.shown, False, "not sent: no mail server is set up")
-        result = send_mail(smtp, dest.address, title, body)
-        return Delivery(dest.key, dest.shown, result.ok, "sent" if result.ok else f"not sent. {result.sentence}")
-    # Apprise: only "sent" or not. The reason (refused connection, which port answered) would let the page
-    # be used to explore the clinic's network; the log has it.
-    ok = alerts.send_alert(dest.address, title, body)
-    return Delivery(dest.key, dest.shown, ok, "sent" if ok else "could not be sent (the technician log has why)")
+        result = send_mail(smtp, dest.address, title, body)  # the technician's own mail server: its words help
+        sentence = "sent" if result.ok else f"not sent. {result.sentence}"
+        return Delivery(dest.key, dest.shown, result.ok, sentence, result.sentence)
+    # Apprise: only "sent" or not, the same words for a refused host, a closed port or no answer: the reason
+    # would let the page be used to explore the clinic's network. It goes to the audit log.
+    sent = alerts.send_alert(dest.address, title, body, dest.allow)
+    return Delivery(dest.key, dest.shown, sent.ok, "sent" if sent.ok else NOT_SENT, sent.detail)
 
 
 def deliver_all(dests: list[Destination], title: str, body: str, smtp: SmtpSettings | None) -> list[Delivery]:

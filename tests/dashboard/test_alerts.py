@@ -69,7 +69,7 @@ def test_a_plain_address_without_a_mail_server_is_refused_saying_what_to_set_and
 
 
 def test_add_edit_remove_each_address_audited_e_mail_in_full_apprise_masked(tmp_path):
-    app, client = make(tmp_path, **SMTP)
+    app, client = make(tmp_path, **SMTP, DASHBOARD_WEBHOOK_HOSTS="mail.example.com")
     db = app.extensions["db"]
     for address in ("reception@clinic.example", SECRET_URL, "vet@clinic.example"):
         assert post(client, "/alerts/add", address=address).status_code == 302
@@ -211,7 +211,7 @@ def test_mail_server_that_refuses_the_connection_is_a_sentence_naming_what_to_ch
 def test_test_alert_to_one_address_with_a_sentence_each(tmp_path, monkeypatch):
     from pacs_dashboard import alerts
 
-    monkeypatch.setattr(alerts, "send_alert", lambda url, title, body: True)
+    monkeypatch.setattr(alerts, "send_alert", lambda url, title, body, allow=None: alerts.Sent(True, "sent"))
     _app, client = make(tmp_path, APPRISE_URLS="ntfys://clinic-alerts ntfys://vets")
     html = client.get("/alerts").get_data(as_text=True)
     key = row_key(html, "ntfys://vets")
