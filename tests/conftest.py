@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
 from tests.support.common import sha256, wait_until  # noqa: E402, F401 - re-exported for older tests
+from tests.support.rclone_user import rclone_folder  # noqa: E402, F401 - a fixture for rclone's own user
 from tests.support.servers import DashboardServer, MinioServer, OrthancServer, RestServer  # noqa: E402
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from pacs_backup.errors import BackupError
+from pacs_backup.errors import BackupError, BadRequest
+from pacs_backup.rclone_forms import FORMS, MAX_FIELD_CHARS, build
+from pacs_backup.rclone_providers import PROVIDERS
 
 from . import destinations
 from .backend import BackendRefused
@@ -30,8 +32,13 @@ def _cloud_storage() -> dict[str, object]:
     try:
         answer = current_app.extensions["backend"].rclone_config()
     except BackupError as exc:
-        return {"remotes": [], "targets": [], "problem": sentence(exc)}
-    return {"remotes": list(answer.get("remotes") or []), "targets": list(answer.get("targets") or [])}
+        return {"remotes": [], "targets": [], "problem": sentence(exc), "remote_names": []}
+    return {
+        "remotes": list(answer.get("remotes") or []),
+        "targets": list(answer.get("targets") or []),
+        "remote_names": list(answer.get("remote_names") or []),
+        "refused": answer.get("refused"),  # the file in place would not be used: why
+    }
 
 
 def _page(targets: dict[str, float | str], errors: list[str]) -> str:
@@ -44,6 +51,8 @@ def _page(targets: dict[str, float | str], errors: list[str]) -> str:
         alerts_in_use=sum(1 for d in destinations.of_settings(db, settings) if d.problem is None),
         errors=errors,
         cloud=_cloud_storage(),
+        forms=FORMS,
+        titles={kind: PROVIDERS[kind].title for kind in FORMS},
     )
 
 
@@ -80,6 +89,12 @@ def cloud_storage() -> str | WerkzeugResponse | tuple[str, int]:
     text = form_text("rclone_config", MAX_RCLONE_CHARS, "The cloud storage configuration", strip=False)
     if not text.strip():
         return _page(targets, ["Paste the cloud storage (rclone) configuration into the box first."]), 400
+    return _send(text, targets)
+
+
+def _send(text: str, targets: dict[str, float | str]) -> WerkzeugResponse | tuple[str, int]:
+    """Hand a configuration (pasted, or made by a provider's form) to the plugin, which checks and writes it."""
+    db = current_app.extensions["db"]
     try:
         answer = current_app.extensions["backend"].put_rclone_config(text)
     except BackendRefused as exc:  # the plugin's sentence: which line, which option is not allowed
@@ -90,4 +105,41 @@ def cloud_storage() -> str | WerkzeugResponse | tuple[str, int]:
     remotes = ", ".join(f"{r.get('name')} ({r.get('type')})" for r in answer.get("remotes") or [])
     db.audit("rclone_config_saved", g.user, client_ip(), f"remotes: {remotes}")
     flash(str(answer.get("message") or f"The cloud storage configuration is saved: {remotes}."))
-    return redirect(url_for("settings.edit"))
+    return redirect(url_for("settings.edit") + "#cloud-storage")
+
+
+@bp.route("/settings/cloud-storage/form", methods=["POST"])
+def cloud_storage_form() -> str | WerkzeugResponse | tuple[str, int]:
+    """Make the configuration of one remote from a provider's form (the token rclone authorize printed, the
+    folder...), then hand it to the plugin like a pasted one. The fields are never shown back."""
+    db = current_app.extensions["db"]
+    targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
+    provider = form_text("provider", 16, "The cloud storage")
+    fields = {
+        f.option: form_text(f.option, MAX_FIELD_CHARS, f"The {f.label.lower()}", strip=f.kind not in ("token", "key"))
+        for f in FORMS.get(provider, ())
+    }
+    try:
+        text = build(provider, form_text("remote_name", 64, "The name of the remote"), fields)
+    except BadRequest as exc:
+        db.audit("rclone_config_refused", g.user, client_ip(), str(exc)[:300])
+        return _page(targets, [f"The cloud storage configuration was not saved: {exc}"]), 400
+    return _send(text, targets)
+
+
+@bp.route("/settings/cloud-storage/test", methods=["POST"])
+def cloud_storage_test() -> str | WerkzeugResponse | tuple[str, int]:
+    """Test the connection of each cloud-storage target (restic and rclone start as for a snapshot)."""
+    db = current_app.extensions["db"]
+    targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
+    try:
+        answer = current_app.extensions["backend"].test_rclone_connection()
+    except BackendRefused as exc:
+        return _page(targets, [f"The connection could not be tested: {exc}"]), 400
+    except BackupError as exc:
+        return _page(targets, [f"The connection could not be tested: {sentence(exc)}"]), 503
+    failed = [t for t in answer.get("tests") or [] if not t.get("ok")]
+    if failed:
+        return _page(targets, [f"Test of {t.get('target')}: {t.get('message')}" for t in failed]), 200
+    flash(str(answer.get("message") or "The connection works."))
+    return redirect(url_for("settings.edit") + "#cloud-storage")

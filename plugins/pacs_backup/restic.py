@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from .config import TargetSettings
 from .errors import BackupError
+from .rclone_sandbox import guarded
 from .redact import mask_url_credentials
 from .runner import Completed, run, stream
 
@@ -158,13 +159,22 @@ class Restic:
         ok_codes: tuple[int, ...] = (0,),
         lock: bool = True,
     ) -> Completed:
-        argv = [self._binary, *args]
+        argv = list(args)
         if json_out:
             argv.append("--json")
         if lock:
             argv += ["--retry-lock", self._retry_lock]
-        done = run(argv, env=self._env, timeout_s=timeout_s or self._timeout, secrets=self._secrets)
+        timeout = timeout_s or self._timeout
+        done = self._launch(argv, lambda a, env: run(a, env=env, timeout_s=timeout, secrets=self._secrets))
         return self._checked(done, ok_codes)
+
+    def _launch(self, args: Sequence[str], start: Callable[[list[str], dict[str, str]], Completed]) -> Completed:
+        """Start restic with ``args``; for an rclone repository, only after its configuration passed the check,
+        with rclone started as the unprivileged user (see :mod:`pacs_backup.rclone_sandbox`)."""
+        if not self._url.startswith("rclone:"):
+            return start([self._binary, *args], self._env)
+        with guarded(self._url, self._env) as (options, env):
+            return start([self._binary, *options, *args], env)
 
     def _checked(self, done: Completed, ok_codes: tuple[int, ...] = (0,)) -> Completed:
         """``done`` when its exit code is fine, else the named error for restic's code."""
@@ -202,6 +212,15 @@ class Restic:
         except RepositoryMissing:
             return False
         return True
+
+    def probe(self) -> str:
+        """Test the connection: a sentence saying whether the repository answers (a BackupError when not)."""
+        self.check_reachable()
+        try:
+            self._run(["cat", "config"], json_out=False, lock=False, timeout_s=120)
+        except RepositoryMissing:
+            return f"{self.repository} answers; there is no backup repository there yet (the first snapshot makes it)."
+        return f"{self.repository} answers, and the password opens its backup repository."
 
     def cat_config(self) -> bytes:
         """The repository's config (JSON with its id); raises RepositoryMissing when there is none."""
@@ -294,8 +313,12 @@ class Restic:
             ):
                 on_file(str(msg.get("item", "")))
 
-        argv = [self._binary, *args, "--json", "--verbose=2"]
-        self._checked(stream(argv, env=self._env, timeout_s=self._timeout, on_line=line, secrets=self._secrets))
+        self._checked(
+            self._launch(
+                [*args, "--json", "--verbose=2"],
+                lambda a, env: stream(a, env=env, timeout_s=self._timeout, on_line=line, secrets=self._secrets),
+            )
+        )
 
     def check(self, read_data_subset: str | None = None) -> None:
         """Check the repository's structure, and read a subset of the data (e.g. ``3/30``)."""

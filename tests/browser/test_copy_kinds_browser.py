@@ -12,12 +12,12 @@ from tests.support.pacs import fill
 
 
 def test_browser_health_page_shows_one_light_per_kind_of_copy(
-    orthanc_factory, dashboard_factory, minio_server, bucket, offsite_env, restic_password_file, tmp_path
+    orthanc_factory, dashboard_factory, minio_server, bucket, offsite_env, restic_password_file, tmp_path, rclone_folder
 ):
     cloud_pacs = orthanc_factory({}, plugin=False, name="cloud-pacs")
     mount = tmp_path / "media" / "backup-drive"  # no drive plugged in there
     mount.mkdir(parents=True)
-    cloud_folder = tmp_path / "cloud-drive"
+    cloud_folder = rclone_folder / "cloud-drive"  # rclone runs as its own user: a folder that user may write
     o = orthanc_factory(
         {
             **minio_server.env(bucket),

@@ -1,6 +1,7 @@
 """An rclone configuration pasted (as the dashboard's settings page does) reaches the plugin's cloud-storage
 targets: real Orthanc + plugin, restic's rclone backend and rclone, a remote of type ``local`` standing in
-for Google Drive. Refused options are refused with a sentence and leave the file as it was."""
+for Google Drive (a folder of the unprivileged user rclone runs as). Refused options are refused with a sentence
+and leave the file as it was."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 
 from tests.support.common import raw_request, wait_until
 from tests.support.pacs import fill, pacs_content
+from tests.support.rclone_user import folder_for_rclone
 
 
 def put_config(o, text: str, **extra: str) -> tuple[int, dict]:
@@ -23,9 +25,16 @@ def put_config(o, text: str, **extra: str) -> tuple[int, dict]:
 
 
 def test_rclone_config_pasted_then_snapshot_and_restore_one_study_byte_for_byte(
-    orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, tmp_path
+    orthanc_factory, minio_server, bucket, offsite_env, restic_password_file
 ):
-    cloud_folder = tmp_path / "cloud-drive"
+    with folder_for_rclone() as drive:
+        pasted_then_snapshot_and_restore(
+            orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, drive
+        )
+
+
+def pasted_then_snapshot_and_restore(orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, drive):
+    cloud_folder = drive / "cloud-drive"
     env = {
         **minio_server.env(bucket),
         **offsite_env,
@@ -36,7 +45,11 @@ def test_rclone_config_pasted_then_snapshot_and_restore_one_study_byte_for_byte(
     o = orthanc_factory(env)
     conf = o.settings.work_dir / "pacs-backup-rclone.conf"  # beside the storage folder, outside the snapshots
     assert not conf.exists()
-    assert o.http().get_json("/backup/rclone-config") == {"targets": ["cloud"], "remotes": []}
+    assert o.http().get_json("/backup/rclone-config") == {
+        "targets": ["cloud"],
+        "remotes": [],
+        "remote_names": ["pasted"],
+    }
 
     text = "# pasted in the dashboard\n[pasted]\ntype = local\n"
     code, answer = put_config(o, text)
@@ -54,6 +67,13 @@ def test_rclone_config_pasted_then_snapshot_and_restore_one_study_byte_for_byte(
         code, refused = put_config(o, evil)
         assert code == 400 and "makes rclone run a program" in refused["error"], refused
         assert conf.read_text() == text
+    for evil in (  # a connection string brings any option back, from any remote that names another
+        "[pasted]\ntype = alias\nremote = :webdav,url='http://127.0.0.1:1',bearer_token_command='touch /tmp/pwned':\n",
+        "[pasted]\ntype = local\nlinks = true\n",
+    ):
+        code, refused = put_config(o, evil)
+        assert code == 400 and refused["error"].startswith("Line 3: [pasted]"), refused
+        assert "Nothing was saved" in refused["error"] and conf.read_text() == text
     code, refused = put_config(o, "[pasted]\nurl = x\n")
     assert code == 400 and "type" in refused["error"] and conf.read_text() == text
 
