@@ -6,12 +6,17 @@ that a flood takes with the box. So before any run the path must be on a mounted
 than the one holding Orthanc's data, and hold a repository this appliance prepared (recognised by
 restic's repository id). Otherwise the drive is "not connected" - never a write in its place.
 Preparing a drive is one explicit step (:func:`prepare`); several drives may rotate on one target.
+
+What is mounted there must also be a disk: a path through a symlink (it may point anywhere), a file system
+in memory (tmpfs), a container's own layers (overlay) or a network share (NFS, SMB, SSHFS) is refused with
+a sentence, as is the disk that holds Orthanc's data, under whatever name it is mounted again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -62,12 +67,104 @@ def _device(path: Path) -> int:
     return p.stat().st_dev
 
 
-def placement(repository: Path, data_dir: Path) -> str | None:
-    """None when ``repository`` is on a mounted file system of its own; else why it is not a drive."""
+MOUNTINFO = Path("/proc/self/mountinfo")
+IN_MEMORY = frozenset({"tmpfs", "ramfs", "devtmpfs"})
+LAYERED = frozenset({"overlay", "aufs", "fuse-overlayfs", "fuse.fuse-overlayfs"})
+NETWORK = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "sshfs", "9p", "virtiofs", "fuse.rclone", "davfs"}
+    | {"fuse.davfs2", "ceph", "glusterfs", "fuse.glusterfs", "afs", "lustre"}
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of /proc/self/mountinfo: where, what kind of file system, from which device."""
+
+    point: str
+    fstype: str
+    source: str
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)  # mountinfo writes a space as \040
+
+
+def mounts(text: str | None = None) -> list[Mount]:
+    """The mounts of this process (``text``: mountinfo's content; read when None, [] when unreadable)."""
+    if text is None:
+        try:
+            text = MOUNTINFO.read_text(errors="replace")
+        except OSError:
+            return []
+    table = []
+    for line in text.splitlines():
+        fields = line.split()
+        if "-" not in fields[6:] or len(fields) < 10:
+            continue
+        sep = fields.index("-", 6)
+        if len(fields) < sep + 3:
+            continue
+        table.append(Mount(_unescape(fields[4]), fields[sep + 1], _unescape(fields[sep + 2])))
+    return table
+
+
+def mount_of(path: str, table: list[Mount]) -> Mount | None:
+    """The mount holding ``path`` (an absolute path without symlinks): the longest mount point above it,
+    the last mounted when several share it."""
+    best = None
+    for m in table:
+        if (m.point == "/" or path == m.point or path.startswith(m.point.rstrip("/") + "/")) and (
+            best is None or len(m.point) >= len(best.point)
+        ):
+            best = m
+    return best
+
+
+def kind_refusal(repository: Path, held: Mount, data: Mount | None) -> str | None:
+    """Why the file system ``held`` (the mount holding ``repository``) is not a backup drive, or None.
+    ``data``: the mount holding Orthanc's data."""
+    where = f"{repository} is on {held.point}, a"
+    if held.fstype in IN_MEMORY:
+        return f"{where} file system in memory ({held.fstype}), emptied at every restart: it is not a backup drive."
+    if held.fstype in LAYERED:
+        return (
+            f"{where} container's own file system ({held.fstype}), on this box's disk: it is not a backup drive. "
+            "Give the container the drive's folder (a bind mount of where the drive is mounted)."
+        )
+    if held.fstype in NETWORK:
+        return (
+            f"{where} network share ({held.fstype}), not a plugged-in drive. A share is its own kind of target: "
+            "set the target's <NAME>_RESTIC_DRIVE=false to use the folder as it is, or use an SFTP or "
+            "rest-server target on that server."
+        )
+    if data is not None and held.source.startswith("/dev/") and held.source == data.source:
+        return (
+            f"{repository} is on {held.source}, the disk that holds the PACS's own data (mounted again at "
+            f"{held.point}): it is not a backup drive. Plug in the backup drive."
+        )
+    return None
+
+
+def placement(repository: Path, data_dir: Path, table: list[Mount] | None = None) -> str | None:
+    """None when ``repository`` is on a mounted disk of its own; else why it is not a drive (a sentence).
+
+    ``table``: the mounts (read from /proc/self/mountinfo when None)."""
+    plain = os.path.normpath(os.path.abspath(repository))
+    real = os.path.realpath(repository)
+    if real != plain:
+        return (
+            f"The backup drive path {repository} goes through a symbolic link (to {real}): it may point anywhere, "
+            "so it is not used as a drive. Give the folder where the drive is really mounted."
+        )
     mount = mount_point(repository)
     if str(mount) == "/" or _device(repository) == _device(data_dir):
         return f"The backup drive is not connected: {repository} is on this box's own disk. Plug in the backup drive."
-    return None
+    table = mounts() if table is None else table
+    held = mount_of(real, table)
+    if held is not None and held.fstype in IN_MEMORY and not repository.parent.exists():
+        # e.g. /run/media/<user>/<label> with the drive unplugged: the folder went away with it
+        return f"The backup drive is not connected: {repository.parent} does not exist. Plug in the backup drive."
+    return None if held is None else kind_refusal(repository, held, mount_of(os.path.realpath(data_dir), table))
 
 
 def repository_id(restic: Restic) -> str:

@@ -34,49 +34,12 @@ from .config import load_store_settings, secret
 from .errors import BackupError, ConfigError, StoreError, StoreUnavailable
 from .exits import EXIT_OK, epilog, run_command
 from .object_store import AUTH_CODES, CLIENT_ERRORS, ROOT_KEYS, default_retention, http_pool, keys_refused, store_error
+from .store_policy import plugin_policy, policy_name, reader_policy
 
 # minio-py's admin client and its error, looked up by name: the class name spells the store's factory
 # default password, which credential scanners of this repository rightly refuse to see in a file.
 AdminClient = getattr(minio, "Minio" + "Admin")
 AdminError: type[Exception] = getattr(minio.error, "Minio" + "AdminException")
-
-# What the plugin calls (object_store.py) and nothing more. GetBucketLocation: the client asks for the
-# bucket's region when MINIO_REGION is not set. The retention and legal hold reads let a technician
-# using the same keys (restore scripts) see how long a copy is kept.
-PLUGIN_BUCKET_ACTIONS = (
-    "s3:ListBucket",
-    "s3:ListBucketVersions",
-    "s3:GetBucketLocation",
-    "s3:GetBucketVersioning",
-    "s3:GetBucketObjectLockConfiguration",
-)
-PLUGIN_OBJECT_ACTIONS = (
-    "s3:PutObject",
-    "s3:GetObject",
-    "s3:GetObjectVersion",
-    "s3:GetObjectRetention",
-    "s3:GetObjectLegalHold",
-)
-# Refused explicitly, so that no other policy given to the account (a group's, say) can grant them.
-# DeleteObject too: the plugin never deletes, and on a versioned bucket a delete marker hides a copy
-# from restores and drills even though its data is kept. Lifecycle rules could expire old versions.
-DENIED_ACTIONS = (
-    "s3:DeleteObject",
-    "s3:DeleteObjectVersion",
-    "s3:BypassGovernanceRetention",
-    "s3:PutObjectRetention",
-    "s3:PutObjectLegalHold",
-    "s3:PutBucketObjectLockConfiguration",
-    "s3:PutBucketVersioning",
-    "s3:PutLifecycleConfiguration",
-    "s3:PutBucketPolicy",
-    "s3:DeleteBucketPolicy",
-    "s3:DeleteBucket",
-)
-
-# The dashboard's account: it searches and previews the copies while the PACS is down; it never writes.
-READER_BUCKET_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation")
-READER_OBJECT_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
 
 
 @dataclass(frozen=True)
@@ -139,39 +102,6 @@ class SetupReport:
             ),
             *(f"warning: {w}" for w in self.warnings),
         ]
-
-
-def policy_name(bucket: str) -> str:
-    """The name of the plugin's policy for ``bucket`` (one per bucket: several sites may share a store)."""
-    return f"pacs-backup-plugin-{bucket}"
-
-
-def _policy(
-    bucket: str, who: str, allowed: tuple[tuple[str, ...], tuple[str, ...]], never: tuple[str, list[str]]
-) -> dict[str, Any]:
-    """An IAM policy on ``bucket`` only: ``allowed`` (actions on the bucket, actions on its objects) and
-    ``never`` (a statement's Sid, and actions refused on both)."""
-    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": f"{who}Bucket", "Effect": "Allow", "Action": list(allowed[0]), "Resource": [resources[0]]},
-            {"Sid": f"{who}Copies", "Effect": "Allow", "Action": list(allowed[1]), "Resource": [resources[1]]},
-            {"Sid": never[0], "Effect": "Deny", "Action": never[1], "Resource": resources},
-        ],
-    }
-
-
-def plugin_policy(bucket: str) -> dict[str, Any]:
-    """The plugin's IAM policy on ``bucket`` only (JSON-ready)."""
-    allowed = (PLUGIN_BUCKET_ACTIONS, PLUGIN_OBJECT_ACTIONS)
-    return _policy(bucket, "Plugin", allowed, ("NeverDeleteOrUnlock", list(DENIED_ACTIONS)))
-
-
-def reader_policy(bucket: str) -> dict[str, Any]:
-    """The dashboard's read-only IAM policy on ``bucket`` (JSON-ready)."""
-    allowed = (READER_BUCKET_ACTIONS, READER_OBJECT_ACTIONS)
-    return _policy(bucket, "Reader", allowed, ("NeverWrite", ["s3:PutObject", *DENIED_ACTIONS]))
 
 
 def load_setup_settings(env: Mapping[str, str]) -> SetupSettings:

@@ -294,3 +294,29 @@ def test_dashboard_reader_account_reads_but_never_writes(minio_server, bucket):
     assert [o.object_name for o in reader.list_objects(bucket, "dicom/", recursive=True)] == ["dicom/1/2/3.dcm"]
     _refused(lambda: reader.put_object(bucket, "dicom/x.dcm", io.BytesIO(b"x"), 1), "write with the reader's keys")
     _refused(lambda: reader.remove_object(bucket, "dicom/1/2/3.dcm"), "delete with the reader's keys")
+
+
+def test_security_dashboard_reader_reads_only_the_current_copies(minio_server, bucket):
+    """The dashboard lists a study's copies and draws one: it needs no earlier versions, which keep what was
+    overwritten or hidden (a study removed on request stays readable there until its lock ends)."""
+    import dataclasses
+
+    settings = dataclasses.replace(
+        setup_settings(minio_server, bucket),
+        reader_access_key="reader-" + bucket[-8:],
+        reader_secret_key=devstack.new_secret(),
+    )
+    provision(settings, wait_s=30)
+    writer = _client(plugin_env(settings))
+    old = writer.put_object(bucket, "dicom/1/2/3.dcm", io.BytesIO(b"first"), 5)
+    writer.put_object(bucket, "dicom/1/2/3.dcm", io.BytesIO(b"second"), 6)
+    reader = Minio(settings.endpoint, settings.reader_access_key, settings.reader_secret_key, secure=False)
+    assert reader.get_object(bucket, "dicom/1/2/3.dcm").read() == b"second"
+    assert [o.object_name for o in reader.list_objects(bucket, "dicom/", recursive=True)] == ["dicom/1/2/3.dcm"]
+    _refused(lambda: reader.get_object(bucket, "dicom/1/2/3.dcm", version_id=old.version_id).read(), "old version")
+    _refused(lambda: reader.stat_object(bucket, "dicom/1/2/3.dcm", version_id=old.version_id), "old version's data")
+    # (MinIO checks a listing of versions as s3:ListBucket, which the dashboard needs: it may see that older
+    # versions exist, by name, but not read them. Servers that check s3:ListBucketVersions refuse the listing.)
+    # The bucket's own settings are not the dashboard's business either.
+    _refused(lambda: reader.get_bucket_versioning(bucket), "read versioning")
+    _refused(lambda: reader.get_object_lock_config(bucket), "read the lock")

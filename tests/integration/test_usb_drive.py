@@ -6,6 +6,7 @@ Loop-mounted ext4 images stand in for USB drives (mount needs root: `make test` 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -132,3 +133,37 @@ def run_ok(o, target: str) -> dict:
 def _post(o, uri: str, payload: dict) -> tuple[int, str]:
     auth = (o.settings.username, o.settings.password)
     return raw_request(o.url + uri, "POST", json.dumps(payload).encode(), auth, {"Content-Type": "application/json"})
+
+
+def test_security_a_drive_path_behind_a_symlink_or_in_memory_is_refused(
+    orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, drives, tmp_path
+):
+    # A real drive, reached through a symbolic link; and a tmpfs (memory) where a drive should be.
+    real = tmp_path / "media" / "real-drive"
+    drives("a").plug(real)
+    link = tmp_path / "media" / "backup-drive"
+    link.symlink_to(real)
+    ram = tmp_path / "media" / "ram"
+    ram.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(ram)], check=True)
+    try:
+        env = {
+            **minio_server.env(bucket),
+            **offsite_env,
+            **usb_env(link, restic_password_file),
+            "BACKUP_EXTRA_TARGETS": "usb,ram",
+            "RAM_RESTIC_REPOSITORY": str(ram / "pacs-backup"),
+            "RAM_RESTIC_PASSWORD_FILE": str(restic_password_file),
+        }
+        o = orthanc_factory(env)
+        for target, said in (("usb", "symbolic link"), ("ram", "file system in memory (tmpfs)")):
+            prepared = script("prepare-drive", "--target", target, "--label", "Drive A", env=orthanc_env(o))
+            assert prepared.returncode == 1 and said in prepared.stderr, prepared.stdout + prepared.stderr
+            code, text = _post(o, "/backup/snapshots", {"target": target})
+            assert code == 409 and said in text, text
+            st = o.status()["offsite"][target]["drive"]
+            assert not st["connected"] and said in st["sentence"], st
+        assert sorted(p.name for p in real.iterdir()) == ["lost+found"]  # nothing written on the drive
+        assert list(ram.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(ram)], check=False)
