@@ -13,7 +13,7 @@ from pathlib import Path
 import orthanc
 from pacs_backup.errors import SourceError, SourceGone
 from pacs_backup.redact import mask_url_credentials
-from pacs_backup.routes import Binary
+from pacs_backup.routes import Binary, WithHeaders
 from pacs_backup.service import BackupService
 
 
@@ -90,12 +90,22 @@ def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
 def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
     """Every route under /backup/ (status, runs, snapshots, drills, studies): see BackupService.handle."""
     try:
+        # Orthanc has checked the password; the headers (lower-case names) say who called and from where.
+        headers = {str(k).lower(): str(v) for k, v in (request.get("headers") or {}).items()}
         code, payload = service.handle(
-            request.get("method", "GET"), request["groups"][0], request.get("get") or {}, request.get("body") or b""
+            request.get("method", "GET"),
+            request["groups"][0],
+            request.get("get") or {},
+            request.get("body") or b"",
+            headers,
         )
         if isinstance(payload, Binary):
             output.AnswerBuffer(payload.data, payload.mime)
             return
+        if isinstance(payload, WithHeaders):
+            for name, value in payload.headers.items():
+                output.SetHttpHeader(name, value)
+            payload = payload.payload
         body = mask_url_credentials(json.dumps(payload))
     except Exception:  # a sentence instead of a crash or a Python error text; the traceback goes to the log
         logging.getLogger("pacs_backup").exception("request %s failed", uri[:200])
@@ -110,12 +120,13 @@ def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
 
 
 def on_received_instance(received_dicom, origin):  # type: ignore[no-untyped-def]
-    """Refuse pathological files before Orthanc stores them (they would crash it when read)."""
+    """Refuse pathological files before Orthanc stores them (they would crash or stall it when read).
+    Fails closed: a file that could not be checked is refused, with the reason in the log."""
     try:
         reason = service.screen_instance(bytes(received_dicom))
-    except Exception:  # never stop ingest because of the screen itself
-        logging.getLogger("pacs_backup").exception("instance screen failed; keeping the instance")
-        reason = None
+    except Exception:  # screen_instance never raises; if it ever did, the file is refused, not kept
+        logging.getLogger("pacs_backup").exception("instance screen failed")
+        reason = "Refused a DICOM file that the backup plugin could not check; Orthanc's log has the details."
     if reason is None:
         return orthanc.ReceivedInstanceAction.KEEP_AS_IS, None
     logging.getLogger("pacs_backup").error("%s", reason)

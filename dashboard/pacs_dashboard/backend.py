@@ -13,7 +13,8 @@ from typing import Any
 
 from pacs_backup.documents import RunDoc, StatusDoc
 from pacs_backup.errors import BackupError, SourceError, SourceGone
-from pacs_backup.orthanc_http import OrthancHttp, RequestRefused
+from pacs_backup.orthanc_http import ErrorAnswer, OrthancHttp, RequestRefused
+from pacs_backup.preview import BadImage, PreviewsBusy
 
 from .config import DashboardSettings
 
@@ -166,12 +167,23 @@ class Backend:
         return list(self._get_json(f"/backup/studies/{_uid(uid)}/snapshots"))
 
     def backup_preview(self, uid: str, position: int, size: int = 256) -> bytes:
-        """A PNG of the study's ``position``-th image (1-based), drawn by the plugin from its bucket copy."""
+        """A PNG of the study's ``position``-th image (1-based), drawn by the plugin from its bucket copy.
+        Raises BadImage (the plugin's 422) and PreviewsBusy (its 503) besides the BackendErrors."""
         try:
             return self.http.get(
                 f"/backup/studies/{_uid(uid)}/preview?"
                 + urllib.parse.urlencode({"instance": str(position), "size": str(size)})
             )
+        except RequestRefused as exc:
+            if exc.status == 422:
+                raise BadImage(exc.sentence) from None
+            raise self._down(exc, "No picture of this image can be shown.") from None
+        except ErrorAnswer as exc:
+            if exc.status == 503:  # the plugin's preview slots are taken: busy, not down
+                raise PreviewsBusy() from None
+            raise self._down(exc, "No picture of this image can be shown.") from None
+        except SourceError as exc:
+            raise self._down(exc, "No picture of this image can be shown.") from None
         except BackupError as exc:
             raise self._down(exc, "No picture of this image can be shown.") from None
 
@@ -262,3 +274,14 @@ class Backend:
             return dict(json.loads(answer))
         except (BackupError, ValueError) as exc:
             raise self._down(exc, "This PACS's backup cannot take a cloud storage configuration.") from None
+
+    def test_rclone_connection(self) -> dict[str, Any]:
+        """Ask the plugin to test each cloud-storage target's connection (restic and rclone, as a snapshot
+        would); its answer has a ``tests`` list of ``{"target", "ok", "message"}`` and a ``message``."""
+        try:
+            answer = self.slow.request(
+                "PUT", "/backup/rclone-config", json.dumps({"test": True}).encode(), "application/json"
+            )
+            return dict(json.loads(answer))
+        except (BackupError, ValueError) as exc:
+            raise self._down(exc, "This PACS's backup has no cloud storage to test.") from None

@@ -1,17 +1,20 @@
 """Read-only access to the backup copies in the bucket, for when the PACS (and the plugin in it) is down:
 a study's images are listed under its key prefix and a picture is drawn from a copy with the plugin's
-own pure-Python renderer. The dashboard's account may only list and read (see store_setup.reader_policy).
+own pure-Python renderer, with the plugin's limits on previews (memory, size, how many at once; see
+pacs_backup.limits). The dashboard's account may only list and read (see store_setup.reader_policy).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from pacs_backup.config import StoreSettings
 from pacs_backup.keys import study_prefix
-from pacs_backup.preview import render_png
+from pacs_backup.limits import Limits, load_limits
+from pacs_backup.preview import render_copy
 
 if TYPE_CHECKING:
     from pacs_backup.object_store import ObjectStore
@@ -20,12 +23,13 @@ _CACHE_S = 60.0
 
 
 class BucketReader:
-    def __init__(self, settings: StoreSettings, store: ObjectStore | None = None) -> None:
+    def __init__(self, settings: StoreSettings, store: ObjectStore | None = None, limits: Limits | None = None) -> None:
         if store is None:  # imported here: the S3 client is needed only when the account is configured
             from pacs_backup.object_store import ObjectStore
 
             store = ObjectStore(settings, timeout_s=20.0, pool_size=4)
         self.settings, self.store = settings, store
+        self.limits = limits or load_limits(os.environ)  # BACKUP_PREVIEW_* as in the plugin (ConfigError)
         self._lock = threading.Lock()
         self._keys: dict[str, tuple[float, list[str]]] = {}
 
@@ -53,8 +57,9 @@ class BucketReader:
 
     def preview(self, study_uid: str, position: int, size: int = 256) -> bytes:
         """A PNG of the study's image at ``position`` (1-based). Raises IndexError when there is none,
-        NoPreview when it cannot be drawn, BackupError when the bucket cannot be read."""
+        NoPreview when it cannot be drawn (BadImage: damaged or too large), PreviewsBusy when every preview
+        slot stayed taken, BackupError when the bucket cannot be read."""
         keys = self.study_keys(study_uid)
         if not 1 <= position <= len(keys):
             raise IndexError(position)
-        return render_png(self.store.get(keys[position - 1]), size=size)
+        return render_copy(self.store, keys[position - 1], size, self.limits)

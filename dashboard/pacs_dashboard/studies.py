@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from pacs_backup.documents import RunDoc
 from pacs_backup.errors import BackupError
-from pacs_backup.preview import NoPreview
+from pacs_backup.preview import BadImage, NoPreview, PreviewsBusy
 
 from .backend import MAX_RUN_ID, UID_RULE, BackendError, NotInBackend, PacsDown, valid_name, valid_snapshot, valid_uid
 from .fallback import (
@@ -258,6 +258,8 @@ def backup_picture(uid: str) -> Response:
     if not known_down():
         try:
             return Response(_backend().backup_preview(uid, n), mimetype="image/png")
+        except (BadImage, PreviewsBusy) as exc:
+            return _picture_refused(exc)
         except NotInBackend as exc:
             abort(404, str(exc))
         except PacsDown as exc:
@@ -271,10 +273,20 @@ def backup_picture(uid: str) -> Response:
         return Response(reader.preview(uid, n), mimetype="image/png")
     except IndexError:
         abort(404, "The backup copy of this study has no such image.")
+    except (BadImage, PreviewsBusy) as exc:
+        return _picture_refused(exc)
     except NoPreview as exc:
         abort(404, str(exc))
     except BackupError:
         abort(503, "The backup copies cannot be read right now.")
+
+
+def _picture_refused(exc: BadImage | PreviewsBusy) -> Response:
+    """A damaged or too large image is a 422; every preview slot taken, a 503 with Retry-After. A sentence."""
+    resp = Response(str(exc), status=422 if isinstance(exc, BadImage) else 503, mimetype="text/plain")
+    if isinstance(exc, PreviewsBusy):
+        resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
 
 
 def _restore_choice() -> tuple[str, str | None]:

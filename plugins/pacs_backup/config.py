@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .limits import Limits, load_limits
 
 T = TypeVar("T")
 
@@ -285,7 +286,7 @@ class Settings:
     drill_sample: int = 20
     minio_drill_hours: float = 24.0
     first_run_delay_s: float = 60.0
-    max_sequence_depth: int = 32  # deeper DICOM files are refused before Orthanc stores them
+    limits: Limits = field(default_factory=Limits)  # on incoming files and previews (limits.py)
     store_quota_gb: float | None = None  # the object store's space for this site, when limited
     cloud_pacs: CloudPacsSettings | None = None
 
@@ -421,7 +422,5 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
         ),
         store_quota_gb=_optional_number(env, "MINIO_QUOTA_GB"),
         cloud_pacs=load_cloud_pacs(env),
-        max_sequence_depth=_number(
-            "BACKUP_MAX_SEQUENCE_DEPTH", _raw(env, "BACKUP_MAX_SEQUENCE_DEPTH") or "32", int, 4, 128
-        ),
+        limits=load_limits(env),
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -333,8 +334,9 @@ class ObjectStore:
             raise store_error(exc, f"upload {key}") from exc
         return (result.etag or "").strip('"').lower()
 
-    def get(self, key: str, version_id: str | None = None) -> bytes:
-        """Return the bytes at ``key``.
+    @contextmanager
+    def reading(self, key: str, version_id: str | None = None) -> Iterator[Callable[[int], bytes]]:
+        """The object at ``key`` as a stream: yields its ``read(n)``, so a caller never holds it whole.
 
         Raises:
             StoreError: no such object, or refused. StoreUnavailable: cannot reach the store.
@@ -344,12 +346,17 @@ class ObjectStore:
         except CLIENT_ERRORS as exc:
             raise store_error(exc, f"read {key}") from exc
         try:
-            return bytes(resp.read())
-        except CLIENT_ERRORS as exc:
+            yield lambda n: bytes(resp.read(n if n >= 0 else None))  # n < 0: all that is left
+        except CLIENT_ERRORS as exc:  # raised while the caller read
             raise store_error(exc, f"read {key}") from exc
         finally:
             resp.close()
             resp.release_conn()
+
+    def get(self, key: str, version_id: str | None = None) -> bytes:
+        """Return the bytes at ``key`` (errors as :meth:`reading`)."""
+        with self.reading(key, version_id) as read:
+            return read(-1)
 
     def get_with_sha(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
         """Return the bytes at ``key`` and the sha256 recorded in its metadata when it was written."""

@@ -16,13 +16,17 @@ from typing import Any
 from .errors import SourceError, SourceGone
 
 
-class RequestRefused(SourceError):
-    """Orthanc (or the plugin) understood the request and refused it: a 4xx answer, with its sentence."""
+class ErrorAnswer(SourceError):
+    """Orthanc (or the plugin) answered with an error status; ``status`` and its ``sentence`` are kept as data."""
 
     def __init__(self, status: int, message: str, sentence: str = "") -> None:
         super().__init__(message)
         self.status = status
-        self.sentence = sentence or message  # the refusing side's own words, for a page
+        self.sentence = sentence or message  # the answering side's own words, for a page
+
+
+class RequestRefused(ErrorAnswer):
+    """Orthanc (or the plugin) understood the request and refused it: a 4xx answer, with its sentence."""
 
 
 # Orthanc closes a connection left idle for its KeepAliveTimeout (1 s by default). One idle for half of
@@ -149,7 +153,7 @@ class OrthancHttp:
         detail = _sentence(data[:2000])
         if 400 <= status < 500:
             raise RequestRefused(status, f"Orthanc refused {method} {uri} (HTTP {status}): {detail}", detail)
-        raise SourceError(f"Orthanc answered HTTP {status} to {method} {uri}: {detail}")
+        raise ErrorAnswer(status, f"Orthanc answered HTTP {status} to {method} {uri}: {detail}", detail)
 
     def get(self, uri: str) -> bytes:
         """GET ``uri`` and return the body."""

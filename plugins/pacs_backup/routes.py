@@ -3,6 +3,10 @@
 Handlers receive checked input (see :mod:`pacs_backup.http_input`) and return ``(HTTP status, JSON-ready
 body)``. A :class:`BadRequest` is a 400, :class:`NotFound` a 404, any other :class:`BackupError` a 409
 (the request was understood but cannot be carried out now); each answers ``{"error": sentence}``.
+
+Every route names the least role that may call it (:mod:`pacs_backup.access`), checked in :func:`dispatch`
+before its handler runs: 403 with a sentence when the caller's role is too low, when a POST/PUT comes from
+a page of another site, 415 when a POST/PUT is not JSON. docs/security.md lists the table.
 """
 
 from __future__ import annotations
@@ -11,14 +15,15 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import http_input as check
 from . import rclone_config
+from .access import WRITE_METHODS, Role, body_refusal, cross_site_refusal, role_refusal, user_of
 from .catalog import StudyQuery
 from .errors import BackupError, BadRequest, Busy, NotFound
 from .manifest import SNAPSHOT_TAG
-from .preview import NoPreview, render_png
+from .preview import BadImage, NoPreview, PreviewsBusy, render_copy
 from .search import date_range
 
 if TYPE_CHECKING:
@@ -28,12 +33,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Request:
-    """One checked request: method, path under /backup/ (no slashes around), query and raw body."""
+    """One checked request: method, path under /backup/ (no slashes around), query, raw body, and the
+    caller's role (None for a call made inside the plugin, which passes no HTTP headers)."""
 
     method: str
     path: str
     query: Mapping[str, str]
     body: bytes
+    role: Role | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,14 @@ class Binary:
 
     data: bytes
     mime: str
+
+
+@dataclass(frozen=True)
+class WithHeaders:
+    """A JSON answer that also sets HTTP headers (a busy preview's Retry-After)."""
+
+    payload: Any
+    headers: Mapping[str, str]
 
 
 Answer = tuple[int, Any]
@@ -147,7 +162,11 @@ def _preview(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
         raise BackupError("No object store is configured.")
     index = check.limit(req.query.get("instance"), 1, len(entries)) - 1
     try:
-        png = render_png(store.get(entries[index]["key"]), size=check.limit(req.query.get("size"), 256, 1024))
+        png = render_copy(store, entries[index]["key"], check.limit(req.query.get("size"), 256, 1024), svc.limits)
+    except PreviewsBusy as exc:  # every preview slot is taken (docs/security.md, limits on previews)
+        return 503, WithHeaders({"error": str(exc)}, {"Retry-After": str(exc.retry_after)})
+    except BadImage as exc:  # damaged, or larger than a preview may read
+        return 422, {"error": str(exc)}
     except NoPreview as exc:
         raise NotFound(str(exc)) from None
     return 200, Binary(png, "image/png")
@@ -175,28 +194,46 @@ def _rclone_targets(svc: BackupService) -> tuple[list[str], tuple[TargetSettings
 
 
 def _rclone_config(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
-    """The remotes of the rclone configuration the cloud-storage targets use: names and types only."""
+    """The remotes of the rclone configuration the cloud-storage targets use: names and types only, the remote
+    names the targets expect, and why the file in place would be refused at its next use (if it would be)."""
     names, targets = _rclone_targets(svc)
     path = rclone_config.config_file(targets, svc.rclone_default, check.name(req.query.get("target") or None, "target"))
-    return 200, {"targets": names, "remotes": [r.as_dict() for r in rclone_config.remotes_in(path)]}
+    answer = {"targets": names, "remotes": [r.as_dict() for r in rclone_config.remotes_in(path)]}
+    answer["remote_names"] = rclone_config.remote_names(targets)
+    refused = rclone_config.refusal_of(path)
+    return 200, answer | ({"refused": refused} if refused else {})
 
 
 def _put_rclone_config(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
-    """Check a pasted rclone configuration and write it where the cloud-storage targets read it."""
+    """Check a pasted rclone configuration and write it where the cloud-storage targets read it. With
+    ``"test": true`` then test the connection of each cloud-storage target reading it (no ``config``: test only)."""
     payload = check.json_object(req.body)
-    text = payload.get("config")
-    if not isinstance(text, str) or not text.strip():
-        raise BadRequest("Paste the rclone configuration (the text of rclone.conf) into 'config'.")
+    text, test = payload.get("config"), payload.get("test") is True
     names, targets = _rclone_targets(svc)
     target = check.name(check.text_field(payload, "target", max_chars=64), "target")
-    remotes = rclone_config.save(rclone_config.config_file(targets, svc.rclone_default, target), text)
-    listed = ", ".join(f"{r.name} ({r.type})" for r in remotes)
-    return 200, {
-        "targets": names,
-        "remotes": [r.as_dict() for r in remotes],
-        "message": f"The cloud storage configuration is saved: {len(remotes)} remote(s), {listed}."
-        + ("" if names else " No cloud-storage target uses it yet (a <NAME>_RESTIC_REPOSITORY starting with rclone:)."),
-    }
+    path = rclone_config.config_file(targets, svc.rclone_default, target)
+    if text is None and test:
+        remotes, message = rclone_config.remotes_in(path), ""
+    elif not isinstance(text, str) or not text.strip():
+        raise BadRequest("Paste the rclone configuration (the text of rclone.conf) into 'config'.")
+    else:
+        remotes = rclone_config.save(path, text)
+        listed = ", ".join(f"{r.name} ({r.type})" for r in remotes)
+        message = f"The cloud storage configuration is saved: {len(remotes)} remote(s), {listed}." + (
+            "" if names else " No cloud-storage target uses it yet (a <NAME>_RESTIC_REPOSITORY starting with rclone:)."
+        )
+    answer: dict[str, Any] = {"targets": names, "remotes": [r.as_dict() for r in remotes]}
+    if test:
+        tests = []
+        for t in rclone_config.readers_of(targets, path, target):
+            try:
+                tests.append({"target": t.name, "ok": True, "message": svc.scheduler().ctx.restic(t).probe()})
+            except BackupError as exc:
+                tests.append({"target": t.name, "ok": False, "message": str(exc)})
+        answer["tests"] = tests
+        said = " ".join(f"Test of {r['target']}: {r['message']}" for r in tests)
+        message = f"{message} {said or 'No cloud-storage target uses this configuration: nothing to test.'}".strip()
+    return 200, answer | {"message": message}
 
 
 def _quarantine(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
@@ -211,38 +248,78 @@ def _requeue(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     return 200, {"requeued": svc.outbox_or_fail().requeue_quarantined(time.time())}
 
 
-ROUTES: tuple[tuple[str, re.Pattern[str], Handler], ...] = (
-    ("GET", re.compile(r"status"), _status),
-    ("POST", re.compile(r"(?P<kind>snapshots|drills)"), _queue_job),
-    ("POST", re.compile(r"restores"), _restore),
-    ("GET", re.compile(r"runs"), _runs),
-    ("GET", re.compile(r"runs/(?P<id>[^/]+)"), _run),
-    ("GET", re.compile(r"studies"), _studies),
-    ("GET", re.compile(r"studies/(?P<uid>[^/]+)/snapshots"), _study_snapshots),
-    ("GET", re.compile(r"studies/(?P<uid>[^/]+)/preview"), _preview),
-    ("GET", re.compile(r"studies/(?P<uid>[^/]+)"), _study),
-    ("GET", re.compile(r"snapshots"), _snapshots),
-    ("GET", re.compile(r"quarantine"), _quarantine),
-    ("POST", re.compile(r"drives"), _prepare_drive),
-    ("POST", re.compile(r"quarantine/requeue"), _requeue),
-    ("GET", re.compile(r"rclone-config"), _rclone_config),
-    ("PUT", re.compile(r"rclone-config"), _put_rclone_config),
+class Route(NamedTuple):
+    """One row of the route table: method, path pattern, handler and the least role that may call it."""
+
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    role: Role
+
+
+M, S, SV, A = Role.MONITOR, Role.STAFF, Role.SERVICE, Role.ADMIN
+ROUTES: tuple[Route, ...] = (
+    Route("GET", re.compile(r"status"), _status, M),
+    Route("POST", re.compile(r"(?P<kind>snapshots|drills)"), _queue_job, S),
+    Route("POST", re.compile(r"restores"), _restore, S),
+    Route("GET", re.compile(r"runs"), _runs, M),
+    Route("GET", re.compile(r"runs/(?P<id>[^/]+)"), _run, M),
+    Route("GET", re.compile(r"studies"), _studies, S),
+    Route("GET", re.compile(r"studies/(?P<uid>[^/]+)/snapshots"), _study_snapshots, S),
+    Route("GET", re.compile(r"studies/(?P<uid>[^/]+)/preview"), _preview, S),
+    Route("GET", re.compile(r"studies/(?P<uid>[^/]+)"), _study, S),
+    Route("GET", re.compile(r"snapshots"), _snapshots, M),
+    Route("GET", re.compile(r"quarantine"), _quarantine, A),
+    Route("POST", re.compile(r"drives"), _prepare_drive, SV),
+    Route("POST", re.compile(r"quarantine/requeue"), _requeue, A),
+    Route("GET", re.compile(r"rclone-config"), _rclone_config, SV),
+    Route("PUT", re.compile(r"rclone-config"), _put_rclone_config, SV),
 )
 
 
-def dispatch(svc: BackupService, method: str, path: str, raw_query: Mapping[str, str], body: bytes) -> Answer:
-    """Answer one request to ``/backup/<path>``; never raises a BackupError."""
+def refusal(svc: BackupService, route: Route, headers: Mapping[str, str], user: str | None) -> Answer | None:
+    """The one place that decides whether ``user`` may call ``route`` with these headers: None, or a 403/415
+    answer (role first, then for a POST/PUT where it comes from, then that its body is JSON)."""
+    why = role_refusal(svc.access, user, route.role)
+    if why is None and route.method in WRITE_METHODS:
+        why = cross_site_refusal(headers)
+        if why is None and (unreadable := body_refusal(headers)):
+            return 415, {"error": unreadable}
+    return None if why is None else (403, {"error": why})
+
+
+def dispatch(
+    svc: BackupService,
+    method: str,
+    path: str,
+    raw_query: Mapping[str, str],
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """Answer one request to ``/backup/<path>``; never raises a BackupError.
+
+    ``headers`` (names in lower case) are the HTTP request's; Orthanc's REST callback always passes them
+    (:meth:`BackupService.handle`), and the caller's role comes from them. None is a call made inside the
+    plugin itself (no HTTP request, no caller to check)."""
     path = path.strip("/")
     try:
-        req = Request(method.upper(), path, check.decoded_query(raw_query), body)
         allowed = []
-        for route_method, pattern, handler in ROUTES:
-            m = pattern.fullmatch(path)
+        for route in ROUTES:
+            m = route.pattern.fullmatch(path)
             if m is None:
                 continue
-            if route_method == req.method:
-                return handler(svc, req, m)
-            allowed.append(route_method)
+            if route.method != method.upper():
+                allowed.append(route.method)
+                continue
+            role = None
+            if headers is not None:
+                user = user_of(headers)
+                refused = refusal(svc, route, headers, user)
+                if refused is not None:
+                    return refused
+                role = svc.access.role_of(user)
+            req = Request(method.upper(), path, check.decoded_query(raw_query), body, role)
+            return route.handler(svc, req, m)
         if allowed:
             return 405, {"error": f"Use {' or '.join(allowed)} for /backup/{path[:80]}."}
         return 404, {"error": f"There is no /backup/{path[:80]}."}

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .access import Access, load_access
 from .catalog import Catalog
 from .cloud_pacs import CloudPacs, CloudQueue, CloudSender
 from .config import Settings, load_settings
-from .dicom_guard import sequence_depth
+from .dicom_guard import screen
 from .dicomweb import DicomWeb
 from .dimse_peer import DimsePeer
 from .documents import RefusedDoc, RunDoc, StatusDoc
@@ -29,6 +30,7 @@ from .errors import BackupError, ConfigError
 from .forecast import forecast_from_totals
 from .health import overall_state
 from .history import RunLog
+from .limits import Limits, load_limits
 from .object_store import ObjectStore
 from .offsite import OffsiteScheduler
 from .orthanc_source import Getter, OrthancReader
@@ -61,7 +63,6 @@ class InProcessOrthanc:
 
 
 OUTBOX_FILENAME = "pacs-backup-outbox.sqlite"
-DEFAULT_MAX_SEQUENCE_DEPTH = 32
 
 
 class BackupService:
@@ -91,6 +92,10 @@ class BackupService:
         self._growth_cache: tuple[float, tuple[int, int, float | None]] | None = None
         self.refused = 0  # DICOM files refused by screen_instance since start
         self.last_refused: RefusedDoc | None = None
+        # Who may call the routes: read first, so that it holds also while the rest is misconfigured.
+        self.access: Access = load_access(os.environ if env is None else env, config_json())
+        # The limits on incoming files also hold while the rest is misconfigured (defaults if they are wrong).
+        self.limits = _limits(os.environ if env is None else env)
         try:
             self.settings = load_settings(storage_dir / OUTBOX_FILENAME, os.environ if env is None else env)
         except ConfigError as exc:
@@ -251,9 +256,12 @@ class BackupService:
         return self._growth_cache[1]
 
     # --- REST API under /backup/ (the entry module forwards requests here) ---------------------
-    def handle(self, method: str, path: str, query: Mapping[str, str], body: bytes) -> tuple[int, Any]:
-        """Answer a request to ``/backup/<path>``: ``(HTTP status, JSON-ready body)``. See :mod:`routes`."""
-        return dispatch(self, method, path, query, body)
+    def handle(
+        self, method: str, path: str, query: Mapping[str, str], body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, Any]:
+        """Answer an HTTP request to ``/backup/<path>`` with its headers (names in lower case; the caller's
+        role comes from them): ``(HTTP status, JSON-ready body)``. See :mod:`routes`."""
+        return dispatch(self, method, path, query, body, headers)
 
     def scheduler(self) -> OffsiteScheduler:
         """The running scheduler, or a 409 sentence saying why there is none."""
@@ -275,23 +283,32 @@ class BackupService:
 
     # --- instances arriving (Orthanc's received-instance filter) ---------------------------------
     def screen_instance(self, dicom: bytes) -> str | None:
-        """Return why a received file must be refused (nesting too deep), or None to store it. Never raises."""
-        limit = self.settings.max_sequence_depth if self.settings else DEFAULT_MAX_SEQUENCE_DEPTH
+        """Return why a received file must be refused, or None to store it. Never raises.
+
+        Fails closed: a file the screen cannot check (a limit reached, damaged deflated data, or a fault
+        of the screen itself) is refused with a reason, never kept unchecked."""
         try:
-            verdict = sequence_depth(dicom, limit)
-        except Exception:  # never let the filter stop ingest
-            log.exception("could not screen a received instance; storing it")
-            return None
-        if verdict.depth <= limit:
+            reason = screen(dicom, self.limits).refusal
+        except Exception:  # the traceback goes to the log; the file is refused, not kept
+            log.exception("could not screen a received instance; refusing it")
+            reason = (
+                "Refused a DICOM file that the backup plugin could not check (Orthanc's log has the details): "
+                "files are stored only once they are checked. Send it again; if it is refused again, ask the "
+                "technician."
+            )
+        if reason is None:
             return None
         self.refused += 1
-        reason = (
-            f"Refused a DICOM file whose sequences nest {verdict.depth} levels deep (limit {limit}, "
-            "BACKUP_MAX_SEQUENCE_DEPTH): such files crash the PACS when read. Ask the sender to check "
-            "the device that produced it."
-        )
         self.last_refused = {"at": time.time(), "reason": reason}
         return reason
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    """The configured limits, or the defaults when a value is wrong (load_settings reports it)."""
+    try:
+        return load_limits(env)
+    except ConfigError:
+        return Limits()
 
 
 def _newest(runs: list[RunDoc | None]) -> RunDoc | None:

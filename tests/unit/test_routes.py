@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
-from pacs_backup.errors import BackupError, Busy, NotFound
+import pytest
+
+from pacs_backup.access import Access, Role, load_access, parse_roles
+from pacs_backup.errors import BackupError, Busy, ConfigError, NotFound
 from pacs_backup.history import RunLog
-from pacs_backup.routes import dispatch
+from pacs_backup.routes import ROUTES, dispatch
+from tests.support.common import ROOT
 
 
 class FakeScheduler:
@@ -78,3 +84,144 @@ def test_run_log_keeps_runs_and_masks_addresses(tmp_path):
     assert run is not None and run.state == "failed" and "secret-pw" not in (run.error or "")
     assert runs.waiting("offsite", "snapshot") is None and runs.last("offsite", "snapshot") == run
     assert RunLog(tmp_path / "r.sqlite").get(rid) == run  # kept across a restart
+
+
+# --- who may call which route (issue 23, item 6) --------------------------------------------------------
+# Every route, a path that reaches it, and the least role that may call it: the table docs/security.md shows.
+ROLE_TABLE = {
+    ("GET", "status"): "monitor",
+    ("GET", "runs"): "monitor",
+    ("GET", "runs/3"): "monitor",
+    ("GET", "snapshots"): "monitor",
+    ("POST", "snapshots"): "staff",
+    ("POST", "drills"): "staff",
+    ("POST", "restores"): "staff",
+    ("GET", "studies"): "staff",
+    ("GET", "studies/1.2.3"): "staff",
+    ("GET", "studies/1.2.3/snapshots"): "staff",
+    ("GET", "studies/1.2.3/preview"): "staff",
+    ("POST", "drives"): "service",
+    ("GET", "rclone-config"): "service",
+    ("PUT", "rclone-config"): "service",
+    ("GET", "quarantine"): "admin",
+    ("POST", "quarantine/requeue"): "admin",
+}
+USERS = {"nagios": "monitor", "desk": "staff", "dash": "service", "clinic": "admin", "visitor": None}
+
+
+class Unreachable:
+    """A service or scheduler whose every other part is unavailable: allowed calls end in a 409, not a crash."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise BackupError(f"{name} is not here in this test.")
+
+
+class RoleService(Unreachable):
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    def status(self) -> dict[str, Any]:
+        return {"state": "ok"}
+
+    def scheduler(self) -> Unreachable:
+        return Unreachable()
+
+
+def headers(user: str | None, **more: str) -> dict[str, str]:
+    sent = {"host": "pacs.clinic.lan:8042", "content-type": "application/json", **more}
+    if user is not None:
+        sent["authorization"] = "Basic " + base64.b64encode(f"{user}:pw".encode()).decode()
+    return sent
+
+
+def test_security_every_route_has_a_role_and_each_user_reaches_only_its_routes():
+    matched = {
+        (r.method, r.pattern.pattern) for r in ROUTES for m, p in ROLE_TABLE if r.method == m and r.pattern.fullmatch(p)
+    }
+    assert matched == {(r.method, r.pattern.pattern) for r in ROUTES}, "a route is missing from ROLE_TABLE"
+    svc = RoleService(Access(roles={u: Role[r.upper()] for u, r in USERS.items() if r}))
+    for (method, path), least in ROLE_TABLE.items():
+        for user, role in USERS.items():
+            code, answer = dispatch(svc, method, path, {}, b"{}", headers(user))
+            if role is not None and Role[role.upper()] >= Role[least.upper()]:
+                assert code not in (403, 415), (method, path, user, answer)
+            else:
+                assert code == 403, (method, path, user, code, answer)
+                said = answer["error"]
+                assert (f"'{user}' has the {role} role" if role else f"'{user}' has no role") in said, said
+
+
+def test_security_a_request_without_a_user_or_with_a_bad_role_map_gets_a_sentence():
+    svc = RoleService(Access(roles={"clinic": Role.ADMIN}))
+    code, answer = dispatch(svc, "GET", "status", {}, b"", {"host": "x"})
+    assert code == 403 and "Log in to Orthanc" in answer["error"]
+    code, answer = dispatch(svc, "GET", "status", {}, b"", {"authorization": "Bearer abc"})
+    assert code == 403 and "Log in to Orthanc" in answer["error"]
+    broken = load_access({"BACKUP_ROLES": "clinic:boss"}, '{"AuthenticationEnabled": true}')
+    code, answer = dispatch(RoleService(broken), "GET", "status", {}, b"", headers("clinic"))
+    assert code == 403 and "BACKUP_ROLES has 'clinic:boss'" in answer["error"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"content-type": "text/plain"}, 415),  # a plain HTML form's body
+        ({"content-type": "application/x-www-form-urlencoded"}, 415),
+        ({"content-type": "text/plain", "origin": "https://evil.example"}, 403),
+        ({"origin": "https://evil.example"}, 403),
+        ({"origin": "null"}, 403),
+        ({"sec-fetch-site": "cross-site"}, 403),
+        ({"sec-fetch-site": "same-site", "origin": "https://pacs.clinic.lan:8042"}, 403),
+        ({"origin": "https://pacs.clinic.lan:8042"}, 202),  # Orthanc's own pages
+        ({"sec-fetch-site": "same-origin", "origin": "https://proxy.clinic.lan"}, 202),
+        ({"sec-fetch-site": "none"}, 202),
+        ({"content-type": "application/json; charset=utf-8"}, 202),
+        ({}, 202),  # the dashboard's server and the technician scripts: no Origin
+    ],
+)
+def test_security_posts_must_be_json_from_the_same_site(tmp_path, extra, expected):
+    svc = FakeService(RunLog(tmp_path / "r.sqlite"))
+    svc.access = Access(roles={"clinic": Role.ADMIN})  # type: ignore[attr-defined]
+    code, answer = dispatch(svc, "POST", "drills", {}, b'{"target": "offsite"}', headers("clinic", **extra))
+    assert code == expected, answer
+    assert svc.sched.asked == ([("drill", "offsite")] if expected == 202 else [])
+    if expected == 415:
+        assert "Content-Type: application/json" in answer["error"]
+    if expected == 403:
+        assert "another site" in answer["error"]
+
+
+def test_security_gets_need_no_content_type_and_reads_are_not_origin_checked(tmp_path):
+    svc = FakeService(RunLog(tmp_path / "r.sqlite"))
+    svc.access = Access(roles={"nagios": Role.MONITOR})  # type: ignore[attr-defined]
+    assert dispatch(svc, "GET", "status", {}, b"", headers("nagios", **{"content-type": ""})) == (200, {"state": "ok"})
+
+
+def test_security_the_role_map_setting():
+    one_user = '{"AuthenticationEnabled": true, "RegisteredUsers": {"clinic": "pw"}}'
+    two_users = '{"AuthenticationEnabled": true, "RegisteredUsers": {"clinic": "pw", "viewer": "pw"}}'
+    assert load_access({}, one_user).roles == {"clinic": Role.ADMIN}  # make run, Compose: one account
+    assert load_access({}, two_users).roles == {}  # several: nobody until BACKUP_ROLES says who
+    mapped = load_access({"BACKUP_ROLES": "clinic:admin, dashboard:Service,nagios:monitor"}, two_users)
+    assert mapped.roles == {"clinic": Role.ADMIN, "dashboard": Role.SERVICE, "nagios": Role.MONITOR}
+    assert load_access({"BACKUP_ROLES": "viewer:staff"}, one_user).roles == {"viewer": Role.STAFF}
+    # Orthanc not checking passwords: the user in the header is whatever the caller wrote.
+    for config in ('{"AuthenticationEnabled": false, "RegisteredUsers": {"clinic": "pw"}}', "{}"):
+        off = load_access({}, config)
+        assert off.role_of("clinic") is None and "AuthenticationEnabled" in (off.problem or "")
+    assert load_access({}, '{"RemoteAccessAllowed": true, "RegisteredUsers": {"clinic": "pw"}}').roles
+    for bad in ("clinic", "clinic:root", ":admin", "clinic:admin,clinic:staff"):
+        with pytest.raises(ConfigError, match="BACKUP_ROLES"):
+            parse_roles(bad)
+
+
+def test_security_docs_list_every_route_with_its_role():
+    text = (ROOT / "docs" / "security.md").read_text()
+    section = text.split("## Who may call the plugin's routes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(GET|POST|PUT) /backup/([^`]+)` \| (\w+) \|", section, re.M)
+    documented = {(m, p): role for m, p, role in rows}
+    for route in ROUTES:
+        found = {role for (m, p), role in documented.items() if m == route.method and route.pattern.fullmatch(p)}
+        assert found == {route.role.word}, (route.method, route.pattern.pattern, found)
+    for method, path in documented:  # and no row for a route that does not exist
+        assert any(r.method == method and r.pattern.fullmatch(path) for r in ROUTES), (method, path)
