@@ -21,9 +21,10 @@ down: ## Stop everything `make run` started
 status: ## Show what `make run` is running and the backup status
 	@$(PY) dev/stack.py status
 
-lint: setup ## ruff (style, security and bare-except rules) and ruff format --check
+lint: setup ## ruff (style, security and bare-except rules), ruff format --check, the packages' import contracts
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@PYTHONPATH=plugins $(VENV)/bin/lint-imports --no-cache --no-logo
 
 typecheck: setup ## mypy (strict) on the engine package
 	@$(VENV)/bin/mypy

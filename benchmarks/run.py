@@ -28,7 +28,7 @@ import requests  # noqa: E402
 from minio import Minio  # noqa: E402
 
 import devstack  # noqa: E402
-from pacs_backup.orthanc_http import OrthancHttp  # noqa: E402
+from pacs_backup.clients.orthanc_http import OrthancHttp  # noqa: E402
 from tests.support.dicomgen import make_study  # noqa: E402
 
 QUICK = os.environ.get("QUICK", "") not in ("", "0")

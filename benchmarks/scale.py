@@ -36,10 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "dev"), str(ROOT), str(ROOT / "plugins")]
 import devstack  # noqa: E402
-from pacs_backup.orthanc_http import OrthancHttp  # noqa: E402
-from pacs_backup.outbox import Outbox  # noqa: E402
-from pacs_backup.replicator import CHANGES_CURSOR  # noqa: E402
-from pacs_backup.schema import open_plugin_db, refresh_all_studies  # noqa: E402
+from pacs_backup.clients.orthanc_http import OrthancHttp  # noqa: E402
+from pacs_backup.replication.outbox import Outbox  # noqa: E402
+from pacs_backup.replication.replicator import CHANGES_CURSOR  # noqa: E402
+from pacs_backup.state.schema import open_plugin_db, refresh_all_studies  # noqa: E402
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 SIZES = [int(s) for s in os.environ.get("SCALE_SIZES", "10000,100000,1000000").split(",")]

@@ -206,7 +206,7 @@ def start_minio(data_dir: Path, port: int, console_port: int, user: str, passwor
     """Start MinIO (built from source into .tools/bin) on 127.0.0.1:port.
 
     ``user`` / ``password`` are its root account: the appliance uses it only to set the store up
-    (pacs_backup.store_setup); the plugin gets an account of its own that cannot delete copies.
+    (pacs_backup.cli.store_setup); the plugin gets an account of its own that cannot delete copies.
     """
     exe = require_program(TOOLS_BIN / "minio")
     data_dir.mkdir(parents=True, exist_ok=True)

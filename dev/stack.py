@@ -197,8 +197,8 @@ def setup_store(env: dict[str, str]) -> list[str]:
     Returns the set-up report's lines (no secrets). Raises StackError with the reason when it fails.
     """
     sys.path.insert(0, str(devstack.ROOT / "plugins"))
-    from pacs_backup.errors import BackupError
-    from pacs_backup.store_setup import load_setup_settings, provision
+    from pacs_backup.cli.store_setup import load_setup_settings, provision
+    from pacs_backup.contracts.errors import BackupError
 
     user, password = minio_root()
     try:
@@ -463,8 +463,8 @@ def status() -> None:
         print(f"{name:12s} {state}")
     if running("orthanc"):
         sys.path.insert(0, str(devstack.ROOT / "plugins"))
-        from pacs_backup.errors import BackupError
-        from pacs_backup.orthanc_http import OrthancHttp
+        from pacs_backup.clients.orthanc_http import OrthancHttp
+        from pacs_backup.contracts.errors import BackupError
 
         env = stack_env()
         try:

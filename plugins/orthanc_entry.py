@@ -1,7 +1,7 @@
 """Orthanc entry module: the only code that imports ``orthanc``.
 
 It registers the change callback (which only enqueues), the ``/backup/status`` REST route, and
-forwards start/stop to :class:`pacs_backup.service.BackupService`. Nothing raised here may reach
+forwards start/stop to :class:`pacs_backup.api.service.BackupService`. Nothing raised here may reach
 Orthanc: ingest must never be disturbed by the backup.
 """
 
@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import orthanc
-from pacs_backup.errors import SourceError, SourceGone
-from pacs_backup.redact import mask_url_credentials
-from pacs_backup.routes import Binary, WithHeaders
-from pacs_backup.service import BackupService
+from pacs_backup.api.routes import Binary, WithHeaders, dispatch
+from pacs_backup.api.service import BackupService
+from pacs_backup.contracts.errors import SourceError, SourceGone
+from pacs_backup.contracts.redact import mask_url_credentials
 
 
 class _OrthancLogHandler(logging.Handler):
@@ -88,11 +88,12 @@ def on_change(change_type, level, resource_id):  # type: ignore[no-untyped-def]
 
 
 def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
-    """Every route under /backup/ (status, runs, snapshots, drills, studies): see BackupService.handle."""
+    """Every route under /backup/ (status, runs, snapshots, drills, studies): the router answers each."""
     try:
         # Orthanc has checked the password; the headers (lower-case names) say who called and from where.
         headers = {str(k).lower(): str(v) for k, v in (request.get("headers") or {}).items()}
-        code, payload = service.handle(
+        code, payload = dispatch(
+            service,
             request.get("method", "GET"),
             request["groups"][0],
             request.get("get") or {},

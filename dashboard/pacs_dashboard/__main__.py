@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from pacs_backup.errors import ConfigError
+from pacs_backup.contracts.errors import ConfigError
 
 
 def main() -> int:

@@ -11,14 +11,14 @@ import re
 import urllib.parse
 from typing import Any
 
-from pacs_backup.documents import RunDoc, StatusDoc
-from pacs_backup.errors import BackupError, SourceError, SourceGone
-from pacs_backup.orthanc_http import ErrorAnswer, OrthancHttp, RequestRefused
-from pacs_backup.preview import BadImage, PreviewsBusy
+from pacs_backup.clients.orthanc_http import ErrorAnswer, OrthancHttp, RequestRefused
+from pacs_backup.contracts.documents import RunDoc, StatusDoc
+from pacs_backup.contracts.errors import BackupError, SourceError, SourceGone
+from pacs_backup.dicom.preview import BadImage, PreviewsBusy
 
 from .config import DashboardSettings
 
-# What the plugin accepts in its paths and bodies (pacs_backup.http_input), checked here first so that
+# What the plugin accepts in its paths and bodies (pacs_backup.api.http_input), checked here first so that
 # nothing else ever becomes part of a request the dashboard makes with its Orthanc credentials.
 _UID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")

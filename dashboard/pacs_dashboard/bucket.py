@@ -1,7 +1,7 @@
 """Read-only access to the backup copies in the bucket, for when the PACS (and the plugin in it) is down:
 a study's images are listed under its key prefix and a picture is drawn from a copy with the plugin's
 own pure-Python renderer, with the plugin's limits on previews (memory, size, how many at once; see
-pacs_backup.limits). The dashboard's account may only list and read (see store_setup.reader_policy).
+pacs_backup.settings.limits). The dashboard's account may only list and read (see store_setup.reader_policy).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from pacs_backup.config import StoreSettings
-from pacs_backup.keys import study_prefix
-from pacs_backup.limits import Limits, load_limits
-from pacs_backup.preview import render_copy
+from pacs_backup.contracts.keys import study_prefix
+from pacs_backup.dicom.preview import render_copy
+from pacs_backup.settings.config import StoreSettings
+from pacs_backup.settings.limits import Limits, load_limits
 
 if TYPE_CHECKING:
-    from pacs_backup.object_store import ObjectStore
+    from pacs_backup.clients.object_store import ObjectStore
 
 _CACHE_S = 60.0
 
@@ -25,7 +25,7 @@ _CACHE_S = 60.0
 class BucketReader:
     def __init__(self, settings: StoreSettings, store: ObjectStore | None = None, limits: Limits | None = None) -> None:
         if store is None:  # imported here: the S3 client is needed only when the account is configured
-            from pacs_backup.object_store import ObjectStore
+            from pacs_backup.clients.object_store import ObjectStore
 
             store = ObjectStore(settings, timeout_s=20.0, pool_size=4)
         self.settings, self.store = settings, store

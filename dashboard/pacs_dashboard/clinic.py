@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pacs_backup.config import StoreSettings, load_store_settings, secret
-from pacs_backup.errors import ConfigError
+from pacs_backup.contracts.errors import ConfigError
+from pacs_backup.settings.config import StoreSettings, load_store_settings, secret
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pacs_backup.sqlite import open_db
+from pacs_backup.state.sqlite import open_db
 
 log = logging.getLogger(__name__)
 

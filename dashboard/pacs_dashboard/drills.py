@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, url_for
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 
 from .inputs import abort_for, form_text, sentence
 from .security import client_ip

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 
 from .backend import BackendRefused, NotInBackend
 from .fallback import down_sentence, keeper

@@ -9,8 +9,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from pacs_backup.documents import StatusDoc
-from pacs_backup.search import display_name
+from pacs_backup.contracts.documents import StatusDoc
+from pacs_backup.state.search import display_name
 
 from .bucket import BucketReader
 from .clinic import ClinicSettings

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
-from pacs_backup.documents import CloudDoc, DiskDoc, DriveDoc, RunDoc, StatusDoc, TargetDoc
-from pacs_backup.forecast import Forecast
+from pacs_backup.contracts.documents import CloudDoc, DiskDoc, DriveDoc, RunDoc, StatusDoc, TargetDoc
+from pacs_backup.contracts.documents import Forecast
 
 from .timefmt import clock, months, size
 

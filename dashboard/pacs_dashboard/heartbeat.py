@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pacs_backup.errors import ConfigError
+from pacs_backup.contracts.errors import ConfigError
 
 from .alert_hosts import Allowed, Guard, guarded, normal, not_reachable
 from .db import Database

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 from flask import abort, request
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 
 from .backend import BackendError, BackendRefused, NotInBackend
 

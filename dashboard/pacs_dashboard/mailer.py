@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from pacs_backup.config import secret
-from pacs_backup.errors import ConfigError
+from pacs_backup.contracts.errors import ConfigError
+from pacs_backup.settings.config import secret
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pacs_backup.schema import reindex_search_texts
-from pacs_backup.search import date_range, display_name, like_pattern, query_patterns, study_search_text
-from pacs_backup.sqlite import open_db
+from pacs_backup.state.schema import reindex_search_texts
+from pacs_backup.state.search import date_range, display_name, like_pattern, query_patterns, study_search_text
+from pacs_backup.state.sqlite import open_db
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _STUDY_FIELDS = (
 )
 
 # MIGRATIONS[n - 1] brings the file from version n - 1 to n. Append only; never edit a shipped one.
-REINDEX = "-- recompute every study's search text"  # a step made in Python (pacs_backup.schema)
+REINDEX = "-- recompute every study's search text"  # a step made in Python (pacs_backup.state.schema)
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 1
         "CREATE TABLE studies (study_uid TEXT PRIMARY KEY, patient_id TEXT NOT NULL DEFAULT '', "

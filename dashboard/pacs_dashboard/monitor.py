@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, tzinfo
 from typing import Any
 
-from pacs_backup.documents import StatusDoc
+from pacs_backup.contracts.documents import StatusDoc
 
 from . import heartbeat, summary
 from .backend import Backend

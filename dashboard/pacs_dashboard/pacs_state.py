@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pacs_backup.documents import StatusDoc
+from pacs_backup.contracts.documents import StatusDoc
 
 from .mirror import Mirror
 

@@ -9,8 +9,8 @@ import time
 
 from flask import Blueprint, abort, current_app, render_template, request
 
-from pacs_backup.documents import RunDoc
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.documents import RunDoc
+from pacs_backup.contracts.errors import BackupError
 
 from .fallback import known_status, mirror, tz
 from .restore_report import build_report, parse_month, this_month

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
-from pacs_backup.documents import RunDoc, StatusDoc
+from pacs_backup.contracts.documents import RunDoc, StatusDoc
 
 from .health import AMBER, GREEN, RED, copy_name
 from .timefmt import images, local, when

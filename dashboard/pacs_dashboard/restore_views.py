@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 
 from .backend import valid_uid
 from .fallback import known_down, mirror, study_summary, tz

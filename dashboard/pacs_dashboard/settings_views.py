@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from pacs_backup.errors import BackupError, BadRequest
-from pacs_backup.rclone_forms import FORMS, MAX_FIELD_CHARS, build
-from pacs_backup.rclone_providers import PROVIDERS
+from pacs_backup.contracts.errors import BackupError, BadRequest
+from pacs_backup.rclone.forms import FORMS, MAX_FIELD_CHARS, build
+from pacs_backup.rclone.providers import PROVIDERS
 
 from . import destinations
 from .backend import BackendRefused

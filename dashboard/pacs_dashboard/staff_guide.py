@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, cast
 
-from pacs_backup.documents import StatusDoc
+from pacs_backup.contracts.documents import StatusDoc
 
 from .health import lights
 

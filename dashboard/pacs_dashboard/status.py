@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from markupsafe import Markup
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 
 from .charts import Bar, bar_chart, line_chart
 from .fallback import evaluate, keeper, mirror, tz

@@ -15,9 +15,9 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from pacs_backup.documents import RunDoc
-from pacs_backup.errors import BackupError
-from pacs_backup.preview import BadImage, NoPreview, PreviewsBusy
+from pacs_backup.contracts.documents import RunDoc
+from pacs_backup.contracts.errors import BackupError
+from pacs_backup.dicom.preview import BadImage, NoPreview, PreviewsBusy
 
 from .backend import MAX_RUN_ID, UID_RULE, BackendError, NotInBackend, PacsDown, valid_name, valid_snapshot, valid_uid
 from .fallback import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
-from pacs_backup.documents import StatusDoc
+from pacs_backup.contracts.documents import StatusDoc
 
 from .db import Database
 from .destinations import Delivery, Destination

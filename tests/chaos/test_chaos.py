@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_instance, make_study, new_uid, pydicom_sample_files
 from tests.support.servers import MinioServer

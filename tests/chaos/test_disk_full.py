@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 from tests.chaos.test_chaos import figure, versions_by_orthanc_id
 from tests.support.common import wait_until
 from tests.support.dicomgen import make_study

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import devstack
-from pacs_backup.errors import BackupError
-from pacs_backup.orthanc_http import OrthancHttp
+from pacs_backup.clients.orthanc_http import OrthancHttp
+from pacs_backup.contracts.errors import BackupError
 from tests.support.common import raw_request, wait_until
 from tests.support.dicomgen import make_instance, nested_instance, new_uid
 from tests.support.servers import MinioServer

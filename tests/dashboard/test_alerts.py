@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from markupsafe import escape
 
-from pacs_backup.errors import ConfigError
+from pacs_backup.contracts.errors import ConfigError
 from pacs_dashboard import summary
 from pacs_dashboard.config import load_dashboard_settings
 from pacs_dashboard.destinations import Delivery, Destination

@@ -467,7 +467,7 @@ def test_search_results_show_names_dates_owner_species_and_breed(logged_in):
 
 
 def test_clinic_settings_time_zone_and_read_only_bucket_account():
-    from pacs_backup.errors import ConfigError
+    from pacs_backup.contracts.errors import ConfigError
     from pacs_dashboard.clinic import load_clinic_settings
 
     assert load_clinic_settings({"DASHBOARD_TZ": "Europe/Berlin", "TZ": "America/New_York"}).tz.key == "Europe/Berlin"

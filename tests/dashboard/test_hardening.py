@@ -14,7 +14,7 @@ import threading
 import pytest
 from markupsafe import escape
 
-from pacs_backup.errors import BackupError
+from pacs_backup.contracts.errors import BackupError
 from pacs_dashboard import create_app, security
 from pacs_dashboard.alerts import check_alert_url, shown
 from pacs_dashboard.backend import Backend, BackendRefused, NotInBackend, PacsDown

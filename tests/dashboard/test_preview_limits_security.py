@@ -9,10 +9,10 @@ import io
 
 import pytest
 
-from pacs_backup.config import StoreSettings
-from pacs_backup.limits import Limits
-from pacs_backup.orthanc_http import ErrorAnswer, RequestRefused
-from pacs_backup.preview import BadImage, PreviewsBusy, preview_slot
+from pacs_backup.clients.orthanc_http import ErrorAnswer, RequestRefused
+from pacs_backup.dicom.preview import BadImage, PreviewsBusy, preview_slot
+from pacs_backup.settings.config import StoreSettings
+from pacs_backup.settings.limits import Limits
 from pacs_dashboard.backend import Backend
 from pacs_dashboard.bucket import BucketReader
 from pacs_dashboard.config import load_dashboard_settings

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from pacs_backup.errors import BadRequest
-from pacs_backup.rclone_config import parse
-from pacs_backup.rclone_forms import FORMS
+from pacs_backup.contracts.errors import BadRequest
+from pacs_backup.rclone.config import parse
+from pacs_backup.rclone.forms import FORMS
 from pacs_dashboard.backend import BackendRefused
 from tests.support.dashboard_fakes import FakeBackend, csrf_of
 

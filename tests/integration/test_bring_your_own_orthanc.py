@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import devstack
-from pacs_backup.orthanc_http import OrthancHttp
+from pacs_backup.clients.orthanc_http import OrthancHttp
 from tests.support.common import ROOT, sha256, wait_until
 from tests.support.dicomgen import make_study
 

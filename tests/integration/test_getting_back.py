@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from pacs_backup.orthanc_http import RequestRefused
+from pacs_backup.clients.orthanc_http import RequestRefused
 from tests.support.common import sha256
 from tests.support.dicomgen import make_study
 from tests.support.pacs import _wait_run, fill, orthanc_env, orthanc_study_id, pacs_content, script

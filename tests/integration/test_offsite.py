@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pacs_backup.restic import Restic, ResticError
+from pacs_backup.clients.restic import Restic, ResticError
 from tests.support.common import sha256, wait_until
 from tests.support.pacs import fill, orthanc_env, pacs_content, script
 

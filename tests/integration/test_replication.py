@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pynetdicom import AE, StoragePresentationContexts
 
-from pacs_backup.errors import SourceError
-from pacs_backup.keys import instance_key
+from pacs_backup.contracts.errors import SourceError
+from pacs_backup.contracts.keys import instance_key
 from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_instance, make_study, new_uid, pydicom_sample_files
 from tests.support.servers import MinioServer
@@ -286,8 +286,8 @@ def test_replication_restart_follows_orthancs_change_log_not_the_whole_listing(o
 
 def test_the_store_refuses_to_overwrite_a_copy_when_asked_only_if_absent(minio_server, bucket):
     """Copies skip the look-up before uploading only because MinIO refuses an existing key when asked."""
-    from pacs_backup.config import load_store_settings
-    from pacs_backup.object_store import KeyExists, ObjectStore
+    from pacs_backup.clients.object_store import KeyExists, ObjectStore
+    from pacs_backup.settings.config import load_store_settings
 
     store = ObjectStore(load_store_settings(minio_server.env(bucket)))
     store.ensure_bucket()
@@ -303,9 +303,9 @@ def test_the_store_refuses_to_overwrite_a_copy_when_asked_only_if_absent(minio_s
 def test_the_store_refuses_a_body_that_does_not_match_the_hash_the_copy_was_signed_with(minio_server, bucket):
     """Copies are signed with the SHA-256 computed when the file was read (the client does not hash
     again): the store checks every byte against it and keeps nothing that differs."""
-    from pacs_backup.config import load_store_settings
-    from pacs_backup.errors import StoreError
-    from pacs_backup.object_store import ObjectStore
+    from pacs_backup.clients.object_store import ObjectStore
+    from pacs_backup.contracts.errors import StoreError
+    from pacs_backup.settings.config import load_store_settings
 
     store = ObjectStore(load_store_settings(minio_server.env(bucket)))
     store.ensure_bucket()

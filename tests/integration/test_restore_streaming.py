@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pacs_backup.restic import Restic, ResticError
-from pacs_backup.runner import CommandError, stream
+from pacs_backup.clients.restic import Restic, ResticError
+from pacs_backup.clients.runner import CommandError, stream
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ from minio.versioningconfig import SUSPENDED, VersioningConfig
 from minio.xml import marshal
 
 import devstack
-from pacs_backup.config import load_store_settings
-from pacs_backup.errors import StoreError
-from pacs_backup.object_store import ObjectStore, default_retention
-from pacs_backup.store_setup import plugin_policy, provision
+from pacs_backup.cli.store_setup import plugin_policy, provision
+from pacs_backup.clients.object_store import ObjectStore, default_retention
+from pacs_backup.contracts.errors import StoreError
+from pacs_backup.settings.config import load_store_settings
 from tests.support.common import ROOT
 from tests.support.dicomgen import make_study
 from tests.support.servers import MinioServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pacs_backup.dimse_peer import dataset_sha256
+from pacs_backup.replication.dimse_peer import dataset_sha256
 from tests.support.common import sha256, wait_until
 from tests.support.dicomgen import make_study
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pacs_backup.rclone_sandbox import USER
+from pacs_backup.rclone.sandbox import USER
 
 
 def rclone_uid() -> int | None:

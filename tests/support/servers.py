@@ -13,7 +13,7 @@ import requests
 from minio import Minio
 
 import devstack
-from pacs_backup.orthanc_http import OrthancHttp
+from pacs_backup.clients.orthanc_http import OrthancHttp
 from tests.support.common import wait_until
 
 

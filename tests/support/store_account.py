@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any, Protocol
 
 from devstack import new_secret
-from pacs_backup.store_setup import SetupReport, SetupSettings, provision
+from pacs_backup.cli.store_setup import SetupReport, SetupSettings, provision
 
 
 class RootedStore(Protocol):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pacs_backup.catalog import _COLUMNS, Catalog, StudyQuery
-from pacs_backup.manifest import ENTRY_FIELDS, ManifestEntry
+from pacs_backup.state.catalog import _COLUMNS, Catalog, StudyQuery
+from pacs_backup.state.manifest import ENTRY_FIELDS, ManifestEntry
 
 
 def entry(n: int) -> ManifestEntry:
@@ -54,7 +54,7 @@ def test_a_study_row_kept_up_to_date_one_image_at_a_time_equals_one_rebuilt_from
     import random
     import sqlite3
 
-    from pacs_backup.schema import refresh_all_studies
+    from pacs_backup.state.schema import refresh_all_studies
 
     rng = random.Random(7)
     catalog = Catalog(tmp_path / "c.sqlite")

@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 
-from pacs_backup import cli, cli_env, cli_jobs, cli_restore
-from pacs_backup.cli_summary import detail_lines
-from pacs_backup.cli_text import Progress, duration, size
-from pacs_backup.exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
-from pacs_backup.orthanc_http import RequestRefused
-from pacs_backup.restore_uploads import RestoreReport
+from pacs_backup.cli import env as cli_env
+from pacs_backup.cli import jobs as cli_jobs
+from pacs_backup.cli import main as cli
+from pacs_backup.cli import restore as cli_restore
+from pacs_backup.cli.exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
+from pacs_backup.cli.summary import detail_lines
+from pacs_backup.cli.text import Progress, duration, size
+from pacs_backup.clients.orthanc_http import RequestRefused
+from pacs_backup.restore.uploads import RestoreReport
 
 
 def run_doc(run_id: int, state: str, kind: str = "snapshot", target: str = "offsite", **kw: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pacs_backup.config import load_settings
-from pacs_backup.errors import ConfigError
+from pacs_backup.contracts.errors import ConfigError
+from pacs_backup.settings.config import load_settings
 
 BASE = {"MINIO_ENDPOINT": "127.0.0.1:9000", "MINIO_ACCESS_KEY": "backup", "MINIO_SECRET_KEY": "s3cr3t-value"}
 

@@ -11,9 +11,9 @@ import zlib
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from pacs_backup.dicom_guard import screen, sequence_depth
-from pacs_backup.dicom_stream import Reader
-from pacs_backup.limits import MB, Limits
+from pacs_backup.dicom.guard import screen, sequence_depth
+from pacs_backup.dicom.stream import Reader
+from pacs_backup.settings.limits import MB, Limits
 from tests.support.dicomgen import make_instance, new_uid, pydicom_sample_files
 from tests.support.dicomraw import ENCODINGS, instance, write_instance
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pacs_backup.drives import Mount, kind_refusal, mount_of, mounts, placement
+from pacs_backup.jobs.drives import Mount, kind_refusal, mount_of, mounts, placement
 
 MOUNTINFO = r"""22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 25 22 0:21 / /run rw,nosuid shared:5 - tmpfs tmpfs rw,size=400k
@@ -76,7 +76,7 @@ def test_security_a_path_through_a_symlink_is_refused(tmp_path):
 
 
 def test_security_an_unplugged_drive_under_a_memory_folder_is_not_connected(tmp_path, monkeypatch):
-    import pacs_backup.drives as drives
+    import pacs_backup.jobs.drives as drives
 
     monkeypatch.setattr(drives, "_device", lambda p: 1 if str(p).startswith(str(tmp_path / "run")) else 2)
     monkeypatch.setattr(drives, "mount_point", lambda p: tmp_path / "run")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pacs_backup.forecast import DAY, MONTH, forecast
+from pacs_backup.jobs.forecast import DAY, MONTH, forecast
 
 NOW = 1_000_000_000.0
 GB = 1_000_000_000

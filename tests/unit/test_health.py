@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pacs_backup.health import overall_state
+from pacs_backup.jobs.health import overall_state
 
 GOOD = {"store": {"reachable": True}, "failed": 0, "quarantined": 0, "oldest_pending_age_s": None}
 OK_RUN = {"state": "ok"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pacs_backup import http_input as check
-from pacs_backup.errors import BadRequest
+from pacs_backup.api import http_input as check
+from pacs_backup.contracts.errors import BadRequest
 
 
 def test_deep_json_is_refused_without_recursion():

@@ -1,4 +1,4 @@
-from pacs_backup.keys import instance_key, safe_component, study_prefix
+from pacs_backup.contracts.keys import instance_key, safe_component, study_prefix
 
 
 def test_instance_key_uses_uid_layout():

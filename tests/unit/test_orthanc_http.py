@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from devstack import free_port
-from pacs_backup.errors import SourceError, SourceGone
-from pacs_backup.orthanc_http import OrthancHttp, RequestRefused
+from pacs_backup.clients.orthanc_http import OrthancHttp, RequestRefused
+from pacs_backup.contracts.errors import SourceError, SourceGone
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -126,7 +126,7 @@ def test_an_orthanc_that_does_not_answer_is_said_in_words():
 
 
 def test_a_connection_left_idle_is_not_reused_before_orthanc_closes_it(server, monkeypatch):
-    import pacs_backup.orthanc_http as orthanc_http
+    import pacs_backup.clients.orthanc_http as orthanc_http
 
     client = client_of(server)
     client.get_json("/one")

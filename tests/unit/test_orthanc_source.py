@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pacs_backup.orthanc_source import OrthancReader
+from pacs_backup.clients.orthanc_source import OrthancReader
 
 UUID = "0a1b2c3d-0000-4000-8000-000000000001"
 DICOM = b"\0" * 128 + b"DICM" + b"payload" * 100

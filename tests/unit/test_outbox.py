@@ -1,4 +1,4 @@
-from pacs_backup.outbox import Outbox
+from pacs_backup.replication.outbox import Outbox
 
 
 def test_outbox_enqueue_is_idempotent_while_pending(tmp_path):

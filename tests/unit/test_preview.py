@@ -10,9 +10,9 @@ import zlib
 import pytest
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from pacs_backup.dicom_stream import Reader
-from pacs_backup.limits import MB, Limits
-from pacs_backup.preview import BadImage, NoPreview, PreviewsBusy, preview_slot, render_copy, render_png
+from pacs_backup.dicom.preview import BadImage, NoPreview, PreviewsBusy, preview_slot, render_copy, render_png
+from pacs_backup.dicom.stream import Reader
+from pacs_backup.settings.limits import MB, Limits
 from tests.support.dicomgen import make_instance, new_uid, pydicom_sample_files
 from tests.support.dicomraw import ENCODINGS, bomb, instance, write_instance
 from tests.support.preview_memory import FileStore

@@ -70,8 +70,8 @@ def test_security_three_parallel_previews_stay_within_the_budget(inputs):
 def test_security_the_guard_reads_the_bomb_within_the_budget(inputs):
     code = (
         "import json, resource, sys\n"
-        "from pacs_backup.dicom_guard import screen\n"
-        "from pacs_backup.limits import Limits\n"
+        "from pacs_backup.dicom.guard import screen\n"
+        "from pacs_backup.settings.limits import Limits\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "v = screen(data, Limits())\n"

@@ -5,16 +5,18 @@ in every wrapping remote; each is refused with a sentence naming the line and th
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pacs_backup.config import load_targets
-from pacs_backup.errors import BadRequest
-from pacs_backup.rclone_config import MAX_WRAP_DEPTH, config_file, parse, remotes_in, save, with_default
-from pacs_backup.routes import dispatch
+from pacs_backup.api.access import Access, Role
+from pacs_backup.api.routes import dispatch
+from pacs_backup.contracts.errors import BadRequest
+from pacs_backup.rclone.config import MAX_WRAP_DEPTH, config_file, parse, remotes_in, save, with_default
+from pacs_backup.settings.config import load_targets
 
 TOKEN = (
     '{"access_token":"ya29.SECRET-TOKEN","token_type":"Bearer","refresh_token":"1//0g-x",'
@@ -169,7 +171,16 @@ def test_refused_with_a_sentence(text, words):
         parse(text)
 
 
+ADMIN = {
+    "host": "pacs.clinic.lan:8042",
+    "content-type": "application/json",
+    "authorization": "Basic " + base64.b64encode(b"clinic:pw").decode(),
+}
+
+
 class Svc:
+    access = Access(roles={"clinic": Role.ADMIN})
+
     def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.rclone_default = tmp / "pacs-backup-rclone.conf"
 
@@ -180,7 +191,7 @@ class Svc:
 
 
 def put(svc: Any, payload: dict[str, Any]) -> tuple[int, Any]:
-    return dispatch(svc, "PUT", "rclone-config", {}, json.dumps(payload).encode())
+    return dispatch(svc, "PUT", "rclone-config", {}, json.dumps(payload).encode(), ADMIN)
 
 
 def test_saved_owner_only_and_atomically_and_answer_holds_no_secret(tmp_path):
@@ -201,7 +212,7 @@ def test_saved_owner_only_and_atomically_and_answer_holds_no_secret(tmp_path):
     assert path.read_text() == GOOD and path.stat().st_mode & 0o777 == 0o600
     assert svc.settings.targets[0].env["RCLONE_CONFIG"] == str(path)  # the target reads that file
     listed = {"targets": ["cloud"], "remotes": answer["remotes"], "remote_names": ["clinicdrive"]}
-    assert dispatch(svc, "GET", "rclone-config", {}, b"") == (200, listed)
+    assert dispatch(svc, "GET", "rclone-config", {}, b"", ADMIN) == (200, listed)
 
     code, refused = put(svc, {"config": "[x]\ntype = sftp\nssh = /bin/sh -c evil\n"})
     assert code == 400 and "run a program" in refused["error"] and "Nothing was saved" in refused["error"]
@@ -211,7 +222,7 @@ def test_saved_owner_only_and_atomically_and_answer_holds_no_secret(tmp_path):
 
     # A file written some other way (an older version) is listed with why it would not be used.
     path.write_text(f"[clinicdrive]\ntype = alias\nremote = {CS_WEBDAV}\n")
-    code, answer = dispatch(svc, "GET", "rclone-config", {}, b"")
+    code, answer = dispatch(svc, "GET", "rclone-config", {}, b"", ADMIN)
     assert code == 200 and "connection string" in answer["refused"] and "touch" not in answer["refused"]
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pacs_backup.errors import BadRequest
-from pacs_backup.rclone_forms import FORMS, build, obscure
-from pacs_backup.rclone_sandbox import DROP, USER, RcloneRefused, guarded, renewed
-from pacs_backup.restic import Restic
+from pacs_backup.clients.restic import Restic
+from pacs_backup.contracts.errors import BadRequest
+from pacs_backup.rclone.forms import FORMS, build, obscure
+from pacs_backup.rclone.sandbox import DROP, USER, RcloneRefused, guarded, renewed
 
 TOKEN = '{"access_token":"old-access","token_type":"Bearer","refresh_token":"r1","expiry":"2026-01-01T10:00:00Z"}'
 FRESH = '{"access_token":"new-access","token_type":"Bearer","refresh_token":"r2","expiry":"2026-01-01T11:00:00Z"}'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pacs_backup.redact import mask_url_credentials, redacted_config
-from pacs_backup.runner import mask
+from pacs_backup.clients.runner import mask
+from pacs_backup.contracts.redact import mask_url_credentials, redacted_config
 
 
 def test_passwords_inside_addresses_are_masked_anywhere():

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from pacs_backup.errors import SourceGone, StoreError, StoreUnavailable
-from pacs_backup.keys import instance_key
-from pacs_backup.object_store import BucketReport, ChecksumMismatch, KeyExists, StoredObject
-from pacs_backup.orthanc_source import InstanceUids
-from pacs_backup.outbox import Outbox
-from pacs_backup.replicator import Replicator, ReplicatorOptions
-from pacs_backup.retry import RetryPolicy
+from pacs_backup.clients.object_store import BucketReport, ChecksumMismatch, KeyExists, StoredObject
+from pacs_backup.clients.orthanc_source import InstanceUids
+from pacs_backup.contracts.errors import SourceGone, StoreError, StoreUnavailable
+from pacs_backup.contracts.keys import instance_key
+from pacs_backup.contracts.retry import RetryPolicy
+from pacs_backup.replication.outbox import Outbox
+from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
 
 
 class FakeOrthanc:
@@ -31,7 +31,7 @@ class FakeOrthanc:
         return self.files[oid]
 
     def read_stored(self, oid):
-        from pacs_backup.orthanc_source import StoredFile
+        from pacs_backup.clients.orthanc_source import StoredFile
 
         return StoredFile(self.read_file(oid), "", None)
 
@@ -42,7 +42,7 @@ class FakeOrthanc:
         return 0
 
     def changes(self, since, limit):
-        from pacs_backup.orthanc_source import ChangesPage
+        from pacs_backup.clients.orthanc_source import ChangesPage
 
         return ChangesPage([], [], None, since, True)
 
@@ -229,7 +229,7 @@ class ChangeLogOrthanc(FakeOrthanc):
         return len(self.log)
 
     def changes(self, since, limit):
-        from pacs_backup.orthanc_source import ChangesPage
+        from pacs_backup.clients.orthanc_source import ChangesPage
 
         after = max(since, self.trimmed_before)
         rows = [(seq, kind, oid) for seq, (kind, oid) in enumerate(self.log, 1) if seq > after]
@@ -315,7 +315,7 @@ def test_a_clinic_restored_into_an_empty_pacs_is_not_uploaded_again(make):
 
 @pytest.mark.parametrize("conditional", [True, False])
 def test_an_image_damaged_on_the_pacs_disk_is_set_aside_with_a_sentence_not_marked_copied(make, conditional):
-    from pacs_backup.orthanc_source import StoredFile
+    from pacs_backup.clients.orthanc_source import StoredFile
 
     orthanc, store = FakeOrthanc(3), FakeStore()
     store.conditional = conditional

@@ -1,6 +1,6 @@
 import pytest
 
-from pacs_backup.restic import RepositoryUnreachable, Restic, repository_address
+from pacs_backup.clients.restic import RepositoryUnreachable, Restic, repository_address
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import hashlib
 import threading
 from typing import Any
 
-from pacs_backup.restore_uploads import DAMAGED, RestoreReport, VerifiedUploads
+from pacs_backup.restore.uploads import DAMAGED, RestoreReport, VerifiedUploads
 
 
 class RecordingOrthanc:
@@ -64,7 +64,7 @@ def test_a_damaged_copy_is_reported_and_not_sent_even_after_the_retry():
 
 
 def test_files_written_before_the_manifest_is_read_wait_for_it_and_are_all_uploaded(tmp_path):
-    from pacs_backup.restore_uploads import AnnouncedFiles
+    from pacs_backup.restore.uploads import AnnouncedFiles
 
     root = "/var/lib/orthanc/db"
     blobs = {f"ab/cd/f{i}": f"image {i}".encode() for i in range(5)}

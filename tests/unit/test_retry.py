@@ -1,6 +1,6 @@
 import random
 
-from pacs_backup.retry import RetryPolicy
+from pacs_backup.contracts.retry import RetryPolicy
 
 
 def test_retry_delay_grows_exponentially_within_jitter():

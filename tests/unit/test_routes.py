@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from pacs_backup.access import Access, Role, load_access, parse_roles
-from pacs_backup.errors import BackupError, Busy, ConfigError, NotFound
-from pacs_backup.history import RunLog
-from pacs_backup.routes import ROUTES, dispatch
+from pacs_backup.api.access import Access, Role, load_access, parse_roles
+from pacs_backup.api.routes import ROUTES, dispatch
+from pacs_backup.contracts.errors import BackupError, Busy, ConfigError, NotFound
+from pacs_backup.state.history import RunLog
 from tests.support.common import ROOT
 
 
@@ -33,6 +33,8 @@ class FakeScheduler:
 
 
 class FakeService:
+    access = Access(roles={"clinic": Role.ADMIN})
+
     def __init__(self, runs: RunLog, fail: Exception | None = None) -> None:
         self.sched = FakeScheduler(runs, fail)
 
@@ -44,7 +46,7 @@ class FakeService:
 
 
 def call(svc: Any, method: str, path: str, query: dict[str, str] | None = None, body: bytes = b"") -> tuple[int, Any]:
-    return dispatch(svc, method, path, query or {}, body)
+    return dispatch(svc, method, path, query or {}, body, headers("clinic"))
 
 
 def test_routes_answer_with_status_and_sentence(tmp_path):

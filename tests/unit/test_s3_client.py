@@ -7,7 +7,7 @@ import hashlib
 import minio.api
 from minio.credentials import Credentials
 
-from pacs_backup.s3_client import KNOWN_SHA256, PAYLOAD_SHA256, PresignedPayloadMinio
+from pacs_backup.clients.s3_client import KNOWN_SHA256, PAYLOAD_SHA256, PresignedPayloadMinio
 
 BODY = b"\x00" * 1000 + b"DICM"
 CREDS = Credentials("access", "secret-for-the-test")

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pacs_backup.config import TargetSettings
-from pacs_backup.errors import BadRequest, Busy
-from pacs_backup.history import RunLog
-from pacs_backup.offsite import MAX_WAITING_RESTORES, MINIO, OffsiteScheduler
+from pacs_backup.contracts.errors import BadRequest, Busy
+from pacs_backup.jobs.scheduler import MAX_WAITING_RESTORES, MINIO, OffsiteScheduler
+from pacs_backup.settings.config import TargetSettings
+from pacs_backup.state.history import RunLog
 
 
 class Clock:

@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from pacs_backup.catalog import Catalog, StudyQuery
-from pacs_backup.history import RunLog
-from pacs_backup.outbox import Outbox
-from pacs_backup.schema import SCHEMA_VERSION, SchemaTooNew, open_plugin_db
+from pacs_backup.replication.outbox import Outbox
+from pacs_backup.state.catalog import Catalog, StudyQuery
+from pacs_backup.state.history import RunLog
+from pacs_backup.state.schema import SCHEMA_VERSION, SchemaTooNew, open_plugin_db
 
 # Exactly what release 0.1 created (CREATE TABLE IF NOT EXISTS in three modules, no user_version).
 RELEASE_0_1 = """
@@ -95,7 +95,7 @@ def test_queue_totals_follow_every_change(tmp_path):
 def test_search_texts_of_a_version_6_file_are_made_anew(tmp_path):
     """A catalog from before version 7 split study UIDs into words: "P-200" found any study whose UID
     held the digits 200. Opening it with this release rebuilds the search texts."""
-    from pacs_backup.schema import MIGRATIONS, migrate
+    from pacs_backup.state.schema import MIGRATIONS, migrate
 
     path = tmp_path / "pacs-backup-outbox.sqlite"
     db = sqlite3.connect(path, isolation_level=None)

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from pacs_backup.search import date_range, display_name, parse_date, query_patterns, study_search_text
+from pacs_backup.state.search import date_range, display_name, parse_date, query_patterns, study_search_text
 
 SQL = sqlite3.connect(":memory:")
 

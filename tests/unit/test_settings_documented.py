@@ -9,7 +9,7 @@ from tests.support.common import ROOT
 # Every module of the plugin (its entry module too) and of the dashboard.
 READERS = [
     ROOT / "plugins" / "orthanc_entry.py",
-    *sorted((ROOT / "plugins" / "pacs_backup").glob("*.py")),
+    *sorted((ROOT / "plugins" / "pacs_backup").rglob("*.py")),
     *sorted((ROOT / "dashboard" / "pacs_dashboard").glob("*.py")),
 ]
 # A name given to an environment lookup: os.environ.get / [..], os.getenv, env.get / [..] on the Mapping

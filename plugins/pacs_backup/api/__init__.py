@@ -1,0 +1,1 @@
+"""The plugin's REST routes, who may call them, and the engine's assembly (BackupService)."""

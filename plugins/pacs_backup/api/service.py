@@ -1,0 +1,309 @@
+"""Assembly of the engine from configuration, independent of Orthanc.
+
+The Orthanc entry module creates one :class:`BackupService` with a ``get`` function (the SDK's
+``RestApiGet``) and forwards Orthanc's events to it. Tests build the same service with an HTTP getter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pacs_backup import __version__
+from pacs_backup.replication.dicomweb import DicomWeb
+from pacs_backup.replication.dimse_peer import DimsePeer
+from pacs_backup.clients.object_store import ObjectStore
+from pacs_backup.clients.orthanc_source import Getter, OrthancReader
+from pacs_backup.contracts.documents import RefusedDoc, RunDoc, StatusDoc
+from pacs_backup.contracts.errors import BackupError, ConfigError
+from pacs_backup.contracts.retry import RetryPolicy
+from pacs_backup.dicom.guard import screen
+from pacs_backup.jobs.drives import DriveRegistry, DriveWatch
+from pacs_backup.jobs.forecast import forecast_from_totals
+from pacs_backup.jobs.health import overall_state
+from pacs_backup.jobs.scheduler import OffsiteScheduler
+from pacs_backup.jobs.snapshots import OffsiteContext
+from pacs_backup.rclone.config import default_path, with_default
+from pacs_backup.replication.cloud_pacs import CloudPacs, CloudQueue, CloudSender
+from pacs_backup.replication.outbox import Outbox
+from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
+from pacs_backup.settings.config import Settings, load_settings
+from pacs_backup.settings.limits import Limits, load_limits
+from pacs_backup.state.catalog import Catalog
+from pacs_backup.state.history import RunLog
+
+from .access import Access, load_access
+
+log = logging.getLogger(__name__)
+
+Poster = Callable[[str, bytes], bytes]
+
+
+class InProcessOrthanc:
+    """Restore target inside the plugin: the same calls as OrthancHttp, through the SDK."""
+
+    def __init__(self, get: Getter, post: Poster) -> None:
+        self._get, self._post = get, post
+
+    def upload(self, dicom: bytes) -> dict[str, Any]:
+        answer = json.loads(self._post("/instances", dicom))
+        if not isinstance(answer, dict):
+            raise BackupError("Orthanc did not accept the file as one DICOM instance.")
+        return answer
+
+    def get_json(self, uri: str) -> Any:
+        return json.loads(self._get(uri))
+
+
+OUTBOX_FILENAME = "pacs-backup-outbox.sqlite"
+
+
+class BackupService:
+    """The plugin's whole behaviour: configuration, replication and status.
+
+    A configuration error does not raise: it is kept, logged in one line, and shown by
+    :meth:`status`, so that Orthanc keeps serving images while the installer fixes the setting.
+    """
+
+    def __init__(
+        self,
+        get: Getter,
+        storage_dir: Path,
+        env: Mapping[str, str] | None = None,
+        config_json: Callable[[], str] = lambda: "{}",
+        post: Poster | None = None,
+        put: Poster | None = None,
+    ) -> None:
+        self.storage_dir = storage_dir
+        self.rclone_default = default_path(storage_dir)  # a pasted rclone configuration, when no file is set
+        self.replicator: Replicator | None = None
+        self.offsite: OffsiteScheduler | None = None
+        self.catalog: Catalog | None = None
+        self.cloud: CloudSender | None = None
+        self.config_error: str | None = None
+        self.settings: Settings | None = None
+        self._growth_cache: tuple[float, tuple[int, int, float | None]] | None = None
+        self.refused = 0  # DICOM files refused by screen_instance since start
+        self.last_refused: RefusedDoc | None = None
+        # Who may call the routes: read first, so that it holds also while the rest is misconfigured.
+        self.access: Access = load_access(os.environ if env is None else env, config_json())
+        # The limits on incoming files also hold while the rest is misconfigured (defaults if they are wrong).
+        self.limits = _limits(os.environ if env is None else env)
+        try:
+            self.settings = load_settings(storage_dir / OUTBOX_FILENAME, os.environ if env is None else env)
+        except ConfigError as exc:
+            self.config_error = str(exc)
+            log.error("PACS backup is NOT running: %s", exc)
+            return
+        if not self.settings.enabled:
+            log.warning("PACS backup is disabled (BACKUP_ENABLED=false): instances are not copied")
+            return
+        s = self.settings = replace(self.settings, targets=with_default(self.settings.targets, self.rclone_default))
+        if s.cloud_pacs is not None and s.cloud_pacs.dicom is not None and (post is None or put is None):
+            self.config_error = "CLOUD_PACS_DICOM works only inside Orthanc (the plugin sends through it)."
+            log.error("PACS backup is NOT running: %s", self.config_error)
+            return
+        reader = OrthancReader(get, storage_dir=storage_dir)  # reads files straight from storage when it can
+        store = ObjectStore(s.store, pool_size=max(4, s.workers * 2))
+        outbox = Outbox(s.outbox_path)
+        self.catalog = Catalog(s.outbox_path)
+        ctx = OffsiteContext(
+            reader=reader,
+            catalog=self.catalog,
+            store=store,
+            storage_dir=storage_dir,
+            config_json=config_json,
+            orthanc=InProcessOrthanc(get, post) if post else None,
+            prefix=s.store.prefix,
+        )
+        self.offsite = OffsiteScheduler(
+            ctx,
+            s.targets,
+            RunLog(s.outbox_path),
+            drill_sample=s.drill_sample,
+            minio_drill_interval_s=s.minio_drill_hours * 3600.0,
+            first_run_delay_s=s.first_run_delay_s,
+            drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic),
+        )
+        if s.cloud_pacs is not None:
+            client: CloudPacs
+            if s.cloud_pacs.dicom is not None and post is not None and put is not None:
+                client = DimsePeer(s.cloud_pacs.dicom, get, post, put)
+            else:
+                assert s.cloud_pacs.url is not None  # noqa: S101 - load_cloud_pacs sets one of them
+                client = DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username, s.cloud_pacs.password)
+            self.cloud = CloudSender(
+                CloudQueue(s.outbox_path),
+                client,
+                reader,
+                store,
+                RetryPolicy(s.retry_base_s, s.retry_cap_s),
+            )
+            self.offsite.cloud = self.cloud
+        self.replicator = Replicator(
+            outbox,
+            reader,
+            store,
+            ReplicatorOptions(
+                workers=s.workers,
+                prefix=s.store.prefix,
+                retry=RetryPolicy(s.retry_base_s, s.retry_cap_s),
+                reconcile_every_s=s.reconcile_hours * 3600.0,
+            ),
+            catalog=self.catalog,
+        )
+
+    def on_new_instance(self, orthanc_id: str) -> None:
+        """Forward a NEW_INSTANCE change. Never raises."""
+        if self.replicator is not None:
+            self.replicator.on_new_instance(orthanc_id)
+
+    def start(self) -> None:
+        """Start the engine's threads (Orthanc has started)."""
+        if self.replicator is not None:
+            log.warning(
+                "PACS backup %s started: copying to bucket %s with %d workers",
+                __version__,
+                self.replicator.store.bucket,
+                self.replicator.options.workers,
+            )
+            self.replicator.start()
+        if self.offsite is not None:
+            self.offsite.start()
+        if self.cloud is not None:
+            self.cloud.start()
+
+    def stop(self) -> None:
+        """Stop the threads (Orthanc is stopping). Unfinished work stays in the outbox."""
+        if self.cloud is not None:
+            self.cloud.stop()
+        if self.offsite is not None:
+            self.offsite.stop()
+        if self.replicator is not None:
+            self.replicator.stop()
+
+    def status(self) -> StatusDoc:
+        """Return ``GET /backup/status``: replication state plus an overall ``state`` word.
+
+        ``state`` is ``error`` (not running or nothing can be copied), ``degraded`` (copies delayed or
+        failing) or ``ok``.
+        """
+        doc: StatusDoc = {
+            "version": __version__,
+            "time": time.time(),
+            "last_snapshot": None,
+            "last_drill": None,
+            "refused_instances": self.refused,
+            "last_refused": self.last_refused,
+            "state": "error",
+            "enabled": False,
+        }
+        if self.config_error is not None:
+            doc["config_error"] = self.config_error
+            doc["last_error"] = {"message": self.config_error, "at": None}
+            return doc
+        if self.replicator is None:
+            doc["last_error"] = {"message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None}
+            return doc
+        rep = self.replicator.status()
+        offsite = self.offsite.status() if self.offsite else {}
+        has_targets = bool(self.settings and self.settings.targets)
+        state = overall_state(
+            rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None, time.time()
+        )
+        doc = {**doc, "state": state, "enabled": True, **rep, "offsite": offsite}
+        if self.cloud is not None:
+            cloud = doc["cloud_pacs"] = self.cloud.status()
+            if state == "ok" and (cloud["reachable"] is False or cloud["failing"]):
+                state = "degraded"
+        if not has_targets:
+            doc["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
+        now = time.time()
+        size, recent, first = self._growth(now)
+        quota = self.settings.store_quota_gb if self.settings else None
+        doc["store"]["forecast"] = forecast_from_totals(
+            size, recent, first, now, None if quota is None else int(quota * 1e9)
+        )
+        try:
+            usage = shutil.disk_usage(self.storage_dir)
+            doc["disk"] = {
+                "path": str(self.storage_dir),
+                "free_bytes": usage.free,
+                "total_bytes": usage.total,
+                # images arrive in the PACS as fast as they are copied: the same growth fills its disk
+                "forecast": forecast_from_totals(usage.total - usage.free, recent, first, now, usage.total),
+            }
+        except OSError:
+            doc["disk"] = None
+        doc["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
+        doc["last_drill"] = _newest([t.get("last_drill") for t in offsite.values()])
+        doc["state"] = state
+        return doc
+
+    def _growth(self, now: float) -> tuple[int, int, float | None]:
+        """The catalog's growth, recomputed at most every 5 minutes (a sum over every copy)."""
+        if self.catalog is None:
+            return 0, 0, None
+        if self._growth_cache is None or now - self._growth_cache[0] > 300:
+            self._growth_cache = (now, self.catalog.growth(now))
+        return self._growth_cache[1]
+
+    # --- REST API under /backup/ (the entry module forwards requests here) ---------------------
+    def scheduler(self) -> OffsiteScheduler:
+        """The running scheduler, or a 409 sentence saying why there is none."""
+        if self.offsite is None:
+            raise BackupError(self.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
+        return self.offsite
+
+    def outbox_or_fail(self) -> Outbox:
+        """The copy queue, or a 409 sentence saying why there is none."""
+        if self.replicator is None:
+            raise BackupError(self.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
+        return self.replicator.outbox
+
+    def catalog_or_fail(self) -> Catalog:
+        """The catalog, or a 409 sentence saying why there is none."""
+        if self.catalog is None:
+            raise BackupError(self.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
+        return self.catalog
+
+    # --- instances arriving (Orthanc's received-instance filter) ---------------------------------
+    def screen_instance(self, dicom: bytes) -> str | None:
+        """Return why a received file must be refused, or None to store it. Never raises.
+
+        Fails closed: a file the screen cannot check (a limit reached, damaged deflated data, or a fault
+        of the screen itself) is refused with a reason, never kept unchecked."""
+        try:
+            reason = screen(dicom, self.limits).refusal
+        except Exception:  # the traceback goes to the log; the file is refused, not kept
+            log.exception("could not screen a received instance; refusing it")
+            reason = (
+                "Refused a DICOM file that the backup plugin could not check (Orthanc's log has the details): "
+                "files are stored only once they are checked. Send it again; if it is refused again, ask the "
+                "technician."
+            )
+        if reason is None:
+            return None
+        self.refused += 1
+        self.last_refused = {"at": time.time(), "reason": reason}
+        return reason
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    """The configured limits, or the defaults when a value is wrong (load_settings reports it)."""
+    try:
+        return load_limits(env)
+    except ConfigError:
+        return Limits()
+
+
+def _newest(runs: list[RunDoc | None]) -> RunDoc | None:
+    done = [r for r in runs if r]
+    return max(done, key=lambda r: r["finished_at"] or 0) if done else None

@@ -1,0 +1,1 @@
+"""Technician commands (scripts/*) and their exit codes."""

@@ -1,0 +1,407 @@
+"""The object store holding one copy of every instance: plain S3 through the MinIO client.
+
+Nothing here assumes the store is local: it may be MinIO on the same box, a MinIO-compatible build,
+or a central S3 cluster shared by several clinics (use a prefix per site).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import ENABLED
+from minio.error import S3Error, ServerError
+from minio.objectlockconfig import DAYS, YEARS, ObjectLockConfig
+from minio.versioningconfig import VersioningConfig
+
+from pacs_backup.contracts.errors import BackupError, StoreError, StoreUnavailable
+from pacs_backup.settings.config import StoreSettings
+
+from .s3_client import KNOWN_SHA256, PresignedPayloadMinio
+
+log = logging.getLogger(__name__)
+
+MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT; DICOM files are far smaller
+AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the store reports about one object."""
+
+    key: str
+    size: int
+    sha256: str | None  # from user metadata; None when the object was not written by us
+    orthanc_id: str | None
+
+
+@dataclass(frozen=True)
+class BucketReport:
+    """Protection features of the bucket, with warnings a technician should read."""
+
+    created: bool
+    versioning: bool
+    object_lock: bool
+    warnings: tuple[str, ...]
+
+
+# Whose keys the store refused, and the settings that hold them (the plugin's own; the set-up step's root).
+PLUGIN_KEYS = ("our credentials", "MINIO_ACCESS_KEY and MINIO_SECRET_KEY")
+ROOT_KEYS = ("the root account", "MINIO_ROOT_USER and MINIO_ROOT_PASSWORD")
+
+
+class ChecksumMismatch(StoreError):
+    """The store's checksum of what it received is not the one expected."""
+
+
+class KeyExists(StoreError):
+    """An upload made only if the key is free found it taken (S3 conditional write, 412)."""
+
+
+# A small object of ours, written once, on which the store's support of conditional writes is checked.
+PROBE_KEY = "catalog/conditional-write-probe"
+PROBE_BODY = b"The PACS backup checks here that this store refuses to overwrite an object when asked.\n"
+
+
+def keys_refused(keys: tuple[str, str], what: str, code: str) -> StoreError:
+    """The store refused ``keys`` (see PLUGIN_KEYS) while trying to ``what``."""
+    return StoreError(f"The object store refused {keys[0]} while trying to {what} ({code}); check {keys[1]}.")
+
+
+def store_error(
+    exc: Exception, what: str, keys: tuple[str, str] = PLUGIN_KEYS, then: str = "; retrying"
+) -> BackupError:
+    """Map a client exception to a domain error with a sentence for a person.
+
+    ``keys``: whose keys were used (PLUGIN_KEYS or ROOT_KEYS); ``then``: what follows an outage.
+    """
+    if isinstance(exc, S3Error):
+        if exc.code in AUTH_CODES:
+            return keys_refused(keys, what, exc.code)
+        if exc.code in ("XMinioStorageFull", "StorageFull", "QuotaExceeded"):
+            return StoreError(
+                f"The object store is full and refused to {what}; free space on it or add a disk. "
+                "Copies wait in the queue meanwhile."
+            )
+        return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
+    if isinstance(exc, ServerError):
+        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}){then}.")
+    reason = getattr(exc, "reason", None) or exc
+    # urllib3 reasons read "<connection object>: Failed to establish...: [Errno 111] Connection refused"
+    short = str(reason).rsplit(": ", 1)[-1] or type(exc).__name__
+    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({short}){then}.")
+
+
+CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
+
+
+def http_pool(read_timeout_s: float = 60.0, pool_size: int = 16) -> urllib3.PoolManager:
+    """Connections to the store, for the MinIO client (and its admin client in the set-up step)."""
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=5.0, read=read_timeout_s),
+        maxsize=pool_size,
+        # One quick retry for a dropped keep-alive connection; longer outages are the caller's job.
+        retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
+    )
+
+
+def default_retention(client: Minio, bucket: str) -> tuple[str, int] | None:
+    """The bucket's default retention as (mode, days), or None when it has none (or no object lock).
+
+    Raises the client's exceptions (S3Error...) for the caller to translate.
+    """
+    try:
+        config = client.get_object_lock_config(bucket)
+    except S3Error as exc:
+        if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
+            return None
+        raise
+    if config.mode is None or config.duration is None:
+        return None
+    days = int(config.duration) * (365 if config.duration_unit == YEARS else 1)
+    return str(config.mode), days
+
+
+class ObjectStore:
+    """A bucket in an S3 endpoint. Thread-safe (the MinIO client pools connections)."""
+
+    def __init__(self, settings: StoreSettings, timeout_s: float = 60.0, pool_size: int = 16) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self._client = PresignedPayloadMinio(
+            settings.endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            secure=settings.secure,
+            region=settings.region,
+            http_client=http_pool(timeout_s, pool_size),
+        )
+
+    def ensure_bucket(self) -> BucketReport:
+        """Check the bucket's protection (versioning, object lock and its default retention) and report it.
+
+        With keys that may (the store's root account, as in tests or a hand-made set-up) a missing bucket
+        is created and its protection set as configured. The plugin's own account may not do either, by
+        design (see store_setup.py): then a difference from BACKUP_LOCK_MODE / BACKUP_LOCK_DAYS is only
+        reported, for the set-up step to fix with the root account.
+
+        Raises:
+            StoreUnavailable / StoreError: the store cannot be reached, refuses our keys, or the bucket
+            does not exist and these keys may not create it (the caller retries).
+        """
+        s = self.settings
+        warnings: list[str] = []
+        created = False
+        try:
+            if not self._client.bucket_exists(self.bucket):
+                try:
+                    self._client.make_bucket(self.bucket, location=s.region, object_lock=s.lock_mode != "OFF")
+                except S3Error as exc:
+                    if exc.code != "AccessDenied":
+                        raise
+                    raise StoreError(
+                        f"Bucket {self.bucket} does not exist and the plugin's account may not create it (by "
+                        "design); create it with the object store's root account: `make run`, the Compose "
+                        "stack's store-setup service or scripts/store-setup."
+                    ) from None
+                created = True
+            versioning = self._versioning(warnings)
+            readable_lock = self._object_lock_enabled(warnings)
+            lock = bool(readable_lock)
+            if s.lock_mode != "OFF" and readable_lock is not None:
+                if lock:
+                    self._check_retention(warnings)
+                else:
+                    warnings.append(
+                        f"Bucket {self.bucket} was created without object lock, so anyone holding the keys can "
+                        "delete its copies (ransomware). Point MINIO_BUCKET to a new bucket name to let the "
+                        "appliance create one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this."
+                    )
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"prepare bucket {self.bucket}") from exc
+        return BucketReport(created=created, versioning=versioning, object_lock=lock, warnings=tuple(warnings))
+
+    def _versioning(self, warnings: list[str]) -> bool:
+        try:
+            if self._client.get_bucket_versioning(self.bucket).status == ENABLED:
+                return True
+        except S3Error as exc:
+            if exc.code != "AccessDenied":
+                raise
+            warnings.append(
+                f"The plugin's account may not read the versioning of bucket {self.bucket}, so it "
+                "cannot check that overwritten copies are kept; allow it s3:GetBucketVersioning."
+            )
+            return False
+        try:
+            self._client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+            return True
+        except S3Error as exc:
+            warnings.append(
+                f"Bucket {self.bucket} has no versioning and it cannot be enabled ({exc.code}): "
+                "an overwritten copy cannot be recovered. Run the store set-up step with the "
+                "object store's root account."
+            )
+            return False
+
+    def _check_retention(self, warnings: list[str]) -> None:
+        """Make the bucket's default retention what the settings ask, or say why it is not."""
+        s = self.settings
+        current = default_retention(self._client, self.bucket)
+        if current == (s.lock_mode, s.lock_days):
+            return
+        try:
+            self._client.set_object_lock_config(self.bucket, ObjectLockConfig(s.lock_mode, s.lock_days, DAYS))
+        except S3Error as exc:
+            if exc.code != "AccessDenied":
+                raise
+            now = "none, so new copies are not locked" if current is None else f"{current[0]} {current[1]} days"
+            warnings.append(
+                f"Bucket {self.bucket}'s default retention is {now}; BACKUP_LOCK_MODE/BACKUP_LOCK_DAYS ask for "
+                f"{s.lock_mode} {s.lock_days} days. The plugin's account may not change it (by design): run the "
+                "store set-up step with the object store's root account to apply it."
+            )
+
+    def _object_lock_enabled(self, warnings: list[str]) -> bool | None:
+        """Whether the bucket has object lock; None when these keys may not read it (said in ``warnings``)."""
+        try:
+            self._client.get_object_lock_config(self.bucket)
+            return True
+        except S3Error as exc:
+            if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
+                return False
+            if exc.code == "AccessDenied":
+                warnings.append(
+                    f"The plugin's account may not read bucket {self.bucket}'s object lock settings, "
+                    "so it cannot check that copies are locked; allow it "
+                    "s3:GetBucketObjectLockConfiguration."
+                )
+                return None
+            raise
+
+    def stat(self, key: str) -> StoredObject | None:
+        """Return what the store holds at ``key``, or None when there is no such object."""
+        try:
+            obj = self._client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return None
+            raise store_error(exc, f"look up {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"look up {key}") from exc
+        meta = obj.metadata or {}
+        return StoredObject(
+            key=key,
+            size=int(obj.size or 0),
+            sha256=meta.get("x-amz-meta-sha256"),
+            orthanc_id=meta.get("x-amz-meta-orthanc-id"),
+        )
+
+    def check_conditional_writes(self) -> bool:
+        """Whether the store refuses an upload made "only if absent" onto an existing key.
+
+        Such uploads let a copy skip the look-up that precedes it. Checked once on a marker object of
+        ours: a store that ignores the condition writes a second version of the marker (harmless) and
+        is then used with a look-up before every upload, as before.
+        """
+        try:
+            if self.stat(PROBE_KEY) is None:
+                self._upload(PROBE_KEY, PROBE_BODY, {}, if_absent=False)
+            self._upload(PROBE_KEY, PROBE_BODY, {}, if_absent=True)
+        except KeyExists:
+            return True
+        except BackupError as exc:
+            log.info("conditional writes not used: %s", exc)
+        return False
+
+    def put_verified(
+        self, key: str, data: bytes, sha256: str, orthanc_id: str, md5: str | None = None, if_absent: bool = False
+    ) -> None:
+        """Upload ``data`` to ``key`` and confirm the store holds exactly these bytes.
+
+        The store computes an MD5 of what it received (its ETag for a single-part upload); we compare
+        it with ``md5`` (the MD5 the bytes must have, when the caller knows it) or with ours. Stores that
+        do not expose it that way are checked by reading back size and sha256.
+
+        With ``if_absent`` the store writes nothing when ``key`` already exists (only use it where
+        :meth:`check_conditional_writes` said the store honours it).
+
+        Raises:
+            StoreUnavailable: the store cannot be reached (retry later, not counted against the item).
+            KeyExists: ``if_absent`` and the key exists; nothing was written.
+            StoreError: the store refused the upload, or the copy it holds differs from ``data``.
+        """
+        if len(data) > MAX_SINGLE_PUT:
+            raise StoreError(f"{key} is larger than 5 GiB; the object store cannot take it in one upload.")
+        etag = self._upload(key, data, {"sha256": sha256, "orthanc-id": orthanc_id}, if_absent)
+        if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
+            if etag != (md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()):
+                raise ChecksumMismatch(
+                    f"The object store holds different bytes for {key} than were sent (checksum mismatch)."
+                )
+            return
+        stored = self.stat(key)
+        if stored is None or stored.size != len(data) or stored.sha256 != sha256:
+            raise StoreError(f"The object store did not confirm the copy of {key} (size or checksum differs).")
+
+    def _upload(self, key: str, data: bytes, metadata: dict[str, str], if_absent: bool) -> str:
+        """One PUT of ``data``; returns the ETag (lower case, no quotes).
+
+        The request is made directly (minio-py's put_object sends no conditions and copies the bytes
+        once more); a ``sha256`` in ``metadata`` also signs the request, so the client does not hash
+        the bytes again and the store refuses a body that does not match it (see s3_client.py).
+        """
+        headers: dict[str, str | list[str] | tuple[str]] = {
+            "Content-Type": "application/dicom",
+            **{f"x-amz-meta-{k}": v for k, v in metadata.items()},
+        }
+        if if_absent:
+            headers["If-None-Match"] = "*"
+        if metadata.get("sha256"):
+            headers[KNOWN_SHA256] = metadata["sha256"]
+        try:
+            result = self._client._put_object(self.bucket, key, data, headers)
+        except S3Error as exc:
+            if if_absent and exc.code == "PreconditionFailed":
+                raise KeyExists(f"{key} already exists in the object store.") from None
+            raise store_error(exc, f"upload {key}") from exc
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"upload {key}") from exc
+        return (result.etag or "").strip('"').lower()
+
+    @contextmanager
+    def reading(self, key: str, version_id: str | None = None) -> Iterator[Callable[[int], bytes]]:
+        """The object at ``key`` as a stream: yields its ``read(n)``, so a caller never holds it whole.
+
+        Raises:
+            StoreError: no such object, or refused. StoreUnavailable: cannot reach the store.
+        """
+        try:
+            resp = self._client.get_object(self.bucket, key, version_id=version_id)
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"read {key}") from exc
+        try:
+            yield lambda n: bytes(resp.read(n if n >= 0 else None))  # n < 0: all that is left
+        except CLIENT_ERRORS as exc:  # raised while the caller read
+            raise store_error(exc, f"read {key}") from exc
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def get(self, key: str, version_id: str | None = None) -> bytes:
+        """Return the bytes at ``key`` (errors as :meth:`reading`)."""
+        with self.reading(key, version_id) as read:
+            return read(-1)
+
+    def get_with_sha(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
+        """Return the bytes at ``key`` and the sha256 recorded in its metadata when it was written."""
+        try:
+            resp = self._client.get_object(self.bucket, key, version_id=version_id)
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"read {key}") from exc
+        try:
+            return bytes(resp.read()), resp.headers.get("x-amz-meta-sha256")
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"read {key}") from exc
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def versions_as_of(self, prefix: str, as_of: datetime) -> Iterator[tuple[str, str | None]]:
+        """Yield ``(key, version_id)`` of the newest version of each key under ``prefix`` written at or
+        before ``as_of`` (keys that did not exist yet are left out)."""
+        best: dict[str, tuple[datetime, str | None]] = {}
+        try:
+            for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True, include_version=True):
+                if obj.is_delete_marker or not obj.object_name or obj.last_modified is None:
+                    continue
+                if obj.last_modified <= as_of:
+                    current = best.get(obj.object_name)
+                    if current is None or obj.last_modified > current[0]:
+                        best[obj.object_name] = (obj.last_modified, obj.version_id)
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"list versions of {prefix}") from exc
+        for key in sorted(best):
+            yield key, best[key][1]
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Yield every object key under ``prefix`` (latest versions)."""
+        try:
+            for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
+                if obj.object_name and not obj.is_dir:
+                    yield obj.object_name
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, f"list {prefix}") from exc
+
+    def ping(self) -> None:
+        """Check the store answers for our bucket. Raises StoreUnavailable / StoreError."""
+        try:
+            self._client.bucket_exists(self.bucket)
+        except CLIENT_ERRORS as exc:
+            raise store_error(exc, "reach the bucket") from exc

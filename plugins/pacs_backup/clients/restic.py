@@ -1,0 +1,338 @@
+"""A thin wrapper of the restic program: one repository, JSON output, exit codes as named errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pacs_backup.contracts.errors import BackupError
+from pacs_backup.contracts.redact import mask_url_credentials
+from pacs_backup.rclone.sandbox import guarded
+from pacs_backup.settings.config import TargetSettings
+
+from .runner import Completed, run, stream
+
+
+class ResticError(BackupError):
+    """restic failed (exit code 1 or any code it does not document)."""
+
+
+class ResticPartial(ResticError):
+    """Exit 3: the snapshot was made but some files could not be read."""
+
+
+class RepositoryMissing(ResticError):
+    """Exit 10: no repository at that address (yet)."""
+
+
+class RepositoryLocked(ResticError):
+    """Exit 11: another process holds the repository lock."""
+
+
+class WrongPassword(ResticError):
+    """Exit 12: the password does not open the repository."""
+
+
+class ResticCancelled(ResticError):
+    """Exit 130: interrupted."""
+
+
+class RepositoryUnreachable(ResticError):
+    """The repository's server does not answer (checked before running restic, which retries for long)."""
+
+
+def repository_address(repository: str) -> tuple[str, int] | None:
+    """Return ``(host, port)`` of a network repository (rest:, s3:, sftp:), or None for a local path."""
+    scheme, _, rest = repository.partition(":")
+    if scheme == "rest" or (scheme == "s3" and "://" in rest):
+        url = urlsplit(rest)
+        if not url.hostname:
+            return None
+        return url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    if scheme == "s3":
+        host, _, port = rest.split("/", 1)[0].partition(":")
+        return host, int(port) if port.isdigit() else 443
+    if scheme == "sftp":
+        if rest.startswith("//"):
+            url = urlsplit("sftp:" + rest)
+            return (url.hostname, url.port or 22) if url.hostname else None
+        return rest.split(":", 1)[0].rsplit("@", 1)[-1], 22
+    return None
+
+
+_CODES: dict[int, tuple[type[ResticError], str]] = {
+    1: (ResticError, "restic failed"),
+    3: (ResticPartial, "the snapshot is incomplete: some files could not be read"),
+    10: (RepositoryMissing, "there is no backup repository at that address"),
+    11: (RepositoryLocked, "the backup repository is locked by another process"),
+    12: (WrongPassword, "the password does not open the backup repository"),
+    130: (ResticCancelled, "restic was interrupted"),
+}
+
+
+def find_restic() -> str:
+    """Return the restic program: RESTIC_BINARY, the project's .tools/bin, or PATH."""
+    explicit = os.environ.get("RESTIC_BINARY")
+    if explicit:
+        return explicit
+    bundled = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "restic"
+    if bundled.exists():
+        return str(bundled)
+    return shutil.which("restic") or "restic"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot as ``restic snapshots --json`` lists it."""
+
+    id: str
+    short_id: str
+    time: str
+    paths: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+class Restic:
+    """Run restic against one repository. The password is passed by file or environment, never argv."""
+
+    def __init__(
+        self,
+        repository: str,
+        *,
+        password: str | None = None,
+        password_file: Path | None = None,
+        binary: str | None = None,
+        cache_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        timeout_s: float = 6 * 3600,
+        retry_lock: str = "2m",
+    ) -> None:
+        if not password and not password_file:
+            raise BackupError("The backup repository needs a password (RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).")
+        self.repository = mask_url_credentials(repository)  # for messages: never the password
+        self._url = repository
+        self._binary = binary or find_restic()
+        self._timeout = timeout_s
+        self._retry_lock = retry_lock
+        self._env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
+            "RESTIC_REPOSITORY": repository,
+            **(extra_env or {}),
+        }
+        self._secrets = [v for k, v in (extra_env or {}).items() if "SECRET" in k or "PASSWORD" in k or "KEY" in k]
+        if password_file is not None:
+            self._env["RESTIC_PASSWORD_FILE"] = str(password_file)
+        else:
+            assert password is not None  # noqa: S101 - checked above
+            self._env["RESTIC_PASSWORD"] = password
+            self._secrets.append(password)
+        if cache_dir is not None:
+            self._env["RESTIC_CACHE_DIR"] = str(cache_dir)
+        else:
+            self._env["RESTIC_CACHE_DIR"] = str(Path(self._env["HOME"]) / ".cache" / "restic")
+
+    @classmethod
+    def for_target(cls, target: TargetSettings, cache_dir: Path | None = None) -> Restic:
+        """The one way to build a client for a configured target (password, backend keys, lock wait)."""
+        return cls(
+            target.repository,
+            password=target.password,
+            password_file=target.password_file,
+            extra_env=target.env,
+            cache_dir=cache_dir,
+            retry_lock=target.retry_lock,
+        )
+
+    def _run(
+        self,
+        args: Sequence[str],
+        *,
+        json_out: bool = True,
+        timeout_s: float | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+        lock: bool = True,
+    ) -> Completed:
+        argv = list(args)
+        if json_out:
+            argv.append("--json")
+        if lock:
+            argv += ["--retry-lock", self._retry_lock]
+        timeout = timeout_s or self._timeout
+        done = self._launch(argv, lambda a, env: run(a, env=env, timeout_s=timeout, secrets=self._secrets))
+        return self._checked(done, ok_codes)
+
+    def _launch(self, args: Sequence[str], start: Callable[[list[str], dict[str, str]], Completed]) -> Completed:
+        """Start restic with ``args``; for an rclone repository, only after its configuration passed the check,
+        with rclone started as the unprivileged user (see :mod:`pacs_backup.rclone.sandbox`)."""
+        if not self._url.startswith("rclone:"):
+            return start([self._binary, *args], self._env)
+        with guarded(self._url, self._env) as (options, env):
+            return start([self._binary, *options, *args], env)
+
+    def _checked(self, done: Completed, ok_codes: tuple[int, ...] = (0,)) -> Completed:
+        """``done`` when its exit code is fine, else the named error for restic's code."""
+        if done.returncode in ok_codes:
+            return done
+        cls, sentence = _CODES.get(done.returncode, (ResticError, f"restic exited with code {done.returncode}"))
+        detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        where = f" ({self.repository})"
+        raise cls(f"{sentence[0].upper()}{sentence[1:]}{where}" + (f": {detail}" if detail else "") + ".")
+
+    # --- repository ------------------------------------------------------------------------------
+    def check_reachable(self, timeout_s: float = 10.0) -> None:
+        """Fail fast when a network repository's server does not accept connections.
+
+        Raises:
+            RepositoryUnreachable: with the address and the reason.
+        """
+        address = repository_address(self._url)
+        if address is None:
+            return
+        try:
+            socket.create_connection(address, timeout=timeout_s).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise RepositoryUnreachable(
+                f"The backup repository at {address[0]}:{address[1]} cannot be reached "
+                f"({reason}); check the network and the offsite server."
+            ) from None
+
+    def exists(self) -> bool:
+        """True when a repository answers at the address (and the password opens it)."""
+        self.check_reachable()
+        try:
+            self._run(["cat", "config"], json_out=False, lock=False, timeout_s=300)
+        except RepositoryMissing:
+            return False
+        return True
+
+    def probe(self) -> str:
+        """Test the connection: a sentence saying whether the repository answers (a BackupError when not)."""
+        self.check_reachable()
+        try:
+            self._run(["cat", "config"], json_out=False, lock=False, timeout_s=120)
+        except RepositoryMissing:
+            return f"{self.repository} answers; there is no backup repository there yet (the first snapshot makes it)."
+        return f"{self.repository} answers, and the password opens its backup repository."
+
+    def cat_config(self) -> bytes:
+        """The repository's config (JSON with its id); raises RepositoryMissing when there is none."""
+        return self._run(["cat", "config"], json_out=False, lock=False, timeout_s=120).stdout
+
+    def init(self) -> None:
+        """Create the repository."""
+        self._run(["init"], timeout_s=300, lock=False)
+
+    def ensure(self) -> bool:
+        """Create the repository if it does not exist yet. Returns True when it was created."""
+        if self.exists():
+            return False
+        self.init()
+        return True
+
+    # --- snapshots -------------------------------------------------------------------------------
+    def backup(
+        self, paths: Sequence[str], *, tags: Sequence[str] = (), host: str = "pacs", excludes: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Take a snapshot of ``paths``; return restic's JSON summary (snapshot_id, files_new, ...).
+
+        Raises:
+            ResticPartial: exit 3 (the summary is lost with it; callers record the failure).
+        """
+        args = ["backup", *paths, "--host", host]
+        for t in tags:
+            args += ["--tag", t]
+        for e in excludes:
+            args += ["--exclude", e]
+        done = self._run(args)
+        for line in reversed(done.stdout.decode("utf-8", "replace").splitlines()):
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("message_type") == "summary":
+                return msg
+        raise ResticError("restic finished without a summary; the snapshot cannot be confirmed.")
+
+    def snapshots(self, tag: str | None = None) -> list[SnapshotInfo]:
+        """Return the snapshots, oldest first."""
+        self.check_reachable()
+        args = ["snapshots"] + (["--tag", tag] if tag else [])
+        data = json.loads(self._run(args, lock=False).stdout or b"[]")
+        return [
+            SnapshotInfo(
+                id=s["id"],
+                short_id=s.get("short_id", s["id"][:8]),
+                time=s["time"],
+                paths=tuple(s.get("paths", [])),
+                tags=tuple(s.get("tags") or []),
+            )
+            for s in data or []
+        ]
+
+    def dump(self, snapshot: str, path: str) -> bytes:
+        """Return the bytes of one file of a snapshot."""
+        return self._run(["dump", snapshot, path], json_out=False, lock=False).stdout
+
+    def restore(
+        self,
+        snapshot: str,
+        target: Path,
+        includes: Sequence[str] = (),
+        on_file: Callable[[str], None] | None = None,
+    ) -> None:
+        """Restore a snapshot (or only ``includes``) under ``target``.
+
+        Args:
+            on_file: called with each file's path in the snapshot as soon as restic has written all
+                of it, while the rest is still being restored (so a caller can start using it).
+        """
+        args = ["restore", snapshot, "--target", str(target)]
+        for inc in includes:
+            args += ["--include", inc]
+        if on_file is None:
+            self._run(args, json_out=False, lock=False)
+            return
+
+        def line(raw: bytes) -> None:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                return
+            if (
+                isinstance(msg, dict)
+                and msg.get("message_type") == "verbose_status"
+                and msg.get("action") == "restored"
+            ):
+                on_file(str(msg.get("item", "")))
+
+        self._checked(
+            self._launch(
+                [*args, "--json", "--verbose=2"],
+                lambda a, env: stream(a, env=env, timeout_s=self._timeout, on_line=line, secrets=self._secrets),
+            )
+        )
+
+    def check(self, read_data_subset: str | None = None) -> None:
+        """Check the repository's structure, and read a subset of the data (e.g. ``3/30``)."""
+        args = ["check"] + ([f"--read-data-subset={read_data_subset}"] if read_data_subset else [])
+        self._run(args, json_out=False)
+
+    def forget(self, keep: Mapping[str, str], prune: bool = True) -> None:
+        """Apply the retention policy (``{"daily": "7", "within": "30d"}`` -> ``--keep-daily 7 ...``)."""
+        args = ["forget"] + [a for k, v in keep.items() for a in (f"--keep-{k}", v)]
+        if prune:
+            args.append("--prune")
+        self._run(args, json_out=False)
+
+    def delete_snapshot(self, snapshot: str) -> None:
+        """Remove one snapshot (only possible where the credentials allow deletions)."""
+        self._run(["forget", snapshot], json_out=False)

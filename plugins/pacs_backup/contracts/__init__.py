@@ -1,0 +1,1 @@
+"""Typed documents, errors and the key layout: what every other package speaks."""

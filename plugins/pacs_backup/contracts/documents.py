@@ -1,0 +1,158 @@
+"""The documents the plugin's REST API gives out, typed: what the dashboard, the scripts and the tests
+read. Adding a key is compatible; removing or renaming one is a change of the interface."""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+
+
+class Forecast(TypedDict):
+    """Size now, growth per month, size in 12 months, and (with a quota) months until it is full."""
+
+    size_bytes: int
+    growth_bytes_per_month: int
+    in_12_months_bytes: int
+    quota_bytes: int | None
+    months_until_full: float | None
+    light: str  # green, amber (full within the warning months) or red (full, or within a month)
+    advice: str | None
+
+
+class RunDoc(TypedDict):
+    """One snapshot, drill or restore run (``GET /backup/runs/<id>``)."""
+
+    id: int
+    target: str
+    kind: str  # snapshot, drill, restore
+    state: str  # queued, running, ok, failed
+    queued_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration_s: float | None
+    summary: dict[str, Any]  # what the run did; its keys depend on the kind
+    error: str | None  # a sentence for a person when it failed
+
+
+class DriveDoc(TypedDict):
+    """An external-drive target: which drive is plugged in, its drives, which to swap next."""
+
+    connected: bool
+    sentence: str
+    repository_id: str | None
+    drives: list[dict[str, Any]]
+    swap_next: str | None
+    light: str
+    advice: str | None
+
+
+class TargetDoc(TypedDict, total=False):
+    """One copy made by snapshots or drills: an offsite target, or ``minio`` (drills only)."""
+
+    repository: str  # with any password masked
+    next_snapshot_at: float
+    next_drill_at: float
+    forecast: Forecast
+    drive: DriveDoc
+    last_snapshot: RunDoc | None
+    last_good_snapshot_age_s: float | None
+    last_drill: RunDoc | None
+    last_good_drill_age_s: float | None
+
+
+class ErrorDoc(TypedDict):
+    """The last error of a part: a sentence, and when (None: a setting, not an event)."""
+
+    message: str
+    at: float | None
+
+
+class RefusedDoc(TypedDict):
+    """The last DICOM file refused on arrival, and why."""
+
+    at: float
+    reason: str
+
+
+class LagDoc(TypedDict):
+    """Seconds from arrival in the PACS to a verified copy, over the recent copies."""
+
+    samples: NotRequired[int]
+    p50: float | None
+    p99: float | None
+
+
+class StoreDoc(TypedDict):
+    """The object store holding the local copy, and its protection."""
+
+    endpoint: str
+    bucket: str
+    reachable: bool
+    versioning: bool | None  # None: not checked yet
+    object_lock: bool | None
+    warnings: list[str]
+    forecast: NotRequired[Forecast]
+
+
+class DiskDoc(TypedDict):
+    """The disk holding the PACS's images."""
+
+    path: str
+    free_bytes: int
+    total_bytes: int
+    forecast: Forecast
+
+
+class CloudQueueDoc(TypedDict):
+    """The cloud PACS's queue: waiting, sent and verified, being tried again."""
+
+    depth: int
+    verified: int
+    failing: int
+    oldest_pending_age_s: float | None
+
+
+class CloudDoc(CloudQueueDoc):
+    """The cloud PACS copy: its queue, and whether it answers."""
+
+    url: str  # with any password masked
+    reachable: bool | None  # None: not tried yet
+    unreachable_since: float | None
+    last_error: ErrorDoc | None
+    lag_s: LagDoc
+
+
+class ReplicationDoc(TypedDict, total=False):
+    """The replication part of the status (``Replicator.status``): every key is there while backup runs."""
+
+    outbox_depth: int
+    oldest_pending_age_s: float | None
+    replicated: int
+    replicated_bytes: int
+    failed: int
+    quarantined: int
+    last_error: ErrorDoc | None  # in the status also while backup is not running: why
+    last_replicated_at: float | None
+    lag_s: LagDoc
+    store: StoreDoc
+    last_reconcile: dict[str, Any] | None
+    workers: int
+
+
+class StatusDoc(ReplicationDoc):
+    """``GET /backup/status``. While backup is not running (a bad setting, BACKUP_ENABLED=false) it holds
+    only these keys (``enabled`` false, ``last_error`` saying why) and none of the replication part."""
+
+    version: str
+    time: float
+    state: str  # ok, degraded or error (see health.overall_state)
+    enabled: bool
+    last_snapshot: RunDoc | None  # the newest of any target
+    last_drill: RunDoc | None
+    refused_instances: int  # since Orthanc started
+    last_refused: RefusedDoc | None
+    config_error: NotRequired[str]
+    offsite: NotRequired[dict[str, TargetDoc]]
+    offsite_warning: NotRequired[str]  # no offsite target is configured
+    cloud_pacs: NotRequired[CloudDoc]
+    disk: NotRequired[DiskDoc | None]  # None: the storage folder could not be measured

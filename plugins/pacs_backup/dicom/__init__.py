@@ -1,0 +1,1 @@
+"""Reading DICOM files in bounded memory: the incoming-file check and previews."""

@@ -1,0 +1,1 @@
+"""Scheduled work: snapshots, drills, external drives, forecasts and the health word."""

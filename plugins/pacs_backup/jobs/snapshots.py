@@ -1,0 +1,147 @@
+"""Offsite snapshots and restore drills for one restic target, and drills of the object store.
+
+A snapshot holds Orthanc's storage directory (the DICOM files exactly as stored) plus, inside it,
+``pacs-backup/manifest.jsonl`` (study/series/instance -> file, key, sha256) and a copy of Orthanc's
+configuration without passwords. That is everything needed to rebuild the PACS elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pacs_backup.clients.object_store import ObjectStore
+from pacs_backup.clients.orthanc_source import OrthancReader
+from pacs_backup.clients.restic import Restic
+from pacs_backup.contracts.errors import BackupError
+from pacs_backup.contracts.redact import redacted_config, write_private
+from pacs_backup.settings.config import TargetSettings
+from pacs_backup.state.catalog import Catalog
+from pacs_backup.state.manifest import (
+    BUCKET_MANIFEST_KEY,
+    MANIFEST_NAME,
+    SNAPSHOT_TAG,
+    STATE_SUBDIR,
+    ManifestEntry,
+    sha256_hex,
+    write_manifest,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OffsiteContext:
+    """What snapshots and drills need from the running plugin."""
+
+    reader: OrthancReader
+    catalog: Catalog
+    store: ObjectStore | None
+    storage_dir: Path
+    config_json: Callable[[], str]  # Orthanc's configuration (passwords are removed before writing)
+    orthanc: Any = None  # where restores go (restore.OrthancTarget); None = restores unavailable
+    prefix: str = ""  # the bucket's key prefix for this site
+    host: str = socket.gethostname()
+    clock: Callable[[], float] = time.time
+    # Repositories known to exist: later snapshots skip the existence check (one restic run less).
+    initialized: set[str] = field(default_factory=set)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.storage_dir / STATE_SUBDIR
+
+    def restic(self, target: TargetSettings) -> Restic:
+        return Restic.for_target(target, cache_dir=self.storage_dir.parent / "pacs-backup-restic-cache")
+
+
+def prepare_manifest(ctx: OffsiteContext) -> dict[str, int]:
+    """Catalogue older copies, then write the manifest of the files in Orthanc's storage right now and
+    the configuration copy. Returns ``{study_uid: instances}`` of what the manifest lists."""
+    ctx.catalog.backfill(ctx.reader, ctx.clock())
+    if not ctx.state_dir.exists():
+        ctx.state_dir.mkdir(parents=True, mode=0o700)
+    counts: dict[str, int] = {}
+
+    def present() -> Iterator[ManifestEntry]:
+        for e in ctx.catalog.entries(ctx.storage_dir):
+            counts[e["study_uid"]] = counts.get(e["study_uid"], 0) + 1
+            yield e
+
+    write_manifest(
+        present(),
+        ctx.state_dir / MANIFEST_NAME,
+        {"created_at": ctx.clock(), "storage_dir": str(ctx.storage_dir), "host": ctx.host},
+    )
+    write_private(ctx.state_dir / "orthanc-config.json", redacted_config(ctx.config_json()))
+    if ctx.store is not None:
+        try:  # the bucket gets the manifest too, so a restore from the bucket can search by patient
+            data = (ctx.state_dir / MANIFEST_NAME).read_bytes()
+            ctx.store.put_verified(BUCKET_MANIFEST_KEY, data, sha256_hex(data), "manifest")
+        except BackupError as exc:
+            log.warning("manifest not copied to the bucket: %s", exc)
+    return counts
+
+
+def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = True) -> dict[str, Any]:
+    """Take one snapshot to ``target`` (creating the repository on first use) and apply retention.
+
+    Returns:
+        A summary: snapshot id, new/changed files, bytes added, manifest entries.
+    Raises:
+        BackupError (ResticError and subclasses) with a message for a person.
+    """
+    restic = ctx.restic(target)
+    if not create:  # an external drive: its repository is made only by the explicit preparation step
+        created = False
+    elif target.repository in ctx.initialized:
+        restic.check_reachable()
+        created = False
+    else:
+        created = restic.ensure()
+        ctx.initialized.add(target.repository)
+    counts = prepare_manifest(ctx)
+    new_box = not ctx.catalog.has_snapshots(target.name)
+    if not counts and not created and new_box and restic.snapshots(tag=SNAPSHOT_TAG):
+        # A new (or rebuilt) box whose PACS is still empty, pointed at the clinic's repository: a snapshot
+        # of nothing would become the newest one, and a whole-clinic restore from it would bring nothing
+        # back. (A box that has taken snapshots here before records its PACS as it is, even empty.)
+        return {
+            "snapshot_id": None,
+            "skipped": "The PACS holds no images yet, so no snapshot was taken: the newest snapshot in the "
+            "repository still holds the clinic's images. Restore them with disaster-recovery.",
+            "manifest_entries": 0,
+            "studies": 0,
+            "repository_created": False,
+            "forgot": False,
+        }
+    excludes = [
+        str(ctx.storage_dir / "index"),
+        str(ctx.storage_dir / "index-*"),
+        "*.sqlite",
+        "*.sqlite-wal",
+        "*.sqlite-shm",
+        "*.sqlite-journal",
+    ]
+    summary = restic.backup([str(ctx.storage_dir)], tags=[SNAPSHOT_TAG], host=ctx.host, excludes=excludes)
+    result = {
+        "snapshot_id": summary.get("snapshot_id"),
+        "files_new": summary.get("files_new", 0),
+        "files_changed": summary.get("files_changed", 0),
+        "data_added": summary.get("data_added", 0),
+        "total_files": summary.get("total_files_processed", 0),
+        "manifest_entries": sum(counts.values()),
+        "studies": len(counts),
+        "repository_created": created,
+        "forgot": False,
+    }
+    if summary.get("snapshot_id"):
+        ctx.catalog.record_snapshot(target.name, str(summary["snapshot_id"]), ctx.clock(), counts)
+    if target.forget:
+        restic.forget(target.keep)
+        result["forgot"] = True
+    return result

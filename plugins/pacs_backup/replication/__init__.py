@@ -1,0 +1,1 @@
+"""The copy queue: outbox, replicator threads, and the cloud PACS queue."""

@@ -1,0 +1,1 @@
+"""The plugin's SQLite file: schema and migrations, catalog and search, manifests, run history."""
