@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT / "dev"), str(ROOT), str(ROOT / "plugins")]
 import devstack  # noqa: E402
 from pacs_backup.clients.orthanc_http import OrthancHttp  # noqa: E402
 from pacs_backup.replication.outbox import Outbox  # noqa: E402
-from pacs_backup.replication.replicator import CHANGES_CURSOR  # noqa: E402
+from pacs_backup.replication.reconcile import CHANGES_CURSOR  # noqa: E402
 from pacs_backup.state.schema import open_plugin_db, refresh_all_studies  # noqa: E402
 
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "benchmarks" / "results")

@@ -1,7 +1,8 @@
-"""The object store holding one copy of every instance: plain S3 through the MinIO client.
+"""The object store holding one copy of every instance: reading and writing its objects over S3.
 
 Nothing here assumes the store is local: it may be MinIO on the same box, a MinIO-compatible build,
-or a central S3 cluster shared by several clinics (use a prefix per site).
+or a central S3 cluster shared by several clinics (use a prefix per site). The bucket's protection is
+checked by :mod:`.bucket`; the client's failures become domain errors in :mod:`.store_errors`.
 """
 
 from __future__ import annotations
@@ -14,21 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import urllib3
-from minio import Minio
-from minio.commonconfig import ENABLED
-from minio.error import S3Error, ServerError
-from minio.objectlockconfig import DAYS, YEARS, ObjectLockConfig
-from minio.versioningconfig import VersioningConfig
+from minio.error import S3Error
 
-from pacs_backup.contracts.errors import BackupError, StoreError, StoreUnavailable
-from pacs_backup.settings.config import StoreSettings
+from pacs_backup.contracts.errors import BackupError, StoreError
+from pacs_backup.settings.store import StoreSettings
 
+from .bucket import BucketReport, prepare_bucket
 from .s3_client import KNOWN_SHA256, PresignedPayloadMinio
+from .store_errors import CLIENT_ERRORS, ChecksumMismatch, KeyExists, store_error
 
 log = logging.getLogger(__name__)
 
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT; DICOM files are far smaller
-AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
 
 
 @dataclass(frozen=True)
@@ -41,64 +39,9 @@ class StoredObject:
     orthanc_id: str | None
 
 
-@dataclass(frozen=True)
-class BucketReport:
-    """Protection features of the bucket, with warnings a technician should read."""
-
-    created: bool
-    versioning: bool
-    object_lock: bool
-    warnings: tuple[str, ...]
-
-
-# Whose keys the store refused, and the settings that hold them (the plugin's own; the set-up step's root).
-PLUGIN_KEYS = ("our credentials", "MINIO_ACCESS_KEY and MINIO_SECRET_KEY")
-ROOT_KEYS = ("the root account", "MINIO_ROOT_USER and MINIO_ROOT_PASSWORD")
-
-
-class ChecksumMismatch(StoreError):
-    """The store's checksum of what it received is not the one expected."""
-
-
-class KeyExists(StoreError):
-    """An upload made only if the key is free found it taken (S3 conditional write, 412)."""
-
-
 # A small object of ours, written once, on which the store's support of conditional writes is checked.
 PROBE_KEY = "catalog/conditional-write-probe"
 PROBE_BODY = b"The PACS backup checks here that this store refuses to overwrite an object when asked.\n"
-
-
-def keys_refused(keys: tuple[str, str], what: str, code: str) -> StoreError:
-    """The store refused ``keys`` (see PLUGIN_KEYS) while trying to ``what``."""
-    return StoreError(f"The object store refused {keys[0]} while trying to {what} ({code}); check {keys[1]}.")
-
-
-def store_error(
-    exc: Exception, what: str, keys: tuple[str, str] = PLUGIN_KEYS, then: str = "; retrying"
-) -> BackupError:
-    """Map a client exception to a domain error with a sentence for a person.
-
-    ``keys``: whose keys were used (PLUGIN_KEYS or ROOT_KEYS); ``then``: what follows an outage.
-    """
-    if isinstance(exc, S3Error):
-        if exc.code in AUTH_CODES:
-            return keys_refused(keys, what, exc.code)
-        if exc.code in ("XMinioStorageFull", "StorageFull", "QuotaExceeded"):
-            return StoreError(
-                f"The object store is full and refused to {what}; free space on it or add a disk. "
-                "Copies wait in the queue meanwhile."
-            )
-        return StoreError(f"The object store refused to {what}: {exc.code} {exc.message}")
-    if isinstance(exc, ServerError):
-        return StoreUnavailable(f"The object store failed while trying to {what} (HTTP {exc.status_code}){then}.")
-    reason = getattr(exc, "reason", None) or exc
-    # urllib3 reasons read "<connection object>: Failed to establish...: [Errno 111] Connection refused"
-    short = str(reason).rsplit(": ", 1)[-1] or type(exc).__name__
-    return StoreUnavailable(f"The object store cannot be reached while trying to {what} ({short}){then}.")
-
-
-CLIENT_ERRORS = (S3Error, ServerError, urllib3.exceptions.HTTPError, OSError)
 
 
 def http_pool(read_timeout_s: float = 60.0, pool_size: int = 16) -> urllib3.PoolManager:
@@ -109,23 +52,6 @@ def http_pool(read_timeout_s: float = 60.0, pool_size: int = 16) -> urllib3.Pool
         # One quick retry for a dropped keep-alive connection; longer outages are the caller's job.
         retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
     )
-
-
-def default_retention(client: Minio, bucket: str) -> tuple[str, int] | None:
-    """The bucket's default retention as (mode, days), or None when it has none (or no object lock).
-
-    Raises the client's exceptions (S3Error...) for the caller to translate.
-    """
-    try:
-        config = client.get_object_lock_config(bucket)
-    except S3Error as exc:
-        if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
-            return None
-        raise
-    if config.mode is None or config.duration is None:
-        return None
-    days = int(config.duration) * (365 if config.duration_unit == YEARS else 1)
-    return str(config.mode), days
 
 
 class ObjectStore:
@@ -146,104 +72,13 @@ class ObjectStore:
     def ensure_bucket(self) -> BucketReport:
         """Check the bucket's protection (versioning, object lock and its default retention) and report it.
 
-        With keys that may (the store's root account, as in tests or a hand-made set-up) a missing bucket
-        is created and its protection set as configured. The plugin's own account may not do either, by
-        design (see store_setup.py): then a difference from BACKUP_LOCK_MODE / BACKUP_LOCK_DAYS is only
-        reported, for the set-up step to fix with the root account.
+        A missing bucket is created where these keys may (see :func:`.bucket.prepare_bucket`).
 
         Raises:
             StoreUnavailable / StoreError: the store cannot be reached, refuses our keys, or the bucket
             does not exist and these keys may not create it (the caller retries).
         """
-        s = self.settings
-        warnings: list[str] = []
-        created = False
-        try:
-            if not self._client.bucket_exists(self.bucket):
-                try:
-                    self._client.make_bucket(self.bucket, location=s.region, object_lock=s.lock_mode != "OFF")
-                except S3Error as exc:
-                    if exc.code != "AccessDenied":
-                        raise
-                    raise StoreError(
-                        f"Bucket {self.bucket} does not exist and the plugin's account may not create it (by "
-                        "design); create it with the object store's root account: `make run`, the Compose "
-                        "stack's store-setup service or scripts/store-setup."
-                    ) from None
-                created = True
-            versioning = self._versioning(warnings)
-            readable_lock = self._object_lock_enabled(warnings)
-            lock = bool(readable_lock)
-            if s.lock_mode != "OFF" and readable_lock is not None:
-                if lock:
-                    self._check_retention(warnings)
-                else:
-                    warnings.append(
-                        f"Bucket {self.bucket} was created without object lock, so anyone holding the keys can "
-                        "delete its copies (ransomware). Point MINIO_BUCKET to a new bucket name to let the "
-                        "appliance create one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this."
-                    )
-        except CLIENT_ERRORS as exc:
-            raise store_error(exc, f"prepare bucket {self.bucket}") from exc
-        return BucketReport(created=created, versioning=versioning, object_lock=lock, warnings=tuple(warnings))
-
-    def _versioning(self, warnings: list[str]) -> bool:
-        try:
-            if self._client.get_bucket_versioning(self.bucket).status == ENABLED:
-                return True
-        except S3Error as exc:
-            if exc.code != "AccessDenied":
-                raise
-            warnings.append(
-                f"The plugin's account may not read the versioning of bucket {self.bucket}, so it "
-                "cannot check that overwritten copies are kept; allow it s3:GetBucketVersioning."
-            )
-            return False
-        try:
-            self._client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
-            return True
-        except S3Error as exc:
-            warnings.append(
-                f"Bucket {self.bucket} has no versioning and it cannot be enabled ({exc.code}): "
-                "an overwritten copy cannot be recovered. Run the store set-up step with the "
-                "object store's root account."
-            )
-            return False
-
-    def _check_retention(self, warnings: list[str]) -> None:
-        """Make the bucket's default retention what the settings ask, or say why it is not."""
-        s = self.settings
-        current = default_retention(self._client, self.bucket)
-        if current == (s.lock_mode, s.lock_days):
-            return
-        try:
-            self._client.set_object_lock_config(self.bucket, ObjectLockConfig(s.lock_mode, s.lock_days, DAYS))
-        except S3Error as exc:
-            if exc.code != "AccessDenied":
-                raise
-            now = "none, so new copies are not locked" if current is None else f"{current[0]} {current[1]} days"
-            warnings.append(
-                f"Bucket {self.bucket}'s default retention is {now}; BACKUP_LOCK_MODE/BACKUP_LOCK_DAYS ask for "
-                f"{s.lock_mode} {s.lock_days} days. The plugin's account may not change it (by design): run the "
-                "store set-up step with the object store's root account to apply it."
-            )
-
-    def _object_lock_enabled(self, warnings: list[str]) -> bool | None:
-        """Whether the bucket has object lock; None when these keys may not read it (said in ``warnings``)."""
-        try:
-            self._client.get_object_lock_config(self.bucket)
-            return True
-        except S3Error as exc:
-            if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
-                return False
-            if exc.code == "AccessDenied":
-                warnings.append(
-                    f"The plugin's account may not read bucket {self.bucket}'s object lock settings, "
-                    "so it cannot check that copies are locked; allow it "
-                    "s3:GetBucketObjectLockConfiguration."
-                )
-                return None
-            raise
+        return prepare_bucket(self._client, self.settings)
 
     def stat(self, key: str) -> StoredObject | None:
         """Return what the store holds at ``key``, or None when there is no such object."""

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.redact import mask_url_credentials
 from pacs_backup.rclone.sandbox import guarded
-from pacs_backup.settings.config import TargetSettings
+from pacs_backup.settings.targets import TargetSettings
 
 from .runner import Completed, run, stream
 
@@ -82,7 +82,7 @@ def find_restic() -> str:
     explicit = os.environ.get("RESTIC_BINARY")
     if explicit:
         return explicit
-    bundled = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "restic"
+    bundled = Path(__file__).resolve().parents[3] / ".tools" / "bin" / "restic"  # <project>/.tools
     if bundled.exists():
         return str(bundled)
     return shutil.which("restic") or "restic"

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from pacs_backup.contracts.errors import BackupError, CloudRefused, CloudUnavailable
 from pacs_backup.restore.uploads import RestoreReport
-from pacs_backup.settings.config import DicomPeerSettings
+from pacs_backup.settings.cloud_peer import DicomPeerSettings
 
 if TYPE_CHECKING:
     from pacs_backup.replication.cloud_pacs import Outgoing, SentStudy

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pacs_backup.contracts.errors import ConfigError
 
-from .config import TargetSettings
+from .targets import TargetSettings
 
 INSTALL_VARIABLE = "PACS_BACKUP_INSTALL"
 COMPOSE, NATIVE = "compose", "native"
