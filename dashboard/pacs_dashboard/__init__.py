@@ -1,4 +1,9 @@
-"""The clinic's backup dashboard (Flask application factory)."""
+"""The clinic's backup dashboard (Flask application factory).
+
+:func:`create_app` makes everything one dashboard keeps (deps.py: its settings, its client of the backup
+engine, its two SQLite files, the status keeper, the bucket reader, the checks, the monitor thread), then
+registers the pages (views/, a blueprint per area) and the checks every request passes (security.py).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,29 @@ import logging
 import os
 import secrets
 from datetime import timedelta
-from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import fallback, timefmt
+from . import deps, timefmt, views
 from .backend import Backend
+from .backend_api import BackendApi
+from .bucket import BucketReader
+from .checks import Checks
 from .config import DashboardSettings, load_dashboard_settings
 from .db import Database
+from .mirror import Mirror
 from .monitor import Monitor
+from .pacs_state import StatusKeeper
 from .security import hash_password, install
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool = True, backend: Any = None) -> Flask:
+def create_app(
+    settings: DashboardSettings | None = None, *, start_monitor: bool = True, backend: BackendApi | None = None
+) -> Flask:
     """Build the dashboard.
 
     Args:
@@ -48,30 +59,12 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
         # come from the proxy's headers; Caddy replaces any X-Forwarded-For a client sends.
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
-    db = Database(settings.data_dir / "dashboard.sqlite")
-    app.extensions["db"] = db
-    app.extensions["settings"] = settings
-    app.extensions["backend"] = backend or Backend(settings)
-    _first_admin(db, settings)
+    parts = _parts(settings, backend or Backend(settings))
+    deps.install(app, parts)
+    _first_admin(parts.db, settings)
     install(app)
-    # Times in the clinic's time zone; the mirror, last known status and bucket for when the PACS is down.
-    timefmt.install(app, settings.clinic.tz)
-    fallback.install(app, settings.clinic, app.extensions["backend"], settings.data_dir)
-
-    from . import audit, auth, drills, drives_views, restore_views, settings_views, status, studies
-
-    blueprints = (auth.bp, status.bp, studies.bp, drills.bp, drives_views.bp, audit.bp, settings_views.bp)
-    for bp in (*blueprints, restore_views.bp):
-        app.register_blueprint(bp)
-    from . import reports
-
-    app.register_blueprint(reports.bp)  # the staff guide and the monthly restore-test report
-    from . import accounts_views
-
-    app.register_blueprint(accounts_views.bp)  # users and roles, one's own account and 2-step login
-    from . import alerts_views
-
-    app.register_blueprint(alerts_views.bp)  # alert destinations, the summary e-mail, the heartbeat
+    timefmt.install(app, settings.clinic.tz)  # times in the clinic's time zone
+    views.register(app)
 
     def error_page(code: int, message: str) -> tuple[str | Response, int]:
         if request.path.startswith("/api/") or request.path == "/metrics":
@@ -94,20 +87,37 @@ def create_app(settings: DashboardSettings | None = None, *, start_monitor: bool
 
     if start_monitor:
         monitor = Monitor(
-            app.extensions["backend"],
-            db,
+            parts.backend,
+            parts.db,
             settings.apprise_urls,
             settings.monitor_interval_s,
             webhook_hosts=settings.webhook_hosts,
-            keeper=app.extensions["keeper"],
-            mirror=app.extensions["mirror"],
+            keeper=parts.keeper,
+            mirror=parts.mirror,
             tz=settings.clinic.tz,
             smtp=settings.smtp,
             heartbeat=settings.heartbeat,
         )
-        app.extensions["monitor"] = monitor
+        deps.install_monitor(app, monitor)
         monitor.start()
     return app
+
+
+def _parts(settings: DashboardSettings, backend: BackendApi) -> deps.Parts:
+    """The dashboard's own state, in its data folder: dashboard.sqlite (users, sessions, audit, alert state,
+    settings, chart samples) and mirror.sqlite (what it needs while the PACS is down), and the read-only
+    bucket reader when an account for it is configured."""
+    db = Database(settings.data_dir / "dashboard.sqlite")
+    mirror = Mirror(settings.data_dir / "mirror.sqlite")
+    return deps.Parts(
+        settings=settings,
+        backend=backend,
+        db=db,
+        mirror=mirror,
+        keeper=StatusKeeper(backend, mirror),
+        bucket=BucketReader(settings.clinic.store) if settings.clinic.store else None,
+        checks=Checks(),
+    )
 
 
 def _first_admin(db: Database, settings: DashboardSettings) -> None:

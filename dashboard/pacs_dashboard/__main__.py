@@ -7,6 +7,7 @@ import os
 import sys
 
 from pacs_backup.contracts.errors import ConfigError
+from pacs_backup.state.migrate import SchemaTooNew
 
 
 def main() -> int:
@@ -17,7 +18,7 @@ def main() -> int:
 
     try:
         app = create_app()
-    except ConfigError as exc:
+    except (ConfigError, SchemaTooNew) as exc:  # a wrong setting; a file from a newer dashboard
         print(f"dashboard not started: {exc}", file=sys.stderr)
         return 2
     host = os.environ.get("DASHBOARD_HOST", "127.0.0.1")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from pacs_backup.contracts.keys import study_prefix
 from pacs_backup.dicom.preview import render_copy
-from pacs_backup.settings.config import StoreSettings
 from pacs_backup.settings.limits import Limits, load_limits
+from pacs_backup.settings.store import StoreSettings
 
 if TYPE_CHECKING:
     from pacs_backup.clients.object_store import ObjectStore

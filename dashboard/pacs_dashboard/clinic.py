@@ -13,7 +13,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pacs_backup.contracts.errors import ConfigError
-from pacs_backup.settings.config import StoreSettings, load_store_settings, secret
+from pacs_backup.settings.env_values import secret
+from pacs_backup.settings.store import StoreSettings, load_store_settings
 
 log = logging.getLogger(__name__)
 

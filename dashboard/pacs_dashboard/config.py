@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pacs_backup.contracts.errors import ConfigError
-from pacs_backup.settings.config import parse_bool, secret
+from pacs_backup.settings.env_values import parse_bool, secret
 
 from .clinic import ClinicSettings, load_clinic_settings
 from .heartbeat import HeartbeatSettings, load_heartbeat_settings

@@ -2,7 +2,8 @@
 
 The file lives on the clinic's volume for years and outlives many upgrades, so its layout is versioned:
 ``PRAGMA user_version`` says which of MIGRATIONS have run, and opening the file runs the missing ones in
-order, each in one transaction.
+order, each in one transaction (:mod:`pacs_backup.state.migrate`, as for the plugin's database); a file
+from a newer dashboard is refused with a sentence.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ import hashlib
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pacs_backup.state.migrate import Step, migrate, sql
 from pacs_backup.state.sqlite import open_db
+
+from .roles import Role
 
 log = logging.getLogger(__name__)
 
-# Version 1: the schema as first shipped. Kept exactly as it was (run on every open, IF NOT EXISTS) so
-# that a new file and a version-1 file look the same before the migrations run.
+# Version 1: the schema as first shipped, exactly (IF NOT EXISTS): files of the first release have no
+# user_version (0), and pass through it unchanged.
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, username TEXT,
@@ -35,9 +38,9 @@ CREATE TABLE IF NOT EXISTS samples (at REAL PRIMARY KEY, data TEXT NOT NULL);
 """
 
 # MIGRATIONS[n - 1] brings a file from version n - 1 to version n. Append only; never edit a shipped one.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (),  # 1: _SCHEMA_V1 (created by open_db)
-    (  # 2: server-side sessions (logout and password changes end them); failures keyed per address
+MIGRATIONS: list[Step] = [
+    sql(*(statement for statement in _SCHEMA_V1.split(";") if statement.strip())),  # 1
+    sql(  # 2: server-side sessions (logout and password changes end them); failures keyed per address
         "CREATE TABLE IF NOT EXISTS sessions (id_hash TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL,"
         " created_at REAL NOT NULL, last_seen REAL NOT NULL, ip TEXT)",
         "CREATE INDEX IF NOT EXISTS sessions_username ON sessions (username)",
@@ -45,7 +48,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # Old rows were keyed per user name alone; the new keys mean something else (see security.py).
         "DELETE FROM login_failures",
     ),
-    (  # 3: roles (users from before stay administrators), 2-step login, last login, logins awaiting a code
+    sql(  # 3: roles (users from before stay administrators), 2-step login, last login, logins awaiting a code
         "ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'",
         "ALTER TABLE users ADD COLUMN totp_secret TEXT",
         "ALTER TABLE users ADD COLUMN totp_pending TEXT",  # shown to the user, not yet confirmed by a code
@@ -59,30 +62,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # Sessions seen within this many seconds are not written again (one write a minute, not one a request).
 _TOUCH_S = 30.0
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")  # two processes opening the file at once migrate it once
-    try:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            # A newer dashboard wrote this file and was rolled back; its extra tables do no harm here.
-            log.warning(
-                "dashboard database is version %d, newer than this dashboard (%d); using it as is",
-                version,
-                SCHEMA_VERSION,
-            )
-            db.execute("COMMIT")
-            return
-        for number in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[number - 1]:
-                db.execute(statement)
-            log.info("dashboard database migrated to version %d", number)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 @dataclass(frozen=True)
@@ -128,9 +107,12 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = open_db(path, _SCHEMA_V1)
-        with self._lock:
-            _migrate(self._db)
+        self._db = open_db(path, "")
+        try:
+            migrate(self._db, MIGRATIONS, "The dashboard database")  # a newer dashboard's: SchemaTooNew
+        except BaseException:
+            self._db.close()
+            raise
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -148,7 +130,7 @@ class Database:
     def user_count(self) -> int:
         return int(self.query("SELECT COUNT(*) FROM users")[0][0])
 
-    def add_user(self, username: str, password_hash: str, role: str = "admin") -> bool:
+    def add_user(self, username: str, password_hash: str, role: Role = "admin") -> bool:
         """Add a user; False (and nothing changed) when one of that name, in any case, exists."""
         with self._lock:
             if self._db.execute("SELECT 1 FROM users WHERE lower(username)=lower(?)", (username,)).fetchone():
@@ -195,7 +177,7 @@ class Database:
                 raise
         return int(ended)
 
-    def set_role(self, username: str, role: str) -> int | None:
+    def set_role(self, username: str, role: Role) -> int | None:
         """Change a role and end the user's sessions; None when it would leave no administrator."""
         return self._change_user(
             username, [("UPDATE users SET role=? WHERE username=?", (role, username))], keeps_admin=role == "admin"

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from . import alerts
 from .db import Database
-from .health import Light, alerts_off_light
+from .health import alerts_off_light
+from .light import Light
 from .mailer import SmtpSettings, check_address, is_plain_address, send_mail
 
 if TYPE_CHECKING:

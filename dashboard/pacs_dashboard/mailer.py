@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from pacs_backup.contracts.errors import ConfigError
-from pacs_backup.settings.config import secret
+from pacs_backup.settings.env_values import secret
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@
 - restores asked while the PACS was down, submitted by the monitor once it answers.
 
 The file (``mirror.sqlite`` in the dashboard's data folder) carries ``PRAGMA user_version`` and ordered
-migrations, like the plugin's database; it is separate from ``dashboard.sqlite`` (users, audit).
-Everything in it can be rebuilt from the plugin except the waiting restores.
+migrations, run as for the plugin's database (:mod:`pacs_backup.state.migrate`); it is separate from
+``dashboard.sqlite`` (users, audit). Everything in it can be rebuilt from the plugin except the waiting
+restores, so a file from a newer dashboard is refused with a sentence, as the others are, not set aside.
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
+from pacs_backup.state.catalog import StudySummary
+from pacs_backup.state.migrate import Step, migrate, sql
 from pacs_backup.state.schema import reindex_search_texts
 from pacs_backup.state.search import date_range, display_name, like_pattern, query_patterns, study_search_text
 from pacs_backup.state.sqlite import open_db
 
 log = logging.getLogger(__name__)
 
+# A study's row: the fields of the plugin's search results (StudySummary), in this order.
 _STUDY_FIELDS = (
     "study_uid",
     "patient_id",
@@ -45,10 +49,15 @@ _STUDY_FIELDS = (
     "last_copied_at",
 )
 
-# MIGRATIONS[n - 1] brings the file from version n - 1 to n. Append only; never edit a shipped one.
-REINDEX = "-- recompute every study's search text"  # a step made in Python (pacs_backup.state.schema)
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 1
+
+def _reindex(db: sqlite3.Connection) -> None:
+    reindex_search_texts(db, "studies")
+
+
+# MIGRATIONS[n - 1] brings the file from version n - 1 to n (pacs_backup.state.migrate runs them). Append
+# only; never edit a shipped one.
+MIGRATIONS: tuple[Step, ...] = (
+    sql(  # 1
         "CREATE TABLE studies (study_uid TEXT PRIMARY KEY, patient_id TEXT NOT NULL DEFAULT '', "
         "patient_name TEXT NOT NULL DEFAULT '', display_name TEXT NOT NULL DEFAULT '', owner TEXT NOT NULL DEFAULT '',"
         " species TEXT NOT NULL DEFAULT '', breed TEXT NOT NULL DEFAULT '', accession TEXT NOT NULL DEFAULT '', "
@@ -61,38 +70,40 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "source TEXT NOT NULL, snapshot TEXT, username TEXT, ip TEXT, asked_at REAL NOT NULL, "
         "run_id INTEGER, submitted_at REAL, error TEXT)",
     ),
-    (REINDEX,),  # 2: search texts as the plugin makes them now (numbers at a word's start, whole identifiers)
+    _reindex,  # 2: search texts as the plugin makes them now (numbers at a word's start, whole identifiers)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 PAGE = 1000  # the plugin's largest page
+_WAITING_FIELDS = (
+    "id",
+    "study_uid",
+    "source",
+    "snapshot",
+    "username",
+    "ip",
+    "asked_at",
+    "run_id",
+    "submitted_at",
+    "error",
+)
 
 
-class NewerFile(Exception):
-    """The file was written by a newer dashboard."""
+class WaitingRestore(TypedDict):
+    """A restore asked while the PACS was down: who asked, when, and what became of it."""
+
+    id: int
+    study_uid: str
+    source: str
+    snapshot: str | None
+    username: str | None
+    ip: str | None
+    asked_at: float
+    run_id: int | None  # the plugin's run, once handed over
+    submitted_at: float | None
+    error: str | None  # why the plugin refused it
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise NewerFile(
-                f"the dashboard's mirror file is version {version}, newer than this dashboard ({SCHEMA_VERSION})"
-            )
-        for number in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[number - 1]:
-                if statement == REINDEX:
-                    reindex_search_texts(db, "studies")
-                else:
-                    db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
-def _text(row: dict[str, Any], name: str) -> str:
+def _text(row: Mapping[str, Any], name: str) -> str:
     value = row.get(name)
     return "" if value is None else str(value)
 
@@ -105,17 +116,14 @@ class Mirror:
         self._lock = threading.Lock()
         db = open_db(path, "")
         try:
-            _migrate(db)
-        except NewerFile as exc:  # a rolled-back upgrade: start a fresh mirror beside it, keep the newer one
+            migrate(db, MIGRATIONS, "The dashboard's mirror file")  # a newer dashboard's: SchemaTooNew
+        except BaseException:
             db.close()
-            log.warning("%s; it is kept as %s.newer and a new mirror is built", exc, path.name)
-            path.replace(path.with_name(path.name + ".newer"))
-            db = open_db(path, "")
-            _migrate(db)
+            raise
         self._db = db
 
     # --- the catalog's studies -----------------------------------------------------------------------
-    def upsert(self, rows: list[dict[str, Any]]) -> None:
+    def upsert(self, rows: list[StudySummary]) -> None:
         values = []
         for r in rows:
             name = _text(r, "patient_name")
@@ -162,7 +170,7 @@ class Mirror:
                 raise
 
     def sync(
-        self, fetch: Callable[[float, int, str], list[dict[str, Any]]], now: float | None = None, max_pages: int = 20
+        self, fetch: Callable[[float, int, str], list[StudySummary]], now: float | None = None, max_pages: int = 20
     ) -> int:
         """Bring the mirror up to date: ``fetch(changed_since, limit, after)`` is
         ``GET /backup/studies?changed_since=&after=`` (oldest change first, then by study UID), so pages
@@ -186,7 +194,7 @@ class Mirror:
 
     def search(
         self, text: str, date_from: str = "", date_to: str = "", modality: str = "", limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[StudySummary]:
         """The same matching as the plugin's catalog. Raises ValueError (a sentence) for a bad date."""
         first, last = date_range(date_from, date_to)
         sql = f"SELECT {', '.join(_STUDY_FIELDS)} FROM studies WHERE 1=1"  # noqa: S608 - constant columns
@@ -207,16 +215,16 @@ class Mirror:
         args.append(max(1, min(limit, 1000)))
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [dict(zip(_STUDY_FIELDS, r, strict=True)) for r in rows]
+        return [_study(r) for r in rows]
 
-    def study(self, study_uid: str) -> dict[str, Any] | None:
+    def study(self, study_uid: str) -> StudySummary | None:
         with self._lock:
             row = self._db.execute(
                 f"SELECT {', '.join(_STUDY_FIELDS)} FROM studies "  # noqa: S608
                 "WHERE study_uid=?",
                 (study_uid,),
             ).fetchone()
-        return dict(zip(_STUDY_FIELDS, row, strict=True)) if row else None
+        return _study(row) if row else None
 
     def count(self) -> int:
         with self._lock:
@@ -246,35 +254,15 @@ class Mirror:
             )
             return int(cur.lastrowid or 0)
 
-    def waiting_restore(self, wid: int) -> dict[str, Any] | None:
+    def waiting_restore(self, wid: int) -> WaitingRestore | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT id, study_uid, source, snapshot, username, ip, asked_at, run_id, "
-                "submitted_at, error FROM waiting_restores WHERE id=?",
+                f"SELECT {', '.join(_WAITING_FIELDS)} FROM waiting_restores WHERE id=?",  # noqa: S608
                 (wid,),
             ).fetchone()
-        if row is None:
-            return None
-        return dict(
-            zip(
-                (
-                    "id",
-                    "study_uid",
-                    "source",
-                    "snapshot",
-                    "username",
-                    "ip",
-                    "asked_at",
-                    "run_id",
-                    "submitted_at",
-                    "error",
-                ),
-                row,
-                strict=True,
-            )
-        )
+        return cast(WaitingRestore, dict(zip(_WAITING_FIELDS, row, strict=True))) if row else None
 
-    def waiting(self) -> list[dict[str, Any]]:
+    def waiting(self) -> list[WaitingRestore]:
         """Restores not yet handed to the plugin, oldest first."""
         with self._lock:
             ids = [
@@ -292,3 +280,7 @@ class Mirror:
     def restore_refused(self, wid: int, error: str, now: float) -> None:
         with self._lock:
             self._db.execute("UPDATE waiting_restores SET error=?, submitted_at=? WHERE id=?", (error[:500], now, wid))
+
+
+def _study(row: tuple[Any, ...]) -> StudySummary:
+    return cast(StudySummary, dict(zip(_STUDY_FIELDS, row, strict=True)))

@@ -16,14 +16,16 @@ from typing import Any
 from pacs_backup.contracts.documents import StatusDoc
 
 from . import heartbeat, summary
-from .backend import Backend
+from .backend_api import BackendApi
 from .db import Database
 from .destinations import Delivery, Destination, deliver_all, usable
-from .health import GREEN, RED, Light, lights
+from .health import lights
 from .heartbeat import HeartbeatSettings
+from .light import GREEN, RED, Light
 from .mailer import SmtpSettings
 from .mirror import Mirror
 from .pacs_state import StatusKeeper
+from .waiting_restores import submit_waiting
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ Notifier = Callable[[list[str], str, str], bool]
 class Monitor:
     def __init__(
         self,
-        backend: Backend,
+        backend: BackendApi,
         db: Database,
         env_urls: tuple[str, ...],
         interval_s: float,
@@ -119,19 +121,13 @@ class Monitor:
     def keep_copies(self, now: float) -> None:
         """While the PACS answers: catch the catalog mirror up, keep the run list, hand over waiting restores.
         Each step on its own: one failing does not stop the others (or the alerts)."""
-        if self.mirror is None:
+        mirror = self.mirror
+        if mirror is None:
             return
-        from .restore_views import submit_waiting
-
         steps: tuple[tuple[str, Callable[[], object]], ...] = (
-            ("catalog mirror", lambda: self.mirror.sync(self.backend.changed_studies, now) if self.mirror else 0),
-            (
-                "run list",
-                lambda: (
-                    self.mirror.put("runs", {"at": now, "runs": self.backend.runs(limit=500)}) if self.mirror else None
-                ),
-            ),
-            ("waiting restores", lambda: submit_waiting(self.backend, self.db, self.mirror, now, self.tz or UTC)),
+            ("catalog mirror", lambda: mirror.sync(self.backend.changed_studies, now)),
+            ("run list", lambda: mirror.put("runs", {"at": now, "runs": self.backend.runs(limit=500)})),
+            ("waiting restores", lambda: submit_waiting(self.backend, self.db, mirror, now, self.tz or UTC)),
         )
         for what, step in steps:
             try:

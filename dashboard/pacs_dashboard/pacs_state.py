@@ -12,10 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pacs_backup.contracts.documents import StatusDoc
 
+from .backend_api import BackendApi
 from .mirror import Mirror
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ class Reading:
 
 
 class StatusKeeper:
-    def __init__(self, backend: Any, mirror: Mirror | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, backend: BackendApi, mirror: Mirror | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.backend, self.mirror, self.clock = backend, mirror, clock
         self._lock = threading.Lock()
         self._latest: Reading | None = None

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from typing import Literal
 
-from pacs_backup.contracts.documents import RunDoc, StatusDoc
+from pacs_backup.contracts.documents import LightColour, RunDoc, StatusDoc
+from pacs_backup.contracts.runs import DrillSummary
 
-from .health import AMBER, GREEN, RED, copy_name
+from .light import AMBER, GREEN, RED, copy_name
 from .timefmt import images, local, when
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -73,6 +75,10 @@ def parse_month(text: str | None, tz: tzinfo, now: float) -> Month:
     return Month(int(m[1]), int(m[2]))
 
 
+# passed; problem (failed, or an image not identical); untested (checked no image); unfinished
+DrillOutcome = Literal["passed", "problem", "untested", "unfinished"]
+
+
 @dataclass(frozen=True)
 class DrillRow:
     """One restore test as the report prints it."""
@@ -85,8 +91,8 @@ class DrillRow:
     missing: int
     repaired: int
     result: str  # in words
-    light: str  # green, amber or red
-    outcome: str  # passed, problem (failed, or an image not identical), untested (no image) or unfinished
+    light: LightColour
+    outcome: DrillOutcome
 
 
 @dataclass
@@ -128,13 +134,12 @@ def _row(run: RunDoc, status: StatusDoc | None, tz: tzinfo) -> DrillRow:
     copies = status.get("offsite") if status else None
     info = copies.get(run["target"]) if copies else None
     who = copy_name(run["target"], info).removeprefix("the ")  # "Offsite copy (offsite)", as the lights say
-    summary = run.get("summary") or {}
-    checked, identical = int(summary.get("checked") or 0), int(summary.get("identical") or 0)
-    repaired = int(summary.get("repaired") or 0)
-    problems = [str(m.get("problem") or "") for m in summary.get("mismatches") or []]
-    missing = sum("missing" in p for p in problems)
-    # an image neither identical, repaired nor named counts as differing: never hidden
-    differing = len(problems) - missing + max(0, checked - identical - repaired - len(problems))
+    drill = DrillSummary.from_json(run.get("summary"))
+    checked, identical, repaired = drill.checked, drill.identical, drill.repaired or 0
+    missing, differing = drill.missing, drill.differing  # differing: also any image neither identical nor named
+    result: str
+    light: LightColour
+    outcome: DrillOutcome
     if run["state"] == "failed":
         result, light, outcome = f"Failed: {run.get('error') or 'the test could not finish.'}", RED, "problem"
     elif run["state"] != "ok":
@@ -142,7 +147,7 @@ def _row(run: RunDoc, status: StatusDoc | None, tz: tzinfo) -> DrillRow:
     elif differing or missing:
         result, light, outcome = f"Problem: {images(differing + missing)} did not come back identical", RED, "problem"
     elif checked == 0:
-        note = str(summary.get("note") or "").rstrip(".")
+        note = (drill.note or "").rstrip(".")
         result, light, outcome = "Not tested: no image to check" + (f" ({note})" if note else ""), AMBER, "untested"
     elif repaired:
         result, light, outcome = f"Passed after repairing {images(repaired)} from the PACS", AMBER, "passed"

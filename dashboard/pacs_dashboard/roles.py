@@ -7,25 +7,26 @@ else may see it.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
+Role = Literal["admin", "staff", "monitor"]
 ADMIN: Final = "admin"
 STAFF: Final = "staff"
 MONITOR: Final = "monitor"
-ROLES: Final = (ADMIN, STAFF, MONITOR)
+ROLES: Final[tuple[Role, ...]] = (ADMIN, STAFF, MONITOR)
 
 # Shown on the Users page next to each choice.
-ROLE_WORDS: Final = {
+ROLE_WORDS: Final[dict[Role, str]] = {
     ADMIN: "Administrator: everything, including users, settings and the audit log",
     STAFF: "Staff: find, open and restore studies, run restore tests, see health and backup drives",
     MONITOR: "Monitor: read-only health, restore-test history and reports; for monitoring tools",
 }
 
-_EVERYONE = frozenset(ROLES)
-_STAFF_AND_ADMIN = frozenset({ADMIN, STAFF})
+_EVERYONE: frozenset[Role] = frozenset(ROLES)
+_STAFF_AND_ADMIN: frozenset[Role] = frozenset({ADMIN, STAFF})
 
 # Endpoint -> roles allowed besides administrators (who may open everything).
-ALLOWED: Final[dict[str, frozenset[str]]] = {
+ALLOWED: Final[dict[str, frozenset[Role]]] = {
     # one's own account: log out, change one's password, turn one's own 2-step login on or off
     "auth.logout": _EVERYONE,
     "auth.change_password": _EVERYONE,
@@ -69,6 +70,14 @@ _DOING: Final = {
     "studies": "open or restore studies",
     "restores": "open or restore studies",
 }
+
+
+def role_of(text: str | None) -> Role | None:
+    """``text`` as a role, or None when it names none (a form's value, a column's)."""
+    for role in ROLES:
+        if text == role:
+            return role
+    return None
 
 
 def allowed(role: str | None, endpoint: str) -> bool:

@@ -18,11 +18,10 @@ import secrets
 import time
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, Response, abort, current_app, g, jsonify, redirect, request, session, url_for
+from flask import Flask, Response, abort, g, jsonify, redirect, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import roles
-from .config import DashboardSettings
+from . import deps, roles
 from .db import Database
 
 # auth.login_code: the second step of a login with 2-step (it checks its own pending login).
@@ -117,7 +116,7 @@ def may(endpoint: str) -> bool:
 
 def start_session(db: Database, username: str) -> None:
     """Log ``username`` in on this browser: a new session id and a new CSRF token."""
-    settings: DashboardSettings = current_app.extensions["settings"]
+    settings = deps.settings()
     at = now()
     db.prune_sessions(at, settings.session_hours * 3600, settings.idle_minutes * 60)
     old = session.get("sid")
@@ -233,8 +232,7 @@ def install(app: Flask) -> None:
 
     @app.before_request
     def require_login() -> Response | None:
-        db: Database = current_app.extensions["db"]
-        settings: DashboardSettings = current_app.extensions["settings"]
+        db, settings = deps.db(), deps.settings()
         sid = session.get("sid")
         if isinstance(sid, str):
             found = db.session(sid, now(), settings.session_hours * 3600, settings.idle_minutes * 60)

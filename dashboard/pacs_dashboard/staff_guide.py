@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pacs_backup.contracts.documents import StatusDoc
+from pacs_backup.contracts.runs import DrillSummary
 
 from .health import lights
 
@@ -89,7 +90,7 @@ def _kind(key: str) -> str:
 
 def _sample_states(now: float) -> list[StatusDoc | None]:
     """States that, between them, light every kind of part the health page knows."""
-    run = {"state": "ok", "finished_at": now - 60, "summary": {"checked": 1, "identical": 1, "mismatches": []}}
+    run = {"state": "ok", "finished_at": now - 60, "summary": DrillSummary(checked=1, identical=1).to_json()}
     fc = {"size_bytes": 1, "quota_bytes": 10, "growth_bytes_per_month": 1, "months_until_full": 9.0, "light": "green"}
     copy = {"last_good_snapshot_age_s": 60, "last_drill": run, "forecast": fc}
     drive = {"connected": True, "sentence": "", "light": "green", "drives": [], "swap_next": None}

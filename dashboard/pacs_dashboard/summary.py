@@ -15,7 +15,7 @@ from pacs_backup.contracts.documents import StatusDoc
 
 from .db import Database
 from .destinations import Delivery, Destination
-from .health import AMBER, GREEN, RED, Light, overall
+from .light import AMBER, GREEN, RED, Light, overall
 from .timefmt import size
 
 SETTING = "alert_summary"  # {"every": "off" | "daily" | "weekly", "to": [destination keys]}

@@ -352,8 +352,7 @@ def test_a_version_2_database_keeps_its_user_as_an_administrator(tmp_path):
     path = tmp_path / "dashboard.sqlite"
     con = sqlite3.connect(path)
     con.executescript(_SCHEMA_V1)
-    for statement in MIGRATIONS[1]:
-        con.execute(statement)
+    MIGRATIONS[1](con)
     con.execute("INSERT INTO users VALUES ('clinic', 'pbkdf2:sha256:1$x$y', 1.0)")
     con.execute("INSERT INTO sessions VALUES ('h', 'clinic', 'c', 1.0, 1.0, NULL)")
     con.execute("PRAGMA user_version = 2")

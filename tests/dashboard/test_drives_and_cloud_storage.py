@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pacs_dashboard.backend import BackendRefused, PacsDown
+from pacs_dashboard.backend_api import BackendRefused, PacsDown
 from tests.support.dashboard_fakes import FakeBackend, csrf_of, healthy_status
 
 NOT_PLUGGED = (

@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pacs_dashboard.health import AMBER, GREEN, RED, lights
+from pacs_backup.state.migrate import SchemaTooNew
+from pacs_dashboard.health import lights
+from pacs_dashboard.light import AMBER, GREEN, RED
 from pacs_dashboard.mirror import SCHEMA_VERSION, Mirror
 from pacs_dashboard.monitor import Monitor
-from pacs_dashboard.restore_views import progress_text
+from pacs_dashboard.restore_words import progress_text
 from pacs_dashboard.timefmt import clock, months, study_date, when
 from tests.support.common import wait_until
 from tests.support.dashboard_fakes import BELLA, PNG, drill_run, healthy_status, instances_of
@@ -263,8 +265,35 @@ def test_mirror_syncs_in_pages_and_is_versioned(tmp_path):
         m.search("", "yesterday")
     assert m._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     m._db.execute("PRAGMA user_version = 9")
-    again = Mirror(tmp_path / "mirror.sqlite")  # a file from a newer dashboard is kept aside, not damaged
-    assert again.count() == 0 and (tmp_path / "mirror.sqlite.newer").exists()
+    with pytest.raises(SchemaTooNew) as refused:  # a file from a newer dashboard: refused, and not damaged
+        Mirror(tmp_path / "mirror.sqlite")
+    assert str(refused.value) == (
+        f"The dashboard's mirror file {tmp_path / 'mirror.sqlite'} was written by a newer release (version 9; "
+        f"this release knows versions up to {SCHEMA_VERSION}): install that release or newer, or put back the "
+        "file as it was before the upgrade."
+    )
+    assert m.count() == 2501 and not (tmp_path / "mirror.sqlite.newer").exists()
+
+
+def test_a_mirror_migration_that_fails_half_way_leaves_the_version_before_and_the_rows(tmp_path, monkeypatch):
+    from pacs_dashboard import mirror as mirror_module
+
+    path = tmp_path / "mirror.sqlite"
+    monkeypatch.setattr(mirror_module, "MIGRATIONS", mirror_module.MIGRATIONS[:1])
+    m = Mirror(path)
+    m.upsert([dict(BELLA, last_copied_at=1.0)])
+    m._db.close()
+
+    def half(db):  # its first statement runs, then the power goes
+        db.execute("DELETE FROM studies")
+        raise OSError("the power went")
+
+    monkeypatch.setattr(mirror_module, "MIGRATIONS", (*mirror_module.MIGRATIONS, half))
+    with pytest.raises(OSError, match="the power went"):
+        Mirror(path)
+    monkeypatch.undo()
+    again = Mirror(path)  # version 1 with its study: the real step 2 runs now
+    assert again.count() == 1 and again._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_version_1_mirror_gets_the_new_search_texts(tmp_path):

@@ -15,9 +15,11 @@ import pytest
 from markupsafe import escape
 
 from pacs_backup.contracts.errors import BackupError
+from pacs_backup.state.migrate import SchemaTooNew
 from pacs_dashboard import create_app, security
 from pacs_dashboard.alerts import check_alert_url, shown
-from pacs_dashboard.backend import Backend, BackendRefused, NotInBackend, PacsDown
+from pacs_dashboard.backend import Backend
+from pacs_dashboard.backend_api import BackendRefused, NotInBackend, PacsDown
 from pacs_dashboard.config import load_dashboard_settings
 from pacs_dashboard.db import SCHEMA_VERSION, Database
 from tests.support.dashboard_fakes import PASSWORD, FakeBackend, csrf_of
@@ -550,11 +552,39 @@ def test_a_version_1_database_migrates_and_keeps_its_rows(tmp_path):
     assert again.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     assert again.session(sid, 11.0, 3600, 3600) is not None and again.user_hash("admin")
 
-    con = sqlite3.connect(path)  # a file from a newer dashboard (rolled back) still opens
+    con = sqlite3.connect(path)  # a file from a newer dashboard (rolled back) is refused, and left as it was
     con.execute("PRAGMA user_version = 99")
     con.commit()
     con.close()
-    assert Database(path).user_hash("admin")
+    with pytest.raises(SchemaTooNew) as refused:
+        Database(path)
+    assert str(refused.value) == (
+        f"The dashboard database {path} was written by a newer release (version 99; this release knows versions "
+        f"up to {SCHEMA_VERSION}): install that release or newer, or put back the file as it was before the upgrade."
+    )
+    assert sqlite3.connect(path).execute("SELECT username FROM users").fetchall() == [("admin",)]
+
+
+def test_a_dashboard_migration_that_fails_half_way_leaves_the_version_before_and_the_rows(tmp_path, monkeypatch):
+    from pacs_dashboard import db as dashboard_db
+
+    path = tmp_path / "dashboard.sqlite"
+    monkeypatch.setattr(dashboard_db, "MIGRATIONS", dashboard_db.MIGRATIONS[:2])
+    Database(path).execute("INSERT INTO users VALUES ('admin', 'h', 1.0)")
+
+    def half(con: sqlite3.Connection) -> None:  # its first statement runs, then the power goes
+        con.execute("ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'")
+        raise OSError("the power went")
+
+    monkeypatch.setattr(dashboard_db, "MIGRATIONS", [*dashboard_db.MIGRATIONS, half])
+    with pytest.raises(OSError, match="the power went"):
+        Database(path)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("SELECT * FROM users").fetchall() == [("admin", "h", 1.0)]  # no role column: not half-done
+    con.close()
+    monkeypatch.undo()
+    assert Database(path).user("admin") is not None  # the next start runs the real step
 
 
 def test_audit_times_are_in_the_clinics_time_zone(app, logged_in):

@@ -1,6 +1,7 @@
 import time
 
-from pacs_dashboard.health import AMBER, GREEN, RED, lights, overall
+from pacs_dashboard.health import lights
+from pacs_dashboard.light import AMBER, GREEN, RED, overall
 from pacs_dashboard.monitor import Monitor
 from tests.support.dashboard_fakes import FakeBackend, csrf_of, healthy_status
 

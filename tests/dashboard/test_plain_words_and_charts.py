@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from pacs_dashboard.audit import action_words, readable
 from pacs_dashboard.charts import Bar, bar_chart, line_chart
-from pacs_dashboard.health import copy_name
 from pacs_dashboard.inputs import number_in
+from pacs_dashboard.light import copy_name
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOV_21 = datetime(2026, 11, 21, 12, tzinfo=BERLIN).timestamp()

@@ -11,8 +11,8 @@ import pytest
 
 from pacs_backup.clients.orthanc_http import ErrorAnswer, RequestRefused
 from pacs_backup.dicom.preview import BadImage, PreviewsBusy, preview_slot
-from pacs_backup.settings.config import StoreSettings
 from pacs_backup.settings.limits import Limits
+from pacs_backup.settings.store import StoreSettings
 from pacs_dashboard.backend import Backend
 from pacs_dashboard.bucket import BucketReader
 from pacs_dashboard.config import load_dashboard_settings

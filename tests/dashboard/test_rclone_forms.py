@@ -9,7 +9,7 @@ import pytest
 from pacs_backup.contracts.errors import BadRequest
 from pacs_backup.rclone.config import parse
 from pacs_backup.rclone.forms import FORMS
-from pacs_dashboard.backend import BackendRefused
+from pacs_dashboard.backend_api import BackendRefused
 from tests.support.dashboard_fakes import FakeBackend, csrf_of
 
 TOKEN = '{"access_token":"VERY-SECRET","token_type":"Bearer","refresh_token":"r","expiry":"2026-01-01T10:00:00Z"}'

@@ -211,3 +211,21 @@ def test_while_the_pacs_is_down_the_report_uses_the_tests_the_dashboard_kept(app
     assert "The PACS is not answering: this report shows the restore tests known at" in page
     assert "Restore tests run: 1" in page
     assert "Images set aside (not copied): not known while the PACS is not answering." in page
+
+
+def test_the_restore_tests_page_reads_each_runs_summary_by_its_kind(logged_in, backend):
+    """Drills and snapshots in the list, each in words from its typed summary (issue 26, item 3)."""
+    snapshot = {**drill("2026-10-09 03:00"), "id": 6, "kind": "snapshot", "target": "offsite"}
+    backend.run_list = [
+        drill("2026-10-10 03:00", summary={"checked": 20, "identical": 19, "repaired": 1, "mismatches": []}),
+        drill("2026-10-11 03:00", checked=0, summary={"checked": 0, "identical": 0, "note": "Nothing to test yet."}),
+        drill("2026-10-12 03:00", state="running", finished_at=None, summary={}),
+        {**snapshot, "summary": {"snapshot_id": "70fcbc69", "files_new": 7, "manifest_entries": 9, "studies": 1}},
+        {**snapshot, "id": 7, "summary": {"snapshot_id": None, "skipped": "The PACS holds no images yet."}},
+        {**drill("2026-10-13 03:00"), "kind": "restore"},  # not on this page
+    ]
+    page = text_of(logged_in.get("/drills"))
+    assert "19 of 20 images identical, 1 repaired" in page
+    assert "not tested" in page and "No images checked: Nothing to test yet." in page
+    assert "running" in page and "0 of 0" not in page
+    assert page.count("7 new files") == 1 and "None new files" not in page

@@ -1,17 +1,37 @@
-"""Stand-ins for the plugin's REST API and sample documents, for the dashboard's tests (no programs)."""
+"""Stand-ins for the plugin's REST API and sample documents, for the dashboard's tests (no programs).
+
+:class:`FakeBackend` implements :class:`pacs_dashboard.backend_api.BackendApi`; mypy (strict, pyproject.toml)
+checks it against the protocol, so a call the dashboard makes cannot be missing here or take other types.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
 import time
+from typing import Any, cast
+
+from pacs_backup.contracts.documents import RunDoc, StatusDoc
+from pacs_backup.state.catalog import StudySummary
+from pacs_backup.state.manifest import ManifestEntry
+from pacs_dashboard.backend_api import (
+    BackendApi,
+    HoldingDoc,
+    NotInBackend,
+    PacsDown,
+    PacsStudy,
+    PreparedDrive,
+    RcloneConfigDoc,
+    StudyDoc,
+)
 
 # Made afresh for each test run: no password is written in the project, not even a test's.
 PASSWORD = "test-" + secrets.token_urlsafe(18)
 
 
-def drill_run(now, checked=5, **over):
-    run = {
+def drill_run(now: float, checked: int = 5, **over: Any) -> RunDoc:
+    """A restore test's run (only the keys the dashboard reads, and ``over``)."""
+    run: dict[str, Any] = {
         "id": 2,
         "kind": "drill",
         "state": "ok",
@@ -21,13 +41,21 @@ def drill_run(now, checked=5, **over):
         "summary": {"checked": checked, "identical": checked, "mismatches": []},
     }
     run.update(over)
-    return run
+    return cast(RunDoc, run)
 
 
-def healthy_status(**over):
+def healthy_status(**over: Any) -> StatusDoc:
+    """A status where every part is fine (only the keys the dashboard reads, and ``over``)."""
     now = time.time()
-    run = {"id": 1, "state": "ok", "finished_at": now - 60, "queued_at": now - 70, "error": None, "summary": {}}
-    st = {
+    run: dict[str, Any] = {
+        "id": 1,
+        "state": "ok",
+        "finished_at": now - 60,
+        "queued_at": now - 70,
+        "error": None,
+        "summary": {},
+    }
+    st: dict[str, Any] = {
         "state": "ok",
         "enabled": True,
         "outbox_depth": 0,
@@ -50,11 +78,11 @@ def healthy_status(**over):
         },
     }
     st.update(over)
-    return st
+    return cast(StatusDoc, st)
 
 
 # A study as the plugin's catalog describes it (GET /backup/studies rows), and its images.
-STUDY = {
+STUDY: StudySummary = {
     "study_uid": "1.2.3",
     "patient_name": "DOE^JANE",
     "display_name": "DOE, JANE",
@@ -70,7 +98,7 @@ STUDY = {
     "instances": 2,
     "last_copied_at": 1_795_000_000.0,
 }
-BELLA = {
+BELLA: StudySummary = {
     "study_uid": "1.2.840.99.7",
     "patient_name": "Smith^Bella",
     "display_name": "Smith, Bella",
@@ -89,9 +117,10 @@ BELLA = {
 PNG = b"\x89PNG\r\n\x1a\n fake"
 
 
-def instances_of(row):
+def instances_of(row: StudySummary) -> list[ManifestEntry]:
     return [
         {
+            "study_uid": row["study_uid"],
             "series_uid": row["study_uid"] + ".1",
             "sop_uid": f"{row['study_uid']}.1.{n}",
             "modality": row["modalities"],
@@ -104,7 +133,9 @@ def instances_of(row):
             "study_date": row["study_date"],
             "accession": row["accession"],
             "orthanc_id": f"oid-{row['study_uid']}-{n}",
+            "path": f"{n:02d}/{n:02d}/oid-{row['study_uid']}-{n}",
             "sha256": f"sha-{n}",
+            "size": 0,
             "key": f"dicom/{row['study_uid']}/{row['study_uid']}.1/{row['study_uid']}.1.{n}.dcm",
         }
         for n in range(row["instances"])
@@ -114,115 +145,128 @@ def instances_of(row):
 class FakeBackend:
     """The plugin's REST API as the dashboard's Backend offers it; ``down = True`` makes the PACS not answer."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.status_value = healthy_status()
-        self.error = None
+        self.error: str | None = None
         self.down = False
-        self.restores = []
-        self.catalog = [dict(STUDY), dict(BELLA)]
-        self.holdings = {}  # study uid -> GET /backup/studies/<uid>/snapshots
-        self.in_pacs = {}  # study uid -> {"id", "images"}
-        self.pacs_files = {}  # orthanc id -> bytes
-        self.run_value = {
-            "id": 7,
-            "state": "running",
-            "target": "minio",
-            "kind": "restore",
-            "queued_at": 1_795_000_200.0,
-            "summary": {"study_uid": "1.2.3", "done": 1, "total": 2},
-        }
-        self.missing = set()  # study uids the plugin says are not in the backups
-        self.run_list = []  # GET /backup/runs: snapshots, drills and restores, newest first
-        self.asked = []
+        self.restores: list[tuple[str, str, str | None]] = []
+        self.catalog: list[StudySummary] = [STUDY.copy(), BELLA.copy()]
+        self.holdings: dict[str, list[HoldingDoc]] = {}  # study uid -> GET /backup/studies/<uid>/snapshots
+        self.in_pacs: dict[str, PacsStudy] = {}  # study uid -> {"id", "images"}
+        self.pacs_files: dict[str, bytes] = {}  # orthanc id -> bytes
+        self.run_value = RunDoc(
+            id=7,
+            state="running",
+            target="minio",
+            kind="restore",
+            queued_at=1_795_000_200.0,
+            started_at=None,
+            finished_at=None,
+            duration_s=None,
+            summary={"study_uid": "1.2.3", "done": 1, "total": 2},
+            error=None,
+        )
+        self.missing: set[str] = set()  # study uids the plugin says are not in the backups
+        self.run_list: list[RunDoc] = []  # GET /backup/runs: snapshots, drills and restores, newest first
+        self.asked: list[str] = []
 
-    def _up(self, what):
+    def _up(self, what: str) -> None:
         self.asked.append(what)
         if self.down:
-            from pacs_dashboard.backend import PacsDown
-
             raise PacsDown("The PACS is not answering right now.")
 
-    def status(self):
+    def status(self) -> tuple[StatusDoc | None, str | None]:
         self.asked.append("status")
         if self.down:
             return None, "Orthanc at http://127.0.0.1:1 cannot be reached ([Errno 111] Connection refused)."
         return (None, self.error) if self.error else (self.status_value, None)
 
-    def runs(self, kind=None, limit=100):
+    def runs(self, kind: str | None = None, limit: int = 100) -> list[RunDoc]:
         self._up("runs")
         return [r for r in self.run_list if kind is None or r["kind"] == kind][:limit]
 
-    def run(self, run_id):
+    def run(self, run_id: int) -> RunDoc:
         self._up("run")
-        return dict(self.run_value, id=run_id)
+        run = self.run_value.copy()
+        run["id"] = run_id
+        return run
 
-    def trigger(self, kind, target=None):
+    def trigger(self, kind: str, target: str | None = None) -> list[int]:
         self._up("trigger")
         return [1]
 
-    def studies(self, q, a, b, m):
+    def studies(self, q: str, date_from: str, date_to: str, modality: str) -> list[StudySummary]:
         self._up("studies")
         words = q.lower().replace("^", " ").replace(",", " ").split()
         return [r for r in self.catalog if all(w in (r["patient_name"] + " " + r["owner"]).lower() for w in words)]
 
-    def changed_studies(self, since, limit, after=""):
+    def changed_studies(self, since: float, limit: int, after: str = "") -> list[StudySummary]:
         self._up("changed_studies")
         changed = [r for r in self.catalog if r["last_copied_at"] > since]
         return sorted(changed, key=lambda r: r["last_copied_at"])[:limit]
 
-    def study(self, uid):
+    def study(self, uid: str) -> StudyDoc:
         self._up("study")
-        row = next((r for r in self.catalog if r["study_uid"] == uid), dict(STUDY, study_uid=uid))
+        row = next((r for r in self.catalog if r["study_uid"] == uid), None)
+        if row is None:
+            row = STUDY.copy()
+            row["study_uid"] = uid
         if uid in self.missing:
-            from pacs_dashboard.backend import NotInBackend
-
             raise NotInBackend("This study is not in the backups.")
         return {"study_uid": uid, "instances": instances_of(row)}
 
-    def study_snapshots(self, uid):
+    def study_snapshots(self, uid: str) -> list[HoldingDoc]:
         self._up("study_snapshots")
         return list(self.holdings.get(uid, []))
 
-    def backup_preview(self, uid, position, size=256):
+    def backup_preview(self, uid: str, position: int, size: int = 256) -> bytes:
         self._up("backup_preview")
         return PNG
 
-    def snapshots(self, target):
-        self._up("snapshots")
-        return []
-
-    def restore(self, uid, source, snapshot):
+    def restore(self, study_uid: str, source: str, snapshot: str | None) -> int:
         self._up("restore")
-        self.restores.append((uid, source, snapshot))
+        self.restores.append((study_uid, source, snapshot))
         return 7
 
-    def pacs_study(self, uid):
+    def pacs_study(self, study_uid: str) -> PacsStudy | None:
         self._up("pacs_study")
-        return self.in_pacs.get(uid)
+        return self.in_pacs.get(study_uid)
 
-    def instance_file(self, oid):
+    def instance_file(self, orthanc_id: str) -> bytes | None:
         self._up("instance_file")
-        return self.pacs_files.get(oid)
+        return self.pacs_files.get(orthanc_id)
 
-    def instance_in_pacs(self, uid):
-        return (self.in_pacs.get(uid) or {}).get("id")
+    def instance_in_pacs(self, study_uid: str) -> str | None:
+        found = self.in_pacs.get(study_uid)
+        return found["id"] if found else None
 
-    def preview(self, oid):
+    def preview(self, orthanc_id: str) -> bytes:
         self._up("preview")
         return PNG
 
-    def prepare_drive(self, target, label):
+    def prepare_drive(self, target: str, label: str) -> PreparedDrive:
         self._up("prepare_drive")
         return {"repository_id": "0123456789abcdef", "runs": [1]}
 
-    def rclone_config(self):
+    def rclone_config(self) -> RcloneConfigDoc:
         self._up("rclone_config")
         return {"targets": [], "remotes": []}
 
-    def put_rclone_config(self, text):
+    def put_rclone_config(self, text: str) -> RcloneConfigDoc:
         self._up("put_rclone_config")
         return {"targets": [], "remotes": [], "message": "The cloud storage configuration is saved."}
 
+    def test_rclone_connection(self) -> RcloneConfigDoc:
+        self._up("test_rclone_connection")
+        return {"targets": [], "remotes": [], "tests": [], "message": "No cloud-storage target: nothing to test."}
+
+
+def _conforms(backend: FakeBackend) -> BackendApi:
+    """Where mypy checks that the stand-in offers every call of BackendApi, with the same types."""
+    return backend
+
 
 def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "the page has no form with a CSRF token"
+    return found.group(1)

@@ -7,46 +7,36 @@ Every change is written to the audit log with who did it; passwords and 2-step s
 
 from __future__ import annotations
 
-import re
-
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from . import roles, security, totp
-from . import two_step as changes
-from .auth import MAX_PASSWORD, MAX_USERNAME, new_password_problem
-from .db import Database, User
-from .inputs import arg_text, form_text
-from .security import client_ip, hash_password, start_session
-from .two_step import Change, Refusal
+from .. import deps, roles, security, totp
+from .. import two_step as changes
+from ..db import User
+from ..inputs import MAX_PASSWORD, MAX_USERNAME, arg_text, form_text, new_password_problem, username_problem
+from ..security import client_ip, hash_password, start_session
+from ..two_step import Change, Refusal
 
 bp = Blueprint("accounts", __name__)
 
-# Names that read the same in the audit log, an address and a monitoring tool's configuration.
-_USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,100}")
-USERNAME_RULE = "A username may hold letters, digits and . _ @ - only, at most 100 characters."
 LAST_ADMIN = "{name} is the only administrator. Make another user an administrator first."
 
 Page = str | Response | tuple[str, int]
 
 
-def _db() -> Database:
-    return current_app.extensions["db"]  # type: ignore[no-any-return]
-
-
 def _audit(action: str, detail: str) -> None:
-    _db().audit(action, g.user, client_ip(), detail)
+    deps.db().audit(action, g.user, client_ip(), detail)
 
 
-def _role_form() -> str:
-    role = form_text("role", 20, "The role")
-    if role not in roles.ROLES:
+def _role_form() -> roles.Role:
+    role = roles.role_of(form_text("role", 20, "The role"))
+    if role is None:
         abort(400, "Choose one of the roles shown.")
     return role
 
 
 def _user_or_404(username: str) -> User:
-    found = _db().user(username)
+    found = deps.db().user(username)
     if found is None:
         abort(404, "There is no such user. It may have been removed a moment ago.")
     return found
@@ -58,7 +48,9 @@ def _sessions(ended: int) -> str:
 
 # --- the Users page (administrators) -------------------------------------------------------------
 def _users_page(error: str | None = None, code: int = 200, **form: str) -> tuple[str, int]:
-    return render_template("users.html", users=_db().users(), role_words=roles.ROLE_WORDS, error=error, form=form), code
+    return render_template(
+        "users.html", users=deps.db().users(), role_words=roles.ROLE_WORDS, error=error, form=form
+    ), code
 
 
 @bp.route("/users")
@@ -72,11 +64,10 @@ def add() -> Page:
     role = _role_form()
     password = form_text("password", MAX_PASSWORD, "The password", strip=False)
     again = form_text("again", MAX_PASSWORD, "The repeated password", strip=False)
-    problem = None if _USERNAME.fullmatch(username) else USERNAME_RULE
-    problem = problem or new_password_problem(password, again)
+    problem = username_problem(username) or new_password_problem(password, again)
     if problem:
         return _users_page(problem, 400, username=username, role=role)
-    if not _db().add_user(username, hash_password(password), role):
+    if not deps.db().add_user(username, hash_password(password), role):
         return _users_page(f"There is already a user called {username}.", 400, username=username, role=role)
     _audit("user_created", f"added {username} as {role}")
     flash(f"{username} can now log in as {role}. Give them the password in person, not by email.")
@@ -84,7 +75,7 @@ def add() -> Page:
 
 
 def _user_page(found: User, error: str | None = None, code: int = 200) -> tuple[str, int]:
-    me_two_step = _db().totp_secret(str(g.user)) is not None  # then the 2-step form also asks for their code
+    me_two_step = deps.db().totp_secret(str(g.user)) is not None  # then the 2-step form also asks for their code
     page = render_template(
         "users_edit.html", u=found, role_words=roles.ROLE_WORDS, error=error, me_two_step=me_two_step
     )
@@ -103,7 +94,7 @@ def change_role() -> Page:
     if role == found.role:
         flash(f"{found.username} is already {role}.")
         return redirect(url_for("accounts.users"))
-    ended = _db().set_role(found.username, role)
+    ended = deps.db().set_role(found.username, role)
     if ended is None:
         return _user_page(found, LAST_ADMIN.format(name=found.username), 400)
     _audit("user_role_changed", f"{found.username}: {found.role} -> {role}; {_sessions(ended)}")
@@ -121,9 +112,9 @@ def set_password() -> Page:
     problem = new_password_problem(new, again)
     if problem:
         return _user_page(found, problem, 400)
-    ended = _db().set_password(found.username, hash_password(new))  # ends that user's sessions
+    ended = deps.db().set_password(found.username, hash_password(new))  # ends that user's sessions
     if found.username == g.user:
-        start_session(_db(), found.username)  # this browser carries on
+        start_session(deps.db(), found.username)  # this browser carries on
     _audit("user_password_set", f"new password for {found.username}; {_sessions(ended)}")
     flash(f"New password set for {found.username}; every browser logged in as them was logged out.")
     return redirect(url_for("accounts.users"))
@@ -133,12 +124,12 @@ def _proof(what: str) -> Refusal | None:
     """The logged-in user's password (and current code) from the form, checked; see changes.prove."""
     password = form_text("password", MAX_PASSWORD, "The password", strip=False)
     code = form_text("code", 20, "The code")
-    return changes.prove(_db(), str(g.user), password, code, what)
+    return changes.prove(deps.db(), str(g.user), password, code, what)
 
 
 def _after(change: Change) -> int:
-    settings = current_app.extensions["settings"]
-    return changes.after(_db(), change, settings.smtp, settings.clinic.tz)
+    settings = deps.settings()
+    return changes.after(deps.db(), change, settings.smtp, settings.clinic.tz)
 
 
 @bp.route("/users/two-step-off", methods=["POST"])
@@ -149,7 +140,7 @@ def two_step_off() -> Page:
     refused = _proof(f"turn off 2-step login for {found.username}")
     if refused:
         return _user_page(found, refused.sentence, refused.status)
-    _db().disable_totp(found.username)
+    deps.db().disable_totp(found.username)
     detail = f"2-step login turned off for {found.username} (by an administrator)"
     happened = "turned off"
     _after(Change(str(g.user), found.username, "user_two_step_off", detail, happened))
@@ -166,9 +157,9 @@ def remove() -> Page:
     if found.username == g.user:
         return _user_page(found, "You cannot remove your own account. Ask another administrator.", 400)
     if request.method == "GET":
-        configured = current_app.extensions["settings"].admin_username == found.username
+        configured = deps.settings().admin_username == found.username
         return render_template("users_remove.html", u=found, configured=configured)
-    ended = _db().remove_user(found.username)
+    ended = deps.db().remove_user(found.username)
     if ended is None:
         return _user_page(found, LAST_ADMIN.format(name=found.username), 400)
     _audit("user_removed", f"removed {found.username} ({found.role}); {_sessions(ended)}")
@@ -190,7 +181,7 @@ def account() -> Page:
 @bp.route("/account/two-step/start", methods=["POST"])
 def two_step_start() -> Page:
     """Turning 2-step login on, or moving it to a new phone: the password, and the current code when it is on."""
-    db, user = _db(), str(g.user)
+    db, user = deps.db(), str(g.user)
     moving = db.totp_secret(user) is not None
     refused = _proof("move 2-step login to a new phone" if moving else "turn on 2-step login")
     if refused:
@@ -203,14 +194,14 @@ def two_step_start() -> Page:
 def _two_step_page(secret: str, error: str | None = None, code: int = 200) -> tuple[str, int]:
     uri = totp.otpauth_uri(secret, str(g.user))
     grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-    moving = _db().totp_secret(str(g.user)) is not None
+    moving = deps.db().totp_secret(str(g.user)) is not None
     return render_template("account_two_step.html", secret=grouped, uri=uri, error=error, moving=moving), code
 
 
 @bp.route("/account/two-step", methods=["GET", "POST"])
 def two_step() -> Page:
     """Shows the new key (only soon after the password was typed); one valid code from it turns it on."""
-    db, user = _db(), str(g.user)
+    db, user = deps.db(), str(g.user)
     secret = db.totp_pending(user)
     if secret is None or not changes.started_recently():
         db.set_totp_pending(user, None)
@@ -248,7 +239,7 @@ def two_step() -> Page:
 @bp.route("/account/two-step/off", methods=["POST"])
 def two_step_self_off() -> Page:
     """Needs the password and the current code, so a browser left logged in cannot remove the second step."""
-    db, user = _db(), str(g.user)
+    db, user = deps.db(), str(g.user)
     refused = _proof("turn off 2-step login")
     if refused:
         return _account_page(refused.sentence, refused.status)

@@ -8,44 +8,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from . import destinations as dst
-from . import heartbeat, summary
-from .db import Database
-from .destinations import Destination
-from .mailer import is_plain_address
-from .security import client_ip
+from .. import deps, heartbeat, summary
+from .. import destinations as dst
+from ..alerts import service_name
+from ..destinations import Destination
+from ..mailer import is_plain_address
+from ..security import client_ip
 
 bp = Blueprint("alerts", __name__)
 
 Page = str | Response | tuple[str, int]
 
 
-def _db() -> Database:
-    return current_app.extensions["db"]  # type: ignore[no-any-return]
-
-
 def _all() -> list[Destination]:
-    return dst.of_settings(_db(), current_app.extensions["settings"])
+    return dst.of_settings(deps.db(), deps.settings())
 
 
 def _check(address: str) -> str | None:
-    settings = current_app.extensions["settings"]
+    settings = deps.settings()
     return dst.check(address, settings.webhook_hosts, settings.smtp)
 
 
 def _words(d: Destination | str) -> str:
     """For the audit log: e-mail addresses in full, Apprise URLs by their service only (they hold passwords)."""
     address = d.address if isinstance(d, Destination) else d
-    return f"e-mail {address}" if is_plain_address(address) else f"{dst.masked(address)} ({_service(address)})"
-
-
-def _service(address: str) -> str:
-    from .alerts import service_name
-
-    return service_name(address)
+    return f"e-mail {address}" if is_plain_address(address) else f"{dst.masked(address)} ({service_name(address)})"
 
 
 def _typed(name: str) -> str:
@@ -54,8 +44,8 @@ def _typed(name: str) -> str:
 
 
 def page(errors: list[str] | None = None, status: int = 200, **typed: Any) -> Page:
-    settings = current_app.extensions["settings"]
-    db = _db()
+    settings = deps.settings()
+    db = deps.db()
     hb_url = heartbeat.current_url(db, settings.heartbeat)
     html = render_template(
         "alerts.html",
@@ -88,20 +78,20 @@ def view() -> Page:
 @bp.route("/alerts/add", methods=["POST"])
 def add() -> Page:
     address = _typed("address")
-    stored = dst.stored(_db())
+    stored = dst.stored(deps.db())
     problem = (
         "Type an e-mail address or an alert address first."
         if not address
         else f"{address if is_plain_address(address) else 'This address'} is already in the list."
-        if address in stored or address in current_app.extensions["settings"].apprise_urls
+        if address in stored or address in deps.settings().apprise_urls
         else f"At most {dst.MAX_STORED} addresses can be stored; remove one first."
         if len(stored) >= dst.MAX_STORED
         else _check(address)
     )
     if problem:
         return page([f"Not added: {problem}"], 400, add=address)
-    _db().set_setting(dst.STORED, [*stored, address])
-    _db().audit("alert_address_added", g.user, client_ip(), f"Added {_words(address)}")
+    deps.db().set_setting(dst.STORED, [*stored, address])
+    deps.db().audit("alert_address_added", g.user, client_ip(), f"Added {_words(address)}")
     flash(f"Added {address if is_plain_address(address) else dst.masked(address)}: alerts go there from now on.")
     return _back()
 
@@ -118,29 +108,28 @@ def edit(key: str) -> Page:
     found, address = _find(key), _typed("address")
     if found is None:
         return page([GONE], 404)
-    stored = dst.stored(_db())
+    stored = dst.stored(deps.db())
     problem = (
         "Type the new address first."
         if not address
         else "That address is already in the list."
-        if address != found.address
-        and (address in stored or address in current_app.extensions["settings"].apprise_urls)
+        if address != found.address and (address in stored or address in deps.settings().apprise_urls)
         else _check(address)
     )
     if problem:
         return page([f"Not changed: {problem}"], 400, edit_key=key, edit=address)
-    _db().set_setting(dst.STORED, [address if u == found.address else u for u in stored])
+    deps.db().set_setting(dst.STORED, [address if u == found.address else u for u in stored])
     _rename_in_summary(key, dst.key_of(address))
-    _db().audit("alert_address_changed", g.user, client_ip(), f"{_words(found)} changed to {_words(address)}")
+    deps.db().audit("alert_address_changed", g.user, client_ip(), f"{_words(found)} changed to {_words(address)}")
     flash("Changed: alerts go to the new address from now on.")
     return _back()
 
 
 def _rename_in_summary(old: str, new: str | None) -> None:
-    chosen = summary.choice(_db())
+    chosen = summary.choice(deps.db())
     if old in chosen.to:
         to = [new if k == old else k for k in chosen.to if new is not None or k != old]
-        _db().set_setting(summary.SETTING, {"every": chosen.every, "to": to})
+        deps.db().set_setting(summary.SETTING, {"every": chosen.every, "to": to})
 
 
 @bp.route("/alerts/<key>/remove", methods=["POST"])
@@ -148,9 +137,9 @@ def remove(key: str) -> Page:
     found = _find(key)
     if found is None:
         return page([GONE], 404)
-    _db().set_setting(dst.STORED, [u for u in dst.stored(_db()) if u != found.address])
+    deps.db().set_setting(dst.STORED, [u for u in dst.stored(deps.db()) if u != found.address])
     _rename_in_summary(key, None)
-    _db().audit("alert_address_removed", g.user, client_ip(), f"Removed {_words(found)}")
+    deps.db().audit("alert_address_removed", g.user, client_ip(), f"Removed {_words(found)}")
     flash(f"Removed {found.shown}.")
     return _back()
 
@@ -164,11 +153,11 @@ def remove_all() -> Page:
         return _back()
     if request.form.get("confirmed") != "yes":
         return render_template("alerts_remove_all.html", stored=stored)
-    _db().set_setting(dst.STORED, [])
-    chosen = summary.choice(_db())
+    deps.db().set_setting(dst.STORED, [])
+    chosen = summary.choice(deps.db())
     kept = [k for k in chosen.to if k not in {d.key for d in stored}]
-    _db().set_setting(summary.SETTING, {"every": chosen.every, "to": kept})
-    _db().audit("alert_addresses_removed", g.user, client_ip(), "; ".join(_words(d) for d in stored))
+    deps.db().set_setting(summary.SETTING, {"every": chosen.every, "to": kept})
+    deps.db().audit("alert_addresses_removed", g.user, client_ip(), "; ".join(_words(d) for d in stored))
     flash(f"Removed all {len(stored)} stored addresses.")
     return _back()
 
@@ -180,13 +169,13 @@ def test() -> Page:
     chosen = [d for d in _all() if d.problem is None and (not key or d.key == key)]
     if not chosen:
         why = GONE if key else "there is no alert address yet. Add one below."
-        _db().audit("alert_test", g.user, client_ip(), "no address")
+        deps.db().audit("alert_test", g.user, client_ip(), "no address")
         return page([f"The test alert could not be sent: {why}"], 400)
     body = f"Test alert sent by {g.user} from the backup dashboard. If you read this, alerts reach you."
-    results = dst.deliver_all(chosen, "PACS backup: test alert", body, current_app.extensions["settings"].smtp)
+    results = dst.deliver_all(chosen, "PACS backup: test alert", body, deps.settings().smtp)
     summary_text = "; ".join(f"{i}. {r.shown}: {r.sentence}" for i, r in enumerate(results, 1))
     # The page says sent or not; why not (refused host, closed port, no answer) is for the audit log only.
-    _db().audit(
+    deps.db().audit(
         "alert_test",
         g.user,
         client_ip(),
@@ -206,33 +195,33 @@ def set_summary() -> Page:
         return page(["Choose how often the summary is sent: off, daily or weekly."], 400, summary=typed)
     if every != "off" and not to:
         return page(["Not saved: tick at least one address the summary goes to."], 400, summary=typed)
-    _db().set_setting(summary.SETTING, {"every": every, "to": list(to)})
-    _db().audit("summary_changed", g.user, client_ip(), f"{summary.EVERY[every]}, to {len(to)} address(es)")
+    deps.db().set_setting(summary.SETTING, {"every": every, "to": list(to)})
+    deps.db().audit("summary_changed", g.user, client_ip(), f"{summary.EVERY[every]}, to {len(to)} address(es)")
     flash(f"Summary e-mail: {summary.EVERY[every].lower()}.")
     return _back()
 
 
 @bp.route("/alerts/heartbeat", methods=["POST"])
 def set_heartbeat() -> Page:
-    settings = current_app.extensions["settings"]
+    settings = deps.settings()
     url = _typed("heartbeat_url")
     if settings.heartbeat.url:
         return page(["The heartbeat address is set in the configuration; ask your technician to change it."], 400)
     problem = "Type the heartbeat address first." if not url else heartbeat.check_url(url, settings.heartbeat.hosts)
     if problem:
         return page([f"Not saved: {problem}"], 400, heartbeat=url)
-    _db().set_setting(heartbeat.STORED, url)
-    _db().set_setting(heartbeat.LAST, None)  # ping the new address at once
-    _db().audit("heartbeat_changed", g.user, client_ip(), f"Heartbeat to {heartbeat.masked(url)}")
+    deps.db().set_setting(heartbeat.STORED, url)
+    deps.db().set_setting(heartbeat.LAST, None)  # ping the new address at once
+    deps.db().audit("heartbeat_changed", g.user, client_ip(), f"Heartbeat to {heartbeat.masked(url)}")
     flash("Heartbeat address saved: the box pings it within a minute.")
     return _back()
 
 
 @bp.route("/alerts/heartbeat/remove", methods=["POST"])
 def remove_heartbeat() -> Page:
-    if current_app.extensions["settings"].heartbeat.url:
+    if deps.settings().heartbeat.url:
         return page(["The heartbeat address is set in the configuration; ask your technician to change it."], 400)
-    _db().set_setting(heartbeat.STORED, "")
-    _db().audit("heartbeat_removed", g.user, client_ip(), "Heartbeat address removed")
+    deps.db().set_setting(heartbeat.STORED, "")
+    deps.db().audit("heartbeat_removed", g.user, client_ip(), "Heartbeat address removed")
     flash("Heartbeat address removed: nothing outside this box notices if it stops.")
     return _back()

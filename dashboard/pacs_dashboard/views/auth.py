@@ -6,13 +6,13 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from . import security, totp
-from .db import Database
-from .inputs import form_text
-from .security import (
+from .. import deps, security, totp
+from ..db import Database
+from ..inputs import MAX_PASSWORD, MAX_USERNAME, MIN_PASSWORD, form_text, new_password_problem
+from ..security import (
     clear_failures,
     client_ip,
     end_session,
@@ -27,25 +27,10 @@ from .security import (
 
 bp = Blueprint("auth", __name__)
 
-MAX_USERNAME, MAX_PASSWORD, MIN_PASSWORD = 100, 1000, 12
-
 # How long a login whose password was right waits for its 2-step code.
 PENDING_LOGIN_S = 5 * 60
 WRONG_CODE = "That code is wrong or was used already. Type the code your app shows now."
 NOT_DIGITS = "Type the 6-digit code with the digits 0 to 9, as your app shows it."
-
-
-def _db() -> Database:
-    return current_app.extensions["db"]  # type: ignore[no-any-return]
-
-
-def new_password_problem(new: str, again: str) -> str | None:
-    """Why a new password (typed twice) cannot be used, or None."""
-    if len(new) < MIN_PASSWORD:
-        return f"Choose a new password of {MIN_PASSWORD} characters or more."
-    if new != again:
-        return "The two new passwords are not the same."
-    return None
 
 
 def _safe_next(target: str | None) -> str:
@@ -62,7 +47,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response | tuple[str, int]:
-    db = _db()
+    db = deps.db()
     if request.method == "GET":
         nxt = request.args.get("next", "")
         return render_template("login.html", next=nxt if len(nxt) <= 2000 else "")
@@ -98,7 +83,7 @@ def _logged_in(db: Database, username: str, detail: str) -> None:
 @bp.route("/login/code", methods=["GET", "POST"])
 def login_code() -> str | Response | tuple[str, int]:
     """The second step of a login with 2-step: the code from the user's authenticator app."""
-    db = _db()
+    db = deps.db()
     pid = session.get("pending_login")
     pending = db.pending_login(pid, security.now(), PENDING_LOGIN_S) if isinstance(pid, str) else None
     if pending is None or not isinstance(pid, str):
@@ -134,7 +119,7 @@ def login_code() -> str | Response | tuple[str, int]:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Response:
-    db = _db()
+    db = deps.db()
     db.audit("logout", g.user, client_ip())
     end_session(db)  # on the server: a copy of the cookie is worthless from now on
     return redirect(url_for("auth.login"))
@@ -142,7 +127,7 @@ def logout() -> Response:
 
 @bp.route("/account/password", methods=["GET", "POST"])
 def change_password() -> str | Response | tuple[str, int]:
-    db = _db()
+    db = deps.db()
     if request.method == "GET":
         return render_template("password.html")
     current = form_text("current", MAX_PASSWORD, "The current password", strip=False)
@@ -168,8 +153,8 @@ def change_password() -> str | Response | tuple[str, int]:
 
 @bp.route("/setup", methods=["GET", "POST"])
 def setup() -> str | Response | tuple[str, int]:
-    db = _db()
-    token_file = current_app.extensions["settings"].data_dir / "setup-token"
+    db = deps.db()
+    token_file = deps.settings().data_dir / "setup-token"
     if db.user_count() > 0 or not token_file.exists():
         return render_template("error.html", code=404, message="Setup is already done. Log in instead."), 404
     if request.method == "GET":
@@ -185,7 +170,9 @@ def setup() -> str | Response | tuple[str, int]:
         db.audit("setup_failed", None, client_ip(), "wrong setup token")
         return render_template("setup.html", error="The setup token is wrong (see the dashboard's log)."), 403
     if not username or len(password) < MIN_PASSWORD:
-        return render_template("setup.html", error="Choose a username and a password of 12 characters or more."), 400
+        return render_template(
+            "setup.html", error=f"Choose a username and a password of {MIN_PASSWORD} characters or more."
+        ), 400
     db.add_user(username, hash_password(password))
     token_file.unlink()
     db.audit("user_created", username, client_ip(), "first administrator from one-time setup")

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
+from flask import Blueprint, flash, g, redirect, render_template, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from pacs_backup.contracts.errors import BackupError
 
-from .backend import BackendRefused, NotInBackend
-from .fallback import down_sentence, keeper
-from .inputs import form_text, sentence
-from .security import client_ip
+from .. import deps
+from ..backend_api import BackendRefused, NotInBackend
+from ..fallback import down_sentence
+from ..inputs import form_text, sentence
+from ..security import client_ip
 
 bp = Blueprint("drives", __name__)
 
 
 def _drive_targets() -> tuple[list[dict[str, Any]], str | None]:
     """``([{"name", "drive", "drives"}...], None)``, or ``([], why)`` when the PACS does not answer."""
-    reading = keeper().read()
+    reading = deps.keeper().read()
     if reading.status is None:
         return [], down_sentence(reading) + " The backup drives show once it answers again."
     out = []
@@ -53,11 +54,11 @@ def view() -> str:
 
 @bp.route("/drives/prepare", methods=["POST"])
 def prepare() -> str | WerkzeugResponse | tuple[str, int]:
-    db = current_app.extensions["db"]
+    db = deps.db()
     target = form_text("target", 64, "The backup drive target")
     label = form_text("label", 64, "The drive's name")
     try:
-        answer = current_app.extensions["backend"].prepare_drive(target, label)
+        answer = deps.backend().prepare_drive(target, label)
     except (BackendRefused, NotInBackend) as exc:  # the plugin's own sentence: not plugged in, already prepared...
         db.audit("drive_prepare_refused", g.user, client_ip(), f"{target}: {label!r}: {exc}"[:500])
         return _page(str(exc), label, target), 400

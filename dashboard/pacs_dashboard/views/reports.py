@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, render_template, request
 
 from pacs_backup.contracts.documents import RunDoc
 from pacs_backup.contracts.errors import BackupError
 
-from .fallback import known_status, mirror, tz
-from .restore_report import build_report, parse_month, this_month
-from .staff_guide import guide_entries
-from .timefmt import clock, images
+from .. import deps
+from ..fallback import kept_runs, known_status
+from ..restore_report import build_report, parse_month, this_month
+from ..staff_guide import guide_entries
+from ..timefmt import clock, images
 
 bp = Blueprint("reports", __name__)
 
@@ -26,31 +27,30 @@ RUN_LIMIT = 1000
 @bp.app_template_global("current_month")
 def current_month() -> str:
     """This month in the clinic's time zone (``2026-11``), for links to its report."""
-    return this_month(tz(), time.time()).key
+    return this_month(deps.tz(), time.time()).key
 
 
 @bp.route("/guide")
 def staff_guide() -> str:
-    contact = current_app.extensions["settings"].technician_contact
+    contact = deps.settings().technician_contact
     return render_template("guide.html", entries=guide_entries(), contact=contact, printed=time.time())
 
 
 def _drills() -> tuple[list[RunDoc], list[str]]:
     """The plugin's restore tests, or (PACS down) the list the dashboard kept, with a sentence saying so."""
     try:
-        return list(current_app.extensions["backend"].runs(kind="drill", limit=RUN_LIMIT)), []
+        return deps.backend().runs(kind="drill", limit=RUN_LIMIT), []
     except BackupError:
-        kept = mirror().get("runs")
-    if not kept:
+        kept = kept_runs()
+    if kept is None:
         return [], ["The PACS is not answering, and the dashboard has no list of its restore tests yet."]
-    return list(kept.get("runs") or []), [
-        f"The PACS is not answering: this report shows the restore tests known at {clock(float(kept['at']), tz())}."
-    ]
+    runs, at = kept
+    return runs, [f"The PACS is not answering: this report shows the restore tests known at {clock(at, deps.tz())}."]
 
 
 @bp.route("/reports/restore-tests")
 def restore_test_report() -> str:
-    zone, now = tz(), time.time()
+    zone, now = deps.tz(), time.time()
     try:
         month = parse_month(request.args.get("month"), zone, now)
     except ValueError as exc:

@@ -1,20 +1,20 @@
 """Targets (how fresh each copy must be) and the cloud storage configuration. Alerts have their own page
-(alerts_views.py); this page says whether they are on and links there."""
+(views/alerts.py); this page says whether they are on and links there."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from pacs_backup.contracts.errors import BackupError, BadRequest
 from pacs_backup.rclone.forms import FORMS, MAX_FIELD_CHARS, build
 from pacs_backup.rclone.providers import PROVIDERS
 
-from . import destinations
-from .backend import BackendRefused
-from .health import DEFAULT_TARGETS
-from .inputs import form_text, number_in, sentence
-from .security import client_ip
+from .. import deps, destinations
+from ..backend_api import BackendRefused, RcloneConfigDoc
+from ..inputs import form_text, number_in, sentence
+from ..light import DEFAULT_TARGETS
+from ..security import client_ip
 
 bp = Blueprint("settings", __name__)
 
@@ -30,7 +30,7 @@ MAX_RCLONE_CHARS = 32 * 1024
 def _cloud_storage() -> dict[str, object]:
     """The cloud-storage remotes the backup has (names and types only), or why they cannot be listed now."""
     try:
-        answer = current_app.extensions["backend"].rclone_config()
+        answer: RcloneConfigDoc = deps.backend().rclone_config()
     except BackupError as exc:
         return {"remotes": [], "targets": [], "problem": sentence(exc), "remote_names": []}
     return {
@@ -44,7 +44,7 @@ def _cloud_storage() -> dict[str, object]:
 def _page(targets: dict[str, float | str], errors: list[str]) -> str:
     """The page; ``targets`` may hold a refused value as typed, so it is shown, not dropped. (A refused
     cloud storage configuration is not shown back: it holds account tokens.)"""
-    db, settings = current_app.extensions["db"], current_app.extensions["settings"]
+    db, settings = deps.db(), deps.settings()
     return render_template(
         "settings.html",
         targets=targets,
@@ -58,7 +58,7 @@ def _page(targets: dict[str, float | str], errors: list[str]) -> str:
 
 @bp.route("/settings", methods=["GET", "POST"])
 def edit() -> str | WerkzeugResponse | tuple[str, int]:
-    db = current_app.extensions["db"]
+    db = deps.db()
     targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
     if request.method == "GET":
         return _page(targets, [])
@@ -84,7 +84,7 @@ def edit() -> str | WerkzeugResponse | tuple[str, int]:
 @bp.route("/settings/cloud-storage", methods=["POST"])
 def cloud_storage() -> str | WerkzeugResponse | tuple[str, int]:
     """Hand a pasted rclone configuration to the plugin (it checks and writes it); never shown back."""
-    db = current_app.extensions["db"]
+    db = deps.db()
     targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
     text = form_text("rclone_config", MAX_RCLONE_CHARS, "The cloud storage configuration", strip=False)
     if not text.strip():
@@ -94,9 +94,9 @@ def cloud_storage() -> str | WerkzeugResponse | tuple[str, int]:
 
 def _send(text: str, targets: dict[str, float | str]) -> WerkzeugResponse | tuple[str, int]:
     """Hand a configuration (pasted, or made by a provider's form) to the plugin, which checks and writes it."""
-    db = current_app.extensions["db"]
+    db = deps.db()
     try:
-        answer = current_app.extensions["backend"].put_rclone_config(text)
+        answer = deps.backend().put_rclone_config(text)
     except BackendRefused as exc:  # the plugin's sentence: which line, which option is not allowed
         db.audit("rclone_config_refused", g.user, client_ip(), str(exc)[:300])
         return _page(targets, [f"The cloud storage configuration was not saved: {exc}"]), 400
@@ -112,7 +112,7 @@ def _send(text: str, targets: dict[str, float | str]) -> WerkzeugResponse | tupl
 def cloud_storage_form() -> str | WerkzeugResponse | tuple[str, int]:
     """Make the configuration of one remote from a provider's form (the token rclone authorize printed, the
     folder...), then hand it to the plugin like a pasted one. The fields are never shown back."""
-    db = current_app.extensions["db"]
+    db = deps.db()
     targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
     provider = form_text("provider", 16, "The cloud storage")
     fields = {
@@ -130,10 +130,10 @@ def cloud_storage_form() -> str | WerkzeugResponse | tuple[str, int]:
 @bp.route("/settings/cloud-storage/test", methods=["POST"])
 def cloud_storage_test() -> str | WerkzeugResponse | tuple[str, int]:
     """Test the connection of each cloud-storage target (restic and rclone start as for a snapshot)."""
-    db = current_app.extensions["db"]
+    db = deps.db()
     targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
     try:
-        answer = current_app.extensions["backend"].test_rclone_connection()
+        answer = deps.backend().test_rclone_connection()
     except BackendRefused as exc:
         return _page(targets, [f"The connection could not be tested: {exc}"]), 400
     except BackupError as exc:

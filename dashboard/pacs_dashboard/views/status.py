@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from markupsafe import Markup
 
-from pacs_backup.contracts.errors import BackupError
+from pacs_backup.contracts.documents import RunDoc
+from pacs_backup.contracts.runs import DrillSummary
 
-from .charts import Bar, bar_chart, line_chart
-from .fallback import evaluate, keeper, mirror, tz
-from .health import RED, Light, as_json, overall
-from .pacs_state import Reading
-from .timefmt import clock, images
+from .. import deps
+from ..charts import Bar, bar_chart, line_chart
+from ..fallback import evaluate, recent_runs
+from ..light import RED, Light, as_json, overall
+from ..pacs_state import Reading
+from ..timefmt import clock, images
 
 bp = Blueprint("status", __name__)
 
@@ -36,12 +37,13 @@ def summary(ls: list[Light], state: str) -> str:
 
 
 def _targets() -> dict[str, float]:
-    return current_app.extensions["db"].setting("targets", {})  # type: ignore[no-any-return]
+    targets: dict[str, float] = deps.db().setting("targets", {})
+    return targets
 
 
 def current() -> tuple[Reading, list[Light], str]:
-    reading = keeper().read()
-    ls = evaluate(reading, _targets(), tz())
+    reading = deps.keeper().read()
+    ls = evaluate(reading, _targets(), deps.tz())
     return reading, ls, overall(ls)
 
 
@@ -71,7 +73,7 @@ def api_status() -> Response:
             "backup": reading.status,
             "pacs_down_since": reading.down_since,
             "last_known_at": None if reading.status is not None else reading.last_good_at,
-            "updated": clock(time.time(), tz()),
+            "updated": clock(time.time(), deps.tz()),
         }
     )
 
@@ -83,11 +85,11 @@ def healthz() -> tuple[Response, int]:
     The state is the monitor's latest reading (so this answers at once even while the PACS hangs); with
     ``?strict=1`` the answer is 503 while any part is red.
     """
-    settings = current_app.extensions["settings"]
-    reading = keeper().latest()
-    if reading is None or time.time() - reading.at > max(3 * float(settings.monitor_interval_s), 60.0):
-        reading = keeper().read()
-    ls = evaluate(reading, _targets(), tz())
+    keeper = deps.keeper()
+    reading = keeper.latest()
+    if reading is None or time.time() - reading.at > max(3 * float(deps.settings().monitor_interval_s), 60.0):
+        reading = keeper.read()
+    ls = evaluate(reading, _targets(), deps.tz())
     state = overall(ls)
     strict = request.args.get("strict", "") not in ("", "0", "false", "no")
     body = {
@@ -133,45 +135,32 @@ def metrics() -> Response:
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 
 
-def recent_runs(limit: int = 500, down: bool = False) -> tuple[list[dict[str, Any]], float | None]:
-    """The plugin's runs, or (PACS down) the last list the monitor kept, with its time."""
-    if not down:
-        try:
-            return current_app.extensions["backend"].runs(limit=limit), None
-        except BackupError:
-            pass
-    kept = mirror().get("runs")
-    if not kept:
-        return [], None
-    return list(kept.get("runs") or [])[:limit], float(kept["at"])
-
-
-def _drill_bar(r: dict[str, Any]) -> Bar:
+def _drill_bar(r: RunDoc) -> Bar:
     """A restore test as a bar: the images it checked, green for those identical to the originals."""
-    sm = r.get("summary") or {}
-    checked, good = int(sm.get("checked") or 0), int(sm.get("identical") or 0) + int(sm.get("repaired") or 0)
-    ok = r["state"] == "ok" and not sm.get("mismatches") and good >= checked
+    drill = DrillSummary.from_json(r.get("summary"))
+    checked, good = drill.checked, drill.identical + (drill.repaired or 0)
+    ok = r["state"] == "ok" and drill.ok and good >= checked
     if r["state"] != "ok":
         text = "failed"
     elif not checked:
         text = "no images checked"
     else:
         text = f"{good} of {images(checked)} identical"
-    return Bar(float(r["finished_at"]), float(checked), float(min(good, checked)), ok, text)
+    return Bar(float(r["finished_at"] or 0), float(checked), float(min(good, checked)), ok, text)
 
 
-def _snapshot_bar(r: dict[str, Any]) -> Bar:
+def _snapshot_bar(r: RunDoc) -> Bar:
     minutes = float(r.get("duration_s") or 0.0) / 60
     ok = r["state"] == "ok"
     return Bar(
-        float(r["finished_at"]), minutes, minutes if ok else 0.0, ok, f"{minutes:.1f} minutes" if ok else "failed"
+        float(r["finished_at"] or 0), minutes, minutes if ok else 0.0, ok, f"{minutes:.1f} minutes" if ok else "failed"
     )
 
 
 def _charts(reading: Reading) -> tuple[dict[str, Markup], str | None]:
     """Staff charts (size, restore tests) and a technician's (copy delay, snapshot durations)."""
-    db = current_app.extensions["db"]
-    zone = tz()
+    db = deps.db()
+    zone = deps.tz()
     since = time.time() - 30 * 86400
     samples = db.samples(since)
     size = [(t, (d.get("bytes") or 0) / 1e9) for t, d in samples]

@@ -3,28 +3,24 @@
 The plugin answers inside Orthanc's own web threads: a request that makes Python recurse deeply (a JSON
 body nested some hundreds of levels) overflows that thread's stack and takes the whole PACS down,
 which no ``except`` can catch. So bodies are measured without recursion before they are parsed, and
-every value is checked for size and form; anything else is a :class:`BadRequest` (HTTP 400) with a
-sentence, never a traceback.
+every value is checked for size and form (the shapes of identifiers are in
+:mod:`pacs_backup.contracts.inputs`, which the dashboard checks too); anything else is a
+:class:`BadRequest` (HTTP 400) with a sentence, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
 from pacs_backup.contracts.errors import BadRequest
+from pacs_backup.contracts.inputs import is_name, is_plain_text, is_run_id_text, is_snapshot_id, is_uid
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 16
 MAX_VALUE_CHARS = 256
-# DICOM UIDs are digits and dots; the PACS may hold other values a modality sent, which are kept but
-# must still be one plain path segment (no separators, no control characters, no "..").
-_UID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}")
-_SNAPSHOT_ID = re.compile(r"[0-9a-f]{6,64}")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def json_depth(text: str) -> int:
@@ -85,7 +81,7 @@ def text_field(
         return None
     if not isinstance(value, str):
         raise BadRequest(f"{name!r} must be text.")
-    if len(value) > max_chars or any(ord(c) < 32 for c in value):
+    if not is_plain_text(value, max_chars):
         raise BadRequest(f"{name!r} is too long or holds control characters.")
     return value
 
@@ -98,7 +94,7 @@ def decoded_query(raw: Mapping[str, str]) -> dict[str, str]:
             text = unquote_plus(str(value), errors="strict")
         except UnicodeDecodeError:
             raise BadRequest(f"The value of {key!r} is not UTF-8 text.") from None
-        if len(text) > MAX_VALUE_CHARS or any(ord(c) < 32 for c in text):
+        if not is_plain_text(text, MAX_VALUE_CHARS):
             raise BadRequest(f"The value of {key!r} is too long or holds control characters.")
         out[str(key)] = text
     return out
@@ -107,7 +103,7 @@ def decoded_query(raw: Mapping[str, str]) -> dict[str, str]:
 def uid(value: str, what: str = "study") -> str:
     """A UID from a URL path, checked to be one plain segment (else BadRequest)."""
     text = unquote_plus(value)
-    if not _UID.fullmatch(text) or ".." in text:
+    if not is_uid(text):
         raise BadRequest(f"That is not a valid {what} identifier.")
     return text
 
@@ -116,7 +112,7 @@ def snapshot_id(value: str | None) -> str | None:
     """A restic snapshot id (hex, 6 to 64 characters) or None."""
     if value is None:
         return None
-    if not _SNAPSHOT_ID.fullmatch(value):
+    if not is_snapshot_id(value):
         raise BadRequest("A snapshot id is 8 or more hexadecimal characters, as listed for the study.")
     return value
 
@@ -125,14 +121,14 @@ def name(value: str | None, what: str) -> str | None:
     """A target or source name (letters, digits, - and _) or None."""
     if value is None:
         return None
-    if not _NAME.fullmatch(value):
+    if not is_name(value):
         raise BadRequest(f"{value[:40]!r} is not a valid {what} name.")
     return value
 
 
 def run_id(value: str) -> int:
     """A run id from a URL path."""
-    if not value.isdigit() or len(value) > 15:
+    if not is_run_id_text(value):
         raise BadRequest("A run id is a number.")
     return int(value)
 
