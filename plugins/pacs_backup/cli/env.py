@@ -9,7 +9,8 @@ from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.orthanc_http import OrthancHttp
 from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import SourceError
-from pacs_backup.settings.config import load_store_settings, load_target, load_targets
+from pacs_backup.settings.store import load_store_settings
+from pacs_backup.settings.targets import load_target, load_targets
 
 from .exits import EXIT_UNREACHABLE, EXIT_USAGE, Fail
 

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from pacs_backup.clients.orthanc_http import OrthancHttp, RequestRefused
 from pacs_backup.contracts.documents import RunDoc
 from pacs_backup.contracts.errors import SourceError
+from pacs_backup.contracts.runs import JobKind
 
 from . import env as cli_env
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Fail
@@ -77,7 +78,7 @@ class Watch:
             if self.now() - self._said.get(run_id, 0.0) >= self.every_s:
                 self._said[run_id] = self.now()
                 elapsed = duration(self.wall() - (run["started_at"] or self.wall()))
-                self.say(f"  {title(run)}: running for {elapsed}{running_detail(run['summary'] or {})}")
+                self.say(f"  {title(run)}: running for {elapsed}{running_detail(run)}")
             return
         self.say(end_line(run))
         for line in detail_lines(run):
@@ -103,7 +104,7 @@ def _queue(pacs: OrthancHttp, kind: str, target: str | None) -> list[int]:
         raise Fail(EXIT_UNREACHABLE, str(exc)) from None
 
 
-def queue_and_watch(kind: str, a: argparse.Namespace, every_s: float = 15.0) -> int:
+def queue_and_watch(kind: JobKind, a: argparse.Namespace, every_s: float = 15.0) -> int:
     """``snapshot-now`` / ``verify-backups``: queue ``kind`` ('snapshot', 'drill') and follow it."""
     pacs = cli_env.orthanc()
     ids = _queue(pacs, kind, a.target)

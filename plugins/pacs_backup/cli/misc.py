@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from pacs_backup.clients.restic import Restic
 from pacs_backup.settings import recovery_sheet as sheet
-from pacs_backup.settings.config import load_target
+from pacs_backup.settings.targets import load_target
 
 from .exits import EXIT_OK, EXIT_USAGE, Fail
 from .text import Progress, duration

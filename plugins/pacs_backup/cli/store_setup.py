@@ -30,17 +30,12 @@ from minio.error import S3Error
 from minio.objectlockconfig import DAYS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
-from pacs_backup.clients.object_store import (
-    AUTH_CODES,
-    CLIENT_ERRORS,
-    ROOT_KEYS,
-    default_retention,
-    http_pool,
-    keys_refused,
-    store_error,
-)
+from pacs_backup.clients.bucket import default_retention
+from pacs_backup.clients.object_store import http_pool
+from pacs_backup.clients.store_errors import AUTH_CODES, CLIENT_ERRORS, ROOT_KEYS, keys_refused, store_error
 from pacs_backup.contracts.errors import BackupError, ConfigError, StoreError, StoreUnavailable
-from pacs_backup.settings.config import load_store_settings, secret
+from pacs_backup.settings.env_values import secret
+from pacs_backup.settings.store import load_store_settings
 from pacs_backup.settings.store_policy import plugin_policy, policy_name, reader_policy
 
 from .exits import EXIT_OK, epilog, run_command

@@ -3,8 +3,12 @@ read. Adding a key is compatible; removing or renaming one is a change of the in
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
+from .runs import RunKind, RunState
+
+LightColour = Literal["green", "amber", "red"]  # a traffic light: fine, needs attention, broken
+OverallState = Literal["ok", "degraded", "error"]  # the status's one word (see jobs.health.overall_state)
 
 
 class Forecast(TypedDict):
@@ -15,7 +19,7 @@ class Forecast(TypedDict):
     in_12_months_bytes: int
     quota_bytes: int | None
     months_until_full: float | None
-    light: str  # green, amber (full within the warning months) or red (full, or within a month)
+    light: LightColour  # amber: full within the warning months; red: full, or within a month
     advice: str | None
 
 
@@ -24,13 +28,15 @@ class RunDoc(TypedDict):
 
     id: int
     target: str
-    kind: str  # snapshot, drill, restore
-    state: str  # queued, running, ok, failed
+    kind: RunKind
+    state: RunState
     queued_at: float
     started_at: float | None
     finished_at: float | None
     duration_s: float | None
-    summary: dict[str, Any]  # what the run did; its keys depend on the kind
+    # What the run did: the ``to_json`` of its kind's summary (contracts.runs), ``{}`` when it recorded
+    # none. Read it with ``SnapshotSummary.from_json`` etc., never by its keys.
+    summary: dict[str, Any]
     error: str | None  # a sentence for a person when it failed
 
 
@@ -42,7 +48,7 @@ class DriveDoc(TypedDict):
     repository_id: str | None
     drives: list[dict[str, Any]]
     swap_next: str | None
-    light: str
+    light: LightColour
     advice: str | None
 
 
@@ -145,7 +151,7 @@ class StatusDoc(ReplicationDoc):
 
     version: str
     time: float
-    state: str  # ok, degraded or error (see health.overall_state)
+    state: OverallState
     enabled: bool
     last_snapshot: RunDoc | None  # the newest of any target
     last_drill: RunDoc | None

@@ -13,11 +13,11 @@ import logging
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, TypedDict
 
 from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BackupError, NotFound, SourceGone
-from pacs_backup.settings.config import TargetSettings
+from pacs_backup.contracts.runs import DrillSummary, Mismatch
+from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.manifest import SNAPSHOT_TAG, ManifestEntry, read_manifest, sha256_hex, snapshot_manifest_path
 from pacs_backup.state.search import display_name
 
@@ -30,25 +30,22 @@ class NoSnapshotYet(NotFound):
     """The copy has no snapshot to test yet (a fresh install, a new drive)."""
 
 
-class Mismatch(TypedDict):
-    """One copy that did not give back what it recorded."""
-
-    key: str
-    study_uid: str
-    patient: str
-    copy: str
-    problem: str
-    advice: str
-
-
-def _mismatch(e: ManifestEntry, copy: str, problem: str, advice: str) -> Mismatch:
+def _mismatch(e: ManifestEntry, copy: str, missing: bool, problem: str, advice: str) -> Mismatch:
     patient = display_name(e["patient_name"]) or "unknown patient"
     if e["patient_id"]:
         patient += f" (id {e['patient_id']})"
-    return Mismatch(key=e["key"], study_uid=e["study_uid"], patient=patient, copy=copy, problem=problem, advice=advice)
+    return Mismatch(
+        key=e["key"],
+        study_uid=e["study_uid"],
+        patient=patient,
+        copy=copy,
+        problem=problem,
+        advice=advice,
+        missing=missing,
+    )
 
 
-def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random | None = None) -> dict[str, Any]:
+def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random | None = None) -> DrillSummary:
     """Read a sample back from the bucket and compare each object with the sha256 recorded at copy time.
 
     A missing or damaged object is re-uploaded when Orthanc still holds exactly the recorded bytes
@@ -59,35 +56,39 @@ def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random
     ctx.catalog.backfill(ctx.reader, ctx.clock())
     sample = ctx.catalog.sample(sample_size, rng)
     copy = f"bucket {ctx.store.bucket}"
-    res: dict[str, Any] = {"checked": 0, "identical": 0, "repaired": 0, "mismatches": []}
+    identical, repaired, mismatches = 0, 0, []
     for e in sample:
-        res["checked"] += 1
         try:
             data, meta_sha = ctx.store.get_with_sha(e["key"])
         except BackupError:
             data, meta_sha = None, None
         if data is not None and sha256_hex(data) == e["sha256"] and meta_sha in (None, e["sha256"]):
-            res["identical"] += 1
+            identical += 1
             continue
         problem = "missing from the bucket" if data is None else "its bytes in the bucket differ from the copy made"
         if _repair_from_orthanc(ctx, e):
-            res["repaired"] += 1
+            repaired += 1
             log.warning("drill repaired %s (%s) from the PACS", e["key"], problem)
             continue
-        res["mismatches"].append(
+        mismatches.append(
             _mismatch(
                 e,
                 copy,
+                data is None,
                 problem,
                 "Restore this study from the offsite copy "
                 "(Restore tests page or scripts/restore-study --from offsite), "
                 "then run a restore test again.",
             )
         )
-    res["ok"] = not res["mismatches"]  # a drill that checked nothing is not a failure; lights say "not tested"
-    if not sample:
-        res["note"] = "Nothing to test yet: no image has been copied."
-    return res
+    # a drill that checked nothing is not a failure (DrillSummary.ok); the lights say "not tested"
+    return DrillSummary(
+        checked=len(sample),
+        identical=identical,
+        repaired=repaired,
+        mismatches=tuple(mismatches),
+        note=None if sample else "Nothing to test yet: no image has been copied.",
+    )
 
 
 def _repair_from_orthanc(ctx: OffsiteContext, e: ManifestEntry) -> bool:
@@ -115,7 +116,7 @@ def newest_manifest(restic: Restic) -> tuple[str, str, list[ManifestEntry]]:
 
 def drill_target(
     ctx: OffsiteContext, target: TargetSettings, sample_size: int, check_slice: int, rng: random.Random | None = None
-) -> dict[str, Any]:
+) -> DrillSummary:
     """Restore a sample of the newest snapshot (per its own manifest, always including the newest copy
     it holds), compare each file with the manifest's sha256, and read 1/N of the repository's data.
 
@@ -127,13 +128,7 @@ def drill_target(
     try:
         snap_id, root, entries = newest_manifest(restic)
     except NoSnapshotYet:  # nothing to test yet is not a failed test: the lights say "not tested"
-        return {
-            "checked": 0,
-            "identical": 0,
-            "mismatches": [],
-            "ok": True,
-            "note": "Nothing to test yet: there is no snapshot in this copy.",
-        }
+        return DrillSummary(note="Nothing to test yet: there is no snapshot in this copy.")
     picks: list[ManifestEntry] = []
     if entries:
         newest_key = {e["key"] for e in ctx.catalog.sample(1)}
@@ -141,28 +136,22 @@ def drill_target(
         others = [e for e in entries if e not in picks]
         picks += rng.sample(others, min(max(sample_size - len(picks), 0), len(others)))
     copy = f"snapshot {snap_id[:8]} of {target.name}"
-    res: dict[str, Any] = {
-        "snapshot_id": snap_id,
-        "checked": 0,
-        "identical": 0,
-        "mismatches": [],
-        "snapshot_entries": len(entries),
-    }
+    identical, mismatches = 0, []
     with tempfile.TemporaryDirectory(prefix="pacs-drill-") as tmp:
         if picks:
             restic.restore(snap_id, Path(tmp), includes=[f"{root}/{e['path']}" for e in picks])
         for e in picks:
-            res["checked"] += 1
             f = Path(tmp + root) / e["path"]
             got = sha256_hex(f.read_bytes()) if f.is_file() else None
             if got == e["sha256"]:
-                res["identical"] += 1
+                identical += 1
                 continue
             problem = "missing from the snapshot" if got is None else "its bytes in the snapshot differ"
-            res["mismatches"].append(
+            mismatches.append(
                 _mismatch(
                     e,
                     copy,
+                    got is None,
                     problem,
                     "Keep this snapshot; restore the study from an "
                     "older snapshot or from the bucket, and call the technician to "
@@ -171,9 +160,13 @@ def drill_target(
             )
     subset = f"{check_slice}/{target.check_cycle}"
     restic.check(read_data_subset=subset)
-    res["check"] = f"read data subset {subset}: no errors"
-    res["check_slice"] = check_slice  # read back by the scheduler to go on with the next slice
-    res["ok"] = not res["mismatches"]  # a drill that checked nothing is not a failure; lights say "not tested"
-    if not entries:
-        res["note"] = "Nothing to test yet: the newest snapshot holds no image."
-    return res
+    return DrillSummary(
+        snapshot_id=snap_id,
+        checked=len(picks),
+        identical=identical,
+        mismatches=tuple(mismatches),
+        snapshot_entries=len(entries),
+        check=f"read data subset {subset}: no errors",
+        check_slice=check_slice,  # read back by the scheduler to go on with the next slice
+        note=None if entries else "Nothing to test yet: the newest snapshot holds no image.",
+    )

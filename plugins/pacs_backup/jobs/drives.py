@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pacs_backup.clients.restic import Restic
-from pacs_backup.contracts.documents import DriveDoc
+from pacs_backup.contracts.documents import DriveDoc, LightColour
 from pacs_backup.contracts.errors import BackupError
-from pacs_backup.settings.config import TargetSettings
+from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.schema import open_plugin_db
 
 
@@ -325,6 +325,7 @@ class DriveWatch:
         waiting = [d for d in drives if d["repository_id"] != state.repository_id]
         swap = min(waiting, key=lambda d: float(d["last_snapshot_at"] or 0), default=None)
         age_days = None if last_good_age_s is None else last_good_age_s / 86400
+        light: LightColour
         if age_days is None:
             light = "amber"  # no snapshot on a drive yet
         else:

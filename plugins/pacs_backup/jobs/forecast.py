@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pacs_backup.contracts.documents import Forecast
+from pacs_backup.contracts.documents import Forecast, LightColour
 
 DAY = 86400.0
 MONTH = 30 * DAY
@@ -51,7 +51,8 @@ def forecast_from_totals(
     span = max(min(now - first, MONTH), DAY)  # a young copy: its age; never less than a day
     growth = int(added_last_month * MONTH / span)
     months = None
-    light, advice = "green", None
+    light: LightColour = "green"
+    advice: str | None = None
     if quota_bytes:
         left = quota_bytes - size
         months = 0.0 if left <= 0 else (round(left / growth, 1) if growth else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pacs_backup.contracts.documents import ReplicationDoc, RunDoc, TargetDoc
+from pacs_backup.contracts.documents import OverallState, ReplicationDoc, RunDoc, TargetDoc
 
 QUEUE_LATE_S = 300.0
 REFUSED_RECENT_S = 24 * 3600.0
@@ -25,7 +25,7 @@ def overall_state(
     has_targets: bool,
     last_refused_at: float | None,
     now: float,
-) -> str:
+) -> OverallState:
     """``ok``, ``degraded`` or ``error`` for the whole backup."""
     if not replication["store"]["reachable"]:
         return "error"

@@ -10,14 +10,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pacs_backup.clients.restic import SnapshotInfo
-from pacs_backup.contracts.documents import TargetDoc
+from pacs_backup.contracts.documents import Forecast, TargetDoc
 from pacs_backup.contracts.errors import BackupError, BadRequest, Busy, NotFound
 from pacs_backup.contracts.redact import mask_url_credentials
+from pacs_backup.contracts.runs import DrillSummary, JobKind, Mismatch, RestoreSummary, SnapshotSummary, job_kind
 from pacs_backup.replication.cloud_pacs import CloudSender
 from pacs_backup.restore.from_copies import (
     Holding,
@@ -26,13 +27,11 @@ from pacs_backup.restore.from_copies import (
     snapshots_holding,
 )
 from pacs_backup.restore.uploads import RestoreReport
-from pacs_backup.settings.config import TargetSettings
+from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.history import RunLog
 
 from .drills import drill_object_store, drill_target
 from .drives import DriveNotConnected, DriveWatch, prepare
-from pacs_backup.contracts.documents import Forecast
-
 from .forecast import forecast
 from .snapshots import OffsiteContext, take_snapshot
 
@@ -65,10 +64,10 @@ class OffsiteScheduler:
         self.minio_drill_interval_s = minio_drill_interval_s
         self.first_run_delay_s = first_run_delay_s
         self._clock = clock
-        self._jobs: queue.Queue[tuple[int, str, str]] = queue.Queue()
+        self._jobs: queue.Queue[tuple[int, str, JobKind] | None] = queue.Queue()  # None: stop
         self._queue_lock = threading.Lock()
         # Restores have their own thread: a clinic waiting for a study must not wait for a snapshot.
-        self._restores: queue.Queue[tuple[int, str, str, str | None]] = queue.Queue()
+        self._restores: queue.Queue[tuple[int, str, str, str | None] | None] = queue.Queue()  # None: stop
         self._restore_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,7 +87,7 @@ class OffsiteScheduler:
         if self.runs.count_waiting("restore") >= MAX_WAITING_RESTORES:
             raise Busy(f"{MAX_WAITING_RESTORES} restores are already waiting; try again when they are done.")
         run_id = self.runs.queue(source, "restore", self._clock())
-        self.runs.progress(run_id, {"study_uid": study_uid, "snapshot": snapshot, "done": 0, "total": None})
+        self.runs.progress(run_id, RestoreSummary(study_uid, snapshot, done=0))
         self._restores.put((run_id, source, study_uid, snapshot))
         return run_id
 
@@ -98,9 +97,11 @@ class OffsiteScheduler:
         Raises:
             BackupError: unknown kind or target (the message lists the valid ones).
         """
-        if kind not in ("snapshot", "drill"):
-            raise BadRequest(f"Unknown job {kind!r}; use snapshot or drill.")
-        names = list(self.targets) + ([MINIO] if kind == "drill" and self.ctx.store is not None else [])
+        try:
+            job = job_kind(kind)
+        except ValueError:
+            raise BadRequest(f"Unknown job {kind!r}; use snapshot or drill.") from None
+        names = list(self.targets) + ([MINIO] if job == "drill" and self.ctx.store is not None else [])
         if target is not None:
             if target not in names:
                 raise BadRequest(f"Unknown target {target!r}; configured: {', '.join(names) or 'none'}.")
@@ -113,10 +114,10 @@ class OffsiteScheduler:
         ids = []
         for name in names:
             with self._queue_lock:  # at most one waiting run per target and kind: asking again joins it
-                waiting = self.runs.waiting(name, kind)
+                waiting = self.runs.waiting(name, job)
                 if waiting is None:
-                    waiting = self.runs.queue(name, kind, self._clock())
-                    self._jobs.put((waiting, name, kind))
+                    waiting = self.runs.queue(name, job, self._clock())
+                    self._jobs.put((waiting, name, job))
             ids.append(waiting)
         return ids
 
@@ -172,8 +173,8 @@ class OffsiteScheduler:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
-        self._jobs.put((0, "", ""))
-        self._restores.put((0, "", "", None))
+        self._jobs.put(None)
+        self._restores.put(None)
         for t in (self._thread, self._restore_thread):
             if t:
                 t.join(timeout_s)
@@ -181,24 +182,25 @@ class OffsiteScheduler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                run_id, name, kind = self._jobs.get(timeout=5.0)
+                job = self._jobs.get(timeout=5.0)
             except queue.Empty:
                 self._queue_due()
                 continue
-            if self._stop.is_set() or not kind:
+            if self._stop.is_set() or job is None:
                 return
-            self._execute(run_id, name, kind)
+            self._execute(*job)
 
     def _restore_loop(self) -> None:
         while not self._stop.is_set():
-            run_id, source, study_uid, snapshot = self._restores.get()
-            if self._stop.is_set() or not source:
+            asked = self._restores.get()
+            if self._stop.is_set() or asked is None:
                 return
+            run_id, source, study_uid, snapshot = asked
             self.runs.start(run_id, self._clock())
-            base = {"study_uid": study_uid, "snapshot": snapshot}
+            base = RestoreSummary(study_uid, snapshot)
 
-            def progress(done: int, total: int, run_id: int = run_id, base: dict[str, Any] = base) -> None:
-                self.runs.progress(run_id, {**base, "done": done, "total": total})
+            def progress(done: int, total: int, run_id: int = run_id, base: RestoreSummary = base) -> None:
+                self.runs.progress(run_id, RestoreSummary(base.study_uid, base.snapshot, done=done, total=total))
 
             try:
                 report = self._restore(source, study_uid, snapshot, progress)
@@ -207,7 +209,7 @@ class OffsiteScheduler:
                     log.exception("restore of %s failed unexpectedly", study_uid)
                 self.runs.finish(run_id, self._clock(), False, base, str(exc))
                 continue
-            summary = {**base, **report.as_dict(), "done": report.total, "total": report.total}
+            summary = report.summary(study_uid, snapshot)
             error = (
                 None
                 if report.ok
@@ -243,10 +245,10 @@ class OffsiteScheduler:
             known=self._known,
         )
 
-    def _due(self, name: str, kind: str, interval_s: float) -> bool:
+    def _due(self, name: str, kind: JobKind, interval_s: float) -> bool:
         return self._clock() >= self.next_due_at(name, kind, interval_s)
 
-    def next_due_at(self, name: str, kind: str, interval_s: float) -> float:
+    def next_due_at(self, name: str, kind: JobKind, interval_s: float) -> float:
         """When the next scheduled run of ``kind`` for ``name`` starts (a fresh install: after the delay)."""
         last = self.runs.last(name, kind)
         if last is None:
@@ -268,24 +270,25 @@ class OffsiteScheduler:
         if self.ctx.store is not None and self._due(MINIO, "drill", self.minio_drill_interval_s):
             self.request("drill", MINIO)
 
-    def _execute(self, run_id: int, name: str, kind: str) -> None:
+    def _execute(self, run_id: int, name: str, kind: JobKind) -> None:
         self.runs.start(run_id, self._clock())
         try:
             summary = self._run_job(name, kind)
         except BackupError as exc:
             log.error("%s of %s failed: %s", kind, name, exc)
-            self.runs.finish(run_id, self._clock(), False, {}, str(exc))
+            self.runs.finish(run_id, self._clock(), False, None, str(exc))
             return
         except Exception as exc:  # recorded as failed; the traceback goes to the log
             log.exception("%s of %s failed unexpectedly", kind, name)
-            self.runs.finish(run_id, self._clock(), False, {}, f"Unexpected error: {exc}")
+            self.runs.finish(run_id, self._clock(), False, None, f"Unexpected error: {exc}")
             return
-        ok = bool(summary.pop("ok", True))
-        error = None if ok else _mismatch_sentence(summary.get("mismatches", []))
-        self.runs.finish(run_id, self._clock(), ok, summary, error)
+        error = None  # a drill that checked nothing did not fail: the lights say "not tested"
+        if isinstance(summary, DrillSummary) and not summary.ok:
+            error = _mismatch_sentence(summary.mismatches)
+        self.runs.finish(run_id, self._clock(), error is None, summary, error)
         self._forecasts.pop(name, None)  # a new snapshot changes the size and growth
 
-    def _run_job(self, name: str, kind: str) -> dict[str, Any]:
+    def _run_job(self, name: str, kind: JobKind) -> SnapshotSummary | DrillSummary:
         if name == MINIO:
             return drill_object_store(self.ctx, self.drill_sample)
         target = self.targets[name]
@@ -294,9 +297,9 @@ class OffsiteScheduler:
             if not state.connected or state.repository_id is None:
                 raise DriveNotConnected(state.sentence)
             if kind == "snapshot":
-                summary = take_snapshot(self.ctx, target, create=False)
+                summary = take_snapshot(self.ctx, target, create=False, drive=state.repository_id)
                 self.drives.registry.seen(name, state.repository_id, self._clock(), snapshot=True)
-                return {**summary, "drive": state.repository_id}
+                return summary
         if kind == "snapshot":
             return take_snapshot(self.ctx, target)
         # Rotate the slice read by `restic check` so the whole repository is read once per cycle.
@@ -306,8 +309,8 @@ class OffsiteScheduler:
 
     def _initial_slice(self, name: str, target: TargetSettings) -> int:
         last = self.runs.last(name, "drill", "ok")
-        done = last.summary.get("check_slice") if last else None
-        return done if isinstance(done, int) and not isinstance(done, bool) else 0
+        done = last.summary if last else None
+        return (done.check_slice or 0) if isinstance(done, DrillSummary) else 0
 
     # --- status -----------------------------------------------------------------------------------
     def _forecast(self, t: TargetSettings, now: float) -> Forecast:
@@ -347,12 +350,10 @@ class OffsiteScheduler:
         return out
 
 
-def _mismatch_sentence(mismatches: list[dict[str, str]]) -> str:
+def _mismatch_sentence(mismatches: Sequence[Mismatch]) -> str:
     """One sentence for a person: which studies of which patients did not come back identical, and what to do."""
-    studies = {(m.get("patient", ""), m.get("study_uid", "")) for m in mismatches}
-    first = mismatches[0] if mismatches else {}
+    studies = {(m.patient, m.study_uid) for m in mismatches}
+    first = mismatches[0] if mismatches else None
     who = "; ".join(f"{p} study {s}" for p, s in sorted(studies)[:3]) + (" and more" if len(studies) > 3 else "")
-    return (
-        f"{len(mismatches)} image(s) in {first.get('copy', 'a copy')} did not come back identical "
-        f"({who}): {first.get('problem', '')}. {first.get('advice', '')}"
-    ).strip()
+    copy, problem, advice = (first.copy, first.problem, first.advice) if first else ("a copy", "", "")
+    return (f"{len(mismatches)} image(s) in {copy} did not come back identical ({who}): {problem}. {advice}").strip()

@@ -20,7 +20,8 @@ from pacs_backup.clients.orthanc_source import OrthancReader
 from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.redact import redacted_config, write_private
-from pacs_backup.settings.config import TargetSettings
+from pacs_backup.contracts.runs import SnapshotSummary
+from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.catalog import Catalog
 from pacs_backup.state.manifest import (
     BUCKET_MANIFEST_KEY,
@@ -87,11 +88,15 @@ def prepare_manifest(ctx: OffsiteContext) -> dict[str, int]:
     return counts
 
 
-def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = True) -> dict[str, Any]:
+def take_snapshot(
+    ctx: OffsiteContext, target: TargetSettings, create: bool = True, drive: str | None = None
+) -> SnapshotSummary:
     """Take one snapshot to ``target`` (creating the repository on first use) and apply retention.
 
+    Args:
+        drive: the repository id of the backup drive ``target`` is on (recorded in the summary).
     Returns:
-        A summary: snapshot id, new/changed files, bytes added, manifest entries.
+        What it did: snapshot id, new/changed files, bytes added, manifest entries.
     Raises:
         BackupError (ResticError and subclasses) with a message for a person.
     """
@@ -110,15 +115,12 @@ def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = Tr
         # A new (or rebuilt) box whose PACS is still empty, pointed at the clinic's repository: a snapshot
         # of nothing would become the newest one, and a whole-clinic restore from it would bring nothing
         # back. (A box that has taken snapshots here before records its PACS as it is, even empty.)
-        return {
-            "snapshot_id": None,
-            "skipped": "The PACS holds no images yet, so no snapshot was taken: the newest snapshot in the "
+        return SnapshotSummary(
+            snapshot_id=None,
+            skipped="The PACS holds no images yet, so no snapshot was taken: the newest snapshot in the "
             "repository still holds the clinic's images. Restore them with disaster-recovery.",
-            "manifest_entries": 0,
-            "studies": 0,
-            "repository_created": False,
-            "forgot": False,
-        }
+            drive=drive,
+        )
     excludes = [
         str(ctx.storage_dir / "index"),
         str(ctx.storage_dir / "index-*"),
@@ -127,21 +129,21 @@ def take_snapshot(ctx: OffsiteContext, target: TargetSettings, create: bool = Tr
         "*.sqlite-shm",
         "*.sqlite-journal",
     ]
-    summary = restic.backup([str(ctx.storage_dir)], tags=[SNAPSHOT_TAG], host=ctx.host, excludes=excludes)
-    result = {
-        "snapshot_id": summary.get("snapshot_id"),
-        "files_new": summary.get("files_new", 0),
-        "files_changed": summary.get("files_changed", 0),
-        "data_added": summary.get("data_added", 0),
-        "total_files": summary.get("total_files_processed", 0),
-        "manifest_entries": sum(counts.values()),
-        "studies": len(counts),
-        "repository_created": created,
-        "forgot": False,
-    }
-    if summary.get("snapshot_id"):
-        ctx.catalog.record_snapshot(target.name, str(summary["snapshot_id"]), ctx.clock(), counts)
+    done = restic.backup([str(ctx.storage_dir)], tags=[SNAPSHOT_TAG], host=ctx.host, excludes=excludes)
+    snapshot_id = str(done["snapshot_id"]) if done.get("snapshot_id") else None
+    if snapshot_id:
+        ctx.catalog.record_snapshot(target.name, snapshot_id, ctx.clock(), counts)
     if target.forget:
         restic.forget(target.keep)
-        result["forgot"] = True
-    return result
+    return SnapshotSummary(
+        snapshot_id=snapshot_id,
+        files_new=int(done.get("files_new", 0)),
+        files_changed=int(done.get("files_changed", 0)),
+        data_added=int(done.get("data_added", 0)),
+        total_files=int(done.get("total_files_processed", 0)),
+        manifest_entries=sum(counts.values()),
+        studies=len(counts),
+        repository_created=created,
+        forgot=target.forget,
+        drive=drive,
+    )

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from pacs_backup.contracts.errors import BackupError
+from pacs_backup.contracts.runs import RestoreFailure, RestoreSummary, SnapshotRef
 from pacs_backup.state.manifest import ManifestEntry, sha256_hex
 
 Loader = Callable[[], tuple[bytes, str | None]]  # -> (bytes, expected sha256)
@@ -30,6 +31,19 @@ class OrthancTarget(Protocol):
     def get_json(self, uri: str) -> Any: ...
 
 
+class SnapshotUsed(TypedDict):
+    id: str
+    time: str  # ISO 8601, UTC
+
+
+class RestoreDetails(TypedDict, total=False):
+    """Where a restore read from, besides its source in words."""
+
+    studies: list[str] | None  # None: every study
+    snapshot_id: str | None  # the one snapshot read from, if it was one
+    snapshots: list[SnapshotUsed]  # only for a restore from snapshots
+
+
 @dataclass
 class RestoreReport:
     """What a restore did. ``ok`` only when every instance was restored and verified."""
@@ -38,7 +52,7 @@ class RestoreReport:
     total: int = 0
     verified: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
-    details: dict[str, Any] = field(default_factory=dict)
+    details: RestoreDetails = field(default_factory=lambda: RestoreDetails())
 
     @property
     def ok(self) -> bool:
@@ -53,6 +67,22 @@ class RestoreReport:
             "failures": [{"item": w, "reason": r} for w, r in self.failures],
             **self.details,
         }
+
+    def summary(self, study_uid: str, snapshot: str | None) -> RestoreSummary:
+        """The run's summary: the study and snapshot asked for, and this report."""
+        studies, used = self.details.get("studies"), self.details.get("snapshots")
+        return RestoreSummary(
+            study_uid=study_uid,
+            snapshot=snapshot,
+            done=self.total,
+            total=self.total,
+            source=self.source,
+            verified=self.verified,
+            ok=self.ok,
+            failures=tuple(RestoreFailure(w, r) for w, r in self.failures),
+            studies=None if studies is None else tuple(studies),
+            snapshots=None if used is None else tuple(SnapshotRef(s["id"], s["time"]) for s in used),
+        )
 
 
 DAMAGED = "the backup copy is damaged (sha256 differs from when it was backed up)"

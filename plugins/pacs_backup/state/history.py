@@ -10,6 +10,17 @@ from typing import Any
 
 from pacs_backup.contracts.documents import RunDoc
 from pacs_backup.contracts.redact import mask_url_credentials
+from pacs_backup.contracts.runs import (
+    EndState,
+    RestoreSummary,
+    RunKind,
+    RunState,
+    RunSummary,
+    run_kind,
+    run_state,
+    summary_from_json,
+    summary_to_json,
+)
 
 from .schema import open_plugin_db
 
@@ -20,12 +31,12 @@ class Run:
 
     id: int
     target: str
-    kind: str
-    state: str
+    kind: RunKind
+    state: RunState
     queued_at: float
     started_at: float | None
     finished_at: float | None
-    summary: dict[str, Any]
+    summary: RunSummary | None  # of the run's kind; None: it recorded none
     error: str | None
 
     def as_dict(self) -> RunDoc:
@@ -42,9 +53,15 @@ class Run:
             started_at=self.started_at,
             finished_at=self.finished_at,
             duration_s=duration,
-            summary=self.summary,
+            summary=summary_to_json(self.summary),
             error=self.error,
         )
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    kind = run_kind(str(row[2]))
+    summary = summary_from_json(kind, json.loads(row[7]) if row[7] else None)
+    return Run(row[0], row[1], kind, run_state(str(row[3])), row[4], row[5], row[6], summary, row[8])
 
 
 class RunLog:
@@ -59,7 +76,7 @@ class RunLog:
             "WHERE state IN ('running', 'queued')"
         )
 
-    def queue(self, target: str, kind: str, now: float) -> int:
+    def queue(self, target: str, kind: RunKind, now: float) -> int:
         """Record a requested run; returns its id."""
         with self._lock:
             cur = self._db.execute(
@@ -71,20 +88,22 @@ class RunLog:
         with self._lock:
             self._db.execute("UPDATE runs SET state='running', started_at=? WHERE id=?", (now, run_id))
 
-    def progress(self, run_id: int, summary: dict[str, Any]) -> None:
-        """Update the summary of a running run (e.g. ``{"done": 10, "total": 40}``)."""
+    def progress(self, run_id: int, summary: RestoreSummary) -> None:
+        """Update the summary of a waiting or running restore (how far it got: ``done`` of ``total``)."""
         with self._lock:
-            self._db.execute("UPDATE runs SET summary=? WHERE id=?", (json.dumps(summary), run_id))
+            self._db.execute("UPDATE runs SET summary=? WHERE id=?", (json.dumps(summary.to_json()), run_id))
 
-    def finish(self, run_id: int, now: float, ok: bool, summary: dict[str, Any], error: str | None = None) -> None:
-        text = mask_url_credentials(json.dumps(summary))  # restic texts may quote an address with its password
+    def finish(self, run_id: int, now: float, ok: bool, summary: RunSummary | None, error: str | None = None) -> None:
+        """Record the end of a run: its summary (None: it recorded none) and, when it failed, why."""
+        # restic texts may quote an address with its password
+        text = mask_url_credentials(json.dumps(summary_to_json(summary)))
         with self._lock:
             self._db.execute(
                 "UPDATE runs SET state=?, finished_at=?, summary=?, error=? WHERE id=?",
                 ("ok" if ok else "failed", now, text, mask_url_credentials(error) if error else None, run_id),
             )
 
-    def waiting(self, target: str, kind: str) -> int | None:
+    def waiting(self, target: str, kind: RunKind) -> int | None:
         """The id of a run of ``kind`` for ``target`` that is queued and not started yet, if any."""
         with self._lock:
             row = self._db.execute(
@@ -92,7 +111,7 @@ class RunLog:
             ).fetchone()
         return None if row is None else int(row[0])
 
-    def count_waiting(self, kind: str) -> int:
+    def count_waiting(self, kind: RunKind) -> int:
         """How many runs of ``kind`` are queued or running."""
         with self._lock:
             row = self._db.execute(
@@ -103,7 +122,7 @@ class RunLog:
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[Run]:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [Run(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {}, r[8]) for r in rows]
+        return [_run(r) for r in rows]
 
     _COLS = "id, target, kind, state, queued_at, started_at, finished_at, summary, error"
 
@@ -111,7 +130,7 @@ class RunLog:
         rows = self._rows(f"SELECT {self._COLS} FROM runs WHERE id=?", (run_id,))  # noqa: S608 - constant columns
         return rows[0] if rows else None
 
-    def last(self, target: str, kind: str, state: str | None = None) -> Run | None:
+    def last(self, target: str, kind: RunKind, state: EndState | None = None) -> Run | None:
         """The newest finished run of ``kind`` for ``target`` (optionally only ``ok`` or ``failed``)."""
         states = (state,) if state else ("ok", "failed")
         marks = ",".join("?" * len(states))
@@ -122,7 +141,7 @@ class RunLog:
         )
         return rows[0] if rows else None
 
-    def recent(self, limit: int = 50, kind: str | None = None) -> list[Run]:
+    def recent(self, limit: int = 50, kind: RunKind | None = None) -> list[Run]:
         if kind:
             return self._rows(
                 f"SELECT {self._COLS} FROM runs WHERE kind=? ORDER BY id DESC LIMIT ?",  # noqa: S608

@@ -2,7 +2,9 @@
 
 The outbox, the catalog and the run history live in one SQLite file on the Orthanc data volume, for
 years. Each release that changes a table appends a migration here; opening the file runs the ones it
-has not seen yet, in one transaction each, so a volume made by any earlier release opens with this one.
+has not seen yet, in one transaction each (:mod:`pacs_backup.state.migrate`, as for the dashboard's
+files), so a volume made by any earlier release opens with this one, and one from a newer release is
+refused with a sentence.
 Version 1 is the first release's schema exactly as it created it (``CREATE TABLE IF NOT EXISTS``), so
 files made before versions were recorded (user_version 0) pass through it unchanged.
 """
@@ -10,14 +12,16 @@ files made before versions were recorded (user_version 0) pass through it unchan
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .migrate import SchemaTooNew as SchemaTooNew  # raised by migrate: a file from a newer release
+from .migrate import Step
+from .migrate import migrate as run_steps
 from .search import study_search_text
 from .sqlite import open_db
 
-Migration = Callable[[sqlite3.Connection], None]
+Migration = Step
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -283,33 +287,14 @@ def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
 MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_migrate_lock = threading.Lock()
-
-
-class SchemaTooNew(RuntimeError):
-    """The file was written by a newer release; opening it with this one could lose data."""
-
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
-    """Bring ``db`` to the newest version, one transaction per step. Returns the version reached."""
-    with _migrate_lock:
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(migrations):
-            raise SchemaTooNew(
-                f"The backup database is from a newer release (schema {version}, this release "
-                f"knows {len(migrations)}); install that release or newer."
-            )
-        for number in range(version + 1, len(migrations) + 1):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if int(db.execute("PRAGMA user_version").fetchone()[0]) < number:  # another opener was first
-                    migrations[number - 1](db)
-                    db.execute(f"PRAGMA user_version = {number}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return len(migrations)
+    """Bring ``db`` to the newest version, one transaction per step. Returns the version reached.
+
+    Raises:
+        SchemaTooNew: the file is from a newer release (the sentence names it and both versions).
+    """
+    return run_steps(db, migrations, "The backup database")
 
 
 def open_plugin_db(path: Path) -> sqlite3.Connection:

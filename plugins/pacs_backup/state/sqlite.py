@@ -11,7 +11,7 @@ def open_db(path: Path, schema: str) -> sqlite3.Connection:
     """Open (creating folder and file if needed) a database shared by threads, in WAL mode.
 
     Callers serialise access with their own lock. ``schema`` is run on every open, so it must use
-    ``IF NOT EXISTS`` (versioned files pass "" and migrate, see :mod:`pacs_backup.state.schema`). The file is
+    ``IF NOT EXISTS`` (versioned files pass "" and migrate, see :mod:`pacs_backup.state.migrate`). The file is
     created owner-only: it holds patient names (SQLite gives its -wal and -shm files the same mode).
     """
     if not path.parent.exists():
