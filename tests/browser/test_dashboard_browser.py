@@ -149,21 +149,21 @@ def test_browser_getting_a_study_back_in_every_everyday_case(
         expect(row).to_contain_text("O'Brien, Max")
         expect(row).to_contain_text("27 Nov 2026")
         expect(row).to_contain_text("Owner: O'Brien, Ann")
-        shot(page, "issue10-search")
+        shot(page, "search-by-name")
         row.locator("text=Open").click()
         expect(page.locator("#not-in-pacs")).to_contain_text("not in the PACS right now")
         assert pictures_drawn(page) == 3  # the images, drawn from the backup copy, to check it is the right one
-        shot(page, "issue10-study-not-in-pacs")
+        shot(page, "study-not-in-pacs")
         page.click("#restore-local")
         expect(page.locator("#restore-source")).to_contain_text("From the local backup copy")
-        shot(page, "issue10-confirm")
+        shot(page, "restore-confirm-with-pictures")
         page.click("#confirm-restore")
         expect(page.locator("h1.study-name")).to_contain_text("O'Brien, Max")
         expect(page.locator("#state")).to_have_attribute("data-state", "ok", timeout=60_000)
         expect(page.locator("#state")).to_have_text(
             "Done: 3 of 3 images restored and verified identical to the backup."
         )
-        shot(page, "issue10-restored")
+        shot(page, "restore-done")
 
         # 7. A study that is in the PACS: the dashboard says so and checks it against the backup instead.
         page.goto(f"{d.url}/studies/{bella}")
@@ -172,7 +172,7 @@ def test_browser_getting_a_study_back_in_every_everyday_case(
         expect(page.locator("#check-state")).to_have_text(
             "All 4 images in the PACS are identical to the backup.", timeout=30_000
         )
-        shot(page, "issue10-check")
+        shot(page, "study-in-pacs-checked")
 
         # 1. Deleted, then a snapshot runs: the study page lists the snapshot that still holds it, in local time,
         # and the offsite restore uses it.
@@ -185,7 +185,7 @@ def test_browser_getting_a_study_back_in_every_everyday_case(
         selected = page.locator("#snapshot-choice option:checked")
         expect(selected).to_have_attribute("value", first["summary"]["snapshot_id"])
         expect(selected).to_contain_text("(newest)")
-        shot(page, "issue10-snapshots")
+        shot(page, "study-snapshots-holding-it")
         page.click("#restore-offsite")
         expect(page.locator("#restore-source")).to_contain_text("as it was at")
         page.click("#confirm-restore")
@@ -208,32 +208,32 @@ def test_browser_getting_a_study_back_in_every_everyday_case(
         expect(pacs.locator(".value")).to_have_text(f"not answering since {since}")
         expect(page.locator("#banner")).to_contain_text("The PACS is not answering")
         expect(page.locator('.light[data-key="store"] .note')).to_contain_text("Last known state, at")
-        shot(page, "issue10-pacs-down")
+        shot(page, "health-pacs-down")
         page.set_viewport_size(PHONE)
         assert fits_a_phone(page)
-        shot(page, "issue10-pacs-down-phone")
+        shot(page, "health-pacs-down-phone")
 
         page.goto(d.url + "/studies?q=bella")
         expect(page.locator("#offline-notice")).to_contain_text("not answering since")
         expect(page.locator("tr.result")).to_contain_text("Smith, Bella")
         assert fits_a_phone(page)
-        shot(page, "issue10-search-pacs-down-phone")
+        shot(page, "search-pacs-down-phone")
         page.locator("tr.result >> text=Open").click()
         expect(page.locator("#offline-notice")).to_contain_text("not answering since")
         assert pictures_drawn(page) == 4  # read from the bucket by the dashboard itself
         assert fits_a_phone(page)
-        shot(page, "issue10-study-pacs-down-phone")
+        shot(page, "study-pacs-down-phone")
         page.set_viewport_size({"width": 1200, "height": 900})
         page.click("#restore-local")
         expect(page.locator("#restore-waits")).to_contain_text("starts by itself once the PACS answers")
         page.click("#confirm-restore")
         expect(page.locator("#waiting")).to_contain_text("starts by itself once the PACS answers")
-        shot(page, "issue10-waiting")
+        shot(page, "restore-waiting-for-pacs")
         o.start()  # the PACS answers again: the page follows the restore without a click
         expect(page.locator("#state")).to_have_attribute("data-state", "ok", timeout=120_000)
         expect(page.locator("#state")).to_contain_text("4 of 4 images restored and verified")
         expect(page.locator("h1.study-name")).to_contain_text("Smith, Bella")
-        shot(page, "issue10-restored-after-outage")
+        shot(page, "restore-done-after-pacs-returns")
         browser.close()
 
     restored = sorted(sha256(http.get(f"/instances/{i}/file")) for i in http.get_json("/instances"))

@@ -1,4 +1,6 @@
-"""The install guide names only settings, ports and commands that exist: an installer types them as written."""
+"""The install guide names only settings, ports and commands that exist: an installer types them as written.
+
+The commands it hands over to (docs/restore.md, what to do when a light turns red) are checked with it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import yaml
 from tests.support.common import ROOT
 
 GUIDE = (ROOT / "docs" / "install-guide.md").read_text()
+RESTORE = (ROOT / "docs" / "restore.md").read_text()
 
 
 def test_every_setting_the_guide_names_is_a_real_one():
@@ -37,8 +40,9 @@ def test_the_ports_and_the_ae_title_are_the_installs_defaults():
 
 
 def test_every_script_the_guide_runs_exists():
-    scripts = set(re.findall(r"docker compose exec (?:-T )?orthanc ([a-z-]+)", GUIDE)) | set(
-        re.findall(r"scripts/([a-z-]+)", GUIDE)
+    both = GUIDE + RESTORE
+    scripts = set(re.findall(r"docker compose exec (?:-T )?orthanc ([a-z-]+)", both)) | set(
+        re.findall(r"scripts/([a-z-]+)", both)
     )
     assert {"init", "recovery-sheet", "verify-backups", "snapshot-now", "quarantine", "restore-study"} <= scripts
     assert all(os.access(ROOT / "scripts" / name, os.X_OK) for name in scripts)
