@@ -117,7 +117,15 @@ def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
     if code < 300:
         output.AnswerBuffer(body, "application/json")
     else:
-        output.SendHttpStatus(code, body, len(body.encode()))
+        _send_status(output, code, body.encode())
+
+
+def _send_status(output, code: int, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    """An error status with its JSON sentence: orthanc-python 4.0 takes the body's size, 5.0 does not."""
+    try:
+        output.SendHttpStatus(code, data, len(data))
+    except TypeError:
+        output.SendHttpStatus(code, data)
 
 
 def on_received_instance(received_dicom, origin):  # type: ignore[no-untyped-def]

@@ -14,7 +14,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
 import devstack
-from pacs_dashboard.backend import Backend, BackendRefused
+from pacs_dashboard.backend import Backend
+from pacs_dashboard.backend_api import BackendRefused
 from tests.support.common import raw_request, wait_until
 from tests.support.dicomgen import nested_instance
 from tests.support.pacs import fill, orthanc_env, script

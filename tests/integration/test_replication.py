@@ -286,8 +286,9 @@ def test_replication_restart_follows_orthancs_change_log_not_the_whole_listing(o
 
 def test_the_store_refuses_to_overwrite_a_copy_when_asked_only_if_absent(minio_server, bucket):
     """Copies skip the look-up before uploading only because MinIO refuses an existing key when asked."""
-    from pacs_backup.clients.object_store import KeyExists, ObjectStore
-    from pacs_backup.settings.config import load_store_settings
+    from pacs_backup.clients.object_store import ObjectStore
+    from pacs_backup.clients.store_errors import KeyExists
+    from pacs_backup.settings.store import load_store_settings
 
     store = ObjectStore(load_store_settings(minio_server.env(bucket)))
     store.ensure_bucket()
@@ -305,7 +306,7 @@ def test_the_store_refuses_a_body_that_does_not_match_the_hash_the_copy_was_sign
     again): the store checks every byte against it and keeps nothing that differs."""
     from pacs_backup.clients.object_store import ObjectStore
     from pacs_backup.contracts.errors import StoreError
-    from pacs_backup.settings.config import load_store_settings
+    from pacs_backup.settings.store import load_store_settings
 
     store = ObjectStore(load_store_settings(minio_server.env(bucket)))
     store.ensure_bucket()

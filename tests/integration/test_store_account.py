@@ -30,9 +30,10 @@ from minio.xml import marshal
 
 import devstack
 from pacs_backup.cli.store_setup import plugin_policy, provision
-from pacs_backup.clients.object_store import ObjectStore, default_retention
+from pacs_backup.clients.bucket import default_retention
+from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.contracts.errors import StoreError
-from pacs_backup.settings.config import load_store_settings
+from pacs_backup.settings.store import load_store_settings
 from tests.support.common import ROOT
 from tests.support.dicomgen import make_study
 from tests.support.servers import MinioServer

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from pacs_backup import object_store, preview  # the S3 client is loaded in a serving process already
+from pacs_backup.clients import object_store  # the S3 client is loaded in a serving process already
+from pacs_backup.dicom import preview
 
 
 class FileStore:
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> None:
         except Exception as exc:  # every outcome is reported, whatever it is
             outcomes[i] = f"{type(exc).__name__}: {exc}"
 
-    assert object_store.CLIENT_ERRORS
+    assert object_store.ObjectStore
     base = _peak_kb()
     threads = [threading.Thread(target=draw, args=(i, p)) for i, p in enumerate(paths)]
     for t in threads:

@@ -9,10 +9,10 @@ import socket
 import pydicom
 import pytest
 
-from pacs_backup.replication.dimse_peer import MODALITY, DimsePeer, dataset_bytes
 from pacs_backup.contracts.errors import CloudRefused, CloudUnavailable, ConfigError, SourceError
 from pacs_backup.replication.cloud_pacs import Outgoing
-from pacs_backup.settings.config import DicomPeerSettings, load_cloud_pacs
+from pacs_backup.replication.dimse_peer import MODALITY, DimsePeer, dataset_bytes
+from pacs_backup.settings.cloud_peer import DicomPeerSettings, load_cloud_pacs
 from tests.support.dicomgen import make_instance, new_uid
 
 

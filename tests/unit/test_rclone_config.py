@@ -16,7 +16,7 @@ from pacs_backup.api.access import Access, Role
 from pacs_backup.api.routes import dispatch
 from pacs_backup.contracts.errors import BadRequest
 from pacs_backup.rclone.config import MAX_WRAP_DEPTH, config_file, parse, remotes_in, save, with_default
-from pacs_backup.settings.config import load_targets
+from pacs_backup.settings.targets import load_targets
 
 TOKEN = (
     '{"access_token":"ya29.SECRET-TOKEN","token_type":"Bearer","refresh_token":"1//0g-x",'

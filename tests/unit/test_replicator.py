@@ -7,8 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pacs_backup.clients.object_store import BucketReport, ChecksumMismatch, KeyExists, StoredObject
+from pacs_backup.clients.bucket import BucketReport
+from pacs_backup.clients.object_store import StoredObject
 from pacs_backup.clients.orthanc_source import InstanceUids
+from pacs_backup.clients.store_errors import ChecksumMismatch, KeyExists
 from pacs_backup.contracts.errors import SourceGone, StoreError, StoreUnavailable
 from pacs_backup.contracts.keys import instance_key
 from pacs_backup.contracts.retry import RetryPolicy

@@ -32,3 +32,14 @@ def test_restic_password_never_in_errors(tmp_path):
     with pytest.raises(RepositoryUnreachable) as err:
         r.snapshots()
     assert "hunter2" not in str(err.value)
+
+
+def test_the_projects_own_restic_is_found_without_path_or_setting(monkeypatch):
+    """make setup builds restic into .tools/bin; the scripts and the plugin find it there wherever the
+    module sits in the package tree (a move into a sub-package once hid it)."""
+    from pacs_backup.clients.restic import find_restic
+    from tests.support.common import ROOT
+
+    monkeypatch.delenv("RESTIC_BINARY", raising=False)
+    monkeypatch.setenv("PATH", "")
+    assert find_restic() == str(ROOT / ".tools" / "bin" / "restic")

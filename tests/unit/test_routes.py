@@ -11,6 +11,7 @@ import pytest
 from pacs_backup.api.access import Access, Role, load_access, parse_roles
 from pacs_backup.api.routes import ROUTES, dispatch
 from pacs_backup.contracts.errors import BackupError, Busy, ConfigError, NotFound
+from pacs_backup.contracts.runs import SnapshotSummary
 from pacs_backup.state.history import RunLog
 from tests.support.common import ROOT
 
@@ -81,7 +82,7 @@ def test_run_log_keeps_runs_and_masks_addresses(tmp_path):
     rid = runs.queue("offsite", "snapshot", 1.0)
     assert runs.waiting("offsite", "snapshot") == rid and runs.count_waiting("snapshot") == 1
     runs.start(rid, 2.0)
-    runs.finish(rid, 3.0, False, {"data_added": 5}, "cannot open rest:https://u:secret-pw@h/x")
+    runs.finish(rid, 3.0, False, SnapshotSummary(None, data_added=5), "cannot open rest:https://u:secret-pw@h/x")
     run = runs.get(rid)
     assert run is not None and run.state == "failed" and "secret-pw" not in (run.error or "")
     assert runs.waiting("offsite", "snapshot") is None and runs.last("offsite", "snapshot") == run
@@ -207,10 +208,23 @@ def test_security_the_role_map_setting():
     mapped = load_access({"BACKUP_ROLES": "clinic:admin, dashboard:Service,nagios:monitor"}, two_users)
     assert mapped.roles == {"clinic": Role.ADMIN, "dashboard": Role.SERVICE, "nagios": Role.MONITOR}
     assert load_access({"BACKUP_ROLES": "viewer:staff"}, one_user).roles == {"viewer": Role.STAFF}
-    # Orthanc not checking passwords: the user in the header is whatever the caller wrote.
-    for config in ('{"AuthenticationEnabled": false, "RegisteredUsers": {"clinic": "pw"}}', "{}"):
+    # Orthanc not checking passwords while it answers other machines: the user in the header is whatever
+    # the caller wrote, so nobody gets a role.
+    for config in (
+        '{"AuthenticationEnabled": false, "RemoteAccessAllowed": true, "RegisteredUsers": {"clinic": "pw"}}',
+        '{"AuthenticationEnabled": false, "RemoteAccessAllowed": true}',
+    ):
         off = load_access({}, config)
         assert off.role_of("clinic") is None and "AuthenticationEnabled" in (off.problem or "")
+    # Debian's own Orthanc (no password, this machine only): its callers read every patient through Orthanc
+    # itself, so they are admins of the backup too; a cross-site form is still refused.
+    for config in ('{"AuthenticationEnabled": false}', "{}"):
+        local = load_access({}, config)
+        assert local.problem is None and local.role_of(None) == local.role_of("anyone") == Role.ADMIN
+        svc = RoleService(local)
+        assert dispatch(svc, "GET", "status", {}, b"", {"host": "localhost:8042"})[0] == 200
+        form = {"host": "localhost:8042", "content-type": "text/plain", "origin": "http://evil.example"}
+        assert dispatch(svc, "POST", "drills", {}, b"{}", form)[0] in (403, 415)
     assert load_access({}, '{"RemoteAccessAllowed": true, "RegisteredUsers": {"clinic": "pw"}}').roles
     for bad in ("clinic", "clinic:root", ":admin", "clinic:admin,clinic:staff"):
         with pytest.raises(ConfigError, match="BACKUP_ROLES"):

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from pacs_backup.contracts.errors import BadRequest, Busy
+from pacs_backup.contracts.runs import DrillSummary, SnapshotSummary
 from pacs_backup.jobs.scheduler import MAX_WAITING_RESTORES, MINIO, OffsiteScheduler
-from pacs_backup.settings.config import TargetSettings
+from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.history import RunLog
 
 
@@ -65,9 +66,10 @@ def test_run_log_records_a_run_from_queued_to_finished_and_masks_passwords(runs,
     assert runs.waiting("offsite", "snapshot") == run_id and runs.count_waiting("snapshot") == 1
     runs.start(run_id, clock() + 1)
     assert runs.waiting("offsite", "snapshot") is None and runs.count_waiting("snapshot") == 1
-    runs.finish(run_id, clock() + 5, False, {"added": 3}, "restic: rest:https://clinic:hunter2@offsite/x refused")
+    summary = SnapshotSummary(snapshot_id=None, data_added=3)
+    runs.finish(run_id, clock() + 5, False, summary, "restic: rest:https://clinic:hunter2@offsite/x refused")
     run = runs.get(run_id)
-    assert run is not None and run.state == "failed" and run.summary == {"added": 3}
+    assert run is not None and run.state == "failed" and run.summary == summary
     assert "hunter2" not in (run.error or "") and "offsite/x" in (run.error or "")
     assert runs.last("offsite", "snapshot", "failed") == run and runs.last("offsite", "snapshot", "ok") is None
     assert runs.count_waiting("snapshot") == 0
@@ -130,7 +132,7 @@ def test_a_fresh_install_waits_the_first_run_delay_then_follows_each_interval(ru
     assert runs.waiting("offsite", "snapshot") is not None and runs.waiting(MINIO, "drill") is not None
     run_id = runs.waiting("offsite", "snapshot")
     runs.start(run_id, clock())
-    runs.finish(run_id, clock() + 10, True, {})
+    runs.finish(run_id, clock() + 10, True, None)
     assert s.next_due_at("offsite", "snapshot", 3600) == clock() + 10 + 3600
 
 
@@ -138,10 +140,10 @@ def test_drills_go_on_with_the_next_slice_of_the_repository_after_a_restart(runs
     """The slice read by the last drill is kept as a number in its summary, not read back from a sentence."""
     run_id = runs.queue("offsite", "drill", clock())
     runs.start(run_id, clock())
-    runs.finish(run_id, clock(), True, {"check": "read data subset 7/10: no errors", "check_slice": 7})
+    runs.finish(run_id, clock(), True, DrillSummary(check="read data subset 7/10: no errors", check_slice=7))
     s = scheduler(runs, clock, "offsite")
     assert s._initial_slice("offsite", target("offsite")) == 7
     old = runs.queue("offsite", "drill", clock() + 1)  # written by a release that kept only the sentence
     runs.start(old, clock() + 1)
-    runs.finish(old, clock() + 2, True, {"check": "the words of a sentence may change"})
+    runs.finish(old, clock() + 2, True, DrillSummary(check="the words of a sentence may change"))
     assert s._initial_slice("offsite", target("offsite")) == 0

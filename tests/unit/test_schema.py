@@ -72,8 +72,39 @@ def test_opening_twice_is_harmless_and_newer_files_are_refused(tmp_path):
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.commit()
-    with pytest.raises(SchemaTooNew, match="newer release"):
+    with pytest.raises(SchemaTooNew, match="newer release") as refused:
         open_plugin_db(path)
+    assert str(refused.value) == (
+        f"The backup database {path} was written by a newer release (version {SCHEMA_VERSION + 1}; this release "
+        f"knows versions up to {SCHEMA_VERSION}): install that release or newer, or put back the file as it was "
+        "before the upgrade."
+    )
+    assert (refused.value.version, refused.value.newest) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1  # left as it was
+
+
+def test_a_migration_that_fails_half_way_leaves_the_file_at_the_version_before_with_its_data(tmp_path):
+    from pacs_backup.state.schema import MIGRATIONS, migrate
+
+    path = tmp_path / "q.sqlite"
+    old_volume(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, MIGRATIONS[:6])
+
+    def half(db: sqlite3.Connection) -> None:  # a crash after the step's first statement
+        db.execute("DELETE FROM catalog")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        migrate(db, [*MIGRATIONS[:6], half])
+    db.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert db.execute("SELECT COUNT(*) FROM catalog").fetchone()[0] == 1
+    db.close()
+    catalog = Catalog(path)  # the next start runs the step again, this time the real one
+    assert [s["study_uid"] for s in catalog.studies(StudyQuery(text="rex"))] == ["1.2"]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_queue_totals_follow_every_change(tmp_path):
@@ -112,3 +143,17 @@ def test_search_texts_of_a_version_6_file_are_made_anew(tmp_path):
     assert catalog.studies(StudyQuery(text="P-200")) == []
     assert [s["study_uid"] for s in catalog.studies(StudyQuery(text="P-300"))] == [uid]
     assert [s["study_uid"] for s in catalog.studies(StudyQuery(text=uid))] == [uid]
+
+
+def test_the_plugin_with_a_newer_database_does_not_run_and_its_status_says_why(tmp_path):
+    from pacs_backup.api.service import OUTBOX_FILENAME, BackupService
+
+    db = sqlite3.connect(tmp_path / OUTBOX_FILENAME)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 2}")
+    db.commit()
+    env = {"MINIO_ENDPOINT": "127.0.0.1:9000", "MINIO_ACCESS_KEY": "backup", "MINIO_SECRET_KEY": "s3cr3t-value"}
+    svc = BackupService(lambda uri: b"{}", tmp_path, env)
+    status = svc.status()
+    assert status["state"] == "error" and not status["enabled"] and svc.replicator is None
+    assert status.get("config_error", "").startswith(f"The backup database {tmp_path / OUTBOX_FILENAME} was written")
+    assert f"version {SCHEMA_VERSION + 2}; this release knows versions up to {SCHEMA_VERSION}" in status["config_error"]

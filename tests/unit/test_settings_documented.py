@@ -10,7 +10,7 @@ from tests.support.common import ROOT
 READERS = [
     ROOT / "plugins" / "orthanc_entry.py",
     *sorted((ROOT / "plugins" / "pacs_backup").rglob("*.py")),
-    *sorted((ROOT / "dashboard" / "pacs_dashboard").glob("*.py")),
+    *sorted((ROOT / "dashboard" / "pacs_dashboard").rglob("*.py")),
 ]
 # A name given to an environment lookup: os.environ.get / [..], os.getenv, env.get / [..] on the Mapping
 # the configuration modules take, and their helpers (_raw, secret, _float, _optional_number).

@@ -61,9 +61,16 @@ class Access:
 
     roles: Mapping[str, Role] = field(default_factory=dict)
     problem: str | None = None  # a sentence: BACKUP_ROLES is wrong, or Orthanc does not check passwords
+    # Orthanc answers this machine only and asks no password (Debian's own default): whoever reaches it
+    # already reads every patient through Orthanc itself, so the backup's routes give them the admin role.
+    local_only: bool = False
 
     def role_of(self, user: str | None) -> Role | None:
-        return None if user is None or self.problem else self.roles.get(user)
+        if self.problem:
+            return None
+        if self.local_only:
+            return Role.ADMIN
+        return None if user is None else self.roles.get(user)
 
 
 def parse_roles(raw: str) -> dict[str, Role]:
@@ -105,6 +112,12 @@ def load_access(env: Mapping[str, str], config_json: str) -> Access:
     users = config.get("RegisteredUsers")
     registered = sorted(users) if isinstance(users, dict) else []
     if not orthanc_checks_passwords(config):
+        if config.get("RemoteAccessAllowed") is not True:
+            log.warning(
+                "Orthanc asks no password and answers this machine only: every caller of the backup's routes "
+                "has the admin role; set AuthenticationEnabled and BACKUP_ROLES to give roles"
+            )
+            return Access(local_only=True)
         problem = (
             "Orthanc does not check passwords (AuthenticationEnabled is off), so the backup cannot tell who "
             "is calling and answers nobody; set AuthenticationEnabled to true in Orthanc's configuration."

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pacs_backup.contracts.errors import BackupError, BadRequest, Busy, NotFound
+from pacs_backup.contracts.runs import run_kind
 from pacs_backup.dicom.preview import BadImage, NoPreview, PreviewsBusy, render_copy
 from pacs_backup.rclone import config as rclone_config
 from pacs_backup.state.catalog import StudyQuery
@@ -28,7 +29,7 @@ from . import http_input as check
 from .access import WRITE_METHODS, Role, body_refusal, cross_site_refusal, role_refusal, user_of
 
 if TYPE_CHECKING:
-    from pacs_backup.settings.config import TargetSettings
+    from pacs_backup.settings.targets import TargetSettings
 
     from .service import BackupService
 
@@ -85,9 +86,11 @@ def _restore(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
 
 
 def _runs(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
-    kind = req.query.get("kind") or None
-    if kind not in (None, "snapshot", "drill", "restore"):
-        raise BadRequest("kind is snapshot, drill or restore.")
+    asked = req.query.get("kind") or None
+    try:
+        kind = None if asked is None else run_kind(asked)
+    except ValueError:
+        raise BadRequest("kind is snapshot, drill or restore.") from None
     runs = svc.scheduler().runs.recent(check.limit(req.query.get("limit"), 50, 1000), kind)
     return 200, [r.as_dict() for r in runs]
 

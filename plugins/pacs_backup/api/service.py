@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pacs_backup import __version__
-from pacs_backup.replication.dicomweb import DicomWeb
-from pacs_backup.replication.dimse_peer import DimsePeer
 from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.orthanc_source import Getter, OrthancReader
-from pacs_backup.contracts.documents import RefusedDoc, RunDoc, StatusDoc
+from pacs_backup.contracts.documents import OverallState, RefusedDoc, RunDoc, StatusDoc
 from pacs_backup.contracts.errors import BackupError, ConfigError
 from pacs_backup.contracts.retry import RetryPolicy
 from pacs_backup.dicom.guard import screen
@@ -32,12 +30,15 @@ from pacs_backup.jobs.scheduler import OffsiteScheduler
 from pacs_backup.jobs.snapshots import OffsiteContext
 from pacs_backup.rclone.config import default_path, with_default
 from pacs_backup.replication.cloud_pacs import CloudPacs, CloudQueue, CloudSender
+from pacs_backup.replication.dicomweb import DicomWeb
+from pacs_backup.replication.dimse_peer import DimsePeer
 from pacs_backup.replication.outbox import Outbox
 from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
 from pacs_backup.settings.config import Settings, load_settings
 from pacs_backup.settings.limits import Limits, load_limits
 from pacs_backup.state.catalog import Catalog
 from pacs_backup.state.history import RunLog
+from pacs_backup.state.migrate import SchemaTooNew
 
 from .access import Access, load_access
 
@@ -110,9 +111,14 @@ class BackupService:
             self.config_error = "CLOUD_PACS_DICOM works only inside Orthanc (the plugin sends through it)."
             log.error("PACS backup is NOT running: %s", self.config_error)
             return
+        try:
+            outbox = Outbox(s.outbox_path)  # the first to open the database: a newer release's is refused
+        except SchemaTooNew as exc:
+            self.config_error = str(exc)
+            log.error("PACS backup is NOT running: %s", exc)
+            return
         reader = OrthancReader(get, storage_dir=storage_dir)  # reads files straight from storage when it can
         store = ObjectStore(s.store, pool_size=max(4, s.workers * 2))
-        outbox = Outbox(s.outbox_path)
         self.catalog = Catalog(s.outbox_path)
         ctx = OffsiteContext(
             reader=reader,
@@ -215,7 +221,7 @@ class BackupService:
         rep = self.replicator.status()
         offsite = self.offsite.status() if self.offsite else {}
         has_targets = bool(self.settings and self.settings.targets)
-        state = overall_state(
+        state: OverallState = overall_state(
             rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None, time.time()
         )
         doc = {**doc, "state": state, "enabled": True, **rep, "offsite": offsite}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pacs_backup.contracts.errors import BackupError, BadRequest
-from pacs_backup.settings.config import TargetSettings
+from pacs_backup.settings.targets import TargetSettings
 
 from .providers import CLOUDS, PROVIDERS, REMOTE_NAME, refs_of, value_problem
 
