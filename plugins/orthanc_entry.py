@@ -117,15 +117,20 @@ def on_backup_request(output, uri, **request):  # type: ignore[no-untyped-def]
     if code < 300:
         output.AnswerBuffer(body, "application/json")
     else:
-        _send_status(output, code, body.encode())
+        _send_status(output, code, body)
 
 
-def _send_status(output, code: int, data: bytes) -> None:  # type: ignore[no-untyped-def]
-    """An error status with its JSON sentence: orthanc-python 4.0 takes the body's size, 5.0 does not."""
-    try:
-        output.SendHttpStatus(code, data, len(data))
-    except TypeError:
-        output.SendHttpStatus(code, data)
+def _send_status(output, code: int, body: str) -> None:  # type: ignore[no-untyped-def]
+    """An error status with its JSON sentence: orthanc-python 4.0 takes the body and its size in bytes,
+    5.0 the body alone."""
+    data = body.encode()
+    for args in ((code, body, len(data)), (code, data), (code, body)):
+        try:
+            output.SendHttpStatus(*args)
+            return
+        except TypeError:
+            continue
+    output.SendHttpStatus(code)  # no wrapper took a body: the status alone
 
 
 def on_received_instance(received_dicom, origin):  # type: ignore[no-untyped-def]
