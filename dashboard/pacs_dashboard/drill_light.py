@@ -1,5 +1,6 @@
 """The restore-test light: green only when the last restore test of every copy checked at least one image
-and every image came back identical; a test that checked no image proves nothing and says so.
+and every image came back identical; a test that checked no image proves nothing and says so. It says each
+copy's figures (drill_figures.py, as the chart of restore tests beside it does), never a sum over copies.
 
 A pure function (no Flask, no I/O) of the copies in the plugin's status.
 """
@@ -10,8 +11,8 @@ from collections.abc import Mapping
 from datetime import tzinfo
 
 from pacs_backup.contracts.documents import RunDoc, TargetDoc
-from pacs_backup.contracts.runs import DrillSummary
 
+from .drill_figures import DrillFigures, figures, last_tests
 from .light import AMBER, GREEN, RED, Light, age, copy_name
 from .timefmt import clock
 
@@ -36,7 +37,7 @@ def drill_light(copies: Mapping[str, TargetDoc], now: float, t: dict[str, float]
         )
     failed, zero, untested, repaired = [], [], [], []
     ages: list[float] = []
-    checked_total = identical_total = 0
+    passed: list[DrillFigures] = []
     for name, info in copies.items():
         who, run = copy_name(name, info), info.get("last_drill")
         if not run:
@@ -52,8 +53,8 @@ def drill_light(copies: Mapping[str, TargetDoc], now: float, t: dict[str, float]
             else:
                 ages.append(float(good))
             continue
-        drill = DrillSummary.from_json(run.get("summary"))
-        if drill.mismatches or drill.identical + (drill.repaired or 0) < drill.checked:
+        drill = figures(run, name, info)
+        if drill.differs:
             failed.append((who, run))
             continue
         if drill.checked == 0:
@@ -61,7 +62,7 @@ def drill_light(copies: Mapping[str, TargetDoc], now: float, t: dict[str, float]
             continue
         if drill.repaired:
             repaired.append(who)
-        checked_total, identical_total = checked_total + drill.checked, identical_total + drill.identical
+        passed.append(drill)
         finished_ago = _run_age(run, now)
         if finished_ago is not None:
             ages.append(finished_ago)
@@ -115,7 +116,7 @@ def drill_light(copies: Mapping[str, TargetDoc], now: float, t: dict[str, float]
             f"The last restore test is older than the {t['drill_hours']:.0f}-hour target; press "
             f"'Run a restore test now' on {RESTORE_TESTS}.",
         )
-    checked_text = f" ({identical_total} of {checked_total} images identical)" if checked_total else ""
+    figures_text = last_tests(passed)
     if repaired:
         return Light(
             "drill",
@@ -123,6 +124,6 @@ def drill_light(copies: Mapping[str, TargetDoc], now: float, t: dict[str, float]
             AMBER,
             f"passed {age(oldest)}, with repairs",
             f"A damaged image in {repaired[0]} was repaired from the PACS. Nothing to do unless this "
-            "happens again; then call your technician.",
+            f"happens again; then call your technician. {figures_text}".rstrip(),
         )
-    return Light("drill", label, GREEN, f"passed {age(oldest)}{checked_text}", "Nothing to do.")
+    return Light("drill", label, GREEN, f"passed {age(oldest)}", f"Nothing to do. {figures_text}".rstrip())

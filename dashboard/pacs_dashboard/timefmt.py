@@ -77,15 +77,27 @@ def study_date(value: str | None) -> str:
     return value or "no date"
 
 
+# Decimal, as disks and cloud plans are sold: 1 kB is 1000 bytes, 1 TB 10^12.
+SIZE_UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3))
+
+
+def size_unit(n: float) -> tuple[str, float]:
+    """The unit :func:`size` writes ``n`` bytes in, and its bytes: ``("GB", 1e9)``; ``("bytes", 1.0)`` under 1 kB."""
+    for unit, scale in SIZE_UNITS:
+        if abs(n) >= scale:
+            return unit, scale
+    return "bytes", 1.0
+
+
 def size(n: float | None) -> str:
     """``950 MB``, ``1.2 GB``, ``3.4 TB``."""
     if n is None:
         return "unknown"
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(n) >= scale:
-            value = n / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{n:.0f} bytes"
+    unit, scale = size_unit(n)
+    if scale == 1:
+        return "1 byte" if round(n) == 1 else f"{n:.0f} bytes"
+    value = n / scale
+    return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
 def months(m: float | None) -> str:

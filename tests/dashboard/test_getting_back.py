@@ -18,7 +18,7 @@ from pacs_dashboard.light import AMBER, GREEN, RED
 from pacs_dashboard.mirror import SCHEMA_VERSION, Mirror
 from pacs_dashboard.monitor import Monitor
 from pacs_dashboard.restore_words import progress_text
-from pacs_dashboard.timefmt import clock, months, study_date, when
+from pacs_dashboard.timefmt import clock, months, size, study_date, when
 from tests.support.common import wait_until
 from tests.support.dashboard_fakes import BELLA, PNG, drill_run, healthy_status, instances_of
 
@@ -64,7 +64,10 @@ def monitor_of(app, backend):
 def test_restore_test_light_is_green_only_when_every_copy_checked_images_and_all_were_identical():
     now = time.time()
     good = by_key(lights(healthy_status(), None, now))["drill"]
-    assert good.state == GREEN and "10 of 10 images identical" in good.value
+    assert good.state == GREEN and good.value.startswith("passed")
+    assert "5 of 5 images identical in the local backup copy; 5 of 5 images identical in the offsite copy" in (
+        good.advice
+    )  # each copy's figures, not "10 of 10" summed over both
     for copy in ("offsite", "minio"):  # the last drill of either copy checked nothing
         st = healthy_status()
         st["offsite"][copy]["last_drill"] = drill_run(
@@ -203,6 +206,7 @@ def test_times_and_dates_as_people_write_them():
     assert when(1_795_000_000.0, BERLIN) == "18 Nov 2026 12:06"
     assert clock(1_795_000_000.0, BERLIN, 1_795_000_000.0 + 86400) == "yesterday 12:06"
     assert months(14.2) == "full in about 14 months" and months(0.5) == "full within a month"
+    assert (size(1), size(0), size(999), size(1500)) == ("1 byte", "0 bytes", "999 bytes", "1.5 kB")
 
 
 # --- 5. when the PACS is down, the dashboard still tells the truth -------------------------------------------

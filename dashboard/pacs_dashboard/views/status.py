@@ -8,14 +8,14 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from markupsafe import Markup
 
 from pacs_backup.contracts.documents import RunDoc
-from pacs_backup.contracts.runs import DrillSummary
 
 from .. import deps
-from ..charts import Bar, bar_chart, line_chart
+from ..charts import Bar, bar_chart, line_chart, size_chart
+from ..drill_figures import DrillFigures, figures, last_tests, newest_of_each_copy
 from ..fallback import evaluate, recent_runs
 from ..light import RED, Light, as_json, overall
 from ..pacs_state import Reading
-from ..timefmt import clock, images
+from ..timefmt import clock
 
 bp = Blueprint("status", __name__)
 
@@ -135,18 +135,11 @@ def metrics() -> Response:
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
 
 
-def _drill_bar(r: RunDoc) -> Bar:
-    """A restore test as a bar: the images it checked, green for those identical to the originals."""
-    drill = DrillSummary.from_json(r.get("summary"))
-    checked, good = drill.checked, drill.identical + (drill.repaired or 0)
-    ok = r["state"] == "ok" and drill.ok and good >= checked
-    if r["state"] != "ok":
-        text = "failed"
-    elif not checked:
-        text = "no images checked"
-    else:
-        text = f"{good} of {images(checked)} identical"
-    return Bar(float(r["finished_at"] or 0), float(checked), float(min(good, checked)), ok, text)
+def _drill_bar(test: DrillFigures) -> Bar:
+    """A restore test of one copy as a bar: the images it checked, green for those identical to the originals;
+    its words and the copy's name are the restore-test light's (drill_figures.py)."""
+    checked = float(test.checked)
+    return Bar(test.at, checked, float(min(test.identical, test.checked)), test.ok, test.words, test.copy)
 
 
 def _snapshot_bar(r: RunDoc) -> Bar:
@@ -163,7 +156,7 @@ def _charts(reading: Reading) -> tuple[dict[str, Markup], str | None]:
     zone = deps.tz()
     since = time.time() - 30 * 86400
     samples = db.samples(since)
-    size = [(t, (d.get("bytes") or 0) / 1e9) for t, d in samples]
+    size = [(t, float(d.get("bytes") or 0)) for t, d in samples]
     lag = [(t, (d.get("lag_p99") or 0.0) / 60) for t, d in samples]
     runs, kept_at = recent_runs(down=reading.down)
     done = [r for r in runs if (r.get("finished_at") or 0) >= since and r.get("state") in ("ok", "failed")]
@@ -172,10 +165,13 @@ def _charts(reading: Reading) -> tuple[dict[str, Markup], str | None]:
         if kept_at
         else None
     )
-    drills = [_drill_bar(r) for r in done if r["kind"] == "drill"]
+    known = reading.status or reading.last_good  # what kind of copy each is, for its name
+    copies = (known.get("offsite") if known else None) or {}
+    tests = [figures(r, info=copies.get(r["target"])) for r in done if r["kind"] == "drill"]
+    drills = [_drill_bar(t) for t in tests]
     snaps = [_snapshot_bar(r) for r in done if r["kind"] == "snapshot"]
     charts = {
-        "size": line_chart(size, "Size of the backed-up images", "GB", zone),
+        "size": size_chart(size, "Size of the backed-up images", zone),
         "drills": bar_chart(
             drills,
             "Restore tests: images checked in each test",
@@ -183,6 +179,7 @@ def _charts(reading: Reading) -> tuple[dict[str, Markup], str | None]:
             zone,
             key="Green: images identical to the originals. Red: a test that failed or found a difference.",
             empty="No restore test in the last 30 days.",
+            words=last_tests(newest_of_each_copy(tests)),
         ),
         "lag": line_chart(lag, "Copying new images: the slowest 1 in 100 took", "minutes", zone),
         "snapshots": bar_chart(
