@@ -58,11 +58,14 @@ def restic_password_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def offsite_env(rest_server: RestServer, restic_password_file: Path) -> dict[str, str]:
     """A fresh repository on the append-only rest-server. Scheduled runs are pushed far out: tests
-    trigger snapshots and drills themselves."""
+    trigger snapshots and drills themselves. The rest-server runs on loopback, so it is on the same box
+    (an amber "not offsite" light); here it stands in for a server in another building, as the setting
+    for tests and trials says (tests/integration/test_dashboard_stack.py drops it to see the amber light)."""
     return {
         "RESTIC_REPOSITORY": rest_server.new_repository(),
         "RESTIC_PASSWORD_FILE": str(restic_password_file),
         "BACKUP_FIRST_RUN_DELAY_SECONDS": "86400",
+        "BACKUP_TREAT_AS_OFFSITE": "offsite",
     }
 
 

@@ -7,12 +7,43 @@ an offsite copy that has not had its first snapshot yet says when it will.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import tzinfo
 
 from pacs_backup.contracts.documents import CloudDoc, DriveDoc, LightColour, TargetDoc
 
 from .light import AMBER, GREEN, RED, Light, age, colour, copy_name, worst
 from .timefmt import clock
+
+NOT_OFFSITE = "not offsite - protects against mistakes, not against fire or theft"
+TREATED = "treated as offsite by setting"
+
+
+def same_box(info: TargetDoc | CloudDoc) -> bool:
+    """On this box, and not treated as offsite by BACKUP_TREAT_AS_OFFSITE (an older plugin says neither)."""
+    return info.get("same_box") is True and not info.get("treated_as_offsite")
+
+
+def placed(light: Light, info: TargetDoc | CloudDoc) -> Light:
+    """A copy on this box is at best amber, saying so; one a setting treats as offsite says that instead."""
+    where = str(info.get("same_box_reason") or "it is on this box")
+    if info.get("same_box") is True and info.get("treated_as_offsite"):
+        return replace(
+            light,
+            advice=f"{light.advice} This copy is {TREATED} (BACKUP_TREAT_AS_OFFSITE, for tests and trials): {where}.",
+        )
+    if not same_box(info):
+        return light
+    lost = (
+        f"This copy is on the same box as the PACS ({where}): a fire, flood or theft of the box loses it too. "
+        "Ask your technician for an offsite copy: a server in another building, cloud storage, or backup "
+        "drives taken home."
+    )
+    if light.state == RED:  # what is broken first; where the copy is after
+        return replace(light, advice=f"{light.advice} {lost}")
+    first = light.value[0].upper() + light.value[1:] + "."  # "Newest 20 seconds ago." "First snapshot at 14:05."
+    rest = "" if light.advice.startswith("Nothing to do") else f" {light.advice}"  # it is amber: there is
+    return replace(light, state=AMBER, value=NOT_OFFSITE, advice=f"{first}{rest} {lost}")
 
 
 def _last_snapshot(info: TargetDoc) -> tuple[str | None, str | None]:
@@ -22,6 +53,10 @@ def _last_snapshot(info: TargetDoc) -> tuple[str | None, str | None]:
 
 
 def offsite_light(name: str, info: TargetDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
+    return placed(_offsite_light(name, info, now, t, tz), info)
+
+
+def _offsite_light(name: str, info: TargetDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
     who = copy_name(name, info)[4:]
     label = who[0].upper() + who[1:]  # "Offsite copy (x)", "Cloud storage copy (x)"
     good_age = info.get("last_good_snapshot_age_s")
@@ -106,6 +141,10 @@ def drive_light(name: str, info: TargetDoc, drive: DriveDoc, now: float, tz: tzi
 
 
 def cloud_light(cloud: CloudDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
+    return placed(_cloud_light(cloud, now, t, tz), cloud)
+
+
+def _cloud_light(cloud: CloudDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
     label = "Cloud PACS copy"
     depth, verified = int(cloud.get("depth") or 0), int(cloud.get("verified") or 0)
     oldest = cloud.get("oldest_pending_age_s")

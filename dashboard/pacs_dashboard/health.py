@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pacs_backup.contracts.documents import LightColour, StatusDoc
 
-from .copy_lights import cloud_light, drive_light, offsite_light
+from .copy_lights import cloud_light, drive_light, offsite_light, same_box
 from .drill_light import drill_light
 from .light import AMBER, DEFAULT_TARGETS, GREEN, MINIO, RED, Light, age, copy_name
 from .space_lights import disk_light, space_light
@@ -138,10 +138,24 @@ def lights(
                 "Ask your technician to set up an offsite copy.",
             )
         )
+    cloud = status.get("cloud_pacs")
+    away = [n for n, i in copies.items() if not same_box(i)] + (["cloud-pacs"] if cloud and not same_box(cloud) else [])
+    if copies and not away:  # 3-2-1: a copy on this box is not the one outside the building
+        on_box = [copy_name(n, i) for n, i in copies.items()] + (["the cloud PACS copy"] if cloud else [])
+        out.append(
+            Light(
+                "offsite",
+                "Copy away from this box",
+                AMBER,
+                "none: every copy is on this box",
+                f"Every copy ({', '.join(on_box)}) is on this box: a fire, flood or theft of the box would lose "
+                "every image. Ask your technician to set up an offsite copy: a server in another building, "
+                "cloud storage, or backup drives taken home.",
+            )
+        )
     for name, info in copies.items():
         drive = info.get("drive")
         out.append(drive_light(name, info, drive, now, tz) if drive else offsite_light(name, info, now, t, tz))
-    cloud = status.get("cloud_pacs")
     if cloud:
         out.append(cloud_light(cloud, now, t, tz))
     out.append(drill_light(offsite, now, t, tz))

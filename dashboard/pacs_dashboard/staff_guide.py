@@ -45,8 +45,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     ),
     "offsite": (
         "The encrypted copy outside the building (against fire, flood and theft), brought up to date every hour.",
-        "Amber: the last update failed and is tried again by itself. Red: there is no copy outside, or it is "
-        "too old. Check the internet connection, then call your technician.",
+        'Amber: the last update failed and is tried again by itself; or "not offsite": the copy is on this '
+        "box itself, so it protects against mistakes, not against fire or theft (ask your technician for a copy "
+        "elsewhere). Red: there is no copy outside, or it is too old. Check the internet connection, then call "
+        "your technician.",
     ),
     "drive": (
         "The external backup drive, plugged in to receive a copy and swapped with its twin.",
@@ -108,7 +110,8 @@ def _sample_states(now: float) -> list[StatusDoc | None]:
         "disk": {"free_bytes": 5, "total_bytes": 10},
     }
     no_copies = {"enabled": True, "store": {"reachable": True}, "offsite": {}}
-    return [None] + [cast(StatusDoc, s) for s in ({"enabled": False}, full, no_copies)]
+    on_box = {**full, "offsite": {_SAMPLE_NAMES[0]: {**copy, "same_box": True}}, "cloud_pacs": None}
+    return [None] + [cast(StatusDoc, s) for s in ({"enabled": False}, full, no_copies, on_box)]
 
 
 def guide_entries(now: float = 1_800_000_000.0) -> list[GuideEntry]:

@@ -30,6 +30,8 @@ def test_browser_health_page_shows_one_light_per_kind_of_copy(
             "CLOUD_PACS_URL": cloud_pacs.url + "/dicom-web",
             "CLOUD_PACS_USERNAME": cloud_pacs.settings.username,
             "CLOUD_PACS_PASSWORD": cloud_pacs.settings.password,
+            # Every copy here runs on this machine: each stands in for one elsewhere (the page says so).
+            "BACKUP_TREAT_AS_OFFSITE": "offsite,cloud,cloud-pacs",
         }
     )
     fill(o, studies=2, per_study=3)
@@ -69,6 +71,9 @@ def test_browser_health_page_shows_one_light_per_kind_of_copy(
             expect(light).to_have_class(f"light {state}")
             expect(light.locator("h2")).to_have_text(label)
             expect(light.locator(".value")).to_contain_text(value)
+        for key in ("offsite-offsite", "offsite-cloud", "cloud-pacs"):
+            expect(lights.locator(f".light[data-key='{key}'] .advice")).to_contain_text("treated as offsite by setting")
+        expect(lights.locator(".light[data-key='offsite']")).to_have_count(0)  # a copy away from the box: counted
         drive = lights.locator(".light[data-key='drive-usb'] .advice")
         expect(drive).to_contain_text("Plug in the backup drive.")
         expect(drive).to_contain_text("No drive has had a snapshot yet.")

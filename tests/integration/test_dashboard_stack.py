@@ -186,6 +186,29 @@ def test_pacs_down_search_pictures_lights_healthz_and_a_restore_that_waits(
     assert "restore_queued" in s.get(d.url + "/audit.csv", timeout=10).text
 
 
+def test_a_loopback_offsite_server_is_on_this_box_amber_and_not_counted_as_offsite(
+    orthanc_factory, dashboard_factory, minio_server, bucket, offsite_env
+):
+    """Issue 29 item 1: without the setting for tests and trials, the rest-server on 127.0.0.1 is a copy on the
+    same box: same_box in the status, an amber "not offsite" light, and no copy counted away from the box."""
+    env = {k: v for k, v in offsite_env.items() if k != "BACKUP_TREAT_AS_OFFSITE"}
+    o = orthanc_factory({**minio_server.env(bucket), **env})
+    placed = wait_until(
+        lambda: (lambda x: x if "same_box" in x else None)(o.status()["offsite"]["offsite"]), 30, "copies placed"
+    )
+    assert placed["same_box"] is True and "treated_as_offsite" not in placed, placed
+    assert placed["same_box_reason"] == "127.0.0.1 is loopback: this machine itself"
+    assert o.status()["offsite_warning"].startswith("Every copy is on this box")
+    d = dashboard_factory(o, {"DASHBOARD_TZ": TZ})
+    ls = lights_of(login(d), d)
+    copy = ls["offsite-offsite"]
+    assert copy["state"] == "amber", copy
+    assert copy["value"] == "not offsite - protects against mistakes, not against fire or theft"
+    due = o.status()["offsite"]["offsite"]["next_snapshot_at"]
+    assert copy["advice"].startswith(f"First snapshot at {clock(due, BERLIN)}. This copy is on the same box")
+    assert ls["offsite"]["state"] == "amber" and ls["offsite"]["value"] == "none: every copy is on this box"
+
+
 def test_lights_are_true_from_a_fresh_install(orthanc, dashboard_factory):
     """Issue 10 item 6: first snapshot time in the clinic's zone; a drill that checked nothing is not a pass."""
     d = dashboard_factory(orthanc, {"DASHBOARD_TZ": TZ})
@@ -213,7 +236,7 @@ def test_lights_are_true_from_a_fresh_install(orthanc, dashboard_factory):
         30,
         "restore-test light green",
     )
-    assert "images identical" in drill["value"]
+    assert "images identical" in drill["advice"] and drill["value"].startswith("passed")
     page = s.get(d.url + "/drills", timeout=10).text
     assert "No images checked" in page and "not tested" in page and "(UTC)" not in page
 

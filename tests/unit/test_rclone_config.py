@@ -180,6 +180,7 @@ ADMIN = {
 
 class Svc:
     access = Access(roles={"clinic": Role.ADMIN})
+    placement = None  # no scheduler deciding where the copies are
 
     def __init__(self, tmp: Path, env: dict[str, str] | None = None) -> None:
         self.rclone_default = tmp / "pacs-backup-rclone.conf"

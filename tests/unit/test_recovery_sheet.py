@@ -120,3 +120,25 @@ def test_an_unknown_install_kind_or_both_options_is_one_sentence_and_exit_2():
 def test_help_names_both_kinds():
     done = sheet("--help")
     assert done.returncode == 0 and "--compose" in done.stdout and "--native" in done.stdout
+
+
+def test_a_repository_on_the_same_box_is_said_in_bold_under_item_1():
+    """Issue 29: the offsite-demo's rest-server (a container on the same NAS) is lost with the box."""
+    for kind in ("--compose", "--native"):
+        done = sheet(kind, RESTIC_REPOSITORY="rest:http://rest-server:8000/clinic")
+        assert done.returncode == 0, done.stderr
+        text = done.stdout
+        item1, item2 = text.index("1. Offsite repository"), text.index("2. Repository password")
+        warning = text[item1:item2]
+        assert "** NOT OFFSITE: THIS REPOSITORY IS ON THE SAME BOX AS THE PACS." in warning
+        assert "rest-server is a service of this appliance's own Compose stack" in " ".join(
+            line.strip(" *") for line in warning.splitlines()
+        )
+        assert max(len(line) for line in warning.splitlines()) <= 74  # as wide as the sheet's own lines
+    loopback = sheet(RESTIC_REPOSITORY="rest:http://127.0.0.1:8000/clinic").stdout
+    assert "NOT OFFSITE" in loopback and "loopback" in loopback
+    # A folder on a disk the box always has; a setting for tests and trials never hides it on paper.
+    on_disk = sheet(RESTIC_REPOSITORY="/srv/restic", RESTIC_DRIVE="false", BACKUP_TREAT_AS_OFFSITE="offsite").stdout
+    assert "NOT OFFSITE" in on_disk and "/srv/restic is a folder on a disk of this box" in on_disk
+    assert "NOT OFFSITE" not in sheet(RESTIC_REPOSITORY="/srv/restic").stdout  # a backup drive: taken home
+    assert "NOT OFFSITE" not in sheet().stdout  # backup.example: another machine

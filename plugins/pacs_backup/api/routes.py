@@ -223,6 +223,8 @@ def _put_rclone_config(svc: BackupService, req: Request, m: re.Match[str]) -> An
         raise BadRequest("Paste the rclone configuration (the text of rclone.conf) into 'config'.")
     else:
         remotes = rclone_config.save(path, text)
+        if svc.placement is not None:  # a remote of type local is on this box: decide again soon
+            svc.placement.refresh_soon()
         listed = ", ".join(f"{r.name} ({r.type})" for r in remotes)
         message = f"The cloud storage configuration is saved: {len(remotes)} remote(s), {listed}." + (
             "" if names else " No cloud-storage target uses it yet (a <NAME>_RESTIC_REPOSITORY starting with rclone:)."

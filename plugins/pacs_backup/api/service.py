@@ -26,6 +26,7 @@ from pacs_backup.dicom.guard import screen
 from pacs_backup.jobs.drives import DriveRegistry, DriveWatch
 from pacs_backup.jobs.forecast import forecast_from_totals
 from pacs_backup.jobs.health import overall_state
+from pacs_backup.jobs.placement import Placement, placement_of
 from pacs_backup.jobs.scheduler import OffsiteScheduler
 from pacs_backup.jobs.snapshots import OffsiteContext
 from pacs_backup.rclone.config import default_path, with_default
@@ -34,7 +35,7 @@ from pacs_backup.replication.dicomweb import DicomWeb
 from pacs_backup.replication.dimse_peer import DimsePeer
 from pacs_backup.replication.outbox import Outbox
 from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
-from pacs_backup.settings.config import Settings, load_settings
+from pacs_backup.settings.config import CLOUD_PACS_COPY, Settings, load_settings
 from pacs_backup.settings.limits import Limits, load_limits
 from pacs_backup.state.catalog import Catalog
 from pacs_backup.state.history import RunLog
@@ -86,6 +87,7 @@ class BackupService:
         self.rclone_default = default_path(storage_dir)  # a pasted rclone configuration, when no file is set
         self.replicator: Replicator | None = None
         self.offsite: OffsiteScheduler | None = None
+        self.placement: Placement | None = None
         self.catalog: Catalog | None = None
         self.cloud: CloudSender | None = None
         self.config_error: str | None = None
@@ -129,6 +131,7 @@ class BackupService:
             orthanc=InProcessOrthanc(get, post) if post else None,
             prefix=s.store.prefix,
         )
+        self.placement = placement_of(s)
         self.offsite = OffsiteScheduler(
             ctx,
             s.targets,
@@ -137,6 +140,7 @@ class BackupService:
             minio_drill_interval_s=s.minio_drill_hours * 3600.0,
             first_run_delay_s=s.first_run_delay_s,
             drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic),
+            placement=self.placement,
         )
         if s.cloud_pacs is not None:
             client: CloudPacs
@@ -227,10 +231,17 @@ class BackupService:
         doc = {**doc, "state": state, "enabled": True, **rep, "offsite": offsite}
         if self.cloud is not None:
             cloud = doc["cloud_pacs"] = self.cloud.status()
+            if self.placement is not None:
+                self.placement.place(CLOUD_PACS_COPY, cloud)
             if state == "ok" and (cloud["reachable"] is False or cloud["failing"]):
                 state = "degraded"
         if not has_targets:
             doc["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
+        elif self.placement is not None and self.placement.none_away():
+            doc["offsite_warning"] = (
+                "Every copy is on this box (see same_box_reason of each): it protects against mistakes, not "
+                "against fire or theft. Set up an offsite copy in another building or in cloud storage."
+            )
         now = time.time()
         size, recent, first = self._growth(now)
         quota = self.settings.store_quota_gb if self.settings else None

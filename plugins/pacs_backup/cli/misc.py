@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from pacs_backup.clients.restic import Restic
+from pacs_backup.jobs.placement import target_verdict, this_machine
 from pacs_backup.settings import recovery_sheet as sheet
 from pacs_backup.settings.targets import load_target
 
@@ -59,7 +60,11 @@ def recovery_sheet(a: argparse.Namespace) -> int:
     if target is None:
         raise Fail(EXIT_USAGE, "RESTIC_REPOSITORY is not set; there is no offsite copy to describe.")
     written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    facts = sheet.sheet_facts(os.environ, target, a.clinic, written, a.without_password)
+    # Said on the sheet whatever BACKUP_TREAT_AS_OFFSITE says: the sheet is for the day the box is gone.
+    placed = target_verdict(target, this_machine())
+    facts = sheet.sheet_facts(
+        os.environ, target, a.clinic, written, a.without_password, placed.why if placed.same_box else None
+    )
     text = sheet.render(sheet.install_kind(os.environ, a.install), facts)
     if a.output:
         fd = os.open(a.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

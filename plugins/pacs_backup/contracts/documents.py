@@ -52,7 +52,15 @@ class DriveDoc(TypedDict):
     advice: str | None
 
 
-class TargetDoc(TypedDict, total=False):
+class PlacementDoc(TypedDict, total=False):
+    """Whether a copy survives the loss of this box (jobs.placement); absent until it is decided."""
+
+    same_box: bool  # on this box: protects against mistakes, not against fire or theft
+    same_box_reason: str  # why, for a technician ("rest-server is a service of this appliance's ...")
+    treated_as_offsite: bool  # on this box, but BACKUP_TREAT_AS_OFFSITE names it (tests and trials)
+
+
+class TargetDoc(PlacementDoc, total=False):
     """One copy made by snapshots or drills: an offsite target, or ``minio`` (drills only)."""
 
     repository: str  # with any password masked
@@ -119,13 +127,16 @@ class CloudQueueDoc(TypedDict):
 
 
 class CloudDoc(CloudQueueDoc):
-    """The cloud PACS copy: its queue, and whether it answers."""
+    """The cloud PACS copy: its queue, whether it answers, and whether it is on this box."""
 
     url: str  # with any password masked
     reachable: bool | None  # None: not tried yet
     unreachable_since: float | None
     last_error: ErrorDoc | None
     lag_s: LagDoc
+    same_box: NotRequired[bool]  # as in PlacementDoc
+    same_box_reason: NotRequired[str]
+    treated_as_offsite: NotRequired[bool]
 
 
 class ReplicationDoc(TypedDict, total=False):
@@ -159,6 +170,6 @@ class StatusDoc(ReplicationDoc):
     last_refused: RefusedDoc | None
     config_error: NotRequired[str]
     offsite: NotRequired[dict[str, TargetDoc]]
-    offsite_warning: NotRequired[str]  # no offsite target is configured
+    offsite_warning: NotRequired[str]  # no offsite target is configured, or every copy is on this box
     cloud_pacs: NotRequired[CloudDoc]
     disk: NotRequired[DiskDoc | None]  # None: the storage folder could not be measured

@@ -33,6 +33,7 @@ from pacs_backup.state.history import RunLog
 from .drills import drill_object_store, drill_target
 from .drives import DriveNotConnected, DriveWatch, prepare
 from .forecast import forecast
+from .placement import Placement
 from .snapshots import OffsiteContext, take_snapshot
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class OffsiteScheduler:
         first_run_delay_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         drives: DriveWatch | None = None,
+        placement: Placement | None = None,
     ) -> None:
         self.ctx = ctx
         self.targets = {t.name: t for t in targets}
@@ -76,6 +78,7 @@ class OffsiteScheduler:
         self.drives = drives
         self._forecasts: dict[str, tuple[float, Forecast]] = {}
         self.cloud: CloudSender | None = None  # set when a cloud PACS is configured
+        self.placement = placement  # where each copy is: decided on this thread, hourly
 
     # --- requests ---------------------------------------------------------------------------------
     def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:
@@ -181,6 +184,8 @@ class OffsiteScheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.placement is not None:
+                self.placement.refresh_if_due()  # a name lookup may take seconds: never on a request
             try:
                 job = self._jobs.get(timeout=5.0)
             except queue.Empty:
@@ -328,6 +333,8 @@ class OffsiteScheduler:
         now = self._clock()
         for name in [*self.targets, *([MINIO] if self.ctx.store is not None else [])]:
             entry = TargetDoc()
+            if self.placement is not None:
+                self.placement.place(name, entry)
             if name in self.targets:
                 t = self.targets[name]
                 entry["repository"] = mask_url_credentials(t.repository)

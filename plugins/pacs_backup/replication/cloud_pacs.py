@@ -294,11 +294,15 @@ class CloudSender:
 
     def status(self) -> CloudDoc:
         lags = sorted(self._lags)
+        stats = self.queue.stats(self._clock())
         return {
             "url": self.client.shown,
             "reachable": self.reachable,
             "unreachable_since": self.unreachable_since,
-            **self.queue.stats(self._clock()),
+            "depth": stats["depth"],
+            "verified": stats["verified"],
+            "failing": stats["failing"],
+            "oldest_pending_age_s": stats["oldest_pending_age_s"],
             "last_error": self.last_error,
             "lag_s": {
                 "p50": round(statistics.median(lags), 3) if lags else None,

@@ -40,6 +40,25 @@ class Settings:
     limits: Limits = field(default_factory=Limits)  # on incoming files and previews (limits.py)
     store_quota_gb: float | None = None  # the object store's space for this site, when limited
     cloud_pacs: CloudPacsSettings | None = None
+    # Copies on this box that are still to be judged as offsite (BACKUP_TREAT_AS_OFFSITE): tests and trials only.
+    treat_as_offsite: frozenset[str] = frozenset()
+
+
+CLOUD_PACS_COPY = "cloud-pacs"  # the cloud PACS's name as a copy (a source, a light)
+
+
+def load_treat_as_offsite(env: Mapping[str, str], targets: tuple[TargetSettings, ...], cloud: bool) -> frozenset[str]:
+    """BACKUP_TREAT_AS_OFFSITE: names of copies on this box (a loopback rest-server, a second Orthanc) that
+    tests and trials judge as if they were offsite. Each must be a configured copy."""
+    names = frozenset(n.strip().lower() for n in (raw(env, "BACKUP_TREAT_AS_OFFSITE") or "").split(",") if n.strip())
+    known = [t.name for t in targets] + ([CLOUD_PACS_COPY] if cloud else [])
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise ConfigError(
+            f"BACKUP_TREAT_AS_OFFSITE names {unknown[0]!r}, which is not a copy here; use the names of the snapshot "
+            f"targets or cloud-pacs (configured: {', '.join(known) or 'none'})."
+        )
+    return names
 
 
 def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +79,8 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
     cap = parse_number("BACKUP_RETRY_CAP_SECONDS", raw(env, "BACKUP_RETRY_CAP_SECONDS") or "300", float, 0.1, 86400)
     if cap < base:
         raise ConfigError("BACKUP_RETRY_CAP_SECONDS is smaller than BACKUP_RETRY_BASE_SECONDS; raise the cap.")
+    targets = tuple(load_targets(env))
+    cloud_pacs = load_cloud_pacs(env)
     return Settings(
         enabled=enabled,
         store=load_store_settings(env),
@@ -70,7 +91,7 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
         reconcile_hours=parse_number(
             "BACKUP_RECONCILE_HOURS", raw(env, "BACKUP_RECONCILE_HOURS") or "168", float, 0, 8760
         ),
-        targets=tuple(load_targets(env)),
+        targets=targets,
         drill_sample=parse_number("BACKUP_DRILL_SAMPLE", raw(env, "BACKUP_DRILL_SAMPLE") or "20", int, 1, 100000),
         minio_drill_hours=parse_number(
             "BACKUP_DRILL_INTERVAL_HOURS", raw(env, "BACKUP_DRILL_INTERVAL_HOURS") or "24", float, 0.01, 720
@@ -79,6 +100,7 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
             "BACKUP_FIRST_RUN_DELAY_SECONDS", raw(env, "BACKUP_FIRST_RUN_DELAY_SECONDS") or "60", float, 0, 86400
         ),
         store_quota_gb=optional_number(env, "MINIO_QUOTA_GB"),
-        cloud_pacs=load_cloud_pacs(env),
+        cloud_pacs=cloud_pacs,
         limits=load_limits(env),
+        treat_as_offsite=load_treat_as_offsite(env, targets, cloud_pacs is not None),
     )
