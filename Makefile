@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run down status test arm64-smoke test-unit test-integration test-stack images lint typecheck package bench clean
+.PHONY: help setup run down status test arm64-smoke test-unit test-integration test-stack images images-optional lint typecheck package bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -38,8 +38,11 @@ test-integration: setup ## Integration tests against real Orthanc, MinIO, restic
 test-stack: setup ## The Docker Compose stack test (installs and starts a Docker engine if needed)
 	@$(VENV)/bin/pytest tests/stack
 
-images: setup ## Build the appliance's images offline (engine, base image, side-loaded images, wheelhouse)
+images: ## Build the appliance's images without a registry (orthanc, dashboard, proxy, object store); lists the tags
 	@dev/docker-setup
+
+images-optional: ## Build the optional profiles' images (offsite-demo rest-server, PostgreSQL); lists the tags
+	@dev/docker-setup --optional
 
 # Two test processes (one per core); a file's tests stay in one process, so its fixtures are shared.
 # The ten slowest tests are printed at the end of each run, to keep the suite's cost visible.

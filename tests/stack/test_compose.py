@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 
-from tests.support.common import wait_until
+from tests.support.common import ROOT, wait_until
 from tests.support.compose import bucket_digests, compose_stack, sh
 from tests.support.dicomgen import make_instance, make_study, new_uid
 
@@ -112,8 +113,19 @@ def test_compose_stack_end_to_end(stack, tmp_path):
         timeout=10,
         verify=stack.ca,
     ).json()
-    lights = {x["key"]: x["state"] for x in status["lights"]}
-    assert lights["pacs"] == "green" and lights["store"] == "green" and lights["offsite-offsite"] == "green"
+    lights = {x["key"]: x for x in status["lights"]}
+    assert lights["pacs"]["state"] == "green" and lights["store"]["state"] == "green"
+    # 5a. The offsite-demo's rest-server is a container on this same box (issue 29): the status says same_box,
+    # its light is amber "not offsite", no copy counts as away from the box, and the recovery sheet says so.
+    placed = stack.orthanc("/backup/status").json()["offsite"]["offsite"]
+    assert placed["same_box"] is True and "treated_as_offsite" not in placed, placed
+    assert placed["same_box_reason"] == "rest-server is a service of this appliance's own Compose stack, on this box"
+    demo = lights["offsite-offsite"]
+    assert demo["state"] == "amber" and demo["label"] == "Offsite copy", demo
+    assert demo["value"] == "not offsite - protects against mistakes, not against fire or theft"
+    assert placed["same_box_reason"] in demo["advice"] and "fire, flood or theft" in demo["advice"]
+    assert lights["offsite"]["state"] == "amber" and lights["offsite"]["value"] == "none: every copy is on this box"
+    assert "** NOT OFFSITE: THIS REPOSITORY IS ON THE SAME BOX AS THE PACS." in stack.recovery_sheet
 
     # 6. Restart everything: nothing is lost, copying goes on.
     stack.compose("restart", timeout=600)
@@ -231,6 +243,32 @@ def test_compose_orthanc_crash_during_ingest_restarts_and_loses_nothing(stack, t
             }
         )
     )
+
+
+def test_compose_down_as_documented_leaves_nothing_behind(stack):
+    """Issue 29.4; last in this file, as it takes the stack down. Every container's volume is one of the
+    project's named volumes (the one-shots used to get a new empty anonymous volume from the orthanc image's
+    VOLUME at every `up`, which `down` left behind). With the optional profile named in COMPOSE_PROFILES in
+    .env, as the install guide says, a plain `docker compose down` removes every container and the network
+    and keeps only the named volumes, which hold the data; `down --volumes` removes those too."""
+    label = f"label=com.docker.compose.project={stack.name}"
+    named = {f"{stack.name}_{v}" for v in yaml.safe_load((ROOT / "docker-compose.yml").read_text())["volumes"]}
+    containers = sh("docker", "ps", "-aq", "--filter", label).stdout.split()
+    services = sh("docker", "inspect", "-f", '{{index .Config.Labels "com.docker.compose.service"}}', *containers)
+    assert {"store-setup", "offsite-auth", "rest-server", "orthanc"} <= set(services.stdout.split())
+    mounts = sh("docker", "inspect", "-f", "{{json .Mounts}}", *containers).stdout.splitlines()
+    volumes = {m["Name"] for line in mounts for m in json.loads(line) if m["Type"] == "volume"}
+    assert f"{stack.name}_orthanc-data" in volumes
+    assert volumes <= named, f"anonymous volumes: {sorted(volumes - named)}"
+
+    stack.compose("down", timeout=300)  # no --profile: COMPOSE_PROFILES in .env names offsite-demo
+    assert sh("docker", "ps", "-aq", "--filter", label).stdout.split() == []
+    assert sh("docker", "network", "ls", "-q", "--filter", label).stdout.split() == []
+    kept = set(sh("docker", "volume", "ls", "-q", "--filter", label).stdout.split())
+    assert f"{stack.name}_orthanc-data" in kept and kept <= named
+
+    stack.compose("down", "--volumes", timeout=300)
+    assert sh("docker", "volume", "ls", "-q", "--filter", label).stdout.split() == []
 
 
 def _address_or_name(text: str) -> str:

@@ -38,13 +38,30 @@ def sh(
 
 
 def read_env(path: Path) -> dict[str, str]:
+    """NAME=value lines; scripts/init writes its values in single quotes (NAME='value'), as Compose reads them."""
     lines = path.read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {name: value[1:-1] if value[:1] == value[-1:] == "'" and len(value) > 1 else value for name, value in pairs}
+
+
+# What dev/docker-setup --all builds and lists at the end of every run, built or already there.
+SETUP_TAGS = (
+    "pacs-backup/orthanc:0.1.0",
+    "pacs-backup/dashboard:0.1.0",
+    "pacs-backup/proxy:0.1.0",
+    "pacs-backup/minio:source",
+    "pacs-backup/rest-server:0.14.0",
+    "pacs-backup/postgres:17",
+)
 
 
 def compose_stack(tmp_path_factory: Any, *, profiles: str, extra: dict[str, str] | None = None) -> Iterator[Any]:
     """Install the appliance as the README says (init, then up) in a fresh project; yield it; remove it."""
-    sh(str(ROOT / "dev" / "docker-setup"), timeout=3000)
+    setup = sh(str(ROOT / "dev" / "docker-setup"), "--all", timeout=3000)
+    # Every run lists the tags with their image ids and the docker save line (issue 29.3), a re-run too.
+    listed = [ln.split() for ln in setup.stdout.splitlines() if ln.startswith("  sha256:")]
+    assert sorted(tag for _, tag in listed) == sorted(SETUP_TAGS), setup.stdout
+    assert f"docker save -o pacs-backup-images.tar {' '.join(SETUP_TAGS)}" in setup.stdout
     work = tmp_path_factory.mktemp("compose")
     env_file = work / ".env"
     text = (ROOT / ".env.example").read_text()
@@ -61,12 +78,14 @@ def compose_stack(tmp_path_factory: Any, *, profiles: str, extra: dict[str, str]
         "RESTIC_REPOSITORY": "rest:http://rest-server:8000/clinic",
         "BACKUP_FIRST_RUN_DELAY_SECONDS": "3600",
         "POSTGRES_IMAGE": "pacs-backup/postgres:17",
+        # The optional services, named in .env as the install guide says, so `up` and `down` both see them.
+        "COMPOSE_PROFILES": profiles,
         **(extra or {}),
     }
     lines = [ln for ln in text.splitlines() if ln.split("=", 1)[0] not in overrides]
     env_file.write_text("\n".join(lines + [f"{k}={v}" for k, v in overrides.items()]) + "\n")
     project = "pacsbackup" + uuid.uuid4().hex[:8]
-    compose_env = {"COMPOSE_PROJECT_NAME": project, "COMPOSE_PROFILES": profiles}
+    compose_env = {"COMPOSE_PROJECT_NAME": project}
     base = ["docker", "compose", "-f", str(ROOT / "docker-compose.yml"), "--env-file", str(env_file)]
 
     # Compose refuses to start without the secrets, naming the variable.
@@ -84,6 +103,8 @@ def compose_stack(tmp_path_factory: Any, *, profiles: str, extra: dict[str, str]
 
     class Stack:
         env = settings
+        recovery_sheet = sheet  # as scripts/init wrote it, through the orthanc image
+        name = project
         # The proxy's self-signed certificate, made on first start: clients check it, as a browser would
         # after the clinic accepted it once.
         ca = str(work / "certs" / "tls.crt")

@@ -7,6 +7,7 @@ docker-compose.yml sets PACS_BACKUP_INSTALL=compose in the orthanc service, so t
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,22 @@ class SheetFacts:
     login: tuple[tuple[str, str], ...]  # (restic's variable name, value or placeholder)
     minio: str
     bucket: str
+    same_box: str | None = None  # why the repository is on the PACS's own box (jobs.placement), or None
+    dashboard_port: str = "8443"  # the published HTTPS port (DASHBOARD_PORT; Compose hands it to orthanc)
+
+
+def same_box_warning(why: str | None) -> str:
+    """The framed capitals (a plain-text sheet's bold) under item 1 when the "offsite" copy is on this box."""
+    if not why:
+        return ""
+    text = (
+        f"Where it is: {why}. It is lost with the box in a fire, flood or theft, so it cannot rebuild "
+        "the PACS then: it protects against mistakes only. Set up a real offsite copy (another building, "
+        "cloud storage, or backup drives taken home) and print this sheet again."
+    )
+    lines = ["NOT OFFSITE: THIS REPOSITORY IS ON THE SAME BOX AS THE PACS.", *textwrap.wrap(text, 64)]
+    frame = "   " + "*" * 70
+    return "\n" + "\n".join([frame, *(f"   ** {line:<64s} **" for line in lines), frame])
 
 
 def install_kind(env: Mapping[str, str], chosen: str | None = None) -> str:
@@ -53,7 +70,12 @@ def install_kind(env: Mapping[str, str], chosen: str | None = None) -> str:
 
 
 def sheet_facts(
-    env: Mapping[str, str], target: TargetSettings, clinic: str, written: str, without_password: bool
+    env: Mapping[str, str],
+    target: TargetSettings,
+    clinic: str,
+    written: str,
+    without_password: bool,
+    same_box: str | None = None,
 ) -> SheetFacts:
     repo_secret = target.password or (target.password_file.read_text().strip() if target.password_file else "")
     login = []
@@ -69,13 +91,19 @@ def sheet_facts(
         login=tuple(login),
         minio=env.get("MINIO_ENDPOINT", "<object store address>"),
         bucket=env.get("MINIO_BUCKET", "pacs-backup"),
+        same_box=same_box,
+        dashboard_port=(env.get("DASHBOARD_PORT") or "").strip() or "8443",
     )
 
 
 def render(kind: str, facts: SheetFacts) -> str:
     """The sheet of a ``kind`` of install (compose or native)."""
     common = dict(
-        clinic=facts.clinic, written=facts.written, repository=facts.repository, repo_password=facts.repo_password
+        clinic=facts.clinic,
+        written=facts.written,
+        repository=facts.repository,
+        repo_password=facts.repo_password,
+        same_box=same_box_warning(facts.same_box),
     )
     if kind == COMPOSE:
         # The steps name where each secret is kept, never the secret: it is on the sheet once, in item 2.
@@ -86,6 +114,7 @@ def render(kind: str, facts: SheetFacts) -> str:
             machine="box",
             login=f"\n   The offsite server's own login:{login}" if login else "",
             login_steps="".join(f"\n        {_LOGIN_NAMES[name]}=<from item 2>" for name, _ in facts.login),
+            dashboard_port=facts.dashboard_port,
         )
     return NATIVE_SHEET.format(
         **common,
@@ -108,7 +137,7 @@ If the PACS box is lost (fire, flood, theft, ransomware), every image can be
 rebuilt on a new {machine} from the OFFSITE copy with only this sheet.
 
 1. Offsite repository (encrypted with restic):
-     {repository}
+     {repository}{same_box}
 2. Repository password (without it the backup cannot be read by anyone):
      {repo_password}"""
 
@@ -174,7 +203,7 @@ COMPOSE_SHEET = (
           docker compose up -d --wait
           docker compose exec orthanc snapshot-now      (exit code 0)
           docker compose exec orthanc verify-backups    (exit code 0)
-      - Open https://<new box>:8443 (user and password: DASHBOARD_USERNAME
+      - Open https://<new box>:{dashboard_port} (user and password: DASHBOARD_USERNAME
         and DASHBOARD_PASSWORD in .env), find a patient seen shortly before
         the loss and open the study; the lights turn green within the hour.
 5. One study only: the dashboard's "Find & restore a study" page, or
