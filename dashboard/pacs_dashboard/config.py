@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pacs_backup.contracts.errors import ConfigError
-from pacs_backup.settings.env_values import parse_bool, secret
+from pacs_backup.settings.env_values import number, parse_bool, secret
 
 from .clinic import ClinicSettings, load_clinic_settings
 from .heartbeat import HeartbeatSettings, load_heartbeat_settings
@@ -61,19 +61,6 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number.") from None
-    if not low <= value <= high:  # also refuses nan and inf
-        raise ConfigError(f"{name}={raw!r} must be between {low:g} and {high:g}.")
-    return value
-
-
 def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSettings:
     """Read and validate the dashboard's settings. Raises ConfigError naming the variable."""
     env = os.environ if env is None else env
@@ -113,11 +100,11 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
         apprise_urls=urls,
         monitor_interval_s=max(1.0, monitor),
         # A stolen cookie stops working after this many hours, whatever happens.
-        session_hours=_float(env, "DASHBOARD_SESSION_HOURS", 12.0, 0.05, 24 * 30),
+        session_hours=number(env, "DASHBOARD_SESSION_HOURS", 12.0, 0.05, 24 * 30),
         # ...and after this many minutes without a request (0 = no idle limit).
-        idle_minutes=_float(env, "DASHBOARD_IDLE_MINUTES", 60.0, 0, 7 * 24 * 60),
+        idle_minutes=number(env, "DASHBOARD_IDLE_MINUTES", 60.0, 0, 7 * 24 * 60),
         webhook_hosts=hooks,
-        trusted_proxies=int(_float(env, "DASHBOARD_TRUSTED_PROXIES", 0, 0, 5)),
+        trusted_proxies=int(number(env, "DASHBOARD_TRUSTED_PROXIES", 0, 0, 5)),
         clinic=load_clinic_settings(env),
         technician_contact=" ".join((env.get("DASHBOARD_TECHNICIAN_CONTACT") or "").split())[:300],
         smtp=smtp,

@@ -14,29 +14,9 @@ import requests
 from pydicom import dcmread
 from pynetdicom import AE, _config
 
-from tests.support.dicomraw import ENCODINGS, SECONDARY_CAPTURE, SYNTAX, bomb, instance
+from tests.support.dicomraw import ENCODINGS, SECONDARY_CAPTURE, SYNTAX, bomb, instance, with_elements
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def counted_by_pydicom(data: bytes) -> int:
-    def count(ds) -> int:
-        n = 0
-        for el in ds:
-            n += 1
-            if el.VR == "SQ":
-                n += sum(1 + count(item) for item in el.value)
-        return n
-
-    return count(dcmread(io.BytesIO(data), force=True))
-
-
-def with_elements(encoding: str, total: int) -> bytes:
-    """A file of ``encoding`` holding exactly ``total`` data elements and items (counted by pydicom)."""
-    probe = counted_by_pydicom(instance(encoding, extra=100))
-    data = instance(encoding, extra=100 + total - probe)
-    assert counted_by_pydicom(data) == total
-    return data
 
 
 def bare(data: bytes) -> bytes:

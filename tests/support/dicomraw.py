@@ -194,3 +194,26 @@ def bomb(side: int = 10_000) -> bytes:
     """A deflated file of about 100 KB whose 8-bit image of zeros inflates to ``side`` x ``side`` bytes."""
     zeros = b"\0" * side
     return instance("deflated", rows=side, cols=side, rows_of=lambda r: zeros)
+
+
+def counted_by_pydicom(data: bytes) -> int:
+    """Data elements and sequence items at every depth, as pydicom reads the file (an independent count)."""
+    from pydicom import dcmread
+
+    def count(ds) -> int:  # type: ignore[no-untyped-def]
+        n = 0
+        for el in ds:
+            n += 1
+            if el.VR == "SQ":
+                n += sum(1 + count(item) for item in el.value)
+        return n
+
+    return int(count(dcmread(io.BytesIO(data), force=True)))
+
+
+def with_elements(encoding: str, total: int) -> bytes:
+    """A file of ``encoding`` holding exactly ``total`` data elements and items (counted by pydicom)."""
+    probe = counted_by_pydicom(instance(encoding, extra=100))
+    data = instance(encoding, extra=100 + total - probe)
+    assert counted_by_pydicom(data) == total
+    return data

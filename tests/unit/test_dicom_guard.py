@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import struct
 import sys
 import time
@@ -15,7 +14,7 @@ from pacs_backup.dicom.guard import screen, sequence_depth
 from pacs_backup.dicom.stream import Reader
 from pacs_backup.settings.limits import MB, Limits
 from tests.support.dicomgen import make_instance, new_uid, pydicom_sample_files
-from tests.support.dicomraw import ENCODINGS, instance, write_instance
+from tests.support.dicomraw import ENCODINGS, instance, with_elements, write_instance
 
 
 def deep(depth: int, **kw) -> bytes:
@@ -25,29 +24,6 @@ def deep(depth: int, **kw) -> bytes:
         return make_instance(new_uid(), new_uid(), rows=8, cols=8, nesting=depth, **kw)
     finally:
         sys.setrecursionlimit(old)
-
-
-def counted_by_pydicom(data: bytes) -> int:
-    """Data elements and sequence items at every depth, as pydicom reads the file (an independent count)."""
-    from pydicom import dcmread
-
-    def count(ds) -> int:
-        n = 0
-        for el in ds:
-            n += 1
-            if el.VR == "SQ":
-                n += sum(1 + count(item) for item in el.value)
-        return n
-
-    return count(dcmread(io.BytesIO(data), force=True))
-
-
-def with_elements(encoding: str, total: int) -> bytes:
-    """A file of ``encoding`` holding exactly ``total`` data elements and items."""
-    probe = counted_by_pydicom(instance(encoding, extra=100))
-    data = instance(encoding, extra=100 + total - probe)
-    assert counted_by_pydicom(data) == total
-    return data
 
 
 @pytest.mark.parametrize("syntax", [None, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian])

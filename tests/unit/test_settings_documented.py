@@ -13,9 +13,9 @@ READERS = [
     *sorted((ROOT / "dashboard" / "pacs_dashboard").rglob("*.py")),
 ]
 # A name given to an environment lookup: os.environ.get / [..], os.getenv, env.get / [..] on the Mapping
-# the configuration modules take, and their helpers (_raw, secret, _float, _optional_number).
+# the configuration modules take, and their helpers (raw, secret, number, optional_number).
 LOOKUP = re.compile(
-    r"(?:environ\.get|environ\[|getenv|env\.get|env\[|_raw\(env,|secret\(env,|_float\(env,|_optional_number\(env,)"
+    r"(?:environ\.get|environ\[|getenv|env\.get|env\[|_raw\(env,|secret\(env,|_float\(env,|number\(env,|_optional_number\(env,)"
     r'\s*\(?\s*"([A-Z][A-Z0-9_]*)"'
 )
 # Names the configuration helpers are handed directly (e.g. _number("BACKUP_WORKERS", _raw(env, ...))).

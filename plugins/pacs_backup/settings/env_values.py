@@ -64,6 +64,12 @@ def parse_number(name: str, value: str, cast: Callable[[str], T], low: float, hi
     return number
 
 
+def number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """The number in ``name`` from ``low`` to ``high`` (``default`` when unset); ConfigError naming it otherwise."""
+    value = raw(env, name)
+    return default if value is None else parse_number(name, value, float, low, high)
+
+
 def optional_number(env: Mapping[str, str], name: str) -> float | None:
     """A positive number read from ``name`` (e.g. a quota in GB), or None when it is unset."""
     value = raw(env, name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pacs_backup.contracts.errors import ConfigError
+from .env_values import number
 
 MB = 1024 * 1024
 
@@ -29,27 +29,14 @@ class Limits:
     preview_wait_s: float = 5.0  # BACKUP_PREVIEW_WAIT_SECONDS: how long a preview waits for a free slot
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw[:40]!r} is not a number; use a value from {low:g} to {high:g}.") from None
-    if not low <= value <= high:  # also refuses nan and inf
-        raise ConfigError(f"{name}={raw[:40]!r} is out of range; use a value from {low:g} to {high:g}.")
-    return value
-
-
 def load_limits(env: Mapping[str, str]) -> Limits:
     """Read the limits; raises ConfigError naming the first variable that is not a number in its range."""
     return Limits(
-        max_sequence_depth=int(_number(env, "BACKUP_MAX_SEQUENCE_DEPTH", 32, 4, 128)),
-        max_elements=int(_number(env, "BACKUP_MAX_ELEMENTS", 100_000, 1_000, 10_000_000)),
-        max_inflated_bytes=int(_number(env, "BACKUP_MAX_INFLATED_MB", 512, 1, 16_384) * MB),
-        screen_seconds=_number(env, "BACKUP_SCREEN_SECONDS", 10.0, 0.1, 600),
-        preview_max_image_bytes=int(_number(env, "BACKUP_PREVIEW_MAX_IMAGE_MB", 256, 1, 4_096) * MB),
-        preview_slots=int(_number(env, "BACKUP_PREVIEW_CONCURRENCY", 2, 1, 64)),
-        preview_wait_s=_number(env, "BACKUP_PREVIEW_WAIT_SECONDS", 5.0, 0, 120),
+        max_sequence_depth=int(number(env, "BACKUP_MAX_SEQUENCE_DEPTH", 32, 4, 128)),
+        max_elements=int(number(env, "BACKUP_MAX_ELEMENTS", 100_000, 1_000, 10_000_000)),
+        max_inflated_bytes=int(number(env, "BACKUP_MAX_INFLATED_MB", 512, 1, 16_384) * MB),
+        screen_seconds=number(env, "BACKUP_SCREEN_SECONDS", 10.0, 0.1, 600),
+        preview_max_image_bytes=int(number(env, "BACKUP_PREVIEW_MAX_IMAGE_MB", 256, 1, 4_096) * MB),
+        preview_slots=int(number(env, "BACKUP_PREVIEW_CONCURRENCY", 2, 1, 64)),
+        preview_wait_s=number(env, "BACKUP_PREVIEW_WAIT_SECONDS", 5.0, 0, 120),
     )
