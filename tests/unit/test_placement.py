@@ -10,20 +10,15 @@ import pytest
 import yaml
 
 from pacs_backup.contracts.errors import ConfigError
+from pacs_backup.jobs.machine import Machine, Mount, mounts_of, own_ipv4, own_ipv6, this_machine
 from pacs_backup.jobs.placement import (
     COMPOSE_SERVICES,
-    Machine,
-    Mount,
     Placement,
     Verdict,
     host_verdict,
-    mounts_of,
-    own_ipv4,
-    own_ipv6,
     placement_of,
     repository_verdict,
     target_verdict,
-    this_machine,
     url_verdict,
 )
 from pacs_backup.settings.config import load_settings

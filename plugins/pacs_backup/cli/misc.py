@@ -10,7 +10,8 @@ import time
 from datetime import UTC, datetime
 
 from pacs_backup.clients.restic import Restic
-from pacs_backup.jobs.placement import target_verdict, this_machine
+from pacs_backup.jobs.machine import this_machine
+from pacs_backup.jobs.placement import target_verdict
 from pacs_backup.settings import recovery_sheet as sheet
 from pacs_backup.settings.targets import load_target
 

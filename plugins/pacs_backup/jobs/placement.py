@@ -20,13 +20,11 @@ import ipaddress
 import logging
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -39,9 +37,9 @@ from pacs_backup.settings.cloud_peer import CloudPacsSettings
 from pacs_backup.settings.config import CLOUD_PACS_COPY, Settings
 from pacs_backup.settings.targets import TargetSettings
 
-log = logging.getLogger(__name__)
+from .machine import IPAddress, Machine, Mount, address, this_machine
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+log = logging.getLogger(__name__)
 
 # The services of docker-compose.yml (tests/unit/test_placement.py keeps this equal to the file): each is
 # reachable by its name from the others, and each runs on this box.
@@ -78,37 +76,7 @@ class Verdict:
     why: str
 
 
-@dataclass(frozen=True)
-class Mount:
-    """One mounted file system: where, of which type, from what (a device, ``server:/export``...)."""
-
-    point: str
-    fstype: str
-    source: str
-
-
-def _no_lookup(host: str) -> Sequence[IPAddress]:
-    raise OSError("no name lookup")
-
-
-@dataclass(frozen=True)
-class Machine:
-    """What this machine is: its own addresses and names, its mounts, and how a name is looked up."""
-
-    addresses: frozenset[IPAddress] = frozenset()
-    names: frozenset[str] = frozenset()
-    mounts: tuple[Mount, ...] = ()
-    resolve: Callable[[str], Sequence[IPAddress]] = field(default=_no_lookup, compare=False)
-
-
 # --- hosts --------------------------------------------------------------------------------------------
-
-
-def _address(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text.partition("%")[0])
-    except ValueError:
-        return None
 
 
 def _mine(addr: IPAddress, machine: Machine) -> str | None:
@@ -136,7 +104,7 @@ def host_verdict(host: str, machine: Machine) -> Verdict:
     name = host.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
     if not name:
         return Verdict(False, "the address names no host, so where it is cannot be told")
-    addr = _address(name)
+    addr = address(name)
     if addr is not None:
         why = _mine(addr, machine)
         return Verdict(True, f"{name} is {why}") if why else Verdict(False, f"{name} is another machine's address")
@@ -323,82 +291,6 @@ def cloud_verdict(cloud: CloudPacsSettings, machine: Machine) -> Verdict:
     if cloud.dicom is not None:
         return host_verdict(cloud.dicom.host, machine)
     return url_verdict(cloud.url or "", machine)
-
-
-# --- this machine -------------------------------------------------------------------------------------
-
-
-def own_ipv4(fib_trie: str) -> set[IPAddress]:
-    """This machine's IPv4 addresses from ``/proc/net/fib_trie`` (the ``/32 host LOCAL`` entries)."""
-    found: set[IPAddress] = set()
-    last: str | None = None
-    for line in fib_trie.splitlines():
-        text = line.strip()
-        if text.startswith("|-- "):
-            last = text[4:].strip()
-        elif text.startswith("/32 host LOCAL") and last:
-            addr = _address(last)
-            if addr is not None:
-                found.add(addr)
-    return found
-
-
-def own_ipv6(if_inet6: str) -> set[IPAddress]:
-    """This machine's IPv6 addresses from ``/proc/net/if_inet6`` (32 hex digits first on each line)."""
-    found: set[IPAddress] = set()
-    for line in if_inet6.splitlines():
-        word = line.split()[0] if line.split() else ""
-        if re.fullmatch(r"[0-9a-fA-F]{32}", word):
-            found.add(ipaddress.IPv6Address(int(word, 16)))
-    return found
-
-
-def mounts_of(mountinfo: str) -> tuple[Mount, ...]:
-    """The mounts in ``/proc/self/mountinfo`` (mount point, type, source; ``\\040`` read as a space)."""
-    out = []
-    for line in mountinfo.splitlines():
-        head, sep, tail = line.partition(" - ")
-        fields, more = head.split(), tail.split()
-        if sep and len(fields) >= 5 and len(more) >= 2:
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-            out.append(Mount(point, more[0], more[1]))
-    return tuple(out)
-
-
-def _docker_gateway(route: str) -> set[IPAddress]:
-    """Inside a container, the default gateway is the box the container runs on (``/proc/net/route``)."""
-    found: set[IPAddress] = set()
-    for line in route.splitlines()[1:]:
-        cols = line.split()
-        if len(cols) > 2 and cols[1] == "00000000" and re.fullmatch(r"[0-9A-Fa-f]{8}", cols[2]):
-            found.add(ipaddress.IPv4Address(bytes.fromhex(cols[2])[::-1]))
-    return found
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _lookup(host: str) -> list[IPAddress]:
-    out = []
-    for *_, sockaddr in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM):
-        addr = _address(str(sockaddr[0]))
-        if addr is not None:
-            out.append(addr)
-    return out
-
-
-def this_machine() -> Machine:
-    """This machine as the kernel and the resolver see it now."""
-    addresses = own_ipv4(_read("/proc/net/fib_trie")) | own_ipv6(_read("/proc/net/if_inet6"))
-    if Path("/.dockerenv").exists():
-        addresses |= _docker_gateway(_read("/proc/net/route"))
-    hostname = socket.gethostname().lower()
-    names = {hostname, hostname.partition(".")[0]} - {""}
-    return Machine(frozenset(addresses), frozenset(names), mounts_of(_read("/proc/self/mountinfo")), _lookup)
 
 
 # --- the configured copies ----------------------------------------------------------------------------
