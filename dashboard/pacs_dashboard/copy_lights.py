@@ -14,6 +14,7 @@ from pacs_backup.contracts.documents import CloudDoc, DriveDoc, LightColour, Tar
 
 from .light import AMBER, GREEN, RED, Light, age, colour, copy_name, worst
 from .timefmt import clock
+from .upload_window import held, judged_age, window_note
 
 NOT_OFFSITE = "not offsite - protects against mistakes, not against fire or theft"
 TREATED = "treated as offsite by setting"
@@ -52,8 +53,14 @@ def _last_snapshot(info: TargetDoc) -> tuple[str | None, str | None]:
     return (last.get("state"), last.get("error")) if last else (None, None)
 
 
+def _with_window(light: Light, info: TargetDoc | CloudDoc, now: float, tz: tzinfo) -> Light:
+    """The copy's upload rule and next window after its advice (a copy that shares the clinic's internet)."""
+    note = window_note(info, now, tz)
+    return replace(light, advice=f"{light.advice} {note}") if note else light
+
+
 def offsite_light(name: str, info: TargetDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
-    return placed(_offsite_light(name, info, now, t, tz), info)
+    return placed(_with_window(_offsite_light(name, info, now, t, tz), info, now, tz), info)
 
 
 def _offsite_light(name: str, info: TargetDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
@@ -99,7 +106,7 @@ def _offsite_light(name: str, info: TargetDoc, now: float, t: dict[str, float], 
             + ". Check the internet connection and the offsite server, or call your technician.",
         )
     state: LightColour
-    if good_age > t["offsite_hours"] * 3600:
+    if judged_age(info, good_age, now, tz) > t["offsite_hours"] * 3600:  # counting only its upload window
         state = RED
         advice = f"The newest offsite copy is older than the {t['offsite_hours']:.0f}-hour target. " + (
             f"Last attempt: {last_error}"
@@ -141,7 +148,7 @@ def drive_light(name: str, info: TargetDoc, drive: DriveDoc, now: float, tz: tzi
 
 
 def cloud_light(cloud: CloudDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
-    return placed(_cloud_light(cloud, now, t, tz), cloud)
+    return placed(_with_window(_cloud_light(cloud, now, t, tz), cloud, now, tz), cloud)
 
 
 def _cloud_light(cloud: CloudDoc, now: float, t: dict[str, float], tz: tzinfo) -> Light:
@@ -169,7 +176,15 @@ def _cloud_light(cloud: CloudDoc, now: float, t: dict[str, float], tz: tzinfo) -
             ("The cloud PACS refused some images: " + err + " " if err else "")
             + "They are tried again by themselves; call your technician if this lasts.",
         )
-    if oldest is not None and oldest > max(t["replication_minutes"] * 60, 3600):
+    if held(cloud):
+        return Light(
+            "cloud-pacs",
+            label,
+            GREEN,
+            f"{verified} images sent and checked" + (f", {depth} waiting for the upload window" if depth else ""),
+            "Nothing to do: images are sent when the upload window opens.",
+        )
+    if oldest is not None and judged_age(cloud, oldest, now, tz) > max(t["replication_minutes"] * 60, 3600):
         return Light(
             "cloud-pacs",
             label,

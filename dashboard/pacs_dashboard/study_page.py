@@ -7,18 +7,21 @@ dashboard's mirror of the catalog and its series and pictures from the bucket co
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import datetime
 from typing import TypedDict
 
 from flask import abort
 
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.inputs import is_name, is_snapshot_id
+from pacs_backup.settings.retention import RetentionRule, study_day
 from pacs_backup.state.catalog import StudySummary
 
 from . import deps
 from .backend_api import BackendError, HoldingDoc, NotInBackend, PacsDown, PacsStudy
-from .fallback import down_sentence, known_down, summary_from_instances
+from .fallback import down_sentence, known_down, known_status, summary_from_instances
 from .inputs import abort_for
 from .pacs_state import Reading
 from .timefmt import parse_iso, when
@@ -44,6 +47,8 @@ class StudyPage(TypedDict):
     series: list[Series]
     previews: list[int]  # 1-based positions of the images to draw
     preview_note: str | None  # why no picture is drawn
+    kept_until: str | None  # YYYYMMDD: the earliest day its copies may be deleted (None: the rule is not known)
+    retention_rule: str | None  # the rule, as staff read it
 
 
 def preview_positions(keys: list[tuple[str, str]]) -> list[int]:
@@ -84,14 +89,31 @@ def study_page(uid: str) -> StudyPage:
     down = known_down()
     if down is None:
         try:
-            return _from_plugin(uid)
+            return _with_retention(_from_plugin(uid))
         except NotInBackend:
             abort(404, "This study is not in the backups.")
         except PacsDown as exc:
             down = deps.keeper().mark_down(str(exc))
         except BackupError as exc:
             abort_for(exc)
-    return _from_copies(uid, down)
+    return _with_retention(_from_copies(uid, down))
+
+
+def _with_retention(page: StudyPage) -> StudyPage:
+    page["kept_until"], page["retention_rule"] = kept_until(page["study"])
+    return page
+
+
+def kept_until(study: StudySummary) -> tuple[str | None, str | None]:
+    """The earliest day the study's copies may be deleted (``YYYYMMDD``), and the rule, from the newest
+    status the plugin gave; a study without a date counts from when it was copied (never earlier)."""
+    status = known_status()
+    doc = status.get("retention") if status else None
+    if not doc:
+        return None, None
+    copied = study.get("last_copied_at") or time.time()
+    day = study_day(study.get("study_date") or "", datetime.fromtimestamp(copied, deps.tz()).date())
+    return RetentionRule(int(doc["years"])).keep_until(day).strftime("%Y%m%d"), str(doc.get("rule") or "")
 
 
 def _from_plugin(uid: str) -> StudyPage:
@@ -115,6 +137,8 @@ def _from_plugin(uid: str) -> StudyPage:
         series=sorted(series.items(), key=str),
         previews=preview_positions(order),
         preview_note=None,
+        kept_until=None,
+        retention_rule=None,
     )
 
 
@@ -137,6 +161,8 @@ def _from_copies(uid: str, down: Reading) -> StudyPage:
         series=[],
         previews=[],
         preview_note=None,
+        kept_until=None,
+        retention_rule=None,
     )
     reader = deps.bucket()
     if reader is None:

@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from pacs_backup.contracts.documents import RetentionDoc
 from pacs_backup.contracts.errors import BackupError, BadRequest
 from pacs_backup.rclone.forms import FORMS, MAX_FIELD_CHARS, build
 from pacs_backup.rclone.providers import PROVIDERS
 
 from .. import deps, destinations
 from ..backend_api import BackendRefused, RcloneConfigDoc
+from ..fallback import known_status
 from ..inputs import form_text, number_in, sentence
 from ..light import DEFAULT_TARGETS
 from ..security import client_ip
+from ..upload_window import upload_rules
 
 bp = Blueprint("settings", __name__)
 
@@ -41,6 +46,11 @@ def _cloud_storage() -> dict[str, object]:
     }
 
 
+def _retention() -> RetentionDoc | None:
+    status = known_status()
+    return status.get("retention") if status else None
+
+
 def _page(targets: dict[str, float | str], errors: list[str]) -> str:
     """The page; ``targets`` may hold a refused value as typed, so it is shown, not dropped. (A refused
     cloud storage configuration is not shown back: it holds account tokens.)"""
@@ -53,6 +63,8 @@ def _page(targets: dict[str, float | str], errors: list[str]) -> str:
         cloud=_cloud_storage(),
         forms=FORMS,
         titles={kind: PROVIDERS[kind].title for kind in FORMS},
+        uploads=upload_rules(deps.keeper().read().status, time.time(), deps.tz()),  # set in .env, shown here
+        retention=_retention(),  # set in .env, shown here
     )
 
 

@@ -35,8 +35,10 @@ from pacs_backup.replication.dicomweb import DicomWeb
 from pacs_backup.replication.dimse_peer import DimsePeer
 from pacs_backup.replication.outbox import Outbox
 from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
+from pacs_backup.replication.throttle import Throttle
 from pacs_backup.settings.config import CLOUD_PACS_COPY, Settings, load_settings
 from pacs_backup.settings.limits import Limits, load_limits
+from pacs_backup.settings.retention import retention_doc
 from pacs_backup.state.catalog import Catalog
 from pacs_backup.state.history import RunLog
 from pacs_backup.state.migrate import SchemaTooNew
@@ -130,6 +132,7 @@ class BackupService:
             config_json=config_json,
             orthanc=InProcessOrthanc(get, post) if post else None,
             prefix=s.store.prefix,
+            retention=s.retention,
         )
         self.placement = placement_of(s)
         self.offsite = OffsiteScheduler(
@@ -144,17 +147,19 @@ class BackupService:
         )
         if s.cloud_pacs is not None:
             client: CloudPacs
+            throttle = None if s.cloud_pacs.upload.unlimited else Throttle(s.cloud_pacs.upload)
             if s.cloud_pacs.dicom is not None and post is not None and put is not None:
-                client = DimsePeer(s.cloud_pacs.dicom, get, post, put)
+                client = DimsePeer(s.cloud_pacs.dicom, get, post, put, throttle=throttle)
             else:
                 assert s.cloud_pacs.url is not None  # noqa: S101 - load_cloud_pacs sets one of them
-                client = DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username, s.cloud_pacs.password)
+                client = DicomWeb(s.cloud_pacs.url, s.cloud_pacs.username, s.cloud_pacs.password, throttle=throttle)
             self.cloud = CloudSender(
                 CloudQueue(s.outbox_path),
                 client,
                 reader,
                 store,
                 RetryPolicy(s.retry_base_s, s.retry_cap_s),
+                upload=s.cloud_pacs.upload,
             )
             self.offsite.cloud = self.cloud
         self.replicator = Replicator(
@@ -229,6 +234,9 @@ class BackupService:
             rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None, time.time()
         )
         doc = {**doc, "state": state, "enabled": True, **rep, "offsite": offsite}
+        if self.settings is not None:
+            store = self.settings.store
+            doc["retention"] = retention_doc(self.settings.retention, store.lock_mode, store.lock_days)
         if self.cloud is not None:
             cloud = doc["cloud_pacs"] = self.cloud.status()
             if self.placement is not None:

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from pacs_backup.clients.restic import Restic
 from pacs_backup.jobs.machine import this_machine
 from pacs_backup.jobs.placement import target_verdict
+from pacs_backup.jobs.retention import forget_with_retention
 from pacs_backup.settings import recovery_sheet as sheet
+from pacs_backup.settings.retention import load_retention
 from pacs_backup.settings.targets import load_target
 
 from .exits import EXIT_OK, EXIT_USAGE, Fail
@@ -49,10 +51,15 @@ def forget_snapshots(a: argparse.Namespace) -> int:
     policy = ", ".join(f"{v} {k}" if k != "within" else f"everything within {v}" for k, v in target.keep.items())
     print(f"Keeping {policy} of {target.repository}; forgetting the other snapshots.")
     started = time.monotonic()
+    rule = load_retention(os.environ)
+    print(rule.sentence + " Snapshots that hold the fullest copy of such a study are kept.")
     with Progress("forgetting" if a.no_prune else "forgetting and pruning", every_s=30.0):
-        Restic.for_target(target).forget(target.keep, prune=not a.no_prune)
+        # No catalog here: what each snapshot holds is read from its own manifest.
+        decided = forget_with_retention(
+            Restic.for_target(target), target.keep, rule, datetime.now().date(), prune=not a.no_prune
+        )
     freed = "their data is kept (--no-prune)" if a.no_prune else "their data is pruned"
-    print(f"Done in {duration(time.monotonic() - started)}: old snapshots are forgotten and {freed}.")
+    print(f"Done in {duration(time.monotonic() - started)}: {decided.sentence} Forgotten snapshots: {freed}.")
     return EXIT_OK
 
 

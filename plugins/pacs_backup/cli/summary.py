@@ -49,6 +49,9 @@ def _snapshot_rows(s: SnapshotSummary) -> list[tuple[str, str]]:
         rows.append(("repository", "created by this snapshot (the first one)"))
     if s.forgot:
         rows.append(("retention", "applied: snapshots past the keep policy were forgotten"))
+    if s.kept_for_retention:
+        kept = plural(s.kept_for_retention, "snapshot")
+        rows.append(("kept", f"{kept} for studies still within the retention period"))
     if s.drive:
         rows.append(("drive", s.drive[:8]))
     return rows

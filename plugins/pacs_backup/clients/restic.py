@@ -8,6 +8,7 @@ import shutil
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.redact import mask_url_credentials
 from pacs_backup.rclone.sandbox import guarded
+from pacs_backup.settings.bandwidth import UNLIMITED, BandwidthSchedule
 from pacs_backup.settings.targets import TargetSettings
 
 from .runner import Completed, run, stream
@@ -99,6 +101,16 @@ class SnapshotInfo:
     tags: tuple[str, ...]
 
 
+def _snapshot(s: dict[str, Any]) -> SnapshotInfo:
+    return SnapshotInfo(
+        id=s["id"],
+        short_id=s.get("short_id", s["id"][:8]),
+        time=s["time"],
+        paths=tuple(s.get("paths", [])),
+        tags=tuple(s.get("tags") or []),
+    )
+
+
 class Restic:
     """Run restic against one repository. The password is passed by file or environment, never argv."""
 
@@ -113,6 +125,8 @@ class Restic:
         extra_env: Mapping[str, str] | None = None,
         timeout_s: float = 6 * 3600,
         retry_lock: str = "2m",
+        upload: BandwidthSchedule | None = None,
+        now: Callable[[], datetime] = datetime.now,
     ) -> None:
         if not password and not password_file:
             raise BackupError("The backup repository needs a password (RESTIC_PASSWORD or RESTIC_PASSWORD_FILE).")
@@ -121,6 +135,8 @@ class Restic:
         self._binary = binary or find_restic()
         self._timeout = timeout_s
         self._retry_lock = retry_lock
+        self._upload = upload or UNLIMITED
+        self._now = now  # local time, for the upload timetable
         self._env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
@@ -149,6 +165,7 @@ class Restic:
             extra_env=target.env,
             cache_dir=cache_dir,
             retry_lock=target.retry_lock,
+            upload=target.upload,
         )
 
     def _run(
@@ -175,7 +192,24 @@ class Restic:
         if not self._url.startswith("rclone:"):
             return start([self._binary, *args], self._env)
         with guarded(self._url, self._env) as (options, env):
-            return start([self._binary, *options, *args], env)
+            return start([self._binary, *options, *self.rclone_options(), *args], env)
+
+    def rclone_options(self) -> list[str]:
+        """rclone's own upload timetable for an ``rclone:`` repository (``--bwlimit``, which follows the
+        timetable during a long run), given through restic's ``rclone.args`` beside restic's default ones."""
+        timetable = self._upload.rclone_timetable()
+        if timetable is None or not self._url.startswith("rclone:"):
+            return []
+        # restic splits rclone.args like a shell (quotes keep the timetable one argument), and reads each -o
+        # as a CSV field (the timetable's commas): so the option is quoted as CSV, its quotes doubled.
+        option = f'rclone.args=serve restic --stdio --b2-hard-delete --bwlimit "{timetable}"'
+        return ["-o", '"' + option.replace('"', '""') + '"']
+
+    def upload_options(self) -> list[str]:
+        """restic's ``--limit-upload`` (KiB/s) for a snapshot starting now: the rate in force (outside the
+        window, the slowest one); none for an ``rclone:`` repository, whose rclone follows the timetable."""
+        kib = None if self._url.startswith("rclone:") else self._upload.restic_kib(self._now())
+        return [] if kib is None else ["--limit-upload", str(kib)]
 
     def _checked(self, done: Completed, ok_codes: tuple[int, ...] = (0,)) -> Completed:
         """``done`` when its exit code is fine, else the named error for restic's code."""
@@ -247,7 +281,7 @@ class Restic:
         Raises:
             ResticPartial: exit 3 (the summary is lost with it; callers record the failure).
         """
-        args = ["backup", *paths, "--host", host]
+        args = ["backup", *paths, "--host", host, *self.upload_options()]
         for t in tags:
             args += ["--tag", t]
         for e in excludes:
@@ -267,16 +301,7 @@ class Restic:
         self.check_reachable()
         args = ["snapshots"] + (["--tag", tag] if tag else [])
         data = json.loads(self._run(args, lock=False).stdout or b"[]")
-        return [
-            SnapshotInfo(
-                id=s["id"],
-                short_id=s.get("short_id", s["id"][:8]),
-                time=s["time"],
-                paths=tuple(s.get("paths", [])),
-                tags=tuple(s.get("tags") or []),
-            )
-            for s in data or []
-        ]
+        return [_snapshot(s) for s in data or []]
 
     def dump(self, snapshot: str, path: str) -> bytes:
         """Return the bytes of one file of a snapshot."""
@@ -327,11 +352,24 @@ class Restic:
         self._run(args, json_out=False)
 
     def forget(self, keep: Mapping[str, str], prune: bool = True) -> None:
-        """Apply the retention policy (``{"daily": "7", "within": "30d"}`` -> ``--keep-daily 7 ...``)."""
+        """Apply the keep policy alone (``{"daily": "7"}`` -> ``--keep-daily 7``). The appliance forgets through
+        :func:`pacs_backup.jobs.retention.forget_with_retention`, which also keeps studies within their years."""
         args = ["forget"] + [a for k, v in keep.items() for a in (f"--keep-{k}", v)]
         if prune:
-            args.append("--prune")
+            args += ["--prune", *self.upload_options()]  # pruning uploads the packs it rewrites
         self._run(args, json_out=False)
+
+    def forget_plan(self, keep: Mapping[str, str]) -> tuple[list[SnapshotInfo], list[SnapshotInfo]]:
+        """``(kept, removed)``: what ``forget`` with the policy ``keep`` would do (restic's dry run)."""
+        args = ["forget", "--dry-run"] + [a for k, v in keep.items() for a in (f"--keep-{k}", v)]
+        groups = json.loads(self._run(args).stdout or b"[]") or []
+        kept = [_snapshot(s) for g in groups for s in g.get("keep") or []]
+        return kept, [_snapshot(s) for g in groups for s in g.get("remove") or []]
+
+    def forget_ids(self, snapshots: Sequence[str], prune: bool = True) -> None:
+        """Forget exactly ``snapshots`` (chosen by the caller's policy), then prune their data."""
+        if snapshots:
+            self._run(["forget", *snapshots, *(["--prune", *self.upload_options()] if prune else [])], json_out=False)
 
     def delete_snapshot(self, snapshot: str) -> None:
         """Remove one snapshot (only possible where the credentials allow deletions)."""

@@ -72,6 +72,8 @@ class TargetDoc(PlacementDoc, total=False):
     last_good_snapshot_age_s: float | None
     last_drill: RunDoc | None
     last_good_drill_age_s: float | None
+    window: str  # its upload timetable as set, e.g. '06:00,0 20:00,off' (absent: uploads at any time, unlimited)
+    next_window: float | None  # when uploads are next allowed (None: allowed now)
 
 
 class ErrorDoc(TypedDict):
@@ -134,6 +136,8 @@ class CloudDoc(CloudQueueDoc):
     unreachable_since: float | None
     last_error: ErrorDoc | None
     lag_s: LagDoc
+    window: NotRequired[str]  # its upload timetable (CLOUD_PACS_UPLOAD_LIMIT), as in TargetDoc
+    next_window: NotRequired[float | None]  # when sending may start again (None: it may now)
     same_box: NotRequired[bool]  # as in PlacementDoc
     same_box_reason: NotRequired[str]
     treated_as_offsite: NotRequired[bool]
@@ -156,6 +160,15 @@ class ReplicationDoc(TypedDict, total=False):
     workers: int
 
 
+class RetentionDoc(TypedDict):
+    """How long every copy keeps a study (settings/retention.py), and whether the bucket's lock covers it."""
+
+    years: int
+    preset: str | None
+    rule: str  # the rule as staff read it, with where its number comes from
+    lock_note: NotRequired[str]  # the bucket's object lock is shorter than the rule: what that means
+
+
 class StatusDoc(ReplicationDoc):
     """``GET /backup/status``. While backup is not running (a bad setting, BACKUP_ENABLED=false) it holds
     only these keys (``enabled`` false, ``last_error`` saying why) and none of the replication part."""
@@ -171,5 +184,6 @@ class StatusDoc(ReplicationDoc):
     config_error: NotRequired[str]
     offsite: NotRequired[dict[str, TargetDoc]]
     offsite_warning: NotRequired[str]  # no offsite target is configured, or every copy is on this box
+    retention: NotRequired[RetentionDoc]
     cloud_pacs: NotRequired[CloudDoc]
     disk: NotRequired[DiskDoc | None]  # None: the storage folder could not be measured

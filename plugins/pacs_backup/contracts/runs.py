@@ -98,6 +98,7 @@ class SnapshotSummary:
     studies: int = 0
     repository_created: bool = False  # this snapshot made the repository (the first one)
     forgot: bool = False  # retention was applied afterwards
+    kept_for_retention: int | None = None  # snapshots the keep policy dropped but the retention rule kept
     files_new: int | None = None
     files_changed: int | None = None
     data_added: int | None = None  # bytes; the forecast sums them (RunLog.additions reads the stored JSON)
@@ -119,7 +120,7 @@ class SnapshotSummary:
             "studies": self.studies,
             "repository_created": self.repository_created,
             "forgot": self.forgot,
-            **_present(drive=self.drive),
+            **_present(drive=self.drive, kept_for_retention=self.kept_for_retention),
         }
 
     @classmethod
@@ -131,6 +132,7 @@ class SnapshotSummary:
             studies=_int(d, "studies") or 0,
             repository_created=bool(_bool(d, "repository_created")),
             forgot=bool(_bool(d, "forgot")),
+            kept_for_retention=_int(d, "kept_for_retention"),
             files_new=_int(d, "files_new"),
             files_changed=_int(d, "files_changed"),
             data_added=_int(d, "data_added"),

@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,23 @@ class OffsiteScheduler:
     def _due(self, name: str, kind: JobKind, interval_s: float) -> bool:
         return self._clock() >= self.next_due_at(name, kind, interval_s)
 
+    def _local(self, at: float | None = None) -> datetime:
+        """The appliance's local time (upload timetables are in it)."""
+        return datetime.fromtimestamp(self._clock() if at is None else at)
+
+    def _window_doc(self, t: TargetSettings, entry: TargetDoc) -> None:
+        """A target's upload rule and its next window; a snapshot due outside the window waits for it."""
+        if t.upload.unlimited:
+            return
+        now = self._local()
+        opens = t.upload.next_window(now)
+        entry["window"] = t.upload.rule
+        entry["next_window"] = None if opens is None else opens.timestamp()
+        due = self._local(entry["next_snapshot_at"])
+        later = t.upload.next_window(due)
+        if later is not None:
+            entry["next_snapshot_at"] = later.timestamp()
+
     def next_due_at(self, name: str, kind: JobKind, interval_s: float) -> float:
         """When the next scheduled run of ``kind`` for ``name`` starts (a fresh install: after the delay)."""
         last = self.runs.last(name, kind)
@@ -268,8 +286,8 @@ class OffsiteScheduler:
                     continue
                 if not self.drives.state(t).connected:
                     continue  # nothing is written in the drive's place; the status says it is missing
-            if self._due(t.name, "snapshot", t.snapshot_interval_s):
-                self.request("snapshot", t.name)
+            if self._due(t.name, "snapshot", t.snapshot_interval_s) and t.upload.allows(self._local()):
+                self.request("snapshot", t.name)  # outside its upload window, a snapshot waits for it
             elif self._due(t.name, "drill", t.drill_interval_s):
                 self.request("drill", t.name)
         if self.ctx.store is not None and self._due(MINIO, "drill", self.minio_drill_interval_s):
@@ -340,6 +358,7 @@ class OffsiteScheduler:
                 entry["repository"] = mask_url_credentials(t.repository)
                 entry["next_snapshot_at"] = self.next_due_at(name, "snapshot", t.snapshot_interval_s)
                 entry["next_drill_at"] = self.next_due_at(name, "drill", t.drill_interval_s)
+                self._window_doc(t, entry)
                 entry["forecast"] = self._forecast(t, now)
                 if t.drive and self.drives is not None:
                     good = self.runs.last(name, "snapshot", "ok")

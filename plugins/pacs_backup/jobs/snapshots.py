@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.redact import redacted_config, write_private
 from pacs_backup.contracts.runs import SnapshotSummary
+from pacs_backup.settings.retention import RetentionRule, load_retention
 from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.catalog import Catalog
 from pacs_backup.state.manifest import (
@@ -32,6 +34,8 @@ from pacs_backup.state.manifest import (
     sha256_hex,
     write_manifest,
 )
+
+from .retention import forget_with_retention, recorded_by
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class OffsiteContext:
     config_json: Callable[[], str]  # Orthanc's configuration (passwords are removed before writing)
     orthanc: Any = None  # where restores go (restore.OrthancTarget); None = restores unavailable
     prefix: str = ""  # the bucket's key prefix for this site
+    retention: RetentionRule = field(default_factory=lambda: load_retention({}))  # how long copies keep a study
     host: str = socket.gethostname()
     clock: Callable[[], float] = time.time
     # Repositories known to exist: later snapshots skip the existence check (one restic run less).
@@ -133,8 +138,12 @@ def take_snapshot(
     snapshot_id = str(done["snapshot_id"]) if done.get("snapshot_id") else None
     if snapshot_id:
         ctx.catalog.record_snapshot(target.name, snapshot_id, ctx.clock(), counts)
+    kept = None
     if target.forget:
-        restic.forget(target.keep)
+        recorded = recorded_by(ctx.catalog.snapshot_studies, ctx.catalog.study_dates())
+        today = datetime.fromtimestamp(ctx.clock()).date()
+        decided = forget_with_retention(restic, target.keep, ctx.retention, today, recorded)
+        kept = len(decided.kept_for) + len(decided.unreadable)
     return SnapshotSummary(
         snapshot_id=snapshot_id,
         files_new=int(done.get("files_new", 0)),
@@ -145,5 +154,6 @@ def take_snapshot(
         studies=len(counts),
         repository_created=created,
         forgot=target.forget,
+        kept_for_retention=kept,
         drive=drive,
     )

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +29,7 @@ from pacs_backup.clients.orthanc_source import OrthancReader
 from pacs_backup.contracts.documents import CloudDoc, CloudQueueDoc, ErrorDoc
 from pacs_backup.contracts.errors import BackupError, CloudRefused, CloudUnavailable
 from pacs_backup.contracts.retry import RetryPolicy
+from pacs_backup.settings.bandwidth import UNLIMITED, BandwidthSchedule
 from pacs_backup.state.manifest import sha256_hex
 from pacs_backup.state.schema import open_plugin_db
 
@@ -194,8 +196,10 @@ class CloudSender:
         store: ObjectStore | None,
         retry: RetryPolicy | None = None,
         clock: Any = time.time,
+        upload: BandwidthSchedule | None = None,
     ) -> None:
         self.queue, self.client, self.reader, self.store = queue, client, reader, store
+        self.upload = upload or UNLIMITED  # outside its window nothing is sent (the client paces the rest)
         self.retry = retry or RetryPolicy(1.0, 300.0)
         self._clock = clock
         self._stop = threading.Event()
@@ -222,6 +226,10 @@ class CloudSender:
                 if now >= next_fill:
                     self.queue.fill(now)
                     next_fill = now + 2.0
+                held = self.held_until()
+                if held is not None:  # outside the upload window: wait for it (and for a stop)
+                    self._stop.wait(min(60.0, max(1.0, held - now)))
+                    continue
                 batch = self.queue.due(now)
                 if not batch:
                     self._stop.wait(1.0)
@@ -235,6 +243,11 @@ class CloudSender:
                 log.exception("cloud PACS sender failed; retrying")
                 self.last_error = {"message": f"Internal error sending to the cloud PACS: {exc}", "at": self._clock()}
                 self._stop.wait(2.0)
+
+    def held_until(self) -> float | None:
+        """When the upload window opens again, while sending waits for it; None while it may send."""
+        opens = self.upload.next_window(datetime.fromtimestamp(self._clock()))
+        return None if opens is None else opens.timestamp()
 
     def _load(self, p: Pending) -> Outgoing:
         """The exact bytes that were backed up: from the PACS when it still has them, else the bucket."""
@@ -295,7 +308,7 @@ class CloudSender:
     def status(self) -> CloudDoc:
         lags = sorted(self._lags)
         stats = self.queue.stats(self._clock())
-        return {
+        doc: CloudDoc = {
             "url": self.client.shown,
             "reachable": self.reachable,
             "unreachable_since": self.unreachable_since,
@@ -309,3 +322,6 @@ class CloudSender:
                 "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3) if lags else None,
             },
         }
+        if not self.upload.unlimited:
+            doc["window"], doc["next_window"] = self.upload.rule, self.held_until()
+        return doc

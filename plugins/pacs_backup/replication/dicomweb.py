@@ -14,11 +14,13 @@ import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from pacs_backup.contracts.errors import CloudNotFound, CloudRefused, CloudUnavailable
 from pacs_backup.contracts.redact import mask_url_credentials
+
+from .throttle import Throttle, paced
 
 if TYPE_CHECKING:
     from pacs_backup.replication.cloud_pacs import Outgoing, SentStudy
@@ -31,20 +33,30 @@ class DicomWeb:
     """One DICOMweb server (its root, e.g. ``https://cloud.example/dicom-web``)."""
 
     def __init__(
-        self, root: str, username: str | None = None, password: str | None = None, timeout_s: float = 120.0
+        self,
+        root: str,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 120.0,
+        throttle: Throttle | None = None,
     ) -> None:
         if not root.startswith(("http://", "https://")):
             raise ValueError(f"{root!r} must start with http:// or https://")
         self.root = root.rstrip("/")
         self.shown = mask_url_credentials(self.root)
         self._timeout = timeout_s
+        self.throttle = throttle  # paces what STOW-RS sends (CLOUD_PACS_UPLOAD_LIMIT)
         self._headers: dict[str, str] = {}
         if username:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = "Basic " + token
 
     def _request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | Iterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[bytes, str]:
         req = urllib.request.Request(  # noqa: S310 - http(s) only, checked or loopback
             self.root + path,
@@ -79,8 +91,9 @@ class DicomWeb:
         self._request(
             "POST",
             "/studies",
-            body,
+            body if self.throttle is None else paced(body, self.throttle),  # chunks at the rate in force
             {
+                "Content-Length": str(len(body)),
                 "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
                 "Accept": "application/dicom+json",
             },

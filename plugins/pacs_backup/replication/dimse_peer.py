@@ -40,6 +40,8 @@ from pacs_backup.contracts.errors import BackupError, CloudRefused, CloudUnavail
 from pacs_backup.restore.uploads import RestoreReport
 from pacs_backup.settings.cloud_peer import DicomPeerSettings
 
+from .throttle import Throttle
+
 if TYPE_CHECKING:
     from pacs_backup.replication.cloud_pacs import Outgoing, SentStudy
     from pacs_backup.restore.uploads import OrthancTarget, Progress
@@ -88,8 +90,10 @@ class DimsePeer:
         post: Sender,
         put: Sender,
         connect_timeout_s: float = 10.0,
+        throttle: Throttle | None = None,
     ) -> None:
         self.peer = peer
+        self.throttle = throttle  # paces whole batches: Orthanc's DICOM client sends them (CLOUD_PACS_UPLOAD_LIMIT)
         self._get, self._post, self._put = get, post, put
         self._timeout = connect_timeout_s
         self._declared = False
@@ -204,6 +208,8 @@ class DimsePeer:
     # --- the cloud PACS interface (see cloud_pacs.CloudPacs) --------------------------------------------
     def send(self, items: Sequence[Outgoing]) -> None:
         """C-STORE: the PACS's own instances in one association, bucket copies one by one."""
+        if self.throttle is not None:
+            self.throttle.take(sum(len(i.data) for i in items))
         in_pacs = [i.orthanc_id for i in items if i.orthanc_id is not None]
         if in_pacs:
             answer = self._job(f"{PATH}/store", {"Resources": in_pacs}, "store the images (C-STORE)", STORE_TIMEOUT_S)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pacs_backup.contracts.errors import ConfigError
 
+from .bandwidth import UNLIMITED, BandwidthSchedule, parse_schedule
 from .env_values import raw, secret
 
 
@@ -33,6 +34,7 @@ class CloudPacsSettings:
     username: str | None
     password: str | None
     dicom: DicomPeerSettings | None = None
+    upload: BandwidthSchedule = UNLIMITED  # CLOUD_PACS_UPLOAD_LIMIT (settings/bandwidth.py)
 
     def __repr__(self) -> str:
         return f"CloudPacsSettings(url={self.url!r}, dicom={self.dicom!r})"
@@ -72,6 +74,7 @@ def load_cloud_pacs(env: Mapping[str, str]) -> CloudPacsSettings | None:
     """Either CLOUD_PACS_URL (its DICOMweb root) with CLOUD_PACS_USERNAME, CLOUD_PACS_PASSWORD (or _FILE),
     or CLOUD_PACS_DICOM (``AET@host:port``) with CLOUD_PACS_DICOM_LOCAL_AET (optional). Not both."""
     url, dicom = raw(env, "CLOUD_PACS_URL"), raw(env, "CLOUD_PACS_DICOM")
+    upload = parse_schedule("CLOUD_PACS_UPLOAD_LIMIT", raw(env, "CLOUD_PACS_UPLOAD_LIMIT"))
     local_aet = raw(env, "CLOUD_PACS_DICOM_LOCAL_AET")
     if url is not None and dicom is not None:
         raise ConfigError(
@@ -90,6 +93,7 @@ def load_cloud_pacs(env: Mapping[str, str]) -> CloudPacsSettings | None:
             dicom=DicomPeerSettings(
                 aet, host, port, None if local_aet is None else parse_aet("CLOUD_PACS_DICOM_LOCAL_AET", local_aet)
             ),
+            upload=upload,
         )
     if local_aet is not None:
         raise ConfigError("CLOUD_PACS_DICOM_LOCAL_AET is set, but CLOUD_PACS_DICOM is not; set both or neither.")
@@ -99,5 +103,8 @@ def load_cloud_pacs(env: Mapping[str, str]) -> CloudPacsSettings | None:
         raise ConfigError(f"CLOUD_PACS_URL={url!r} must start with https:// (its DICOMweb root).")
     user = raw(env, "CLOUD_PACS_USERNAME")
     return CloudPacsSettings(
-        url=url, username=user, password=secret(env, "CLOUD_PACS_PASSWORD", required=user is not None)
+        url=url,
+        username=user,
+        password=secret(env, "CLOUD_PACS_PASSWORD", required=user is not None),
+        upload=upload,
     )

@@ -18,6 +18,7 @@ from pacs_backup.contracts.errors import ConfigError
 from .cloud_peer import CloudPacsSettings, load_cloud_pacs
 from .env_values import optional_number, parse_bool, parse_number, raw
 from .limits import Limits, load_limits
+from .retention import RetentionRule, load_retention
 from .store import StoreSettings, load_store_settings
 from .targets import TargetSettings, load_targets
 
@@ -42,6 +43,7 @@ class Settings:
     cloud_pacs: CloudPacsSettings | None = None
     # Copies on this box that are still to be judged as offsite (BACKUP_TREAT_AS_OFFSITE): tests and trials only.
     treat_as_offsite: frozenset[str] = frozenset()
+    retention: RetentionRule = field(default_factory=lambda: load_retention({}))  # how long every copy keeps a study
 
 
 CLOUD_PACS_COPY = "cloud-pacs"  # the cloud PACS's name as a copy (a source, a light)
@@ -92,6 +94,7 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
             "BACKUP_RECONCILE_HOURS", raw(env, "BACKUP_RECONCILE_HOURS") or "168", float, 0, 8760
         ),
         targets=targets,
+        retention=load_retention(env),
         drill_sample=parse_number("BACKUP_DRILL_SAMPLE", raw(env, "BACKUP_DRILL_SAMPLE") or "20", int, 1, 100000),
         minio_drill_hours=parse_number(
             "BACKUP_DRILL_INTERVAL_HOURS", raw(env, "BACKUP_DRILL_INTERVAL_HOURS") or "24", float, 0.01, 720

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pacs_backup.contracts.errors import ConfigError
 
+from .bandwidth import UNLIMITED, BandwidthSchedule, parse_schedule
 from .env_values import optional_number, parse_bool, parse_duration, parse_number, raw, secret
 
 
@@ -34,6 +35,7 @@ class TargetSettings:
     drive_red_days: float = 14.0
     quota_gb: float | None = None  # the space the clinic pays for or has (a cloud plan, a drive)
     quota_warn_months: float = 3.0  # amber when it will be full within this many months
+    upload: BandwidthSchedule = UNLIMITED  # when it may upload, how fast (settings/bandwidth.py)
 
     def __repr__(self) -> str:
         return f"TargetSettings(name={self.name!r}, repository={self.repository!r})"
@@ -117,6 +119,7 @@ def load_target(env: Mapping[str, str], name: str, prefix: str) -> TargetSetting
         quota_warn_months=parse_number(
             prefix + "QUOTA_WARN_MONTHS", raw(env, prefix + "QUOTA_WARN_MONTHS") or "3", float, 0.1, 120
         ),
+        upload=parse_schedule(prefix + "UPLOAD_LIMIT", raw(env, prefix + "UPLOAD_LIMIT")),
     )
 
 

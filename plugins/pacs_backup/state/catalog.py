@@ -286,6 +286,20 @@ class Catalog:
             return None
         return max(int(n) for _, n in rows)
 
+    def snapshot_studies(self, snapshot_id: str) -> dict[str, int] | None:
+        """``{study_uid: instances}`` of a snapshot this plugin recorded; None when it did not record it."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT study_uid, instances FROM snapshot_studies WHERE snapshot_id = ?", (snapshot_id,)
+            ).fetchall()
+        return {str(s): max(int(n), 0) for s, n in rows if s} if rows else None
+
+    def study_dates(self) -> dict[str, str]:
+        """Every catalogued study's StudyDate (``YYYYMMDD``, or empty when the study has none)."""
+        with self._lock:
+            rows = self._db.execute("SELECT study_uid, study_date FROM catalog_studies").fetchall()
+        return {str(s): str(d or "") for s, d in rows}
+
     def growth(self, now: float) -> tuple[int, int, float | None]:
         """``(bytes of all copies, bytes copied in the last 30 days, when the first copy was made)``."""
         with self._lock:
