@@ -19,6 +19,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -218,6 +221,14 @@ def setup_store(env: dict[str, str]) -> list[str]:
         raise devstack.StackError(f"setting up the object store failed: {exc} (log {LOGS / 'minio.log'})") from None
 
 
+@contextmanager
+def step(what: str) -> Iterator[None]:
+    """A progress line for one step of `make run` that takes a while, with how long it took."""
+    start = time.monotonic()
+    yield
+    print(f"[run] {what} ({time.monotonic() - start:.1f} s)", flush=True)
+
+
 def up() -> None:
     # A stack made before the plugin had its own account ran MinIO with the plugin's keys as root; it
     # gets its own root account now, so a MinIO still running with the old one is restarted once.
@@ -231,13 +242,14 @@ def up() -> None:
         print("restarting minio with its own root account (the plugin gets a least-privilege account)")
         minio.stop(60)
     if not running("minio"):
-        record(
-            devstack.start_minio(
+        with step("minio answers"):
+            store = devstack.start_minio(
                 STATE / "minio", PORTS["minio"], PORTS["minio-console"], root_user, root_password, LOGS / "minio.log"
             )
-        )
+            record(store)
         started.append("minio")
-    store_report = setup_store(env)  # before Orthanc: the plugin's account may not create the bucket
+    with step("object store checked (bucket, the plugin's and the dashboard's accounts)"):
+        store_report = setup_store(env)  # before Orthanc: the plugin's account may not create the bucket
     rest = running("rest-server")
     rest_got_login = rest is not None and "--no-auth" in cmdline(rest.pid)
     if rest is not None and rest_got_login:
@@ -246,14 +258,15 @@ def up() -> None:
         print("restarting rest-server with a login (it ran without authentication)")
         rest.stop(30)
     if not running("rest-server"):
-        htpasswd = devstack.write_htpasswd(
-            SECRETS / "rest-server.htpasswd", env["RESTIC_REST_USERNAME"], env["RESTIC_REST_PASSWORD"]
-        )
-        record(
-            devstack.start_rest_server(
-                STATE / "offsite", PORTS["rest-server"], LOGS / "rest-server.log", htpasswd=htpasswd
+        with step("rest-server (the offsite stand-in) answers"):
+            htpasswd = devstack.write_htpasswd(
+                SECRETS / "rest-server.htpasswd", env["RESTIC_REST_USERNAME"], env["RESTIC_REST_PASSWORD"]
             )
-        )
+            record(
+                devstack.start_rest_server(
+                    STATE / "offsite", PORTS["rest-server"], LOGS / "rest-server.log", htpasswd=htpasswd
+                )
+            )
         started.append("rest-server")
     settings = orthanc_settings(env)
     orthanc = running("orthanc")
@@ -261,11 +274,12 @@ def up() -> None:
         print(f"restarting orthanc: {why}")
         stop_orthanc(orthanc)
     if not running("orthanc"):
-        record(
-            devstack.start_supervised_orthanc(
-                settings, orthanc_backup_env(env), LOGS / "orthanc.log", SUPERVISOR_LOG, ORTHANC_CHILD_PID
+        with step("orthanc with the backup plugin answers"):
+            record(
+                devstack.start_supervised_orthanc(
+                    settings, orthanc_backup_env(env), LOGS / "orthanc.log", SUPERVISOR_LOG, ORTHANC_CHILD_PID
+                )
             )
-        )
         started.append("orthanc")
     dashboard = running("dashboard")
     if dashboard is not None and environ(dashboard.pid).get("DASHBOARD_HOST", BIND) != BIND:
@@ -285,11 +299,12 @@ def up() -> None:
                 **dashboard_settings(),
             }
         )
-        record(
-            devstack.start_dashboard(
-                PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log", host=BIND
+        with step("dashboard answers"):
+            record(
+                devstack.start_dashboard(
+                    PORTS["dashboard"], STATE / "dashboard", dash_env, LOGS / "dashboard.log", host=BIND
+                )
             )
-        )
         started.append("dashboard")
     path = write_env(env)
     sheet = STATE / "recovery-sheet.txt"

@@ -182,3 +182,32 @@ def test_make_run_supervises_orthanc_logs_in_offsite_and_stays_local(stack, tmp_
     assert down.returncode == 0, down.stderr
     wait_until(lambda: not any(alive(p) for p in (supervisor, orthanc_now, *others)), 30, "everything to stop")
     assert not (stack.state / "pids" / "orthanc.child.pid").exists()
+
+
+def test_make_runs_setup_is_quiet_and_a_failed_step_names_its_log(tmp_path):
+    """Issue 28 item 6: `make run` installs quietly: one line per step; a step that fails prints the end of
+    its output and the path of its full log, not pages."""
+    setup = str(ROOT / "dev" / "setup")
+    again = subprocess.run([setup, "run"], capture_output=True, text=True, timeout=900, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    lines = (again.stdout + again.stderr).splitlines()
+    assert lines and all(line.startswith("[setup] ") for line in lines), lines
+    assert len(lines) <= 10 and "present" in again.stdout, lines
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "go").write_text(
+        "#!/bin/sh\nfor i in $(seq 300); do echo \"noise line $i\"; done\necho 'the reason it failed' >&2\nexit 1\n"
+    )
+    (fake / "go").chmod(0o755)
+    tools = tmp_path / "tools"
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "SETUP_TOOLS_DIR": str(tools)}
+    env.pop("SETUP_VERBOSE", None)
+    failed = subprocess.run([setup, "go", "restic"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    log = tools / "logs" / "setup-go-restic.log"
+    said = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "FAILED: building restic" in failed.stderr and f"Full output: {log}" in failed.stderr, said
+    assert "the reason it failed" in failed.stderr and len(said.splitlines()) < 40, said
+    assert log.read_text().count("noise line 300") == 2  # go install, then the pinned wrapper module: all kept
+    assert not (tools / "versions" / "restic").exists()

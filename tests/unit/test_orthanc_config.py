@@ -275,3 +275,12 @@ def test_postgresql_index_moves_only_the_index_and_names_missing_settings():
         entrypoint.postgresql_index(
             {"ORTHANC_POSTGRESQL_HOST": "pg", "ORTHANC_POSTGRESQL_PASSWORD": "x", "ORTHANC_POSTGRESQL_PORT": "5x"}
         )
+
+
+# --- issue 28 item 5: Orthanc's own metrics --------------------------------------------------------------
+def test_orthancs_own_metrics_are_on_for_the_container_and_make_run(tmp_path):
+    """/tools/metrics-prometheus (Orthanc 1.5.4 and later, so 1.10.1 and 1.12.7): on in both configurations;
+    tests/integration/test_metrics.py scrapes it."""
+    assert render()["MetricsEnabled"] is True
+    native = devstack.OrthancSettings(tmp_path, 8042, 4242, "u", "p")
+    assert devstack.render_orthanc_config(native)["MetricsEnabled"] is True

@@ -14,10 +14,12 @@ from ..charts import Bar, bar_chart, line_chart, size_chart
 from ..drill_figures import DrillFigures, figures, last_tests, newest_of_each_copy
 from ..fallback import evaluate, recent_runs
 from ..light import RED, Light, as_json, overall
+from ..metrics import render as render_metrics
 from ..pacs_state import Reading
 from ..timefmt import clock
 
 bp = Blueprint("status", __name__)
+METRICS_RUNS = 200  # the newest runs /metrics reads (its restores, and each copy's newest snapshot and test)
 
 SUMMARY = {
     "green": "Your images are safe.",
@@ -104,35 +106,14 @@ def healthz() -> tuple[Response, int]:
 
 @bp.route("/metrics")
 def metrics() -> Response:
+    """Prometheus' text format (metrics.py says what each family means); a monitor account reads it with HTTP
+    basic authentication (security.py)."""
     reading, ls, _ = current()
-    status = reading.status
-    lines = ["# HELP pacs_backup_part_state 0 green, 1 amber, 2 red", "# TYPE pacs_backup_part_state gauge"]
-    code = {"green": 0, "amber": 1, "red": 2}
-    lines += [f'pacs_backup_part_state{{part="{light.key}"}} {code[light.state]}' for light in ls]
-    lines += [
-        "# HELP pacs_backup_part_last_known 1 while a part shows its last known state (the PACS is down)",
-        "# TYPE pacs_backup_part_last_known gauge",
-    ]
-    lines += [f'pacs_backup_part_last_known{{part="{light.key}"}} {int(bool(light.note))}' for light in ls]
-    lines += ["# TYPE pacs_backup_pacs_up gauge", f"pacs_backup_pacs_up {int(status is not None)}"]
-    if status and status.get("enabled"):
-        for name, value in (
-            ("outbox_depth", status.get("outbox_depth")),
-            ("replicated_total", status.get("replicated")),
-            ("replicated_bytes", status.get("replicated_bytes")),
-            ("failing", status.get("failed")),
-            ("quarantined", status.get("quarantined")),
-            ("oldest_pending_age_seconds", status.get("oldest_pending_age_s")),
-        ):
-            lines += [f"# TYPE pacs_backup_{name} gauge", f"pacs_backup_{name} {0 if value is None else value}"]
-        for target, info in (status.get("offsite") or {}).items():
-            age = info.get("last_good_snapshot_age_s")
-            if age is not None:
-                lines.append(f'pacs_backup_last_good_snapshot_age_seconds{{target="{target}"}} {age}')
-            drill = info.get("last_drill")
-            if drill:
-                lines.append(f'pacs_backup_last_drill_ok{{target="{target}"}} {int(drill["state"] == "ok")}')
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    runs: list[RunDoc] = []
+    if reading.status is not None and reading.status.get("enabled"):
+        runs, _kept = recent_runs(limit=METRICS_RUNS)
+    body = render_metrics(reading.status, ls, runs, time.time())
+    return Response(body, mimetype="text/plain; version=0.0.4")
 
 
 def _drill_bar(test: DrillFigures) -> Bar:
