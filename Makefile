@@ -9,10 +9,11 @@ PY    := $(VENV)/bin/python
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: ## Install everything the appliance and its tests need (idempotent, cached)
+setup: ## Install everything the appliance and its tests need (idempotent, cached; logs in .tools/logs)
 	@dev/setup all
 
-run: setup ## Start Orthanc+plugin, MinIO, rest-server natively on loopback; writes .devstack/stack.env
+run: ## Start Orthanc+plugin, MinIO, rest-server, the dashboard natively on loopback (installs only what they need)
+	@dev/setup run
 	@$(PY) dev/stack.py up
 
 down: ## Stop everything `make run` started
@@ -21,10 +22,12 @@ down: ## Stop everything `make run` started
 status: ## Show what `make run` is running and the backup status
 	@$(PY) dev/stack.py status
 
-lint: setup ## ruff (style, security and bare-except rules), ruff format --check, the packages' import contracts
+lint: setup ## ruff (style, security and bare-except rules), ruff format --check, import contracts, actionlint on the workflows
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@PYTHONPATH=plugins $(VENV)/bin/lint-imports --no-cache --no-logo
+	@dev/setup go actionlint >/dev/null
+	@.tools/bin/actionlint .github/workflows/*.yml
 
 typecheck: setup ## mypy (strict) on the engine package
 	@$(VENV)/bin/mypy

@@ -72,6 +72,8 @@ def compose_stack(tmp_path_factory: Any, *, profiles: str, extra: dict[str, str]
         "DASHBOARD_HTTP_PORT": free_port(),
         "TLS_DIR": str(work / "certs"),
         "MINIO_PORT": free_port(),
+        # The appliance's images as dev/docker-setup tags them (pacs-backup/<name>:0.1.0), not the published ones.
+        "IMAGE_REGISTRY": "pacs-backup",
         "OBJECT_STORE_IMAGE": "pacs-backup/minio:source",
         "RESTIC_IMAGE": "pacs-backup/restic:0.19.1",
         "REST_SERVER_IMAGE": "pacs-backup/rest-server:0.14.0",
