@@ -17,9 +17,19 @@ import pytest
 from pacs_backup.rclone.sandbox import USER
 
 
-def rclone_uid() -> int | None:
-    """The uid rclone runs as in these tests (None: the tests' own user, when they do not run as root)."""
-    return pwd.getpwnam(USER).pw_uid if os.geteuid() == 0 else None
+def rclone_user_or_skip() -> pwd.struct_passwd:
+    """The unprivileged user rclone runs as, for a test that needs the tests to run as root. Outside root it
+    is skipped on a developer's machine, but fails in CI (CI=true), which runs as root: a check of the
+    privilege drop must never be skipped there. A missing user always fails (dev/setup makes it)."""
+    if os.geteuid() != 0:
+        why = "rclone runs as its own user only when started by root, and these tests do not run as root"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}: CI must run the tests as root.")
+        pytest.skip(why)
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        pytest.fail(f"the user {USER} is missing; run dev/setup user")
 
 
 @contextmanager

@@ -5,7 +5,6 @@ else changed; and the provider forms of the settings page make only what the che
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,20 +14,12 @@ import pytest
 from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BadRequest
 from pacs_backup.rclone.forms import FORMS, build, obscure
-from pacs_backup.rclone.sandbox import DROP, USER, RcloneRefused, guarded, renewed
+from pacs_backup.rclone.sandbox import DROP, RcloneRefused, guarded, renewed
+from tests.support.rclone_user import rclone_user_or_skip
 
 TOKEN = '{"access_token":"old-access","token_type":"Bearer","refresh_token":"r1","expiry":"2026-01-01T10:00:00Z"}'
 FRESH = '{"access_token":"new-access","token_type":"Bearer","refresh_token":"r2","expiry":"2026-01-01T11:00:00Z"}'
 CONF = f"# the clinic's drive\n[clinicdrive]\ntype = drive\ntoken = {TOKEN}\nroot_folder_id = abc\n"
-
-
-def user_or_skip() -> pwd.struct_passwd:
-    if os.geteuid() != 0:
-        pytest.skip("runs as root only (rclone is started as the unprivileged user by root)")
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        pytest.fail(f"the user {USER} is missing; run dev/setup user")
 
 
 def test_security_a_renewed_token_is_kept_and_nothing_else():
@@ -58,7 +49,7 @@ def test_security_the_configuration_is_checked_before_restic_starts(tmp_path):
 
 
 def test_security_rclone_is_started_as_the_unprivileged_user_from_a_copy(tmp_path):
-    pw = user_or_skip()
+    pw = rclone_user_or_skip()
     conf = tmp_path / "rclone.conf"
     conf.write_text(CONF)
     env = {"RCLONE_CONFIG": str(conf), "RESTIC_PASSWORD": "secret", "PATH": os.environ["PATH"]}
@@ -78,7 +69,7 @@ def test_security_rclone_is_started_as_the_unprivileged_user_from_a_copy(tmp_pat
 
 
 def test_security_the_starter_drops_root_and_clears_the_environment():
-    pw = user_or_skip()
+    pw = rclone_user_or_skip()
     home = pw.pw_dir
     done = subprocess.run(
         [
