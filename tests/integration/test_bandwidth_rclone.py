@@ -4,18 +4,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import devstack
-from pacs_backup.clients.restic import Restic
-from pacs_backup.settings.targets import load_target
+from pacs_backup.settings.targets import TargetSettings, load_target
+from tests.support.cloud_drive import snapshot_seconds, webdav_drive
 from tests.support.common import figure
 
 MIB = 1024 * 1024
@@ -24,35 +19,7 @@ LIMIT = 1 * MIB
 BURST = 4 * MIB  # rclone lets its token bucket's burst through at once
 
 
-@pytest.fixture
-def webdav_remote(tmp_path: Path) -> Iterator[Path]:
-    """A cloud drive on loopback (`rclone serve webdav`): rclone limits uploads at its HTTP transport, as it
-    does for Google Drive or Dropbox. Returns the rclone configuration naming it ``clinicdrive``."""
-    exe = shutil.which("rclone")
-    assert exe, "rclone is missing; run make setup"
-    port = devstack.free_port()
-    data = tmp_path / "cloud-drive"
-    data.mkdir()
-    proc = subprocess.Popen(
-        [exe, "serve", "webdav", "--addr", f"127.0.0.1:{port}", str(data)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    conf = tmp_path / "rclone.conf"
-    conf.write_text(f"[clinicdrive]\ntype = webdav\nurl = http://127.0.0.1:{port}\nvendor = other\n")
-    conf.chmod(0o600)
-    yield conf
-    proc.terminate()
-    proc.wait(10)
-
-
-def snapshot_seconds(conf: Path, password_file: Path, data: Path, repo: str, limit: str | None) -> float:
+def rclone_target(conf: Path, password_file: Path, repo: str, limit: str | None) -> TargetSettings:
     env = {
         "CLOUD_RESTIC_REPOSITORY": f"rclone:clinicdrive:{repo}",
         "CLOUD_RESTIC_PASSWORD_FILE": str(password_file),
@@ -62,13 +29,14 @@ def snapshot_seconds(conf: Path, password_file: Path, data: Path, repo: str, lim
         env["CLOUD_RESTIC_UPLOAD_LIMIT"] = limit
     target = load_target(env, "cloud", "CLOUD_RESTIC_")
     assert target is not None
-    restic = Restic.for_target(target, cache_dir=data.parent / "cache")
-    restic.init()
-    began = time.monotonic()
-    summary = restic.backup([str(data)])
-    took = time.monotonic() - began
-    assert summary["data_added"] >= SIZE * 0.95
-    return took
+    return target
+
+
+@pytest.fixture
+def webdav_remote(tmp_path: Path) -> Iterator[Path]:
+    """A cloud drive on loopback: its rclone configuration, naming it ``clinicdrive``."""
+    with webdav_drive(tmp_path) as (conf, _):
+        yield conf
 
 
 def test_bandwidth_rclone_target_keeps_to_its_timetable(webdav_remote, restic_password_file, tmp_path):
@@ -78,9 +46,10 @@ def test_bandwidth_rclone_target_keeps_to_its_timetable(webdav_remote, restic_pa
         folders[name] = tmp_path / name
         folders[name].mkdir()
         (folders[name] / "image.dcm").write_bytes(os.urandom(SIZE))
-    free_s = snapshot_seconds(conf, restic_password_file, folders["free"], "free", None)
+    free_s = snapshot_seconds(rclone_target(conf, restic_password_file, "free", None), folders["free"], SIZE)
     # The whole day at 1 MiB/s: a timetable of one entry, as rclone gets it (00:00,1024k:off).
-    limited_s = snapshot_seconds(conf, restic_password_file, folders["limited"], "limited", "1M")
+    limited = rclone_target(conf, restic_password_file, "limited", "1M")
+    limited_s = snapshot_seconds(limited, folders["limited"], SIZE)
     floor = 0.8 * (SIZE - BURST) / LIMIT
     figure("rclone_bwlimit_10MiB_at_1MiB_s", limited_s=round(limited_s, 2), unlimited_s=round(free_s, 2))
     assert limited_s >= floor, (limited_s, floor)

@@ -7,43 +7,19 @@ exactly as a Drive remote would be - an rclone configuration file and `rclone:<r
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 
 import pytest
 
-import devstack
+from tests.support.cloud_drive import webdav_drive
 from tests.support.common import figure
 from tests.support.pacs import fill, orthanc_env, pacs_content, script
 
 
 @pytest.fixture
 def rclone_remote(tmp_path):
-    exe = shutil.which("rclone")
-    assert exe, "rclone is missing; run make setup"
-    port = devstack.free_port()
-    data = tmp_path / "cloud-drive"
-    data.mkdir()
-    proc = subprocess.Popen(
-        [exe, "serve", "webdav", "--addr", f"127.0.0.1:{port}", str(data)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    import socket
-
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    conf = tmp_path / "rclone.conf"
-    conf.write_text(f"[clinicdrive]\ntype = webdav\nurl = http://127.0.0.1:{port}\nvendor = other\n")
-    conf.chmod(0o600)
-    yield conf, data
-    proc.terminate()
-    proc.wait(10)
+    with webdav_drive(tmp_path) as remote:
+        yield remote
 
 
 def test_rclone_cloud_storage_snapshot_drill_restore_and_forecast(
