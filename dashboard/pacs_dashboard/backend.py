@@ -266,23 +266,18 @@ class Backend:
 
     def put_rclone_config(self, text: str) -> RcloneConfigDoc:
         """Hand a pasted rclone configuration to the plugin, which checks it and writes it (its answer)."""
-        try:
-            answer = self.http.request(
-                "PUT", "/backup/rclone-config", json.dumps({"config": text}).encode(), "application/json"
-            )
-            saved: RcloneConfigDoc = json.loads(answer)
-            return saved
-        except (BackupError, ValueError) as exc:
-            raise self._down(exc, "This PACS's backup cannot take a cloud storage configuration.") from None
+        return self._put_rclone(
+            self.http, {"config": text}, "This PACS's backup cannot take a cloud storage configuration."
+        )
 
     def test_rclone_connection(self) -> RcloneConfigDoc:
         """Ask the plugin to test each cloud-storage target's connection (restic and rclone, as a snapshot
         would); its answer has a ``tests`` list of ``{"target", "ok", "message"}`` and a ``message``."""
+        return self._put_rclone(self.slow, {"test": True}, "This PACS's backup has no cloud storage to test.")
+
+    def _put_rclone(self, client: OrthancHttp, payload: dict[str, object], missing: str) -> RcloneConfigDoc:
         try:
-            answer = self.slow.request(
-                "PUT", "/backup/rclone-config", json.dumps({"test": True}).encode(), "application/json"
-            )
-            tested: RcloneConfigDoc = json.loads(answer)
-            return tested
+            answer: RcloneConfigDoc = client.send_json("PUT", "/backup/rclone-config", payload)
+            return answer
         except (BackupError, ValueError) as exc:
-            raise self._down(exc, "This PACS's backup has no cloud storage to test.") from None
+            raise self._down(exc, missing) from None

@@ -163,9 +163,13 @@ class OrthancHttp:
         """GET ``uri`` and decode JSON."""
         return json.loads(self.get(uri))
 
+    def send_json(self, method: str, uri: str, payload: Any) -> Any:
+        """Send a JSON body (POST, PUT) and decode the JSON answer."""
+        return json.loads(self.request(method, uri, json.dumps(payload).encode(), "application/json") or b"null")
+
     def post_json(self, uri: str, payload: Any) -> Any:
         """POST a JSON body and decode the JSON answer."""
-        return json.loads(self.request("POST", uri, json.dumps(payload).encode(), "application/json") or b"null")
+        return self.send_json("POST", uri, payload)
 
     def upload(self, dicom: bytes) -> dict[str, Any]:
         """Store one DICOM file (``POST /instances``); return Orthanc's answer (ID, Status...)."""
