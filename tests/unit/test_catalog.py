@@ -4,28 +4,11 @@ from __future__ import annotations
 
 from pacs_backup.state.catalog import _COLUMNS, Catalog, StudyQuery
 from pacs_backup.state.manifest import ENTRY_FIELDS, ManifestEntry
+from tests.support.catalog_rows import manifest_entry
 
 
 def entry(n: int) -> ManifestEntry:
-    return ManifestEntry(
-        orthanc_id=f"o{n}",
-        study_uid=f"1.2.{n}",
-        series_uid=f"1.2.{n}.1",
-        sop_uid=f"1.2.{n}.1.1",
-        patient_id="P",
-        patient_name="Smith^Bella",
-        owner="",
-        species="",
-        breed="",
-        accession="",
-        study_date="20261126",
-        description="",
-        modality="DX",
-        path="",
-        key=f"k{n}",
-        sha256="s",
-        size=1,
-    )
+    return manifest_entry(f"1.2.{n}", f"1.2.{n}.1", f"1.2.{n}.1.1", orthanc_id=f"o{n}", key=f"k{n}")
 
 
 def test_change_feed_pages_by_time_then_uid(tmp_path):

@@ -106,6 +106,12 @@ ROLE_TABLE = {
     ("POST", "drives"): "service",
     ("GET", "rclone-config"): "service",
     ("PUT", "rclone-config"): "service",
+    ("GET", "copies"): "staff",
+    ("GET", "copies/bucket/studies"): "staff",
+    ("GET", "copies/bucket/studies/1.2.3"): "staff",
+    ("GET", "copies/bucket/studies/1.2.3/instances/1.2.3.4"): "staff",
+    ("GET", "referrals"): "staff",
+    ("POST", "referrals"): "staff",
     ("GET", "quarantine"): "admin",
     ("POST", "quarantine/requeue"): "admin",
 }

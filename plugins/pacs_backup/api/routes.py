@@ -25,7 +25,9 @@ from pacs_backup.state.catalog import StudyQuery
 from pacs_backup.state.manifest import SNAPSHOT_TAG
 from pacs_backup.state.search import date_range
 
+from . import copies as copy_routes
 from . import http_input as check
+from . import referrals as referral_routes
 from .access import WRITE_METHODS, Role, body_refusal, cross_site_refusal, role_refusal, user_of
 
 if TYPE_CHECKING:
@@ -281,6 +283,17 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", re.compile(r"quarantine/requeue"), _requeue, A),
     Route("GET", re.compile(r"rclone-config"), _rclone_config, SV),
     Route("PUT", re.compile(r"rclone-config"), _put_rclone_config, SV),
+    Route("GET", re.compile(r"copies"), copy_routes.copies, S),
+    Route("GET", re.compile(r"copies/(?P<source>[^/]+)/studies"), copy_routes.studies, S),
+    Route("GET", re.compile(r"copies/(?P<source>[^/]+)/studies/(?P<uid>[^/]+)"), copy_routes.study, S),
+    Route(
+        "GET",
+        re.compile(r"copies/(?P<source>[^/]+)/studies/(?P<uid>[^/]+)/instances/(?P<sop>[^/]+)"),
+        copy_routes.instance,
+        S,
+    ),
+    Route("GET", re.compile(r"referrals"), referral_routes.referrals, S),
+    Route("POST", re.compile(r"referrals"), referral_routes.send, S),
 )
 
 

@@ -34,16 +34,19 @@ from pacs_backup.replication.cloud_pacs import CloudPacs, CloudQueue, CloudSende
 from pacs_backup.replication.dicomweb import DicomWeb
 from pacs_backup.replication.dimse_peer import DimsePeer
 from pacs_backup.replication.outbox import Outbox
+from pacs_backup.replication.referrals import Referral, ReferralQueue
 from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
 from pacs_backup.replication.throttle import Throttle
 from pacs_backup.settings.config import CLOUD_PACS_COPY, Settings, load_settings
 from pacs_backup.settings.limits import Limits, load_limits
 from pacs_backup.settings.retention import retention_doc
+from pacs_backup.sources.registry import SourceRegistry
 from pacs_backup.state.catalog import Catalog
 from pacs_backup.state.history import RunLog
 from pacs_backup.state.migrate import SchemaTooNew
 
 from .access import Access, load_access
+from .copies import copy_sources
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,8 @@ class BackupService:
         self.placement: Placement | None = None
         self.catalog: Catalog | None = None
         self.cloud: CloudSender | None = None
+        self.copies: SourceRegistry | None = None  # every copy as a source of studies (api/copies.py)
+        self.referrals: dict[str, Referral] = {}  # referring clinics a study can be sent to, by name
         self.config_error: str | None = None
         self.settings: Settings | None = None
         self._growth_cache: tuple[float, tuple[int, int, float | None]] | None = None
@@ -162,6 +167,18 @@ class BackupService:
                 upload=s.cloud_pacs.upload,
             )
             self.offsite.cloud = self.cloud
+        for peer in s.referral_peers:
+            if peer.dicom is not None and (post is None or put is None):
+                continue  # DICOM peers send through Orthanc: only inside it (technician commands need none)
+            remote: CloudPacs = (
+                DimsePeer(peer.dicom, get, post, put, modality=f"pacs-backup-referral-{peer.name}", called=peer.label)  # type: ignore[arg-type]
+                if peer.dicom is not None
+                else DicomWeb(str(peer.url), peer.username, peer.password)
+            )
+            queue = ReferralQueue(s.outbox_path, peer.name)
+            retry = RetryPolicy(s.retry_base_s, s.retry_cap_s)
+            sender = CloudSender(queue, remote, reader, store, retry, remote=peer.label)
+            self.referrals[peer.name] = Referral(peer, queue, sender)
         self.replicator = Replicator(
             outbox,
             reader,
@@ -174,6 +191,8 @@ class BackupService:
             ),
             catalog=self.catalog,
         )
+        # Every copy as a read-only source of studies (GET /backup/copies...); empties the view cache.
+        self.copies = copy_sources(s, storage_dir, get, post, ctx, self.offsite.drives, self.cloud)
 
     def on_new_instance(self, orthanc_id: str) -> None:
         """Forward a NEW_INSTANCE change. Never raises."""
@@ -194,9 +213,13 @@ class BackupService:
             self.offsite.start()
         if self.cloud is not None:
             self.cloud.start()
+        for referral in self.referrals.values():
+            referral.sender.start()
 
     def stop(self) -> None:
         """Stop the threads (Orthanc is stopping). Unfinished work stays in the outbox."""
+        for referral in self.referrals.values():
+            referral.sender.stop()
         if self.cloud is not None:
             self.cloud.stop()
         if self.offsite is not None:

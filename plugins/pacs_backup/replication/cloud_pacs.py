@@ -96,6 +96,32 @@ class CloudPacs(Protocol):
         ...
 
 
+def queue_doc(counts: dict[str, int], oldest: float | None, failing: int | None, now: float) -> CloudQueueDoc:
+    """A queue's figures from its counts by state, its oldest pending time and how many are failing."""
+    return {
+        "depth": int(counts.get("pending", 0)),
+        "verified": int(counts.get("verified", 0)),
+        "failing": int(failing or 0),
+        "oldest_pending_age_s": None if oldest is None else round(max(0.0, now - float(oldest)), 1),
+    }
+
+
+class SendQueue(Protocol):
+    """A durable queue the sender empties: the cloud PACS copy's, or a referring clinic's."""
+
+    def fill(self, now: float) -> int: ...
+
+    def due(self, now: float) -> list[Pending]: ...
+
+    def verified(self, ids: list[str], now: float) -> list[float]: ...
+
+    def failed(self, items: list[Pending], error: str, retry_at: float, count: bool = True) -> None: ...
+
+    def stats(self, now: float) -> CloudQueueDoc: ...
+
+    def study_items(self, study_uid: str) -> list[Pending]: ...
+
+
 class CloudQueue:
     """The queue of instances to send to the cloud PACS. Thread-safe."""
 
@@ -163,12 +189,7 @@ class CloudQueue:
             oldest, failing = self._db.execute(
                 "SELECT MIN(enqueued_at), SUM(attempts > 0) FROM cloud_queue WHERE state='pending'"
             ).fetchone()
-        return {
-            "depth": int(counts.get("pending", 0)),
-            "verified": int(counts.get("verified", 0)),
-            "failing": int(failing or 0),
-            "oldest_pending_age_s": None if oldest is None else round(max(0.0, now - float(oldest)), 1),
-        }
+        return queue_doc(counts, oldest, failing, now)
 
     def study_shas(self, study_uid: str) -> set[str]:
         """The sha256 of every instance of a study that was sent (to check what comes back)."""
@@ -186,19 +207,22 @@ class CloudQueue:
 
 
 class CloudSender:
-    """The thread that sends the queue to the cloud PACS and verifies every instance there."""
+    """The thread that sends a queue to a remote PACS (the cloud PACS, a referring clinic) and verifies
+    every instance there. ``remote`` names it in sentences."""
 
     def __init__(
         self,
-        queue: CloudQueue,
+        queue: SendQueue,
         client: CloudPacs,
         reader: OrthancReader,
         store: ObjectStore | None,
         retry: RetryPolicy | None = None,
         clock: Any = time.time,
         upload: BandwidthSchedule | None = None,
+        remote: str = "the cloud PACS",
     ) -> None:
         self.queue, self.client, self.reader, self.store = queue, client, reader, store
+        self.remote = remote
         self.upload = upload or UNLIMITED  # outside its window nothing is sent (the client paces the rest)
         self.retry = retry or RetryPolicy(1.0, 300.0)
         self._clock = clock
@@ -210,7 +234,8 @@ class CloudSender:
         self._lags: deque[float] = deque(maxlen=1000)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="pacs-backup-cloud-pacs", daemon=True)
+        name = "pacs-backup-cloud-pacs" if self.remote == "the cloud PACS" else "pacs-backup-referral"
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -240,8 +265,8 @@ class CloudSender:
                     self._stop.wait(pause)
                     pause = min(pause * 2, 30.0)
             except Exception as exc:  # keep the thread alive; the traceback goes to the log
-                log.exception("cloud PACS sender failed; retrying")
-                self.last_error = {"message": f"Internal error sending to the cloud PACS: {exc}", "at": self._clock()}
+                log.exception("sender to %s failed; retrying", self.remote)
+                self.last_error = {"message": f"Internal error sending to {self.remote}: {exc}", "at": self._clock()}
                 self._stop.wait(2.0)
 
     def held_until(self) -> float | None:
@@ -282,7 +307,7 @@ class CloudSender:
             present = self.client.instances_of(batch[0].study_uid)
         except CloudUnavailable as exc:
             if self.reachable is not False:
-                log.warning("cloud PACS unavailable, pausing: %s", exc)
+                log.warning("%s unavailable, pausing: %s", self.remote, exc)
                 self.unreachable_since = now
             self.reachable = False
             self.last_error = {"message": str(exc), "at": now}
@@ -300,7 +325,7 @@ class CloudSender:
         if done:
             self._lags.extend(self.queue.verified(done, self._clock()))
         if missing:
-            msg = f"{len(missing)} instance(s) sent but not found by the cloud PACS's search; sending again."
+            msg = f"{len(missing)} instance(s) sent but not found by {self.remote}'s search; sending again."
             self.last_error = {"message": msg, "at": now}
             self.queue.failed(missing, msg, now + self.retry.delay(missing[0].attempts + 1))
         return True

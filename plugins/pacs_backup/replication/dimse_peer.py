@@ -50,7 +50,6 @@ Getter = Callable[[str], bytes]
 Sender = Callable[[str, bytes], bytes]  # POST or PUT of a body to an in-process REST URI
 
 MODALITY = "pacs-backup-cloud"
-PATH = f"/modalities/{MODALITY}"
 STORE_TIMEOUT_S = 600.0  # one batch of a study
 MOVE_TIMEOUT_S = 3600.0  # a whole study coming back
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -91,8 +90,12 @@ class DimsePeer:
         put: Sender,
         connect_timeout_s: float = 10.0,
         throttle: Throttle | None = None,
+        modality: str = MODALITY,
+        called: str = "The cloud PACS",
     ) -> None:
         self.peer = peer
+        self.modality = modality  # its name in Orthanc's list of modalities (one per remote)
+        self.called = called  # what sentences call it ("The cloud PACS", a referring clinic's name)
         self.throttle = throttle  # paces whole batches: Orthanc's DICOM client sends them (CLOUD_PACS_UPLOAD_LIMIT)
         self._get, self._post, self._put = get, post, put
         self._timeout = connect_timeout_s
@@ -121,10 +124,10 @@ class DimsePeer:
             if self.peer.local_aet:
                 body["LocalAet"] = self.peer.local_aet  # the AE title Orthanc calls it with
             try:
-                self._put(f"/modalities/{MODALITY}", json.dumps(body).encode())
+                self._put(f"/modalities/{self.modality}", json.dumps(body).encode())
             except BackupError as exc:
                 raise BackupError(
-                    f"Orthanc would not declare the cloud PACS {self.peer.shown} as a DICOM modality ({exc})."
+                    f"Orthanc would not declare {self.called} at {self.peer.shown} as a DICOM modality ({exc})."
                 ) from None
             self._declared = True
 
@@ -136,7 +139,7 @@ class DimsePeer:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise CloudUnavailable(
-                f"The cloud PACS at {self.peer.shown} cannot be reached ({reason}); check the network or VPN."
+                f"{self.called} at {self.peer.shown} cannot be reached ({reason}); check the network or VPN."
             ) from None
 
     def _job(self, uri: str, body: dict[str, Any], what: str, timeout_s: float) -> dict[str, Any]:
@@ -161,7 +164,7 @@ class DimsePeer:
             pause = min(pause * 2, 1.0)
         with contextlib.suppress(BackupError):
             self._post(f"/jobs/{job}/cancel", b"")
-        raise CloudUnavailable(f"The cloud PACS at {self.peer.shown} did not {what} within {timeout_s:.0f} s.")
+        raise CloudUnavailable(f"{self.called} at {self.peer.shown} did not {what} within {timeout_s:.0f} s.")
 
     def _call(self, uri: str, body: bytes, what: str) -> Any:
         """POST to ``uri`` (a DICOM operation); a failure becomes CloudUnavailable or CloudRefused."""
@@ -185,15 +188,15 @@ class DimsePeer:
             return exc
         try:
             self._declare()
-            self._post(f"/modalities/{MODALITY}/echo", b"{}")
+            self._post(f"/modalities/{self.modality}/echo", b"{}")
         except BackupError:
             return CloudRefused(
-                f"The cloud PACS at {self.peer.shown} refused the DICOM association: it must know this "
+                f"{self.called} at {self.peer.shown} refused the DICOM association: it must know this "
                 f"appliance's AE title ({self._local_aet()}, with its address and port) and its own AE title must "
                 f"be {self.peer.aet} (CLOUD_PACS_DICOM, CLOUD_PACS_DICOM_LOCAL_AET)."
             )
         return CloudRefused(
-            f"The cloud PACS at {self.peer.shown} accepted the DICOM association but refused to {what}; "
+            f"{self.called} at {self.peer.shown} accepted the DICOM association but refused to {what}; "
             "its log says why (e.g. this AE title may not query or retrieve)."
         )
 
@@ -212,17 +215,22 @@ class DimsePeer:
             self.throttle.take(sum(len(i.data) for i in items))
         in_pacs = [i.orthanc_id for i in items if i.orthanc_id is not None]
         if in_pacs:
-            answer = self._job(f"{PATH}/store", {"Resources": in_pacs}, "store the images (C-STORE)", STORE_TIMEOUT_S)
+            answer = self._job(
+                f"/modalities/{self.modality}/store",
+                {"Resources": in_pacs},
+                "store the images (C-STORE)",
+                STORE_TIMEOUT_S,
+            )
             if int(answer.get("FailedInstancesCount") or 0) >= len(in_pacs):
-                raise CloudRefused(f"The cloud PACS at {self.peer.shown} refused every image sent (C-STORE).")
+                raise CloudRefused(f"{self.called} at {self.peer.shown} refused every image sent (C-STORE).")
         for item in items:
             if item.orthanc_id is None:
-                self._call(f"{PATH}/store-straight", item.data, "store an image (C-STORE)")
+                self._call(f"/modalities/{self.modality}/store-straight", item.data, "store an image (C-STORE)")
 
     def _query(self, level: str, query: dict[str, str]) -> str:
         """A C-FIND; returns the id of Orthanc's record of it (``/queries/{id}``)."""
         body = json.dumps({"Level": level, "Query": query}).encode()
-        answer = self._call(f"{PATH}/query", body, f"answer a search (C-FIND, {level})")
+        answer = self._call(f"/modalities/{self.modality}/query", body, f"answer a search (C-FIND, {level})")
         qid = answer.get("ID") if isinstance(answer, dict) else None
         if not qid:
             raise CloudRefused(f"Orthanc gave no search id for a C-FIND to {self.peer.shown}.")

@@ -18,6 +18,7 @@ from pacs_backup.contracts.errors import ConfigError
 from .cloud_peer import CloudPacsSettings, load_cloud_pacs
 from .env_values import optional_number, parse_bool, parse_number, raw
 from .limits import Limits, load_limits
+from .referral_peers import ReferralPeer, load_referral_peers
 from .retention import RetentionRule, load_retention
 from .store import StoreSettings, load_store_settings
 from .targets import TargetSettings, load_targets
@@ -44,6 +45,8 @@ class Settings:
     # Copies on this box that are still to be judged as offsite (BACKUP_TREAT_AS_OFFSITE): tests and trials only.
     treat_as_offsite: frozenset[str] = frozenset()
     retention: RetentionRule = field(default_factory=lambda: load_retention({}))  # how long every copy keeps a study
+    view_cache_mb: int = 2048  # studies fetched from snapshots to be looked at, on disk (sources/cache.py)
+    referral_peers: tuple[ReferralPeer, ...] = ()  # clinics a study can be sent to on request
 
 
 CLOUD_PACS_COPY = "cloud-pacs"  # the cloud PACS's name as a copy (a source, a light)
@@ -106,4 +109,8 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
         cloud_pacs=cloud_pacs,
         limits=load_limits(env),
         treat_as_offsite=load_treat_as_offsite(env, targets, cloud_pacs is not None),
+        view_cache_mb=parse_number(
+            "BACKUP_VIEW_CACHE_MB", raw(env, "BACKUP_VIEW_CACHE_MB") or "2048", int, 16, 1024 * 1024
+        ),
+        referral_peers=load_referral_peers(env),
     )

@@ -274,6 +274,27 @@ def _v7(db: sqlite3.Connection) -> None:
     reindex_search_texts(db, "catalog_studies")
 
 
+def _v8(db: sqlite3.Connection) -> None:
+    """Studies sent to a referring clinic on request: a durable queue per clinic, each instance verified
+    there the way the cloud PACS copy is."""
+    db.execute("""CREATE TABLE referral_queue (
+        peer            TEXT NOT NULL,
+        orthanc_id      TEXT NOT NULL,
+        study_uid       TEXT NOT NULL,
+        sop_uid         TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'verified')),
+        requested_by    TEXT NOT NULL,
+        enqueued_at     REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error      TEXT,
+        verified_at     REAL,
+        PRIMARY KEY (peer, orthanc_id))""")
+    db.execute("CREATE INDEX referral_queue_due ON referral_queue (peer, state, next_attempt_at)")
+
+
 def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
     """Recompute every study's search text in ``table`` (the catalog's, or the dashboard's mirror)."""
     assert table in ("catalog_studies", "studies")  # noqa: S101 - our two tables, never input
@@ -284,7 +305,7 @@ def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
     )
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
