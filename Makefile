@@ -7,12 +7,12 @@ PY    := $(VENV)/bin/python
 .PHONY: help setup run down status test arm64-smoke test-unit test-integration test-stack images images-optional lint typecheck package bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 setup: ## Install everything the appliance and its tests need (idempotent, cached; logs in .tools/logs)
 	@dev/setup all
 
-run: ## Start Orthanc+plugin, MinIO, rest-server, the dashboard natively on loopback (installs only what they need)
+run: ## Start Orthanc+plugin, the object store (OBJECT_STORE: versitygw or minio), rest-server, the dashboard natively on loopback (installs only what they need)
 	@dev/setup run
 	@$(PY) dev/stack.py up
 
@@ -47,12 +47,17 @@ images: ## Build the appliance's images without a registry (orthanc, dashboard, 
 images-optional: ## Build the optional profiles' images (offsite-demo rest-server, PostgreSQL); lists the tags
 	@dev/docker-setup --optional
 
-# Two test processes (one per core); a file's tests stay in one process, so its fixtures are shared.
+# Two test processes (one per core); a file's tests stay in one process, so its fixtures are shared. Files go
+# out longest first (tests/support/file_costs.py), not by xdist's count of tests, so both processes end together.
 # The ten slowest tests are printed at the end of each run, to keep the suite's cost visible.
-PYTEST_PARALLEL := -n 2 --dist loadfile --durations=10
+PYTEST_PARALLEL := -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 test: setup lint typecheck ## Every test (what CI runs), including a quick run of the benchmark harness
 	@$(VENV)/bin/pytest tests --ignore=tests/arm64 $(PYTEST_PARALLEL)
+
+test-s3: setup ## Copy, object-lock, drill and restore tests on every supported S3 server (MinIO, SeaweedFS, Versity S3 Gateway)
+	@dev/setup go seaweedfs versitygw
+	@S3_SERVER=all $(VENV)/bin/pytest tests/integration/test_s3_matrix.py -k s3_matrix
 
 arm64-smoke: setup ## Build the arm64 images under emulation and run the stack on them (slow; not in make test)
 	@dev/arm64-images
@@ -62,8 +67,9 @@ package: setup ## Build the installable package (engine, entry module, dashboard
 	@$(VENV)/bin/pip wheel --no-deps --quiet -w dist .
 	@ls dist/*.whl
 
-bench: setup ## Benchmarks: ratios against raw baselines (QUICK=1 for a few minutes; SCALE=1: costs vs archive size)
-	@if [ -n "$(SCALE)" ] && [ "$(SCALE)" != 0 ]; then $(PY) benchmarks/scale.py; else QUICK="$(QUICK)" $(PY) benchmarks/run.py; fi
+bench: setup ## Benchmarks: ratios against raw baselines (QUICK=1 for a few minutes; SCALE=1: costs vs archive size; GROUP=1: the group catalog at 10 million images)
+	@if [ -n "$(GROUP)" ] && [ "$(GROUP)" != 0 ]; then $(PY) benchmarks/group_scale.py; \
+	elif [ -n "$(SCALE)" ] && [ "$(SCALE)" != 0 ]; then $(PY) benchmarks/scale.py; else QUICK="$(QUICK)" $(PY) benchmarks/run.py; fi
 
 clean: down ## Remove the local stack's data (.devstack) - asks nothing, deletes everything local
 	rm -rf .devstack

@@ -237,6 +237,51 @@ def start_minio(data_dir: Path, port: int, console_port: int, user: str, passwor
     return proc
 
 
+# --- Versity S3 Gateway (the default object store) ----------------------------------------------
+def xattr_problem(folder: Path) -> str | None:
+    """Why Versity S3 Gateway cannot keep its copies in ``folder`` (None: it can): its posix backend keeps
+    each object's metadata, versions and retention in user extended attributes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / ".xattr-probe"
+    try:
+        probe.touch()
+        os.setxattr(probe, "user.pacs-backup-probe", b"1")
+    except OSError as exc:
+        return (
+            f"the filesystem of {folder} does not support user extended attributes ({exc.strerror}), which "
+            "Versity S3 Gateway needs: put the stack on ext4, XFS or Btrfs (STACK_STATE_DIR) or set "
+            "OBJECT_STORE=minio in .env"
+        )
+    finally:
+        probe.unlink(missing_ok=True)
+    return None
+
+
+def start_versitygw(data_dir: Path, port: int, user: str, password: str, log: Path, name: str = "versitygw") -> Process:
+    """Start Versity S3 Gateway (built from source into .tools/bin) on 127.0.0.1:port, posix backend.
+
+    Under ``data_dir``: ``data`` (each copy a plain file, ``<bucket>/<key>``), ``versions`` (older versions)
+    and ``iam`` (its accounts). ``user`` / ``password`` are its root account, used only by the set-up step.
+    """
+    exe = require_program(TOOLS_BIN / "versitygw")
+    data, versions, iam = data_dir / "data", data_dir / "versions", data_dir / "iam"
+    for folder in (data, versions, iam):
+        folder.mkdir(parents=True, exist_ok=True)
+    problem = xattr_problem(data)
+    if problem:
+        raise StackError(problem)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(data_dir),
+        "ROOT_ACCESS_KEY": user,
+        "ROOT_SECRET_KEY": password,
+    }
+    argv = [exe, "--port", f"127.0.0.1:{port}", "--iam-dir", str(iam), "--health", "/health", "--quiet"]
+    proc = spawn(name, [*argv, "posix", "--versioning-dir", str(versions), str(data)], log, env)
+    wait_http(proc, f"http://127.0.0.1:{port}/health", 60)
+    return proc
+
+
 # --- rest-server (offsite stand-in) -------------------------------------------------------------
 def start_rest_server(
     data_dir: Path, port: int, log: Path, append_only: bool = True, htpasswd: Path | None = None

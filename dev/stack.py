@@ -8,6 +8,10 @@ from `.env` (as with Compose): STACK_*_PORT move the ports; STACK_BIND=0.0.0.0 o
 dashboard to the network (default 127.0.0.1: this machine only); DICOM_MODALITIES lists the devices
 allowed to store. STACK_STATE_DIR / STACK_ENV_FILE put the state and `.env` elsewhere (tests).
 
+The object store is Versity S3 Gateway (OBJECT_STORE=versitygw, the default) or MinIO (OBJECT_STORE=minio);
+a stack whose copies are already in MinIO stays on MinIO until OBJECT_STORE says otherwise. Whichever runs,
+its pid file keeps its historic name, `minio.pid`, and the STACK_MINIO_PORT setting moves its S3 port.
+
 `.devstack/pids/<service>.pid` holds each service's pid. For orthanc that is the pid of its supervisor
 (dev/supervise.py), which restarts Orthanc when it crashes and stops it when stopped itself; Orthanc's
 own current pid is in `.devstack/pids/orthanc.child.pid`, its restarts in `.devstack/logs/supervise-orthanc.log`.
@@ -30,7 +34,8 @@ import devstack
 STATE = Path(os.environ.get("STACK_STATE_DIR") or devstack.ROOT / ".devstack")
 PIDS, LOGS, SECRETS = STATE / "pids", STATE / "logs", STATE / "secrets"
 ENV_FILE = Path(os.environ.get("STACK_ENV_FILE") or devstack.ROOT / ".env")
-ORDER = ("minio", "rest-server", "orthanc", "dashboard")  # start order; stop in reverse
+ORDER = ("minio", "rest-server", "orthanc", "dashboard")  # start order; stop in reverse ("minio": the object store)
+STORES = ("versitygw", "minio")  # OBJECT_STORE: the first is the default
 ORTHANC_CHILD_PID = PIDS / "orthanc.child.pid"
 SUPERVISOR_LOG = LOGS / "supervise-orthanc.log"
 
@@ -79,6 +84,22 @@ def bind_address() -> str:
 
 
 BIND = bind_address()
+
+
+def object_store() -> tuple[str, str]:
+    """OBJECT_STORE (``versitygw`` or ``minio``) and why, when it was not chosen in .env or the environment."""
+    raw = setting("OBJECT_STORE").strip().lower()
+    if raw:
+        if raw not in STORES:
+            sys.exit(f"OBJECT_STORE={raw!r} is not one of {', '.join(STORES)}.")
+        return raw, ""
+    minio_data = STATE / "minio"
+    if minio_data.is_dir() and any(minio_data.iterdir()) and not (STATE / "versitygw").exists():
+        return "minio", (
+            "this stack's copies are in MinIO, so it stays on MinIO; OBJECT_STORE=versitygw in .env starts the "
+            "default store instead (empty: the plugin does not copy again what it copied to MinIO)"
+        )
+    return STORES[0], ""
 
 
 PORTS = {
@@ -134,9 +155,23 @@ def running(name: str) -> devstack.Process | None:
     return proc if proc.alive() else None
 
 
-def record(proc: devstack.Process) -> None:
+def record(proc: devstack.Process, name: str | None = None) -> None:
     PIDS.mkdir(parents=True, exist_ok=True)
-    (PIDS / f"{proc.name}.pid").write_text(str(proc.pid))
+    (PIDS / f"{name or proc.name}.pid").write_text(str(proc.pid))
+
+
+def store_program(proc: devstack.Process) -> str:
+    """Which object store a running ``minio.pid`` process is (``versitygw`` or ``minio``)."""
+    exe = Path((cmdline(proc.pid) or [""])[0]).name
+    return "versitygw" if exe == "versitygw" else "minio"
+
+
+def start_store(store: str, user: str, password: str) -> devstack.Process:
+    """Start the object store ``store`` with its root account; its pid goes to minio.pid."""
+    log = LOGS / f"{store}.log"
+    if store == "versitygw":
+        return devstack.start_versitygw(STATE / "versitygw", PORTS["minio"], user, password, log, name="minio")
+    return devstack.start_minio(STATE / "minio", PORTS["minio"], PORTS["minio-console"], user, password, log)
 
 
 def stack_env() -> dict[str, str]:
@@ -177,7 +212,8 @@ def write_env(env: dict[str, str]) -> Path:
 
 
 def minio_root() -> tuple[str, str]:
-    """MinIO's root account (user, password): used only to set the store up, never given to the plugin."""
+    """The object store's root account (user, password; MinIO or Versity S3 Gateway, the secrets' files keep
+    their historic names): used only to set the store up, never given to the plugin."""
     return (
         secret("minio_root_user", "root-" + devstack.new_secret(6).lower().replace("_", "-")),
         secret("minio_root_password"),
@@ -218,7 +254,7 @@ def setup_store(env: dict[str, str]) -> list[str]:
         )
         return provision(settings, wait_s=60).lines()
     except BackupError as exc:
-        raise devstack.StackError(f"setting up the object store failed: {exc} (log {LOGS / 'minio.log'})") from None
+        raise devstack.StackError(f"setting up the object store failed: {exc} (logs in {LOGS})") from None
 
 
 @contextmanager
@@ -233,6 +269,9 @@ def up() -> None:
     # A stack made before the plugin had its own account ran MinIO with the plugin's keys as root; it
     # gets its own root account now, so a MinIO still running with the old one is restarted once.
     migrate = not (SECRETS / "minio_root_user").exists()
+    store_name, why = object_store()
+    if why:
+        print(f"object store: {why}")
     env = stack_env()
     root_user, root_password = minio_root()
     secret("restic_password")
@@ -241,13 +280,13 @@ def up() -> None:
     if minio is not None and migrate:
         print("restarting minio with its own root account (the plugin gets a least-privilege account)")
         minio.stop(60)
+    elif minio is not None and store_program(minio) != store_name:
+        print(f"stopping {store_program(minio)}: OBJECT_STORE is {store_name} (each keeps its own data folder)")
+        minio.stop(60)
     if not running("minio"):
-        with step("minio answers"):
-            store = devstack.start_minio(
-                STATE / "minio", PORTS["minio"], PORTS["minio-console"], root_user, root_password, LOGS / "minio.log"
-            )
-            record(store)
-        started.append("minio")
+        with step(f"{store_name} (the object store) answers"):
+            record(start_store(store_name, root_user, root_password), "minio")
+        started.append(store_name)
     with step("object store checked (bucket, the plugin's and the dashboard's accounts)"):
         store_report = setup_store(env)  # before Orthanc: the plugin's account may not create the bucket
     rest = running("rest-server")
@@ -327,8 +366,8 @@ def up() -> None:
         f"{env['DICOM_HOST']}:{env['DICOM_PORT']})"
     )
     print(
-        f"  MinIO        http://{env['MINIO_ENDPOINT']}  bucket {env['MINIO_BUCKET']}  (root account only in "
-        f"{SECRETS}/minio_root_*; stack.env has the plugin's own)"
+        f"  Object store http://{env['MINIO_ENDPOINT']}  ({store_name}) bucket {env['MINIO_BUCKET']}  (root account "
+        f"only in {SECRETS}/minio_root_*; stack.env has the plugin's own)"
     )
     for line in store_report:
         print(f"               {line}")
@@ -377,6 +416,9 @@ _DASHBOARD_NAMES = (
     "DASHBOARD_TZ",
     "DASHBOARD_SESSION_HOURS",
     "DASHBOARD_IDLE_MINUTES",
+    "DASHBOARD_SHARE_DAYS",
+    "DASHBOARD_SHARE_MAX_DAYS",
+    "DASHBOARD_SHARE_URL",
     "DASHBOARD_WEBHOOK_HOSTS",
     "DASHBOARD_TECHNICIAN_CONTACT",
     "APPRISE_URLS",
@@ -460,12 +502,13 @@ def stop_orthanc(proc: devstack.Process | None) -> None:
 def down() -> None:
     for name in reversed(ORDER):
         proc = running(name)
+        shown = f"{name} ({store_program(proc)})" if proc and name == "minio" else name
         if name == "orthanc":
             stop_orthanc(proc)
         elif proc:
             proc.stop(60)
         if proc:
-            print(f"stopped {name}")
+            print(f"stopped {shown}")
         (PIDS / f"{name}.pid").unlink(missing_ok=True)
 
 
@@ -473,6 +516,8 @@ def status() -> None:
     for name in ORDER:
         proc = running(name)
         state = f"running (pid {proc.pid})" if proc else "stopped"
+        if proc and name == "minio":
+            state += f", {store_program(proc)}"
         if proc and name == "orthanc" and ORTHANC_CHILD_PID.exists():
             state = f"running (supervisor pid {proc.pid}, Orthanc pid {ORTHANC_CHILD_PID.read_text().strip()})"
         print(f"{name:12s} {state}")

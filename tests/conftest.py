@@ -17,9 +17,23 @@ sys.path.insert(0, str(ROOT / "dev"))
 sys.path.insert(0, str(ROOT))
 
 import devstack  # noqa: E402
+from tests.support.background import stop_later, wait_for_stops  # noqa: E402
 from tests.support.common import sha256, wait_until  # noqa: E402, F401 - re-exported for older tests
+from tests.support.file_costs import file_cost  # noqa: E402
 from tests.support.rclone_user import rclone_folder  # noqa: E402, F401 - a fixture for rclone's own user
 from tests.support.servers import DashboardServer, MinioServer, OrthancServer, RestServer  # noqa: E402
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, so the two processes of `make test` end together (tests/support/file_costs.py);
+    a file's own order is kept."""
+    items.sort(key=lambda item: (-file_cost(item.path), str(item.path)))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """No server a test started outlives the run (see tests/support/background.py)."""
+    wait_for_stops()
 
 
 @pytest.fixture(scope="session")
@@ -88,10 +102,10 @@ def orthanc_factory(tmp_path: Path) -> Iterator[Callable[..., OrthancServer]]:
 
     yield make
     for server in made:
-        server.stop()
         # Shown by pytest only when the test failed: the plugin's lines explain most failures.
         lines = server.log.read_text(errors="replace").splitlines() if server.log.exists() else []
         print(f"--- tail of {server.log}:\n" + "\n".join(lines[-40:]))
+        stop_later(server.stop)  # a clean stop takes ~3.5 s: the next test need not wait for it
 
 
 @pytest.fixture
@@ -114,4 +128,4 @@ def dashboard_factory(tmp_path: Path) -> Iterator[Callable[..., DashboardServer]
 
     yield make
     for d in made:
-        d.stop()
+        stop_later(d.stop)

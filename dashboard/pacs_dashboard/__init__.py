@@ -64,6 +64,10 @@ def create_app(
     _first_admin(parts.db, settings)
     install(app)
     timefmt.install(app, settings.clinic.tz)  # times in the clinic's time zone
+    if settings.group is not None:  # group mode: the group catalog (PostgreSQL) and its reconcile (docs/groups.md)
+        from .group.service import install as install_group
+
+        install_group(app, settings.group, start_threads=start_monitor)
     views.register(app)
 
     def error_page(code: int, message: str) -> tuple[str | Response, int]:
@@ -85,7 +89,7 @@ def create_app(
         log.exception("unexpected error")  # the traceback stays in the log, never on the page
         return error_page(500, "Something went wrong. The technician log has the details.")
 
-    if start_monitor:
+    if start_monitor and settings.mode == "clinic":  # a group service has no PACS of its own to watch
         monitor = Monitor(
             parts.backend,
             parts.db,

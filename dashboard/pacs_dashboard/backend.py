@@ -27,6 +27,7 @@ from pacs_backup.contracts.inputs import (
     is_uid,
 )
 from pacs_backup.dicom.preview import BadImage, PreviewsBusy
+from pacs_backup.sources.base import CopyDamaged, CopyInstance, CopyStudy, SourceDoc, SourceUnavailable, StudyMatch
 from pacs_backup.state.catalog import StudySummary
 
 from .backend_api import (
@@ -40,12 +41,15 @@ from .backend_api import (
     PacsStudy,
     PreparedDrive,
     RcloneConfigDoc,
+    ReferralsDoc,
     SnapshotDoc,
     StudyDoc,
 )
 from .config import DashboardSettings
 
 _ORTHANC_ID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{8}){4}")
+# A copy's name as a source: pacs, bucket, drive-<target>, offsite, <target>-<snapshot id>, cloud-pacs.
+SOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 def _q(uid: str) -> str:
@@ -64,6 +68,12 @@ def _orthanc_id(oid: str) -> str:
     if not _ORTHANC_ID.fullmatch(oid):
         raise NotInBackend("There is no such image in the PACS.")
     return oid
+
+
+def _source(name: str) -> str:
+    if not SOURCE_NAME.fullmatch(name):
+        raise NotInBackend("There is no such backup copy. GET /copies lists them.")
+    return name
 
 
 def _refusal(exc: RequestRefused) -> str:
@@ -243,6 +253,22 @@ class Backend:
         except BackupError as exc:
             raise self._down(exc, "No picture of this study can be shown.") from None
 
+    def referrals(self, study_uid: str) -> ReferralsDoc:
+        answer: ReferralsDoc = self._get_json(f"/backup/referrals?study={_uid(study_uid)}")
+        return answer
+
+    def send_referral(self, peer: str, study_uid: str, user: str) -> int:
+        _uid(study_uid)
+        if not is_name(peer):
+            raise BackendRefused("Choose one of the referring clinics listed on the study's page.")
+        try:
+            answer = self.http.post_json(
+                "/backup/referrals", {"peer": peer, "study_uid": study_uid, "requested_by": user}
+            )
+        except BackupError as exc:
+            raise self._down(exc, "This study or that clinic is not known to the backups.") from None
+        return int(answer["queued"])
+
     def prepare_drive(self, target: str, label: str) -> PreparedDrive:
         """Prepare the drive plugged in for ``target`` (``POST /backup/drives``): its repository id and runs."""
         if not is_name(target):
@@ -281,3 +307,53 @@ class Backend:
             return answer
         except (BackupError, ValueError) as exc:
             raise self._down(exc, missing) from None
+
+    # --- every copy as a read-only source of studies -----------------------------------------------------
+    def _copy_error(self, exc: Exception, missing: str) -> Exception:
+        """CopyDamaged for the plugin's 409, SourceUnavailable for its 503, else as :meth:`_down`."""
+        if isinstance(exc, RequestRefused) and exc.status == 409:
+            return CopyDamaged(exc.sentence)
+        if isinstance(exc, ErrorAnswer) and not isinstance(exc, RequestRefused) and exc.status == 503:
+            return SourceUnavailable(exc.sentence)
+        return self._down(exc, missing)
+
+    def _copy_get(self, uri: str, missing: str) -> bytes:
+        try:  # a snapshot is read study by study (restic dump): slow, but never the whole repository
+            return self.slow.get(uri)
+        except (BackupError, ValueError) as exc:
+            raise self._copy_error(exc, missing) from None
+
+    def copies(self, study_uid: str | None = None) -> list[SourceDoc]:
+        query = "?" + urllib.parse.urlencode({"study": study_uid}) if study_uid else ""
+        if study_uid:
+            _uid(study_uid)
+        found: list[SourceDoc] = json.loads(self._copy_get("/backup/copies" + query, "There are no backup copies."))
+        return found
+
+    def copy_studies(self, source: str, match: StudyMatch) -> list[CopyStudy]:
+        dates = f"{match.date_from}-{match.date_to}" if match.date_from or match.date_to else ""
+        params = {
+            "StudyInstanceUID": match.study_uid,
+            "PatientID": match.patient_id,
+            "PatientName": match.patient_name,
+            "AccessionNumber": match.accession,
+            "StudyDate": dates,
+            "ModalitiesInStudy": match.modality,
+            "limit": str(match.limit),
+            "offset": str(match.offset),
+        }
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v})
+        uri = f"/backup/copies/{_source(source)}/studies?{query}"
+        found: list[CopyStudy] = json.loads(self._copy_get(uri, "There is no such backup copy."))
+        return found
+
+    def copy_instances(self, source: str, study_uid: str) -> list[CopyInstance]:
+        uri = f"/backup/copies/{_source(source)}/studies/{_uid(study_uid)}"
+        found: list[CopyInstance] = json.loads(self._copy_get(uri, "This copy does not hold this study."))
+        return found
+
+    def copy_instance(self, source: str, study_uid: str, sop_uid: str) -> bytes:
+        if not is_uid(sop_uid):
+            raise NotInBackend(f"There is no such image: {UID_RULE}.")
+        uri = f"/backup/copies/{_source(source)}/studies/{_uid(study_uid)}/instances/{_q(sop_uid)}"
+        return self._copy_get(uri, "This copy does not hold this image.")

@@ -12,6 +12,7 @@ from typing import Protocol, TypedDict
 
 from pacs_backup.contracts.documents import RunDoc, StatusDoc
 from pacs_backup.contracts.errors import BackupError
+from pacs_backup.sources.base import CopyInstance, CopyStudy, SourceDoc, StudyMatch
 from pacs_backup.state.catalog import StudySummary
 from pacs_backup.state.manifest import ManifestEntry
 
@@ -47,6 +48,32 @@ class PacsStudy(TypedDict):
 
     id: str
     images: int
+
+
+class ReferralPeerDoc(TypedDict):
+    """A referring clinic a study can be sent to (``REFERRAL_PEERS`` of the plugin)."""
+
+    name: str
+    label: str
+
+
+class ReferralRequestDoc(TypedDict):
+    """A study asked to go to a referring clinic, and how far it got (the plugin's ``ReferralDoc``)."""
+
+    peer: str
+    label: str
+    study_uid: str
+    requested_by: str
+    requested_at: float
+    instances: int
+    verified: int
+    state: str  # sending, verified or failing
+    last_error: str | None
+
+
+class ReferralsDoc(TypedDict):
+    peers: list[ReferralPeerDoc]
+    requests: list[ReferralRequestDoc]
 
 
 class PreparedDrive(TypedDict):
@@ -161,6 +188,14 @@ class BackendApi(Protocol):
 
     def prepare_drive(self, target: str, label: str) -> PreparedDrive: ...
 
+    def referrals(self, study_uid: str) -> ReferralsDoc:
+        """The referring clinics, and what was asked to go to them of this study (newest first)."""
+        ...
+
+    def send_referral(self, peer: str, study_uid: str, user: str) -> int:
+        """Queue the study for the clinic; returns how many images will be sent."""
+        ...
+
     def rclone_config(self) -> RcloneConfigDoc: ...
 
     def put_rclone_config(self, text: str) -> RcloneConfigDoc:
@@ -169,4 +204,22 @@ class BackendApi(Protocol):
 
     def test_rclone_connection(self) -> RcloneConfigDoc:
         """Test each cloud-storage target's connection (its ``tests`` and ``message``)."""
+        ...
+
+    # --- every copy as a read-only source of studies (GET /backup/copies...) ---------------------------------
+    def copies(self, study_uid: str | None = None) -> list[SourceDoc]:
+        """The copies that can be read as sources (those holding ``study_uid`` when given)."""
+        ...
+
+    def copy_studies(self, source: str, match: StudyMatch) -> list[CopyStudy]:
+        """Studies the copy ``source`` holds that match. Raises SourceUnavailable besides BackendErrors."""
+        ...
+
+    def copy_instances(self, source: str, study_uid: str) -> list[CopyInstance]:
+        """Every instance of the study in the copy (NotInBackend when it holds none)."""
+        ...
+
+    def copy_instance(self, source: str, study_uid: str, sop_uid: str) -> bytes:
+        """One instance's exact bytes from the copy. Raises CopyDamaged and SourceUnavailable besides
+        BackendErrors."""
         ...

@@ -8,13 +8,16 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pacs_backup.contracts.errors import ConfigError
 from pacs_backup.settings.env_values import number, parse_bool, secret
 
 from .clinic import ClinicSettings, load_clinic_settings
+from .group.settings import GroupServiceSettings, load_group_settings
 from .heartbeat import HeartbeatSettings, load_heartbeat_settings
 from .mailer import SmtpSettings, check_address, is_plain_address, load_smtp_settings
+from .shares import ShareSettings, load_share_settings
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class DashboardSettings:
     # The clinic's mail server for plain e-mail alerts (None: not set up), and the dead-man's switch.
     smtp: SmtpSettings | None = None
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    # Recent instances kept in memory for the DICOMweb service of copies (a viewer asks for one image often).
+    view_memory_mb: float = 256.0
+    # Share links: their default and longest lifetime (shares.py).
+    shares: ShareSettings = field(default_factory=ShareSettings)
+    # DASHBOARD_MODE: "clinic" (one clinic's appliance) or "group" (the group service: group/, docs/groups.md).
+    mode: Literal["clinic", "group"] = "clinic"
+    group: GroupServiceSettings | None = None  # the group service's catalog and store, in group mode
 
     def __repr__(self) -> str:
         return f"DashboardSettings(orthanc_url={self.orthanc_url!r}, data_dir={str(self.data_dir)!r})"
@@ -64,7 +74,10 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
 def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSettings:
     """Read and validate the dashboard's settings. Raises ConfigError naming the variable."""
     env = os.environ if env is None else env
+    mode = _mode(env)
     url = (env.get("ORTHANC_URL") or "").strip()
+    if mode == "group" and not url:
+        url = "http://127.0.0.1:8042"  # the group service has no PACS of its own; its pages read the catalog
     if not url.startswith(("http://", "https://")):
         raise ConfigError("ORTHANC_URL is not set to an http(s) address of Orthanc (e.g. http://orthanc:8042).")
     try:
@@ -109,4 +122,16 @@ def load_dashboard_settings(env: Mapping[str, str] | None = None) -> DashboardSe
         technician_contact=" ".join((env.get("DASHBOARD_TECHNICIAN_CONTACT") or "").split())[:300],
         smtp=smtp,
         heartbeat=load_heartbeat_settings(env),
+        shares=load_share_settings(env),
+        mode=mode,
+        group=load_group_settings(env) if mode == "group" else None,
     )
+
+
+def _mode(env: Mapping[str, str]) -> Literal["clinic", "group"]:
+    value = (env.get("DASHBOARD_MODE") or "clinic").strip().lower()
+    if value == "clinic":
+        return "clinic"
+    if value == "group":
+        return "group"
+    raise ConfigError(f"DASHBOARD_MODE={value[:20]!r} is not a mode; use clinic (the default) or group.")

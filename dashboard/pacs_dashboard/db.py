@@ -57,6 +57,28 @@ MIGRATIONS: list[Step] = [
         "CREATE TABLE IF NOT EXISTS pending_logins (id_hash TEXT PRIMARY KEY, username TEXT NOT NULL,"
         " created_at REAL NOT NULL, next TEXT NOT NULL DEFAULT '')",
     ),
+    sql(  # 4: share links of one study each (only a digest of the token is kept) and every open of them
+        "ALTER TABLE users ADD COLUMN may_share INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE IF NOT EXISTS shares (id INTEGER PRIMARY KEY AUTOINCREMENT, token_hash TEXT NOT NULL UNIQUE,"
+        " study_uid TEXT NOT NULL, header TEXT NOT NULL, made_by TEXT NOT NULL, made_at REAL NOT NULL,"
+        " expires_at REAL NOT NULL, pin_hash TEXT, revoked_at REAL, revoked_by TEXT)",
+        "CREATE TABLE IF NOT EXISTS share_opens (id INTEGER PRIMARY KEY AUTOINCREMENT, share_id INTEGER NOT NULL,"
+        " at REAL NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS share_opens_share ON share_opens (share_id, at)",
+        "CREATE INDEX IF NOT EXISTS share_opens_ip ON share_opens (ip, at)",
+    ),
+    sql(  # 5: group mode (group/grants.py, group/deliveries.py, group/drill_log.py): who sees which clinics,
+        # "bring this study to my clinic" requests, and the restore tests seen in the clinics' heartbeats
+        "CREATE TABLE IF NOT EXISTS group_grants (username TEXT NOT NULL, clinic TEXT NOT NULL,"
+        " granted_by TEXT NOT NULL, granted_at REAL NOT NULL, PRIMARY KEY (username, clinic))",
+        "CREATE TABLE IF NOT EXISTS group_deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " source_clinic TEXT NOT NULL, study_uid TEXT NOT NULL, target_clinic TEXT NOT NULL,"
+        " requested_by TEXT NOT NULL, requested_at REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+        " taken_at REAL, finished_at REAL, sentence TEXT NOT NULL DEFAULT '', report TEXT NOT NULL DEFAULT '{}')",
+        "CREATE INDEX IF NOT EXISTS group_deliveries_target ON group_deliveries (target_clinic, state)",
+        "CREATE TABLE IF NOT EXISTS group_drills (clinic TEXT NOT NULL, target TEXT NOT NULL, run_id INTEGER NOT NULL,"
+        " state TEXT NOT NULL, finished_at REAL NOT NULL, PRIMARY KEY (clinic, target, run_id))",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -6,6 +6,7 @@ keeps on it (``app.extensions``), each behind one accessor here, so no page look
 - :func:`db`: the dashboard's own database (users, sessions, audit, alert state, settings, chart samples);
 - :func:`mirror`, :func:`keeper` and :func:`bucket`: what pages use while the PACS is down (the mirror of the
   catalog, the last status and since when, read-only access to the backup copies);
+- :func:`copies`: every copy read as a source of studies (the DICOMweb service of copies);
 - :func:`checks`: the checks of a study in the PACS against its backup, running in this process;
 - :func:`monitor`: the background monitor thread, when one was started.
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .checks import Checks
     from .clinic import ClinicSettings
     from .config import DashboardSettings
+    from .copy_reader import Copies
     from .db import Database
     from .mirror import Mirror
     from .monitor import Monitor
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 # The keys under app.extensions (tests read and replace them by these names too).
 SETTINGS, BACKEND, DB = "settings", "backend", "db"
 MIRROR, KEEPER, BUCKET, CHECKS, MONITOR = "mirror", "keeper", "bucket", "checks", "monitor"
+COPIES = "copies"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Parts:
     keeper: StatusKeeper
     bucket: BucketReader | None
     checks: Checks
+    copies: Copies | None = None  # made from the backend and the bucket reader when not given
 
 
 def install(app: Flask, parts: Parts) -> None:
@@ -60,6 +64,7 @@ def install(app: Flask, parts: Parts) -> None:
             KEEPER: parts.keeper,
             BUCKET: parts.bucket,
             CHECKS: parts.checks,
+            COPIES: parts.copies,
         }
     )
 
@@ -100,6 +105,20 @@ def keeper() -> StatusKeeper:
 def bucket() -> BucketReader | None:
     """Read-only access to the backup copies, or None when no read-only account is configured."""
     return cast("BucketReader | None", current_app.extensions.get(BUCKET))
+
+
+def copies() -> Copies:
+    """Every copy as a read-only source of studies (made on first use when create_app was given none)."""
+    found = current_app.extensions.get(COPIES)
+    if found is None:
+        from .bucket_copies import BucketCopies
+        from .copy_reader import Copies, PluginCopies
+
+        reader = bucket()
+        direct = BucketCopies(reader, mirror()) if reader is not None else None
+        found = Copies(PluginCopies(backend()), direct, settings().view_memory_mb)
+        current_app.extensions[COPIES] = found
+    return cast("Copies", found)
 
 
 def checks() -> Checks:

@@ -16,6 +16,7 @@ from pacs_backup.contracts.documents import LightColour, StatusDoc
 
 from .copy_lights import cloud_light, drive_light, offsite_light, same_box
 from .drill_light import drill_light
+from .group_light import group_light
 from .light import AMBER, DEFAULT_TARGETS, GREEN, MINIO, RED, Light, age, copy_name
 from .space_lights import disk_light, space_light
 from .timefmt import clock
@@ -88,18 +89,30 @@ def lights(
 
     store = status.get("store")
     reachable = bool(store and store.get("reachable"))
-    out.append(
-        Light(
-            "store",
-            "Local backup copy",
-            GREEN if reachable else RED,
-            "reachable" if reachable else "unreachable",
-            "Nothing to do."
-            if reachable
-            else "New images are kept safely in a queue but not copied yet. Check that the backup storage on "
-            "this box is running, or call your technician.",
+    refused = store.get("refused") if store else None
+    if refused:  # the bucket cannot lock copies although the settings ask for it: nothing is copied
+        out.append(
+            Light(
+                "store",
+                "Local backup copy",
+                RED,
+                "refused: copies could be erased",
+                f"{refused} New images wait safely in a queue meanwhile; ask your technician to change this.",
+            )
         )
-    )
+    else:
+        out.append(
+            Light(
+                "store",
+                "Local backup copy",
+                GREEN if reachable else RED,
+                "reachable" if reachable else "unreachable",
+                "Nothing to do."
+                if reachable
+                else "New images are kept safely in a queue but not copied yet. Check that the backup storage "
+                "on this box is running, or call your technician.",
+            )
+        )
 
     depth, oldest = int(status.get("outbox_depth") or 0), status.get("oldest_pending_age_s")
     limit = t["replication_minutes"] * 60
@@ -140,6 +153,7 @@ def lights(
         )
     cloud = status.get("cloud_pacs")
     away = [n for n, i in copies.items() if not same_box(i)] + (["cloud-pacs"] if cloud and not same_box(cloud) else [])
+    away += ["group"] if status.get("group") else []  # the group's store is away from this box
     if copies and not away:  # 3-2-1: a copy on this box is not the one outside the building
         on_box = [copy_name(n, i) for n, i in copies.items()] + (["the cloud PACS copy"] if cloud else [])
         out.append(
@@ -158,6 +172,9 @@ def lights(
         out.append(drive_light(name, info, drive, now, tz) if drive else offsite_light(name, info, now, t, tz))
     if cloud:
         out.append(cloud_light(cloud, now, t, tz))
+    group = status.get("group")
+    if group:  # this clinic's images in its group's store
+        out.append(group_light(group, now, t, tz))
     out.append(drill_light(offsite, now, t, tz))
 
     forecasts = [("store", "the local backup copy", store.get("forecast") if store else None)]

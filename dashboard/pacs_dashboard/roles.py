@@ -56,6 +56,25 @@ ALLOWED: Final[dict[str, frozenset[Role]]] = {
     "restores.api_check": _STAFF_AND_ADMIN,
     "drills.run_now": _STAFF_AND_ADMIN,
     "drives.view": _STAFF_AND_ADMIN,
+    # every copy as a read-only DICOMweb service (also by HTTP basic authentication, for a technician's viewer)
+    "copies.sources": _STAFF_AND_ADMIN,
+    "copies.dicomweb": _STAFF_AND_ADMIN,
+    # a study from any copy as a ZIP (DICOM files with a DICOMDIR, pictures, a README)
+    "exports.export": _STAFF_AND_ADMIN,
+    "referrals.send": _STAFF_AND_ADMIN,  # with "may share studies", as exports (views/referrals.py checks it)
+    # the study viewer (its files, npm's viewer, are public: security.PUBLIC_ENDPOINTS)
+    "viewer.page": _STAFF_AND_ADMIN,
+    # share links: staff whose account also has "may share studies" (views/shares.py checks it)
+    "shares.make": _STAFF_AND_ADMIN,
+    "shares.listing": _STAFF_AND_ADMIN,
+    "shares.revoke": _STAFF_AND_ADMIN,
+    # group mode (views/group_pages.py): each page shows only the clinics granted to the account (group/grants.py)
+    "group_pages.overview": _EVERYONE,
+    "group_pages.api_overview": _EVERYONE,
+    "group_pages.studies": _STAFF_AND_ADMIN,
+    "group_pages.view": _STAFF_AND_ADMIN,
+    "group_pages.dicomweb": _STAFF_AND_ADMIN,
+    "group_pages.delivery_list": _STAFF_AND_ADMIN,
 }
 
 # What a refused user tried to do, for the refusal's sentence: by endpoint, else by blueprint.
@@ -68,7 +87,14 @@ _DOING: Final = {
     "accounts": "manage users",
     "audit": "see the audit log",
     "studies": "open or restore studies",
+    "copies": "open studies from the backup copies",
+    "viewer": "view studies",
     "restores": "open or restore studies",
+    "exports": "download studies",
+    "referrals": "send studies to referring clinics",
+    "shares": "share studies",
+    "group_pages.set_clinics": "choose which clinics an account may see",
+    "group_pages": "search, view or bring studies of the group's clinics",
 }
 
 

@@ -1,8 +1,9 @@
 """Login sessions, CSRF, login throttling and input hygiene for every request.
 
 Every endpoint needs a logged-in user except the few listed in PUBLIC_ENDPOINTS, and a role allowed
-to use it (roles.py). API endpoints also accept HTTP basic authentication with a dashboard user
-without 2-step login (for monitoring systems).
+to use it (roles.py). API endpoints and the DICOMweb service of copies (``/copies/...``) also accept HTTP
+basic authentication with a dashboard user without 2-step login (for monitoring systems, and a technician's
+own DICOMweb viewer); no session cookie is made for it.
 
 Sessions live on the server (the ``sessions`` table): the signed cookie holds only a random id, so
 logging out, changing a password or reaching the session's age limit ends it for every copy of the
@@ -22,10 +23,30 @@ from flask import Flask, Response, abort, g, jsonify, redirect, request, session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import deps, roles
+from .credential_cache import recently_verified, remember
 from .db import Database
 
 # auth.login_code: the second step of a login with 2-step (it checks its own pending login).
-PUBLIC_ENDPOINTS = {"status.healthz", "auth.login", "auth.login_code", "auth.setup", "static"}
+# viewer.vendor: the viewer's own files (npm's dwv and its libraries, no patient data), also for share links.
+PUBLIC_ENDPOINTS = {"status.healthz", "auth.login", "auth.login_code", "auth.setup", "static", "viewer.vendor"}
+# A share link's recipient has no account (views/shares.py checks the token, its PIN and the throttle).
+PUBLIC_ENDPOINTS |= {"shares.recipient", "shares.recipient_dicomweb"}
+# ...and gets no session cookie to hold a CSRF token: its PIN form checks the Origin header instead.
+ORIGIN_CHECKED_ENDPOINTS = {"shares.recipient"}
+# A clinic's appliance pushes to the group service (views/group_api.py) with its clinic token, not a login: these
+# two endpoints check the token themselves (no session, no form, so no CSRF token either).
+TOKEN_ENDPOINTS = {"group_api.catalog", "group_api.heartbeat"}
+# ...and pulls the studies brought to it (views/group_deliveries_api.py), with the same token.
+TOKEN_ENDPOINTS |= {f"group_deliveries_api.{name}" for name in ("listing", "instances", "files", "done")}
+PUBLIC_ENDPOINTS |= TOKEN_ENDPOINTS
+
+# The DICOMweb service of copies (views/copies.py) takes HTTP basic authentication too, for a technician's own
+# viewer; accounts with 2-step login are refused there as well (the password alone must not open them).
+BASIC_PATHS = ("/copies",)
+TWO_STEP_NO_BASIC_VIEWER = (
+    "This account uses 2-step login, which a DICOMweb viewer cannot do with a password alone. "
+    "Log in to the dashboard in the browser instead, or give the viewer an account of role staff without 2-step login."
+)
 
 TWO_STEP_NO_BASIC = (
     "This account uses 2-step login, which monitoring tools cannot do. "
@@ -163,12 +184,13 @@ def _basic_auth(db: Database) -> str | Response | None:
     wait = throttled(db, user)
     if wait > 0:
         if first_in_minute(db, f"basic:{client_ip()}"):
-            db.audit("login_throttled", user, client_ip(), f"monitoring login (HTTP basic) to {request.path}")
+            db.audit("login_throttled", user, client_ip(), f"{_basic_words()} to {request.path}")
         resp = jsonify({"error": wait_sentence(wait)})
         resp.status_code = 429
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
-    if verify(db, user, password):
+    if recently_verified(db, user, password) or verify(db, user, password):
+        remember(db, user, password)
         clear_failures(db, user)
         if db.totp_secret(user):  # the password alone must not open an account that needs a code
             if first_in_minute(db, f"basic-2step:{client_ip()}"):
@@ -176,19 +198,28 @@ def _basic_auth(db: Database) -> str | Response | None:
                     "login_refused",
                     user,
                     client_ip(),
-                    f"monitoring login (HTTP basic) to {request.path}: the account uses 2-step login",
+                    f"{_basic_words()} to {request.path}: the account uses 2-step login",
                 )
-            resp = jsonify({"error": TWO_STEP_NO_BASIC})
+            resp = jsonify({"error": TWO_STEP_NO_BASIC_VIEWER if _basic_path() else TWO_STEP_NO_BASIC})
             resp.status_code = 401
             return resp
         return user
     record_failure(db, user)
-    db.audit("login_failed", user, client_ip(), f"monitoring login (HTTP basic) to {request.path}")
+    db.audit("login_failed", user, client_ip(), f"{_basic_words()} to {request.path}")
     return None
 
 
+def _basic_words() -> str:
+    return "DICOMweb login (HTTP basic)" if _basic_path() else "monitoring login (HTTP basic)"
+
+
+def _basic_path() -> bool:
+    """A path below BASIC_PATHS (answered in JSON, and open to HTTP basic authentication like the API)."""
+    return any(request.path == p or request.path.startswith(p + "/") for p in BASIC_PATHS)
+
+
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path == "/metrics"
+    return request.path.startswith(("/api/", "/group/api/")) or request.path == "/metrics" or _basic_path()
 
 
 def _has_control(text: str, allow_lines: bool) -> bool:
@@ -271,6 +302,8 @@ def install(app: Flask) -> None:
     @app.before_request
     def require_csrf() -> None:
         if request.method in ("GET", "HEAD", "OPTIONS") or getattr(g, "basic_auth", False):
+            return
+        if request.endpoint in ORIGIN_CHECKED_ENDPOINTS or request.endpoint in TOKEN_ENDPOINTS:
             return
         sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
         expected = g.session_csrf if g.user else session.get("csrf")

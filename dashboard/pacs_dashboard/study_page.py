@@ -49,6 +49,7 @@ class StudyPage(TypedDict):
     preview_note: str | None  # why no picture is drawn
     kept_until: str | None  # YYYYMMDD: the earliest day its copies may be deleted (None: the rule is not known)
     retention_rule: str | None  # the rule, as staff read it
+    kept_by_lock: bool  # each copy is written with an object lock until that day: the store refuses to delete it
 
 
 def preview_positions(keys: list[tuple[str, str]]) -> list[int]:
@@ -101,6 +102,9 @@ def study_page(uid: str) -> StudyPage:
 
 def _with_retention(page: StudyPage) -> StudyPage:
     page["kept_until"], page["retention_rule"] = kept_until(page["study"])
+    status = known_status()
+    doc = status.get("retention") if status else None
+    page["kept_by_lock"] = bool(doc) and "lock_note" not in (doc or {})
     return page
 
 
@@ -139,6 +143,7 @@ def _from_plugin(uid: str) -> StudyPage:
         preview_note=None,
         kept_until=None,
         retention_rule=None,
+        kept_by_lock=False,
     )
 
 
@@ -163,6 +168,7 @@ def _from_copies(uid: str, down: Reading) -> StudyPage:
         preview_note=None,
         kept_until=None,
         retention_rule=None,
+        kept_by_lock=False,
     )
     reader = deps.bucket()
     if reader is None:

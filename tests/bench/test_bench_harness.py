@@ -1,10 +1,12 @@
-"""`make test` checks that the benchmark harness runs (quick mode); the figures themselves are not asserted,
-because benchmarks are ratios to read, not timed tests."""
+"""`make test` checks that the benchmark harness runs every step (on tiny data: BENCH_TINY=1) and writes every
+key and the report; the figures themselves are not asserted, because benchmarks are ratios to read, not timed
+tests."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -22,7 +24,16 @@ KEYS = (
     "restore_vs_raw_ingest",
     "plugin_rss_mb",
     "dashboard_rss_mb",
+    "view_pacs_s",
+    "view_bucket_s",
+    "view_offsite_uncached_s",
+    "view_offsite_cached_s",
+    "view_share_s",
+    "view_bucket_vs_pacs",
+    "view_offsite_speedup_vs_restore",
 )
+# One line of the closing report: the key, its value, the goal and whether it was met.
+REPORT_ROW = re.compile(r"^(\w+) +(-?[0-9]+\.[0-9]{3}|n/a) +(>=|<=) +[0-9.]+ +(yes|NO|pass|miss)\b")
 
 
 @pytest.mark.timeout(1800)
@@ -31,16 +42,32 @@ def test_bench_quick_mode_writes_every_figure(tmp_path):
         [sys.executable, str(ROOT / "benchmarks" / "run.py")],
         capture_output=True,
         text=True,
-        env={**os.environ, "QUICK": "1", "BENCH_RESULTS": str(tmp_path)},
+        env={**os.environ, "QUICK": "1", "BENCH_TINY": "1", "BENCH_RESULTS": str(tmp_path)},
         timeout=1700,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "latest.json").read_text())
+    assert result["mode"] == "tiny"
     for key in KEYS:
         assert isinstance(result[key], int | float), key
     assert (tmp_path / "throughput.png").stat().st_size > 1000 and (tmp_path / "lag.png").stat().st_size > 1000
-    assert "ingest_ratio" in done.stdout and "met" in done.stdout
+    # The report: a header, then one row per goal with the value written to latest.json.
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["measure", "value"])
+    rows = {}
+    for line in lines[header + 1 :]:
+        if not line.strip():
+            break
+        found = REPORT_ROW.match(line)
+        assert found, line
+        rows[found.group(1)] = found.group(2)
+    for key in KEYS:
+        if key in rows:
+            assert rows[key] == f"{result[key]:.3f}", key
+    assert {"ingest_ratio", "restore_vs_raw_ingest", "view_bucket_vs_pacs", "view_offsite_speedup_vs_restore"} <= set(
+        rows
+    ), rows
 
 
 @pytest.mark.timeout(600)

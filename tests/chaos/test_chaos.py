@@ -93,11 +93,19 @@ def test_chaos_kill9_five_times_during_2000_instance_ingest(orthanc, minio_serve
     assert not lost and not twice and not wrong
 
 
+# The outage outlasts every backoff it has to cross several times over: copies retried at the retry cap
+# (set small here, 300 s by default) and the store probed at its 2 s cap. The plugin then pauses, probes at
+# the capped interval and resumes, as in a two-hour outage with the default cap, in seconds.
+RETRY_CAP_S = 2
+OUTAGE_S = 5 * RETRY_CAP_S  # the probe's backoff reaches its cap after 3.5 s
+
+
 def test_chaos_object_store_outage_ingest_goes_on(orthanc_factory, tmp_path, bucket, offsite_env):
     store = MinioServer(tmp_path)
     store.start()
     try:
-        o = orthanc_factory({**store.env(bucket), **offsite_env})
+        retry = {"BACKUP_RETRY_BASE_SECONDS": "0.2", "BACKUP_RETRY_CAP_SECONDS": str(RETRY_CAP_S)}
+        o = orthanc_factory({**store.env(bucket), **offsite_env, **retry})
         http = o.http()
         _, normal = make_study(150, rows=64, cols=64)
         t0 = time.time()
@@ -114,7 +122,7 @@ def test_chaos_object_store_outage_ingest_goes_on(orthanc_factory, tmp_path, buc
         outage_rate = len(during) / (time.time() - t0)
         wait_until(lambda: o.status()["state"] == "error", 30, "status red")
         detect_s = time.time() - down_at
-        time.sleep(max(0.0, 120 - (time.time() - down_at)))  # two minutes without the store
+        time.sleep(max(0.0, OUTAGE_S - (time.time() - down_at)))  # the store stays down past every cap
         assert o.status()["outbox_depth"] >= 150
         back_at = time.time()
         store.start()
@@ -123,7 +131,7 @@ def test_chaos_object_store_outage_ingest_goes_on(orthanc_factory, tmp_path, buc
         copies = versions_by_orthanc_id(store.client(), bucket)
         lost = [i for i in http.get_json("/instances") if i not in copies]
         figure(
-            "object store down 120 s during ingest",
+            f"object store down {OUTAGE_S} s during ingest (retry cap {RETRY_CAP_S} s)",
             sent=300,
             replicated=st["replicated"],
             lost=len(lost),

@@ -5,6 +5,8 @@ import re
 from tests.support.dashboard_fakes import PASSWORD, csrf_of
 
 PUBLIC = {"/healthz", "/login", "/login/code", "/setup", "/static/1.2.3"}  # static: the login page's style and scripts
+PUBLIC |= {"/s/1.2.3", "/s/1.2.3/dicom-web/1.2.3"}  # a share link's recipient (tests/dashboard/test_shares.py)
+PUBLIC |= {"/viewer/vendor/1.2.3/1.2.3"}  # the viewer's npm files (tests/dashboard/test_viewer_page.py)
 
 
 def concrete(rule) -> str:

@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import SecondaryCaptureImageStorage, StudyRootQueryRetrieveInformationModelFind, Verification
 
+from tests.support.background import stop_later
 from tests.support.dicomgen import make_instance, new_uid
 from tests.support.servers import OrthancServer
 
@@ -48,7 +49,7 @@ def orthanc_with_list(tmp_path):
     server.settings = dataclasses.replace(server.settings, modalities="CR1@127.0.0.1:104,US2@192.0.2.99")
     server.start()
     yield server
-    server.stop()
+    stop_later(server.stop)
 
 
 def test_only_listed_devices_from_their_address_may_store(orthanc_with_list):
@@ -75,7 +76,7 @@ def test_without_a_list_any_device_may_store(tmp_path):
         status, sop = c_store(o, "ANYONE")
         assert status == 0x0000 and stored_sops(o) == {sop}
     finally:
-        o.stop()
+        stop_later(o.stop)
 
 
 def test_unlisted_devices_still_get_an_echo_but_not_a_query(orthanc_with_list):

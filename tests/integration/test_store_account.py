@@ -102,18 +102,21 @@ def test_plugin_keys_write_and_read_but_cannot_delete_versions_or_bypass_governa
     assert [e.code for e in errors] == ["AccessDenied"], "multi-object delete with bypass-governance not refused"
     _refused(lambda: plugin.remove_object(bucket, key), "hide a copy behind a delete marker")
 
-    # Nor can the plugin's keys weaken the bucket or a copy's retention.
+    # Nor can the plugin's keys weaken the bucket.
     _refused(
         lambda: plugin.set_object_lock_config(bucket, ObjectLockConfig(GOVERNANCE, 1, DAYS)),
         "change the bucket's object lock",
     )
     _refused(lambda: plugin.set_bucket_versioning(bucket, VersioningConfig(SUSPENDED)), "suspend versioning")
+    # A copy's retention: the plugin writes each copy with its own (until its study may go), which S3 checks as
+    # s3:PutObjectRetention, so its keys may lengthen one. MinIO also lets that right shorten a GOVERNANCE
+    # retention with the bypass header, without s3:BypassGovernanceRetention (its flaw; docs/object-stores.md):
+    # the delete stays refused by the account's policy.
+    _set_retention(plugin, bucket, key, first.version_id, timedelta(days=3650))
+    _set_retention(plugin, bucket, key, first.version_id, timedelta(minutes=1), bypass=True)
     _refused(
-        lambda: _set_retention(plugin, bucket, key, first.version_id, timedelta(minutes=1), bypass=True),
-        "shorten a copy's retention with bypass-governance",
-    )
-    _refused(
-        lambda: _set_retention(plugin, bucket, key, first.version_id, timedelta(days=3650)), "change a copy's retention"
+        lambda: _delete_version_bypassing_governance(plugin, bucket, key, first.version_id),
+        "delete a version once its retention was shortened",
     )
     _refused(lambda: plugin.make_bucket("t-" + uuid.uuid4().hex[:20], object_lock=False), "create buckets")
     other = "t-" + uuid.uuid4().hex[:20]

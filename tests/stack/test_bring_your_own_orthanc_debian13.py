@@ -12,7 +12,7 @@ import requests
 
 import devstack
 from tests.support.common import ROOT, sha256, wait_until
-from tests.support.compose import sh
+from tests.support.compose import docker_setup, sh
 from tests.support.dicomgen import make_study
 
 pytestmark = pytest.mark.timeout(1800)
@@ -20,7 +20,7 @@ IMAGE = "pacs-backup/test-debian13-orthanc"
 
 
 def test_plugin_installs_into_debian13_orthanc_as_documented(tmp_path, minio_server, bucket, plugin_store_env):
-    sh(str(ROOT / "dev" / "docker-setup"), timeout=3000)  # base image and the Python 3.13 wheelhouse
+    docker_setup()  # base image and the Python 3.13 wheelhouse
     sh(
         "docker", "build", "-q", "-t", IMAGE, "-f", str(ROOT / "dev/docker/Dockerfile.debian13-orthanc"),
         str(ROOT / "dev/docker"), timeout=1200,

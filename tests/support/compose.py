@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +39,18 @@ def sh(
     return done
 
 
+def docker_setup(*args: str, timeout: float = 3000) -> subprocess.CompletedProcess[str]:
+    """dev/docker-setup, one at a time on this machine: the stack test files may run in both test processes,
+    and on a fresh machine two runs would install the engine and build the same images at once."""
+    lock = Path(tempfile.gettempdir()) / "pacs-backup-docker-setup.lock"
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            return sh(str(ROOT / "dev" / "docker-setup"), *args, timeout=timeout)
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
 def read_env(path: Path) -> dict[str, str]:
     """NAME=value lines; scripts/init writes its values in single quotes (NAME='value'), as Compose reads them."""
     lines = path.read_text().splitlines()
@@ -49,6 +63,7 @@ SETUP_TAGS = (
     "pacs-backup/orthanc:0.1.0",
     "pacs-backup/dashboard:0.1.0",
     "pacs-backup/proxy:0.1.0",
+    "pacs-backup/store:0.1.0",
     "pacs-backup/minio:source",
     "pacs-backup/rest-server:0.14.0",
     "pacs-backup/postgres:17",
@@ -57,7 +72,7 @@ SETUP_TAGS = (
 
 def compose_stack(tmp_path_factory: Any, *, profiles: str, extra: dict[str, str] | None = None) -> Iterator[Any]:
     """Install the appliance as the README says (init, then up) in a fresh project; yield it; remove it."""
-    setup = sh(str(ROOT / "dev" / "docker-setup"), "--all", timeout=3000)
+    setup = docker_setup("--all")
     # Every run lists the tags with their image ids and the docker save line (issue 29.3), a re-run too.
     listed = [ln.split() for ln in setup.stdout.splitlines() if ln.startswith("  sha256:")]
     assert sorted(tag for _, tag in listed) == sorted(SETUP_TAGS), setup.stdout
@@ -128,6 +143,7 @@ def compose_stack(tmp_path_factory: Any, *, profiles: str, extra: dict[str, str]
             return requests.get(f"https://localhost:{settings['DASHBOARD_PORT']}/healthz", timeout=30, verify=self.ca)
 
         def minio(self) -> Minio:
+            """The object store (the store service, whatever OBJECT_STORE) with its root account."""
             return Minio(
                 f"127.0.0.1:{settings['MINIO_PORT']}",
                 settings["MINIO_ROOT_USER"],

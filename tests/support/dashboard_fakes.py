@@ -6,12 +6,24 @@ checks it against the protocol, so a call the dashboard makes cannot be missing 
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 import time
 from typing import Any, cast
 
+import pydicom
+
 from pacs_backup.contracts.documents import RunDoc, StatusDoc
+from pacs_backup.sources.base import (
+    CopyDamaged,
+    CopyInstance,
+    CopyStudy,
+    SourceDoc,
+    SourceKind,
+    SourceUnavailable,
+    StudyMatch,
+)
 from pacs_backup.state.catalog import StudySummary
 from pacs_backup.state.manifest import ManifestEntry
 from pacs_dashboard.backend_api import (
@@ -22,6 +34,9 @@ from pacs_dashboard.backend_api import (
     PacsStudy,
     PreparedDrive,
     RcloneConfigDoc,
+    ReferralPeerDoc,
+    ReferralRequestDoc,
+    ReferralsDoc,
     StudyDoc,
 )
 
@@ -149,6 +164,8 @@ class FakeBackend:
         self.status_value = healthy_status()
         self.error: str | None = None
         self.down = False
+        self.referral_peers: list[ReferralPeerDoc] = []  # none set up unless a test adds some
+        self.referral_requests: list[ReferralRequestDoc] = []
         self.restores: list[tuple[str, str, str | None]] = []
         self.catalog: list[StudySummary] = [STUDY.copy(), BELLA.copy()]
         self.holdings: dict[str, list[HoldingDoc]] = {}  # study uid -> GET /backup/studies/<uid>/snapshots
@@ -169,6 +186,12 @@ class FakeBackend:
         self.missing: set[str] = set()  # study uids the plugin says are not in the backups
         self.run_list: list[RunDoc] = []  # GET /backup/runs: snapshots, drills and restores, newest first
         self.asked: list[str] = []
+        # Every copy as a source (GET /backup/copies...): add_copy puts a file in one.
+        self.copy_docs: dict[str, SourceDoc] = {}
+        self.copy_files: dict[str, list[tuple[CopyInstance, bytes, CopyStudy]]] = {}
+        self.copy_damaged: set[tuple[str, str]] = set()  # (source, SOP instance UID) whose bytes do not match
+        self.copy_unavailable: dict[str, str] = {}  # source -> the sentence why it cannot be read now
+        self.copy_reads: list[tuple[str, str]] = []  # (source, SOP instance UID) of every read
 
     def _up(self, what: str) -> None:
         self.asked.append(what)
@@ -244,6 +267,32 @@ class FakeBackend:
         self._up("preview")
         return PNG
 
+    def referrals(self, study_uid: str) -> ReferralsDoc:
+        self._up("referrals")
+        asked = [r for r in self.referral_requests if r["study_uid"] == study_uid]
+        return {"peers": list(self.referral_peers), "requests": asked}
+
+    def send_referral(self, peer: str, study_uid: str, user: str) -> int:
+        self._up("send_referral")
+        label = next((p["label"] for p in self.referral_peers if p["name"] == peer), None)
+        if label is None:
+            raise NotInBackend(f"There is no referring clinic {peer!r}.")
+        self.referral_requests.insert(
+            0,
+            {
+                "peer": peer,
+                "label": label,
+                "study_uid": study_uid,
+                "requested_by": user,
+                "requested_at": 1_790_000_000.0,
+                "instances": 3,
+                "verified": 0,
+                "state": "sending",
+                "last_error": None,
+            },
+        )
+        return 3
+
     def prepare_drive(self, target: str, label: str) -> PreparedDrive:
         self._up("prepare_drive")
         return {"repository_id": "0123456789abcdef", "runs": [1]}
@@ -259,6 +308,92 @@ class FakeBackend:
     def test_rclone_connection(self) -> RcloneConfigDoc:
         self._up("test_rclone_connection")
         return {"targets": [], "remotes": [], "tests": [], "message": "No cloud-storage target: nothing to test."}
+
+    # --- every copy as a source --------------------------------------------------------------------------
+    def add_copy(self, source: str, data: bytes, kind: str = "") -> CopyInstance:
+        """Put the DICOM file ``data`` into the copy ``source`` (made when new)."""
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        if source not in self.copy_docs:
+            shown = kind or ("offsite" if source.startswith("offsite") else source.split("-")[0])
+            self.copy_docs[source] = SourceDoc(
+                name=source,
+                kind=cast(SourceKind, shown),
+                label=f"Copy {source}",
+                available=True,
+                reason="",
+                taken_at="",
+            )
+        inst = CopyInstance(
+            study_uid=str(ds.StudyInstanceUID),
+            series_uid=str(ds.SeriesInstanceUID),
+            sop_uid=str(ds.SOPInstanceUID),
+            size=len(data),
+            sha256="",
+            ref=f"{source}/{ds.SOPInstanceUID}",
+        )
+        study = CopyStudy(
+            study_uid=str(ds.StudyInstanceUID),
+            patient_id=str(ds.get("PatientID", "")),
+            patient_name=str(ds.get("PatientName", "")),
+            study_date=str(ds.get("StudyDate", "")),
+            description=str(ds.get("StudyDescription", "")),
+            accession=str(ds.get("AccessionNumber", "")),
+            modalities=str(ds.get("Modality", "")),
+            series=1,
+            instances=1,
+        )
+        self.copy_files.setdefault(source, []).append((inst, data, study))
+        return inst
+
+    def _copy(self, source: str) -> list[tuple[CopyInstance, bytes, CopyStudy]]:
+        self._up("copy")
+        if source in self.copy_unavailable:
+            raise SourceUnavailable(self.copy_unavailable[source])
+        if source not in self.copy_docs:
+            raise NotInBackend("There is no such backup copy.")
+        return self.copy_files.get(source, [])
+
+    def copies(self, study_uid: str | None = None) -> list[SourceDoc]:
+        self._up("copies")
+        return [
+            d
+            for name, d in self.copy_docs.items()
+            if study_uid is None or any(i["study_uid"] == study_uid for i, _, _ in self.copy_files.get(name, []))
+        ]
+
+    def copy_studies(self, source: str, match: StudyMatch) -> list[CopyStudy]:
+        studies: dict[str, CopyStudy] = {}
+        series: dict[str, set[str]] = {}
+        for inst, _, study in self._copy(source):
+            uid = inst["study_uid"]
+            if uid not in studies:
+                studies[uid] = study.copy()
+                studies[uid]["instances"] = 0
+            studies[uid]["instances"] += 1
+            series.setdefault(uid, set()).add(inst["series_uid"])
+            studies[uid]["series"] = len(series[uid])
+        found = [
+            s
+            for s in studies.values()
+            if (not match.study_uid or s["study_uid"] == match.study_uid)
+            and (not match.patient_id or s["patient_id"] == match.patient_id)
+        ]
+        return found[match.offset : match.offset + match.limit]
+
+    def copy_instances(self, source: str, study_uid: str) -> list[CopyInstance]:
+        found = [inst for inst, _, _ in self._copy(source) if inst["study_uid"] == study_uid]
+        if not found:
+            raise NotInBackend("This copy does not hold this study.")
+        return found
+
+    def copy_instance(self, source: str, study_uid: str, sop_uid: str) -> bytes:
+        self.copy_reads.append((source, sop_uid))
+        for inst, data, _ in self._copy(source):
+            if inst["study_uid"] == study_uid and inst["sop_uid"] == sop_uid:
+                if (source, sop_uid) in self.copy_damaged:
+                    raise CopyDamaged("The image does not match the checksum recorded when it was backed up.")
+                return data
+        raise NotInBackend("This copy does not hold this image.")
 
 
 def _conforms(backend: FakeBackend) -> BackendApi:

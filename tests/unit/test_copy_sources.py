@@ -295,6 +295,26 @@ def test_copy_source_snapshot_fetches_only_the_study_once_and_refuses_damaged_by
         source.read(other)
 
 
+def test_copy_source_warm_up_after_a_snapshot_leaves_one_restic_run_for_the_first_look(tmp_path):
+    """After a snapshot the plugin reads the lists and the newest manifest itself (warm), so the first look at
+    a study there runs restic once (its restore), not three times (list, manifest, restore)."""
+    s = snap(1, 1)
+    offsite = repo_with({"1.2.3": [b"one"]}, [s])
+    runs: list[str] = []
+    listed, dumped = offsite.snapshots, offsite.dump
+    offsite.snapshots = lambda tag=None: runs.append("snapshots") or listed(tag)  # type: ignore[method-assign]
+    offsite.dump = lambda snapshot, path: runs.append("dump") or dumped(snapshot, path)  # type: ignore[method-assign]
+    reg = registry(tmp_path, offsite=offsite, usb=repo_with({}, []), b2=repo_with({}, []))
+    offsite.unreachable = True
+    reg.warm()  # a server that cannot be reached: nothing breaks, the next look reports it
+    offsite.unreachable = False
+    reg.warm()
+    assert runs == ["snapshots", "snapshots", "dump"]
+    source = reg.open_source("offsite")
+    assert [source.read(i) for i in source.instances("1.2.3")] == [b"one"]
+    assert runs == ["snapshots", "snapshots", "dump"] and len(offsite.restores) == 1
+
+
 # --- the bucket ----------------------------------------------------------------------------------------
 class FakeStore:
     bucket = "pacs"

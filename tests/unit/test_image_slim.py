@@ -11,8 +11,8 @@ import pytest
 
 from tests.support.common import ROOT
 
-APPLIANCE = ["orthanc/Dockerfile", "dashboard/Dockerfile", "proxy/Dockerfile"]
-SIDE_LOADED = [f"dev/docker/Dockerfile.{name}" for name in ("minio", "restic", "rest-server", "postgres")]
+APPLIANCE = ["orthanc/Dockerfile", "dashboard/Dockerfile", "proxy/Dockerfile", "store/Dockerfile"]
+SIDE_LOADED = [f"dev/docker/Dockerfile.{name}" for name in ("minio", "versitygw", "restic", "rest-server", "postgres")]
 
 
 def stages(path: str) -> list[list[str]]:
@@ -49,7 +49,7 @@ def test_the_slim_settings_are_every_stage_s_first_layer_the_same_instruction_ev
         for i, stage in enumerate(stages(path))
         if stage[0].startswith("FROM ${BASE}")
     }
-    assert len(firsts) == 10, firsts
+    assert len(firsts) == 13, firsts
     assert len(set(firsts.values())) == 1, firsts
     first = next(iter(firsts.values()))
     rules = (
@@ -83,9 +83,9 @@ def test_python_images_install_their_packages_in_a_builder_and_copy_only_the_ven
 
 def test_proxy_and_object_store_share_their_curl_layer_and_side_loaded_programs_are_stripped() -> None:
     proxy = runs(stages("proxy/Dockerfile")[-1])
-    minio = runs(stages("dev/docker/Dockerfile.minio")[-1])
-    assert proxy[:2] == minio[:2] and "curl" in proxy[1]
-    for name in ("minio", "restic", "rest-server"):
+    for store in ("dev/docker/Dockerfile.minio", "dev/docker/Dockerfile.versitygw", "store/Dockerfile"):
+        assert proxy[:2] == runs(stages(store)[-1])[:2] and "curl" in proxy[1], store
+    for name in ("minio", "versitygw", "restic", "rest-server"):
         builder, final = stages(f"dev/docker/Dockerfile.{name}")
         assert f"RUN strip -o /tmp/{name}.stripped /tmp/{name}" in builder
         assert any(line.startswith(f"COPY --from=strip /tmp/{name}.stripped ") for line in final)

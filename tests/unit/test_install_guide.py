@@ -24,7 +24,7 @@ def test_every_setting_the_guide_names_is_a_real_one():
 
 def test_the_ports_and_the_ae_title_are_the_installs_defaults():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    published = " ".join(services["proxy"]["ports"] + services["orthanc"]["ports"] + services["minio"]["ports"])
+    published = " ".join(services["proxy"]["ports"] + services["orthanc"]["ports"] + services["store"]["ports"])
     for variable, port in (
         ("DICOM_PORT", 4242),
         ("DASHBOARD_PORT", 8443),

@@ -30,8 +30,9 @@ def test_make_images_builds_the_appliance_and_images_optional_the_rest_without_t
 
 def test_docker_setup_needs_nothing_first_and_builds_only_what_the_images_hold():
     text = SETUP.read_text()
-    # the Go programs it needs, built through dev/setup's go step only (no apt list, venv, npm of the developer)
-    assert re.findall(r'"\$ROOT/dev/setup" ([a-z]+ \S+)', text) == ['go "$name"']
+    # the Go programs it needs, built through dev/setup's go step, and the viewer's files the dashboard image holds
+    # (dev/setup's viewer step into build/viewer); no apt list, venv, npm tools of the developer
+    assert re.findall(r'"\$ROOT/dev/setup" ([a-z]+ \S+)', text) == ['go "$name"', 'viewer "$ROOT/build/viewer"']
     assert ".venv" not in text and "npm" not in text and "chromium" not in text.lower()
     assert "side_loaded restic pacs-backup/restic:0.19.1 minio pacs-backup/minio:source" in text
     assert "side_loaded rest-server pacs-backup/rest-server:0.14.0" in text

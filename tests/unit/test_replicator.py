@@ -88,7 +88,7 @@ class FakeStore:
         obj = self.objects.get(key)
         return None if obj is None else StoredObject(key, len(obj), hashlib.sha256(obj).hexdigest(), self.owners[key])
 
-    def put_verified(self, key, data, sha256, orthanc_id, md5=None, if_absent=False):
+    def put_verified(self, key, data, sha256, orthanc_id, md5=None, if_absent=False, *, retain_until=None):
         self._check()
         if key in self.refuse:
             raise StoreError("refused")

@@ -43,3 +43,26 @@ def test_the_projects_own_restic_is_found_without_path_or_setting(monkeypatch):
     monkeypatch.delenv("RESTIC_BINARY", raising=False)
     monkeypatch.setenv("PATH", "")
     assert find_restic() == str(ROOT / ".tools" / "bin" / "restic")
+
+
+def test_restic_snapshot_lists_are_reused_only_when_asked_and_forgotten_when_this_process_changes_them(tmp_path):
+    """A study's page may reuse a list read a minute ago (each restic run costs ~0.7 s of key derivation); a
+    snapshot this process takes shows at once; one made elsewhere shows once the list is read afresh."""
+    import subprocess
+
+    from pacs_backup.clients.restic import find_restic
+
+    pw, data = tmp_path / "pw", tmp_path / "data"
+    pw.write_text("secret-password")
+    data.mkdir()
+    (data / "a.dcm").write_bytes(b"one")
+    r = Restic(str(tmp_path / "repo"), password_file=pw, cache_dir=tmp_path / "cache")
+    r.init()
+    r.backup([str(data)], tags=["t"])
+    assert len(r.snapshots("t", max_age_s=60)) == 1
+    Restic(str(tmp_path / "repo"), password_file=pw, cache_dir=tmp_path / "cache").backup([str(data)], tags=["t"])
+    assert len(r.snapshots("t", max_age_s=60)) == 2  # this process changed it: read afresh
+    env = {"RESTIC_PASSWORD_FILE": str(pw), "RESTIC_REPOSITORY": str(tmp_path / "repo"), "HOME": str(tmp_path)}
+    subprocess.run([find_restic(), "backup", "-q", "--tag", "t", str(data)], env=env, check=True)
+    assert len(r.snapshots("t", max_age_s=60)) == 2  # made elsewhere: the minute-old list still serves
+    assert len(r.snapshots("t")) == 3  # asked fresh (restores, drills)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -15,6 +15,7 @@ from pacs_backup.settings.retention import (
     PRESETS,
     RetentionRule,
     load_retention,
+    lock_until,
     retention_doc,
     study_day,
 )
@@ -73,9 +74,10 @@ def test_retention_in_the_settings_and_the_lock_note():
     assert s.retention.years == 5
     doc = retention_doc(s.retention, s.store.lock_mode, s.store.lock_days)
     assert doc["years"] == 5 and "5 years from its study date" in doc["rule"]
-    assert "BACKUP_LOCK_DAYS=1827" in doc.get("lock_note", "")
-    assert "lock_note" not in retention_doc(RetentionRule(5), "GOVERNANCE", 1827)
-    assert "no object lock" in retention_doc(RetentionRule(5), "OFF", 36500).get("lock_note", "")
+    # Each copy is locked until its study may go: the store enforces the rule, whatever BACKUP_LOCK_DAYS.
+    assert "lock_note" not in doc and "The object store itself refuses to delete a copy before then" in doc["rule"]
+    off = retention_doc(RetentionRule(5), "OFF", 36500)
+    assert "no object lock" in off.get("lock_note", "") and "refuses" not in off["rule"]
 
 
 def snap(n: int) -> SnapshotInfo:
@@ -112,3 +114,40 @@ def test_retention_drive_rotation_and_cloud_pacs_delete_nothing():
         code = (ROOT / "plugins" / "pacs_backup" / module).read_text()
         for word in ("forget", "prune", "delete_snapshot", '"DELETE"', ".unlink(", "rmtree", "remove_object"):
             assert word not in code, f"{module} uses {word}: copies there must follow the retention rule"
+
+
+def test_retention_lock_until_is_the_later_of_the_lock_days_and_the_law():
+    now = datetime(2026, 12, 6, 10, 30, 15, 123456, tzinfo=UTC)
+    rule = RetentionRule(7)
+    # A study of six years ago under a 7-year rule: locked until its seventh anniversary.
+    assert lock_until(now, 30, rule, "20201201") == datetime(2027, 12, 1, tzinfo=UTC)
+    # Past its years, or of unknown date, or no rule: the lock of BACKUP_LOCK_DAYS only (whole seconds).
+    only_days = datetime(2027, 1, 5, 10, 30, 15, tzinfo=UTC)
+    assert lock_until(now, 30, rule, "20100101") == only_days
+    assert lock_until(now, 30, rule, "") == only_days
+    assert lock_until(now, 30, rule, "not a date") == only_days
+    assert lock_until(now, 30, None, "20201201") == only_days
+    # Within 30 days of its end the lock days are longer than what the law still asks.
+    assert lock_until(now, 30, rule, "20191210") == only_days
+    # A study dated in the future (a wrong clock on the modality) counts as today, never later.
+    assert lock_until(now, 30, rule, "20990101") == datetime(2033, 12, 6, tzinfo=UTC)
+    # 29 February: the later day, as keep_until.
+    assert lock_until(now, 1, RetentionRule(7), "20200229") == datetime(2027, 3, 1, tzinfo=UTC)
+
+
+def test_retention_headers_sent_with_each_copy():
+    from pacs_backup.clients.object_store import ObjectStore
+    from pacs_backup.settings.store import load_store_settings
+
+    env = {"MINIO_ENDPOINT": "127.0.0.1:9", "MINIO_ACCESS_KEY": "a", "MINIO_SECRET_KEY": "b", "BACKUP_LOCK_DAYS": "30"}
+    store = ObjectStore(load_store_settings({**env, "BACKUP_LOCK_MODE": "COMPLIANCE"}))
+    law = datetime(2033, 11, 27, tzinfo=UTC)
+    assert store.retention_headers(law) == {
+        "x-amz-object-lock-mode": "COMPLIANCE",
+        "x-amz-object-lock-retain-until-date": "2033-11-27T00:00:00.000Z",
+    }
+    # Never shorter than BACKUP_LOCK_DAYS from now, whatever the caller asks.
+    soon = store.retention_headers(datetime(2000, 1, 1, tzinfo=UTC))["x-amz-object-lock-retain-until-date"]
+    until = datetime.strptime(soon, "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=UTC)
+    assert abs((until - datetime.now(UTC)).total_seconds() - 30 * 86400) < 60
+    assert ObjectStore(load_store_settings({**env, "BACKUP_LOCK_MODE": "OFF"})).retention_headers(law) == {}

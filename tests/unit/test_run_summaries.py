@@ -166,7 +166,8 @@ def test_a_bucket_drill_counts_each_image_once_and_names_the_missing_one():
     store = SimpleNamespace(
         bucket="pacs-backup",
         get_with_sha=lambda key: (held.get(key), None),
-        put_verified=lambda key, data, sha, oid: held.__setitem__(key, data),
+        put_verified=lambda key, data, sha, oid, **lock: held.__setitem__(key, data),
+        settings=SimpleNamespace(lock_days=30),
     )
 
     def read_file(oid: str) -> bytes:
@@ -181,6 +182,7 @@ def test_a_bucket_drill_counts_each_image_once_and_names_the_missing_one():
         catalog=SimpleNamespace(backfill=lambda reader, now: None, sample=lambda n, rng=None: entries),
         reader=SimpleNamespace(read_file=read_file),
         clock=lambda: 1.0,
+        retention=None,
     )
     summary = drill_object_store(ctx, 20)  # type: ignore[arg-type]
     assert (summary.checked, summary.identical, summary.repaired, summary.ok) == (3, 1, 1, False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .. import deps, roles, security, totp
+from .. import deps, roles, security, shares, totp
 from .. import two_step as changes
 from ..db import User
 from ..inputs import MAX_PASSWORD, MAX_USERNAME, arg_text, form_text, new_password_problem, username_problem
@@ -76,8 +76,14 @@ def add() -> Page:
 
 def _user_page(found: User, error: str | None = None, code: int = 200) -> tuple[str, int]:
     me_two_step = deps.db().totp_secret(str(g.user)) is not None  # then the 2-step form also asks for their code
+    may_share = shares.account_may_share(deps.db(), found.username)
     page = render_template(
-        "users_edit.html", u=found, role_words=roles.ROLE_WORDS, error=error, me_two_step=me_two_step
+        "users_edit.html",
+        u=found,
+        role_words=roles.ROLE_WORDS,
+        error=error,
+        me_two_step=me_two_step,
+        may_share=may_share,
     )
     return page, code
 
@@ -102,6 +108,17 @@ def change_role() -> Page:
     if found.username == g.user:
         return redirect(url_for("auth.login"))  # their own session ended with the change
     return redirect(url_for("accounts.users"))
+
+
+@bp.route("/users/sharing", methods=["POST"])
+def set_sharing() -> Page:
+    """Whether a staff account may make share links of studies (administrators always may)."""
+    found = _user_or_404(form_text("username", MAX_USERNAME, "The username"))
+    allowed = request.form.get("may_share") == "yes"
+    shares.set_may_share(deps.db(), found.username, allowed)
+    _audit("user_sharing_changed", f"{found.username} {'may' if allowed else 'may not'} share studies")
+    flash(f"{found.username} {'may now' if allowed else 'can no longer'} make share links of studies.")
+    return redirect(url_for("accounts.user", name=found.username))
 
 
 @bp.route("/users/password", methods=["POST"])

@@ -33,6 +33,10 @@ from pacs_backup.rclone.config import default_path, with_default
 from pacs_backup.replication.cloud_pacs import CloudPacs, CloudQueue, CloudSender
 from pacs_backup.replication.dicomweb import DicomWeb
 from pacs_backup.replication.dimse_peer import DimsePeer
+from pacs_backup.replication.group_copy import GroupSender
+from pacs_backup.replication.group_deliveries import GroupDeliveries
+from pacs_backup.replication.group_feed import GroupFeed
+from pacs_backup.replication.group_queue import GroupQueue
 from pacs_backup.replication.outbox import Outbox
 from pacs_backup.replication.referrals import Referral, ReferralQueue
 from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
@@ -95,6 +99,9 @@ class BackupService:
         self.placement: Placement | None = None
         self.catalog: Catalog | None = None
         self.cloud: CloudSender | None = None
+        self.group: GroupSender | None = None  # the group copy, when this clinic is in a group (GROUP_*)
+        self.group_feed: GroupFeed | None = None  # its catalog feed and heartbeat to the group service
+        self.group_deliveries: GroupDeliveries | None = None  # studies of other clinics brought into this PACS
         self.copies: SourceRegistry | None = None  # every copy as a source of studies (api/copies.py)
         self.referrals: dict[str, Referral] = {}  # referring clinics a study can be sent to, by name
         self.config_error: str | None = None
@@ -167,6 +174,8 @@ class BackupService:
                 upload=s.cloud_pacs.upload,
             )
             self.offsite.cloud = self.cloud
+        if s.group is not None:
+            self._start_group(s, reader, store)
         for peer in s.referral_peers:
             if peer.dicom is not None and (post is None or put is None):
                 continue  # DICOM peers send through Orthanc: only inside it (technician commands need none)
@@ -188,11 +197,27 @@ class BackupService:
                 prefix=s.store.prefix,
                 retry=RetryPolicy(s.retry_base_s, s.retry_cap_s),
                 reconcile_every_s=s.reconcile_hours * 3600.0,
+                retention=s.retention,
             ),
             catalog=self.catalog,
         )
         # Every copy as a read-only source of studies (GET /backup/copies...); empties the view cache.
         self.copies = copy_sources(s, storage_dir, get, post, ctx, self.offsite.drives, self.cloud)
+        ctx.after_snapshot = self.copies.warm_in_background  # the first look at a new snapshot: one restic run
+
+    def _start_group(self, s: Settings, reader: OrthancReader, store: ObjectStore) -> None:
+        """The group copy (and, with a group service, its feed); the scheduler runs its drill."""
+        assert s.group is not None and self.offsite is not None  # noqa: S101 - the caller's check
+        feed = s.group.service_url is not None
+        queue = GroupQueue(s.outbox_path, s.group.clinic_id, s.store.prefix, feed=feed)
+        retry = RetryPolicy(s.retry_base_s, s.retry_cap_s)
+        manifest = s.outbox_path.with_name("pacs-backup-group-manifest.jsonl")
+        self.group = GroupSender(s.group, queue, reader, store, manifest, retry)
+        self.offsite.group = self.group
+        if feed:
+            self.group_feed = GroupFeed(s.outbox_path, s.group, self.status, retry)
+            if self.offsite.ctx.orthanc is not None:  # restores go into the PACS (only inside Orthanc)
+                self.group_deliveries = GroupDeliveries(s.group, self.offsite.runs, self.offsite.ctx.orthanc)
 
     def on_new_instance(self, orthanc_id: str) -> None:
         """Forward a NEW_INSTANCE change. Never raises."""
@@ -211,8 +236,16 @@ class BackupService:
             self.replicator.start()
         if self.offsite is not None:
             self.offsite.start()
+        if self.copies is not None:
+            self.copies.warm_in_background()
         if self.cloud is not None:
             self.cloud.start()
+        if self.group is not None:
+            self.group.start()
+        if self.group_feed is not None:
+            self.group_feed.start()
+        if self.group_deliveries is not None:
+            self.group_deliveries.start()
         for referral in self.referrals.values():
             referral.sender.start()
 
@@ -220,6 +253,12 @@ class BackupService:
         """Stop the threads (Orthanc is stopping). Unfinished work stays in the outbox."""
         for referral in self.referrals.values():
             referral.sender.stop()
+        if self.group_deliveries is not None:
+            self.group_deliveries.stop()
+        if self.group_feed is not None:
+            self.group_feed.stop()
+        if self.group is not None:
+            self.group.stop()
         if self.cloud is not None:
             self.cloud.stop()
         if self.offsite is not None:
@@ -265,6 +304,16 @@ class BackupService:
             if self.placement is not None:
                 self.placement.place(CLOUD_PACS_COPY, cloud)
             if state == "ok" and (cloud["reachable"] is False or cloud["failing"]):
+                state = "degraded"
+        if self.group is not None:
+            group = doc["group"] = self.group.status()
+            if self.offsite is not None:
+                drills = self.offsite.group_drills()
+                group["last_drill"], group["next_drill_at"] = drills["last_drill"], drills["next_drill_at"]
+                group["last_good_drill_age_s"] = drills["last_good_drill_age_s"]
+            if self.group_feed is not None:
+                group["feed"] = self.group_feed.status()
+            if state == "ok" and (group["reachable"] is False or group["failing"]):
                 state = "degraded"
         if not has_targets:
             doc["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."

@@ -1,5 +1,6 @@
 """The technician scripts' connections, from the same variables as ``.devstack/stack.env``: the PACS
-(ORTHANC_URL...), the bucket (MINIO_*) and the snapshot targets (RESTIC_*, BACKUP_EXTRA_TARGETS)."""
+(ORTHANC_URL...), the bucket (MINIO_*), the snapshot targets (RESTIC_*, BACKUP_EXTRA_TARGETS) and the
+group store (GROUP_*)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.orthanc_http import OrthancHttp
 from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import SourceError
+from pacs_backup.settings.group import load_group
 from pacs_backup.settings.store import load_store_settings
 from pacs_backup.settings.targets import load_target, load_targets
 
@@ -28,6 +30,18 @@ def orthanc() -> OrthancHttp:
 def store() -> tuple[ObjectStore, str]:
     settings = load_store_settings(os.environ)
     return ObjectStore(settings), settings.prefix
+
+
+def group_store() -> tuple[ObjectStore, str]:
+    """This clinic's part of its group's store (GROUP_* variables, the clinic's own keys) and its prefix."""
+    group = load_group(os.environ)
+    if group is None:
+        raise Fail(
+            EXIT_USAGE,
+            "GROUP_CLINIC_ID is not set; give the clinic's id and its group keys (GROUP_STORE_ENDPOINT, "
+            "GROUP_STORE_BUCKET, GROUP_STORE_ACCESS_KEY, GROUP_STORE_SECRET_KEY), as on its recovery sheet.",
+        )
+    return ObjectStore(group.store), group.clinic_id
 
 
 def no_such_target(name: str, known: list[str], kind: str = "target") -> Fail:

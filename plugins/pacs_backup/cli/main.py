@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from pacs_backup.settings import recovery_sheet
 
+from . import group as cli_group
 from . import jobs as cli_jobs
 from . import misc as cli_misc
 from . import restore as cli_restore
@@ -67,9 +68,10 @@ def _source(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--from",
         dest="source",
-        choices=("minio", "offsite"),
+        choices=("minio", "offsite", "group"),
         required=True,
-        help="where to restore from: the object store bucket (minio) or a snapshot target (offsite)",
+        help="where to restore from: the object store bucket (minio), a snapshot target (offsite), or this "
+        "clinic's images in its group's store (group: GROUP_* variables, the clinic's own group keys)",
     )
     p.add_argument("--as-of", type=_date, metavar="DATE", help="the state at this date (YYYY-MM-DD[THH:MM], UTC)")
     p.add_argument("--snapshot", metavar="ID", help="with --from offsite: this snapshot instead of the newest")
@@ -101,7 +103,9 @@ def _disaster_options(p: argparse.ArgumentParser) -> None:
 
 def _job_options(kind: str) -> Options:
     def add(p: argparse.ArgumentParser) -> None:
-        names = "offsite, or a name of BACKUP_EXTRA_TARGETS" + (", or minio for the bucket" if kind == "drill" else "")
+        names = "offsite, or a name of BACKUP_EXTRA_TARGETS" + (
+            ", minio for the bucket, or group for the group store" if kind == "drill" else ""
+        )
         p.add_argument("--target", metavar="NAME", help=f"only this target ({names}); default: every one")
         p.add_argument("--no-wait", action="store_true", help="queue it and return at once")
         p.add_argument(
@@ -187,12 +191,25 @@ COMMANDS = (
         "disaster-recovery",
         cli_restore.disaster_recovery,
         "rebuild a whole PACS into an empty one",
-        "Rebuild every study into the (empty) PACS at ORTHANC_URL from the bucket or from a snapshot "
-        "target alone, then verify every image.",
+        "Rebuild every study into the (empty) PACS at ORTHANC_URL from the bucket, from a snapshot "
+        "target or from the group store alone, then verify every image.",
         _disaster_options,
         _RESTORED_OK,
         _RESTORE_FAILED,
         _KEEP,
+    ),
+    Command(
+        "group",
+        cli_group.run,
+        "group of clinics: a clinic's keys for the group store (add-clinic), the group service's (add-reader)",
+        "For the group's admin, with the group store's root account (GROUP_STORE_ENDPOINT, GROUP_STORE_BUCKET, "
+        "GROUP_STORE_ROOT_USER / GROUP_STORE_ROOT_PASSWORD or *_FILE): `group add-clinic <clinic-id>` makes the "
+        "bucket if missing (versioning, object lock) and the clinic's keys, which write and read only under "
+        "<clinic-id>/ and never delete, and prints the lines its installer pastes; `group add-reader` makes the "
+        "group service's read-only key. Running it again gives a new secret. See docs/groups.md.",
+        cli_group.options,
+        "the keys were made; the lines to paste are printed",
+        "the group store refused (the message says what to do)",
     ),
     Command(
         "snapshot-now",

@@ -1,5 +1,6 @@
-"""restore-study and disaster-recovery: bring studies back into the PACS from the bucket or a snapshot,
-with a progress line while it works and a verification summary (or a "not found" line) at the end."""
+"""restore-study and disaster-recovery: bring studies back into the PACS from the bucket, a snapshot or the
+group store (this clinic's prefix, with its own group keys), with a progress line while it works and a
+verification summary (or a "not found" line) at the end."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pacs_backup.restore.from_copies import (
     studies_matching,
 )
 from pacs_backup.restore.uploads import RestoreReport
+from pacs_backup.state.manifest import BUCKET_MANIFEST_KEY, read_manifest
 
 from . import env as cli_env
 from .exits import EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Fail
@@ -73,6 +75,22 @@ def _bucket_studies(pacs: OrthancHttp, store: ObjectStore, patient_id: str | Non
     return studies_matching(bucket_manifest(store), patient_id, accession)
 
 
+def _store(source: str) -> tuple[ObjectStore, str, str]:
+    """The bucket (``minio``) or this clinic's part of the group store (``group``): store, prefix, words."""
+    if source == "group":
+        store, clinic = cli_env.group_store()
+        return store, clinic, f"group store {store.bucket} ({clinic}/)"
+    store, prefix = cli_env.store()
+    return store, prefix, f"bucket {store.bucket}"
+
+
+def _group_studies(store: ObjectStore, clinic: str, patient_id: str | None, accession: str | None) -> list[str]:
+    """Studies of a patient id / accession in the clinic's manifest kept in the group store."""
+    key = f"{clinic}/{BUCKET_MANIFEST_KEY}"
+    entries = read_manifest(store.get(key))[1] if store.stat(key) is not None else []
+    return studies_matching(entries, patient_id, accession)
+
+
 def _asked(a: argparse.Namespace) -> str:
     """What was asked for, in words: ``study 1.2.3``, ``patient id 'P-1'``."""
     if a.study:
@@ -88,17 +106,19 @@ def restore_study(a: argparse.Namespace) -> int:
     pacs = cli_env.orthanc()
     out = sys.stderr if a.json else sys.stdout
     started = time.monotonic()
-    if a.source == "minio":
-        store, prefix = cli_env.store()
-        studies = [a.study] if a.study else _bucket_studies(pacs, store, a.patient_id, a.accession)
+    if a.source in ("minio", "group"):
+        store, prefix, where = _store(a.source)
+        if a.study:
+            studies = [a.study]
+        elif a.source == "group":
+            studies = _group_studies(store, prefix, a.patient_id, a.accession)
+        else:
+            studies = _bucket_studies(pacs, store, a.patient_id, a.accession)
         if not studies:
-            raise Fail(EXIT_NOT_FOUND, f"No study in bucket {store.bucket} has {_asked(a)}.")
-        print(
-            f"Restoring {plural(len(studies), 'study', 'studies')} from bucket {store.bucket} into {pacs.url}", file=out
-        )
+            raise Fail(EXIT_NOT_FOUND, f"No study in {where} has {_asked(a)}.")
+        print(f"Restoring {plural(len(studies), 'study', 'studies')} from {where} into {pacs.url}", file=out)
         with Progress("restoring", out) as progress:
             report = restore_from_bucket(store, pacs, studies, prefix, a.as_of, progress.update)
-        where = f"bucket {store.bucket}"
     else:
         restic = cli_env.restic(a.target)
         print(f"Looking for the snapshots of {restic.repository} that hold {_asked(a)}...", file=out)
@@ -144,12 +164,12 @@ def disaster_recovery(a: argparse.Namespace) -> int:
         )
     out = sys.stderr if a.json else sys.stdout
     started = time.monotonic()
-    if a.source == "minio":
-        store, prefix = cli_env.store()
-        print(f"Rebuilding the PACS at {pacs.url} from bucket {store.bucket}", file=out)
+    if a.source in ("minio", "group"):
+        store, prefix, where = _store(a.source)
+        print(f"Rebuilding the PACS at {pacs.url} from {where}", file=out)
         with Progress("recovering", out) as progress:
             report = restore_from_bucket(store, pacs, None, prefix, a.as_of, progress.update)
-        nothing = f"No image was found in bucket {store.bucket}: nothing to rebuild from it."
+        nothing = f"No image was found in {where}: nothing to rebuild from it."
     else:
         restic = cli_env.restic(a.target)
         print(f"Rebuilding the PACS at {pacs.url} from {restic.repository}", file=out)

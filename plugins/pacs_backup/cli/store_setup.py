@@ -7,8 +7,11 @@ bucket's versioning and lock settings. Whoever steals the plugin's keys from the
 not erase the local copies. Idempotent: `make run` (dev/stack.py), the Compose stack's one-shot
 `store-setup` service and `scripts/store-setup` run it at every start.
 
-The account is made through MinIO's admin API (MinIO and its maintained forks). For another S3
-service, create the account by hand with the policy printed by ``scripts/store-setup --print-policy``.
+The accounts are made through Versity S3 Gateway's admin API (the appliance's default store), with a
+bucket policy naming them, or through MinIO's admin API (MinIO and its maintained forks). For another S3
+service (SeaweedFS...) the bucket is still prepared here, and the account is made with the store's own tool
+and the policy printed by ``scripts/store-setup --print-policy`` (docs/object-stores.md); the step checks
+that the store knows the account's keys.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from minio.error import S3Error
 from minio.objectlockconfig import DAYS, ObjectLockConfig
 from minio.versioningconfig import VersioningConfig
 
-from pacs_backup.clients.bucket import default_retention
+from pacs_backup.clients.bucket import default_retention, lock_config
 from pacs_backup.clients.object_store import http_pool
 from pacs_backup.clients.store_errors import AUTH_CODES, CLIENT_ERRORS, ROOT_KEYS, keys_refused, store_error
+from pacs_backup.clients.versity_admin import VersityAdmin, bucket_policy
 from pacs_backup.contracts.errors import BackupError, ConfigError, StoreError, StoreUnavailable
 from pacs_backup.settings.env_values import secret
 from pacs_backup.settings.store import load_store_settings
@@ -156,8 +160,8 @@ def _admin_error(exc: Exception, what: str) -> BackupError:
     if not code:  # not MinIO's admin API answering (another S3 service, a proxy)
         return StoreError(
             f"The object store has no MinIO admin API (HTTP {status} while trying to {what}); "
-            "create the plugin's account by hand with the policy printed by "
-            "`scripts/store-setup --print-policy`."
+            "make the plugin's account with the store's own tool (docs/object-stores.md) and the policy "
+            "printed by `scripts/store-setup --print-policy`."
         )
     return StoreError(f"The object store refused to {what}: {code}.")
 
@@ -181,6 +185,22 @@ class _Setup:
             secure=s.secure,
             http_client=http,
         )
+        self.versity = VersityAdmin(
+            VersityAdmin.client(s.endpoint, s.root_user, s.root_password, s.secure, s.region, http)
+        )
+
+    def versity_accounts(self) -> bool:
+        """The plugin's (and the dashboard's) account on Versity S3 Gateway: made or given their secret again,
+        and the bucket's policy naming them. True when the plugin's account was created."""
+        s = self.s
+        created = self.versity.put_user(s.plugin_access_key, s.plugin_secret_key)
+        grants = [(s.plugin_access_key, plugin_policy(s.bucket))]
+        if s.reader_access_key and s.reader_secret_key:
+            self.versity.put_user(s.reader_access_key, s.reader_secret_key)
+            grants.append((s.reader_access_key, reader_policy(s.bucket, version_action=True)))
+        self.client.set_bucket_policy(s.bucket, json.dumps(bucket_policy(*grants)))
+        self._check_keys(s.plugin_access_key, s.plugin_secret_key)
+        return created
 
     def bucket(self, warnings: list[str]) -> tuple[bool, bool, bool, tuple[str, int] | None]:
         s, c = self.s, self.client
@@ -191,7 +211,7 @@ class _Setup:
         if c.get_bucket_versioning(s.bucket).status != ENABLED:
             c.set_bucket_versioning(s.bucket, VersioningConfig(ENABLED))
         try:
-            c.get_object_lock_config(s.bucket)
+            lock_config(c, s.bucket)
             lock = True
         except S3Error as exc:
             if exc.code not in ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented"):
@@ -234,7 +254,29 @@ class _Setup:
         self.admin.user_add(access_key, secret_key)
         # Replaces whatever policies the account had with this one alone (idempotent).
         self.admin.policy_set(name, user=access_key)
+        self._check_keys(access_key, secret_key)
         return not exists
+
+    def _check_keys(self, access_key: str, secret_key: str, wait_s: float = 10.0) -> None:
+        """Check that the store now knows the account's keys: some S3 servers (SeaweedFS) answer MinIO's
+        admin API with success and make no account."""
+        s = self.s
+        client = Minio(s.endpoint, access_key=access_key, secret_key=secret_key, secure=s.secure, region=s.region)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                client.bucket_exists(s.bucket)
+                return
+            except S3Error as exc:
+                if exc.code != "InvalidAccessKeyId":
+                    return  # known to the store; what the account may do is its policy's business
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"The object store answered MinIO's admin API but does not know account {access_key}: "
+                        "make the plugin's account with the store's own tool (docs/object-stores.md) and the "
+                        "policy printed by `scripts/store-setup --print-policy`."
+                    ) from None
+            time.sleep(0.5)
 
 
 def provision(s: SetupSettings, wait_s: float = 60.0) -> SetupReport:
@@ -258,10 +300,14 @@ def provision(s: SetupSettings, wait_s: float = 60.0) -> SetupReport:
         try:
             created, versioning, lock, retention = setup.bucket(warnings)
             step = f"create the plugin's account {s.plugin_access_key}"
-            account_created = setup.account(
-                s.plugin_access_key, s.plugin_secret_key, policy_name(s.bucket), plugin_policy(s.bucket)
-            )
-            if s.reader_access_key and s.reader_secret_key:
+            versity = setup.versity.is_versity()
+            if versity:
+                account_created = setup.versity_accounts()
+            else:
+                account_created = setup.account(
+                    s.plugin_access_key, s.plugin_secret_key, policy_name(s.bucket), plugin_policy(s.bucket)
+                )
+            if s.reader_access_key and s.reader_secret_key and not versity:
                 step = f"create the dashboard's read-only account {s.reader_access_key}"
                 setup.account(
                     s.reader_access_key, s.reader_secret_key, f"pacs-backup-reader-{s.bucket}", reader_policy(s.bucket)

@@ -4,6 +4,10 @@ With keys that may (the store's root account, as in tests or a hand-made set-up)
 created and its protection set as configured. The plugin's own account may not do either, by design (see
 store_setup.py): then a difference from BACKUP_LOCK_MODE / BACKUP_LOCK_DAYS is only reported, for the
 set-up step to fix with the root account.
+
+When the settings ask for locked copies (BACKUP_LOCK_MODE is not OFF) and the bucket is known to lack
+versioning or object lock, :func:`prepare_bucket` refuses (:class:`BucketNotImmutable`): the plugin does
+not start copying into a bucket where anyone holding the keys could erase the copies.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from .store_errors import CLIENT_ERRORS, store_error
 NO_LOCK_CODES = ("ObjectLockConfigurationNotFoundError", "InvalidRequest", "NotImplemented")
 
 
+class BucketNotImmutable(StoreError):
+    """The settings ask for locked copies but the bucket cannot keep them (no versioning or no object lock)."""
+
+
 @dataclass(frozen=True)
 class BucketReport:
     """Protection features of the bucket, with warnings a technician should read."""
@@ -35,13 +43,26 @@ class BucketReport:
     warnings: tuple[str, ...]
 
 
+def lock_config(client: Minio, bucket: str) -> ObjectLockConfig:
+    """The bucket's object lock configuration (mode and duration None: no default retention).
+
+    Some servers (Versity S3 Gateway) answer an empty ``<Rule/>`` for a bucket with object lock and no
+    default retention, which the client cannot parse: that is read as no default retention.
+    Raises the client's exceptions (S3Error with a code of NO_LOCK_CODES: no object lock) for the caller.
+    """
+    try:
+        return client.get_object_lock_config(bucket)
+    except ValueError:
+        return ObjectLockConfig(None, None, None)
+
+
 def default_retention(client: Minio, bucket: str) -> tuple[str, int] | None:
     """The bucket's default retention as (mode, days), or None when it has none (or no object lock).
 
     Raises the client's exceptions (S3Error...) for the caller to translate.
     """
     try:
-        config = client.get_object_lock_config(bucket)
+        config = lock_config(client, bucket)
     except S3Error as exc:
         if exc.code in NO_LOCK_CODES:
             return None
@@ -75,24 +96,41 @@ def prepare_bucket(client: Minio, settings: StoreSettings) -> BucketReport:
                     "stack's store-setup service or scripts/store-setup."
                 ) from None
             created = True
-        versioning = _versioning(client, bucket, warnings)
+        readable_versioning = _versioning(client, bucket, warnings)
+        versioning = bool(readable_versioning)
         readable_lock = _object_lock_enabled(client, bucket, warnings)
         lock = bool(readable_lock)
-        if s.lock_mode != "OFF" and readable_lock is not None:
+        if s.lock_mode != "OFF":
+            _refuse_unprotected(s, readable_versioning, readable_lock)
             if lock:
                 _check_retention(client, s, warnings)
-            else:
-                warnings.append(
-                    f"Bucket {bucket} was created without object lock, so anyone holding the keys can "
-                    "delete its copies (ransomware). Point MINIO_BUCKET to a new bucket name to let the "
-                    "appliance create one with object lock, or set BACKUP_LOCK_MODE=OFF to accept this."
-                )
     except CLIENT_ERRORS as exc:
         raise store_error(exc, f"prepare bucket {bucket}") from exc
     return BucketReport(created=created, versioning=versioning, object_lock=lock, warnings=tuple(warnings))
 
 
-def _versioning(client: Minio, bucket: str, warnings: list[str]) -> bool:
+def _refuse_unprotected(s: StoreSettings, versioning: bool | None, lock: bool | None) -> None:
+    """Raise :class:`BucketNotImmutable` when the bucket is known to lack object lock or versioning.
+
+    ``None``: these keys may not read that setting (a warning says so); not a reason to refuse.
+    """
+    asked = f"BACKUP_LOCK_MODE={s.lock_mode}"
+    if lock is False:
+        raise BucketNotImmutable(
+            f"Backup copies are not being made: bucket {s.bucket} has no object lock but {asked} asks for "
+            "locked copies, so set MINIO_BUCKET to a new bucket name (the store set-up step creates it with "
+            "object lock) or set BACKUP_LOCK_MODE=OFF to accept copies that anyone holding the keys can delete."
+        )
+    if versioning is False:
+        raise BucketNotImmutable(
+            f"Backup copies are not being made: bucket {s.bucket} has no versioning but {asked} asks for "
+            "locked copies, so enable versioning on it with the object store's root account (run the store "
+            "set-up step) or set BACKUP_LOCK_MODE=OFF to accept copies that can be overwritten."
+        )
+
+
+def _versioning(client: Minio, bucket: str, warnings: list[str]) -> bool | None:
+    """Whether the bucket keeps versions (enabling it where these keys may); None when they may not read it."""
     try:
         if client.get_bucket_versioning(bucket).status == ENABLED:
             return True
@@ -103,7 +141,7 @@ def _versioning(client: Minio, bucket: str, warnings: list[str]) -> bool:
             f"The plugin's account may not read the versioning of bucket {bucket}, so it "
             "cannot check that overwritten copies are kept; allow it s3:GetBucketVersioning."
         )
-        return False
+        return None
     try:
         client.set_bucket_versioning(bucket, VersioningConfig(ENABLED))
         return True
@@ -137,7 +175,7 @@ def _check_retention(client: Minio, s: StoreSettings, warnings: list[str]) -> No
 def _object_lock_enabled(client: Minio, bucket: str, warnings: list[str]) -> bool | None:
     """Whether the bucket has object lock; None when these keys may not read it (said in ``warnings``)."""
     try:
-        client.get_object_lock_config(bucket)
+        lock_config(client, bucket)
         return True
     except S3Error as exc:
         if exc.code in NO_LOCK_CODES:

@@ -12,12 +12,14 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import urllib3
 from minio.error import S3Error
+from minio.time import to_iso8601utc
 
 from pacs_backup.contracts.errors import BackupError, StoreError
+from pacs_backup.settings.retention import lock_until
 from pacs_backup.settings.store import StoreSettings
 
 from .bucket import BucketReport, prepare_bucket
@@ -116,9 +118,22 @@ class ObjectStore:
         return False
 
     def put_verified(
-        self, key: str, data: bytes, sha256: str, orthanc_id: str, md5: str | None = None, if_absent: bool = False
+        self,
+        key: str,
+        data: bytes,
+        sha256: str,
+        orthanc_id: str,
+        md5: str | None = None,
+        if_absent: bool = False,
+        *,
+        retain_until: datetime | None = None,
     ) -> None:
         """Upload ``data`` to ``key`` and confirm the store holds exactly these bytes.
+
+        Unless BACKUP_LOCK_MODE is OFF, the copy carries its own object-lock retention (that mode), until
+        ``retain_until`` (from :func:`~pacs_backup.settings.retention.lock_until`, with the study's date)
+        or, when not given or earlier, BACKUP_LOCK_DAYS from now. Sent with the copy, the retention binds on
+        every server, also one that does not stamp the bucket's default on each version.
 
         The store computes an MD5 of what it received (its ETag for a single-part upload); we compare
         it with ``md5`` (the MD5 the bytes must have, when the caller knows it) or with ours. Stores that
@@ -134,7 +149,7 @@ class ObjectStore:
         """
         if len(data) > MAX_SINGLE_PUT:
             raise StoreError(f"{key} is larger than 5 GiB; the object store cannot take it in one upload.")
-        etag = self._upload(key, data, {"sha256": sha256, "orthanc-id": orthanc_id}, if_absent)
+        etag = self._upload(key, data, {"sha256": sha256, "orthanc-id": orthanc_id}, if_absent, retain_until)
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
             if etag != (md5 or hashlib.md5(data, usedforsecurity=False).hexdigest()):
                 raise ChecksumMismatch(
@@ -145,8 +160,11 @@ class ObjectStore:
         if stored is None or stored.size != len(data) or stored.sha256 != sha256:
             raise StoreError(f"The object store did not confirm the copy of {key} (size or checksum differs).")
 
-    def _upload(self, key: str, data: bytes, metadata: dict[str, str], if_absent: bool) -> str:
-        """One PUT of ``data``; returns the ETag (lower case, no quotes).
+    def _upload(
+        self, key: str, data: bytes, metadata: dict[str, str], if_absent: bool, retain_until: datetime | None = None
+    ) -> str:
+        """One PUT of ``data`` with its retention (see :meth:`put_verified`); returns the ETag (lower case, no
+        quotes).
 
         The request is made directly (minio-py's put_object sends no conditions and copies the bytes
         once more); a ``sha256`` in ``metadata`` also signs the request, so the client does not hash
@@ -160,6 +178,7 @@ class ObjectStore:
             headers["If-None-Match"] = "*"
         if metadata.get("sha256"):
             headers[KNOWN_SHA256] = metadata["sha256"]
+        headers.update(self.retention_headers(retain_until))
         try:
             result = self._client._put_object(self.bucket, key, data, headers)
         except S3Error as exc:
@@ -169,6 +188,20 @@ class ObjectStore:
         except CLIENT_ERRORS as exc:
             raise store_error(exc, f"upload {key}") from exc
         return (result.etag or "").strip('"').lower()
+
+    def retention_headers(self, retain_until: datetime | None = None) -> dict[str, str]:
+        """The object-lock headers a copy is written with: BACKUP_LOCK_MODE until the later of
+        ``retain_until`` and BACKUP_LOCK_DAYS from now (none when BACKUP_LOCK_MODE is OFF)."""
+        s = self.settings
+        if s.lock_mode == "OFF":
+            return {}
+        until = lock_until(datetime.now(UTC), s.lock_days)
+        if retain_until is not None and retain_until > until:
+            until = retain_until
+        return {
+            "x-amz-object-lock-mode": s.lock_mode,
+            "x-amz-object-lock-retain-until-date": str(to_iso8601utc(until)),
+        }
 
     @contextmanager
     def reading(self, key: str, version_id: str | None = None) -> Iterator[Callable[[int], bytes]]:

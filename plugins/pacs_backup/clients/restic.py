@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.redact import mask_url_credentials
@@ -19,75 +19,33 @@ from pacs_backup.rclone.sandbox import guarded
 from pacs_backup.settings.bandwidth import UNLIMITED, BandwidthSchedule
 from pacs_backup.settings.targets import TargetSettings
 
+from .restic_program import (
+    _CODES,
+    RepositoryLocked,
+    RepositoryMissing,
+    RepositoryUnreachable,
+    ResticCancelled,
+    ResticError,
+    ResticPartial,
+    WrongPassword,
+    find_restic,
+    repository_address,
+)
 from .runner import Completed, run, stream
 
-
-class ResticError(BackupError):
-    """restic failed (exit code 1 or any code it does not document)."""
-
-
-class ResticPartial(ResticError):
-    """Exit 3: the snapshot was made but some files could not be read."""
-
-
-class RepositoryMissing(ResticError):
-    """Exit 10: no repository at that address (yet)."""
-
-
-class RepositoryLocked(ResticError):
-    """Exit 11: another process holds the repository lock."""
-
-
-class WrongPassword(ResticError):
-    """Exit 12: the password does not open the repository."""
-
-
-class ResticCancelled(ResticError):
-    """Exit 130: interrupted."""
-
-
-class RepositoryUnreachable(ResticError):
-    """The repository's server does not answer (checked before running restic, which retries for long)."""
-
-
-def repository_address(repository: str) -> tuple[str, int] | None:
-    """Return ``(host, port)`` of a network repository (rest:, s3:, sftp:), or None for a local path."""
-    scheme, _, rest = repository.partition(":")
-    if scheme == "rest" or (scheme == "s3" and "://" in rest):
-        url = urlsplit(rest)
-        if not url.hostname:
-            return None
-        return url.hostname, url.port or (443 if url.scheme == "https" else 80)
-    if scheme == "s3":
-        host, _, port = rest.split("/", 1)[0].partition(":")
-        return host, int(port) if port.isdigit() else 443
-    if scheme == "sftp":
-        if rest.startswith("//"):
-            url = urlsplit("sftp:" + rest)
-            return (url.hostname, url.port or 22) if url.hostname else None
-        return rest.split(":", 1)[0].rsplit("@", 1)[-1], 22
-    return None
-
-
-_CODES: dict[int, tuple[type[ResticError], str]] = {
-    1: (ResticError, "restic failed"),
-    3: (ResticPartial, "the snapshot is incomplete: some files could not be read"),
-    10: (RepositoryMissing, "there is no backup repository at that address"),
-    11: (RepositoryLocked, "the backup repository is locked by another process"),
-    12: (WrongPassword, "the password does not open the backup repository"),
-    130: (ResticCancelled, "restic was interrupted"),
-}
-
-
-def find_restic() -> str:
-    """Return the restic program: RESTIC_BINARY, the project's .tools/bin, or PATH."""
-    explicit = os.environ.get("RESTIC_BINARY")
-    if explicit:
-        return explicit
-    bundled = Path(__file__).resolve().parents[3] / ".tools" / "bin" / "restic"  # <project>/.tools
-    if bundled.exists():
-        return str(bundled)
-    return shutil.which("restic") or "restic"
+__all__ = [  # the errors and helpers of restic_program.py are imported from here too
+    "RepositoryLocked",
+    "RepositoryMissing",
+    "RepositoryUnreachable",
+    "Restic",
+    "ResticCancelled",
+    "ResticError",
+    "ResticPartial",
+    "SnapshotInfo",
+    "WrongPassword",
+    "find_restic",
+    "repository_address",
+]
 
 
 @dataclass(frozen=True)
@@ -99,6 +57,13 @@ class SnapshotInfo:
     time: str
     paths: tuple[str, ...]
     tags: tuple[str, ...]
+
+
+# Snapshot lists by (repository, tag), for callers that accept a list a little old (a study's page). This
+# process forgets a repository's lists whenever it changes that repository (backup, forget, init); the age
+# bounds how late a snapshot made elsewhere (another box, a technician's restic) shows.
+_LISTS: dict[tuple[str, str | None], tuple[float, list[SnapshotInfo]]] = {}
+_LISTS_LOCK = threading.Lock()
 
 
 def _snapshot(s: dict[str, Any]) -> SnapshotInfo:
@@ -263,6 +228,7 @@ class Restic:
 
     def init(self) -> None:
         """Create the repository."""
+        self._changed()
         self._run(["init"], timeout_s=300, lock=False)
 
     def ensure(self) -> bool:
@@ -286,7 +252,11 @@ class Restic:
             args += ["--tag", t]
         for e in excludes:
             args += ["--exclude", e]
-        done = self._run(args)
+        self._changed()
+        try:
+            done = self._run(args)
+        finally:
+            self._changed()
         for line in reversed(done.stdout.decode("utf-8", "replace").splitlines()):
             try:
                 msg = json.loads(line)
@@ -296,12 +266,28 @@ class Restic:
                 return msg
         raise ResticError("restic finished without a summary; the snapshot cannot be confirmed.")
 
-    def snapshots(self, tag: str | None = None) -> list[SnapshotInfo]:
-        """Return the snapshots, oldest first."""
+    def snapshots(self, tag: str | None = None, max_age_s: float = 0.0) -> list[SnapshotInfo]:
+        """Return the snapshots, oldest first; a list read at most ``max_age_s`` ago by this process when
+        there is one (each restic run costs its key derivation, about 0.7 s)."""
+        key = (self._url, tag)
+        if max_age_s > 0:
+            with _LISTS_LOCK:
+                kept = _LISTS.get(key)
+            if kept is not None and time.monotonic() - kept[0] <= max_age_s:
+                return list(kept[1])
         self.check_reachable()
         args = ["snapshots"] + (["--tag", tag] if tag else [])
         data = json.loads(self._run(args, lock=False).stdout or b"[]")
-        return [_snapshot(s) for s in data or []]
+        found = [_snapshot(s) for s in data or []]
+        with _LISTS_LOCK:
+            _LISTS[key] = (time.monotonic(), found)
+        return list(found)
+
+    def _changed(self) -> None:
+        """This process changed the repository: its remembered snapshot lists are stale."""
+        with _LISTS_LOCK:
+            for key in [k for k in _LISTS if k[0] == self._url]:
+                del _LISTS[key]
 
     def dump(self, snapshot: str, path: str) -> bytes:
         """Return the bytes of one file of a snapshot."""
@@ -357,7 +343,10 @@ class Restic:
         args = ["forget"] + [a for k, v in keep.items() for a in (f"--keep-{k}", v)]
         if prune:
             args += ["--prune", *self.upload_options()]  # pruning uploads the packs it rewrites
-        self._run(args, json_out=False)
+        try:
+            self._run(args, json_out=False)
+        finally:
+            self._changed()
 
     def forget_plan(self, keep: Mapping[str, str]) -> tuple[list[SnapshotInfo], list[SnapshotInfo]]:
         """``(kept, removed)``: what ``forget`` with the policy ``keep`` would do (restic's dry run)."""
@@ -369,8 +358,15 @@ class Restic:
     def forget_ids(self, snapshots: Sequence[str], prune: bool = True) -> None:
         """Forget exactly ``snapshots`` (chosen by the caller's policy), then prune their data."""
         if snapshots:
-            self._run(["forget", *snapshots, *(["--prune", *self.upload_options()] if prune else [])], json_out=False)
+            prune_args = ["--prune", *self.upload_options()] if prune else []
+            try:
+                self._run(["forget", *snapshots, *prune_args], json_out=False)
+            finally:
+                self._changed()
 
     def delete_snapshot(self, snapshot: str) -> None:
         """Remove one snapshot (only possible where the credentials allow deletions)."""
-        self._run(["forget", snapshot], json_out=False)
+        try:
+            self._run(["forget", snapshot], json_out=False)
+        finally:
+            self._changed()

@@ -107,6 +107,7 @@ class StoreDoc(TypedDict):
     versioning: bool | None  # None: not checked yet
     object_lock: bool | None
     warnings: list[str]
+    refused: NotRequired[str]  # copying has not started: the bucket lacks what the settings ask (one sentence)
     forecast: NotRequired[Forecast]
 
 
@@ -141,6 +142,41 @@ class CloudDoc(CloudQueueDoc):
     same_box: NotRequired[bool]  # as in PlacementDoc
     same_box_reason: NotRequired[str]
     treated_as_offsite: NotRequired[bool]
+
+
+class GroupFeedDoc(TypedDict):
+    """The feed of verified catalog rows to the group service, and the heartbeat."""
+
+    url: str
+    depth: int  # rows waiting to be acknowledged by the group service
+    last_sent_at: float | None
+    last_heartbeat_at: float | None
+    last_error: ErrorDoc | None
+
+
+class GroupDrillsDoc(TypedDict):
+    """The group store's restore tests (run by the scheduler as for the local bucket)."""
+
+    last_drill: RunDoc | None
+    last_good_drill_age_s: float | None
+    next_drill_at: float
+
+
+class GroupDoc(CloudQueueDoc):
+    """The group copy: this clinic's instances in the group store under ``<clinic>/`` (settings/group.py)."""
+
+    clinic: str
+    endpoint: str
+    bucket: str
+    reachable: bool | None  # None: not tried yet
+    unreachable_since: float | None
+    last_error: ErrorDoc | None
+    lag_s: LagDoc
+    manifest_at: float | None  # when the clinic's manifest was last written to the group store
+    last_drill: NotRequired[RunDoc | None]  # the group store's own restore tests (GroupDrillsDoc)
+    last_good_drill_age_s: NotRequired[float | None]
+    next_drill_at: NotRequired[float]
+    feed: NotRequired[GroupFeedDoc]  # absent: no group service is configured
 
 
 class ReplicationDoc(TypedDict, total=False):
@@ -186,4 +222,5 @@ class StatusDoc(ReplicationDoc):
     offsite_warning: NotRequired[str]  # no offsite target is configured, or every copy is on this box
     retention: NotRequired[RetentionDoc]
     cloud_pacs: NotRequired[CloudDoc]
+    group: NotRequired[GroupDoc]  # this clinic is in a group of clinics
     disk: NotRequired[DiskDoc | None]  # None: the storage folder could not be measured

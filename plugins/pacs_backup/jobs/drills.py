@@ -12,11 +12,16 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BackupError, NotFound, SourceGone
 from pacs_backup.contracts.runs import DrillSummary, Mismatch
+from pacs_backup.replication.group_copy import GroupSender
+from pacs_backup.settings.retention import lock_until
 from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.manifest import SNAPSHOT_TAG, ManifestEntry, read_manifest, sha256_hex, snapshot_manifest_path
 from pacs_backup.state.search import display_name
@@ -54,19 +59,34 @@ def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random
     if ctx.store is None:
         raise BackupError("No object store is configured.")
     ctx.catalog.backfill(ctx.reader, ctx.clock())
-    sample = ctx.catalog.sample(sample_size, rng)
-    copy = f"bucket {ctx.store.bucket}"
+    return drill_store(ctx, ctx.store, ctx.catalog.sample(sample_size, rng), f"bucket {ctx.store.bucket}")
+
+
+def drill_group_store(
+    ctx: OffsiteContext, group: GroupSender, sample_size: int, rng: random.Random | None = None
+) -> DrillSummary:
+    """The same drill on the group store: a sample of what was verified there (with its group keys),
+    each compared with the sha256 the group queue recorded."""
+    store = group.target.store
+    copy = f"group store {store.bucket} ({group.target.clinic})"
+    return drill_store(ctx, store, group.group_queue.sample(sample_size, rng), copy, "the group store")
+
+
+def drill_store(
+    ctx: OffsiteContext, store: ObjectStore, sample: list[ManifestEntry], copy: str, where: str = "the bucket"
+) -> DrillSummary:
+    """Read ``sample`` back from ``store`` (each entry's key) and compare it with the entry's sha256."""
     identical, repaired, mismatches = 0, 0, []
     for e in sample:
         try:
-            data, meta_sha = ctx.store.get_with_sha(e["key"])
+            data, meta_sha = store.get_with_sha(e["key"])
         except BackupError:
             data, meta_sha = None, None
         if data is not None and sha256_hex(data) == e["sha256"] and meta_sha in (None, e["sha256"]):
             identical += 1
             continue
-        problem = "missing from the bucket" if data is None else "its bytes in the bucket differ from the copy made"
-        if _repair_from_orthanc(ctx, e):
+        problem = f"missing from {where}" if data is None else f"its bytes in {where} differ from the copy made"
+        if _repair_from_orthanc(ctx, store, e):
             repaired += 1
             log.warning("drill repaired %s (%s) from the PACS", e["key"], problem)
             continue
@@ -91,15 +111,16 @@ def drill_object_store(ctx: OffsiteContext, sample_size: int, rng: random.Random
     )
 
 
-def _repair_from_orthanc(ctx: OffsiteContext, e: ManifestEntry) -> bool:
-    assert ctx.store is not None  # noqa: S101 - checked by the caller
+def _repair_from_orthanc(ctx: OffsiteContext, store: ObjectStore, e: ManifestEntry) -> bool:
     try:
         source = ctx.reader.read_file(e["orthanc_id"])
     except (SourceGone, BackupError):
         return False
     if sha256_hex(source) != e["sha256"]:
         return False  # the PACS holds other bytes now: only the recorded ones may go back
-    ctx.store.put_verified(e["key"], source, e["sha256"], e["orthanc_id"])
+    # Locked again until the study may be deleted, as the first copy was.
+    until = lock_until(datetime.now(UTC), store.settings.lock_days, ctx.retention, e.get("study_date", ""))
+    store.put_verified(e["key"], source, e["sha256"], e["orthanc_id"], retain_until=until)
     return True
 
 
@@ -170,3 +191,12 @@ def drill_target(
         check_slice=check_slice,  # read back by the scheduler to go on with the next slice
         note=None if entries else "Nothing to test yet: the newest snapshot holds no image.",
     )
+
+
+def mismatch_sentence(mismatches: Sequence[Mismatch]) -> str:
+    """One sentence for a person: which studies of which patients did not come back identical, and what to do."""
+    studies = {(m.patient, m.study_uid) for m in mismatches}
+    first = mismatches[0] if mismatches else None
+    who = "; ".join(f"{p} study {s}" for p, s in sorted(studies)[:3]) + (" and more" if len(studies) > 3 else "")
+    copy, problem, advice = (first.copy, first.problem, first.advice) if first else ("a copy", "", "")
+    return (f"{len(mismatches)} image(s) in {copy} did not come back identical ({who}): {problem}. {advice}").strip()

@@ -10,17 +10,18 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pacs_backup.clients.restic import SnapshotInfo
-from pacs_backup.contracts.documents import Forecast, TargetDoc
+from pacs_backup.contracts.documents import Forecast, GroupDrillsDoc, TargetDoc
 from pacs_backup.contracts.errors import BackupError, BadRequest, Busy, NotFound
 from pacs_backup.contracts.redact import mask_url_credentials
-from pacs_backup.contracts.runs import DrillSummary, JobKind, Mismatch, RestoreSummary, SnapshotSummary, job_kind
+from pacs_backup.contracts.runs import DrillSummary, JobKind, RestoreSummary, SnapshotSummary, job_kind
 from pacs_backup.replication.cloud_pacs import CloudSender
+from pacs_backup.replication.group_copy import GroupSender
 from pacs_backup.restore.from_copies import (
     Holding,
     restore_from_bucket,
@@ -31,7 +32,7 @@ from pacs_backup.restore.uploads import RestoreReport
 from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.history import RunLog
 
-from .drills import drill_object_store, drill_target
+from .drills import drill_group_store, drill_object_store, drill_target, mismatch_sentence
 from .drives import DriveNotConnected, DriveWatch, prepare
 from .forecast import forecast
 from .placement import Placement
@@ -41,7 +42,9 @@ log = logging.getLogger(__name__)
 
 MINIO = "minio"
 CLOUD_PACS = "cloud-pacs"
+GROUP = "group"  # the group copy's drills (settings.group.GROUP_COPY)
 MAX_WAITING_RESTORES = 10
+LIST_AGE_S = 60.0  # a study's page may show a snapshot list read this long ago (this box's own snapshots show at once)
 
 
 class OffsiteScheduler:
@@ -79,6 +82,7 @@ class OffsiteScheduler:
         self.drives = drives
         self._forecasts: dict[str, tuple[float, Forecast]] = {}
         self.cloud: CloudSender | None = None  # set when a cloud PACS is configured
+        self.group: GroupSender | None = None  # set when this clinic is in a group: its store has drills
         self.placement = placement  # where each copy is: decided on this thread, hourly
 
     # --- requests ---------------------------------------------------------------------------------
@@ -105,7 +109,8 @@ class OffsiteScheduler:
             job = job_kind(kind)
         except ValueError:
             raise BadRequest(f"Unknown job {kind!r}; use snapshot or drill.") from None
-        names = list(self.targets) + ([MINIO] if job == "drill" and self.ctx.store is not None else [])
+        stores = [MINIO] if self.ctx.store is not None else []
+        names = list(self.targets) + ([*stores, *([GROUP] if self.group else [])] if job == "drill" else [])
         if target is not None:
             if target not in names:
                 raise BadRequest(f"Unknown target {target!r}; configured: {', '.join(names) or 'none'}.")
@@ -114,7 +119,7 @@ class OffsiteScheduler:
             raise BackupError("No offsite target is configured (set RESTIC_REPOSITORY).")
         if target is not None:
             self._require_drive(target)
-        names = [n for n in names if n == MINIO or not self._unplugged(n)]
+        names = [n for n in names if n not in self.targets or not self._unplugged(n)]
         ids = []
         for name in names:
             with self._queue_lock:  # at most one waiting run per target and kind: asking again joins it
@@ -162,7 +167,8 @@ class OffsiteScheduler:
         out: list[tuple[str, Holding]] = []
         for name in [target] if target else list(self.targets):
             restic = self.ctx.restic(self.targets[name])
-            out += [(name, h) for h in snapshots_holding(restic, study_uid, known=self._known)]
+            held = snapshots_holding(restic, study_uid, known=self._known, max_age_s=LIST_AGE_S)
+            out += [(name, h) for h in held]
         return out
 
     def _known(self, snap: SnapshotInfo, study_uid: str) -> int | None:
@@ -292,6 +298,8 @@ class OffsiteScheduler:
                 self.request("drill", t.name)
         if self.ctx.store is not None and self._due(MINIO, "drill", self.minio_drill_interval_s):
             self.request("drill", MINIO)
+        if self.group is not None and self._due(GROUP, "drill", self.minio_drill_interval_s):
+            self.request("drill", GROUP)
 
     def _execute(self, run_id: int, name: str, kind: JobKind) -> None:
         self.runs.start(run_id, self._clock())
@@ -307,13 +315,15 @@ class OffsiteScheduler:
             return
         error = None  # a drill that checked nothing did not fail: the lights say "not tested"
         if isinstance(summary, DrillSummary) and not summary.ok:
-            error = _mismatch_sentence(summary.mismatches)
+            error = mismatch_sentence(summary.mismatches)
         self.runs.finish(run_id, self._clock(), error is None, summary, error)
         self._forecasts.pop(name, None)  # a new snapshot changes the size and growth
 
     def _run_job(self, name: str, kind: JobKind) -> SnapshotSummary | DrillSummary:
         if name == MINIO:
             return drill_object_store(self.ctx, self.drill_sample)
+        if name == GROUP and self.group is not None:
+            return drill_group_store(self.ctx, self.group, self.drill_sample)
         target = self.targets[name]
         if target.drive and self.drives is not None:
             state = self.drives.state(target, force=True)  # it may have been unplugged since it was queued
@@ -375,11 +385,12 @@ class OffsiteScheduler:
             out[name] = entry
         return out
 
-
-def _mismatch_sentence(mismatches: Sequence[Mismatch]) -> str:
-    """One sentence for a person: which studies of which patients did not come back identical, and what to do."""
-    studies = {(m.patient, m.study_uid) for m in mismatches}
-    first = mismatches[0] if mismatches else None
-    who = "; ".join(f"{p} study {s}" for p, s in sorted(studies)[:3]) + (" and more" if len(studies) > 3 else "")
-    copy, problem, advice = (first.copy, first.problem, first.advice) if first else ("a copy", "", "")
-    return (f"{len(mismatches)} image(s) in {copy} did not come back identical ({who}): {problem}. {advice}").strip()
+    def group_drills(self) -> GroupDrillsDoc:
+        """The group store's last drill, the age of its last good one and the next one's time."""
+        now = self._clock()
+        last, good = self.runs.last(GROUP, "drill"), self.runs.last(GROUP, "drill", "ok")
+        return {
+            "last_drill": last.as_dict() if last else None,
+            "last_good_drill_age_s": round(now - float(good.finished_at or 0), 1) if good else None,
+            "next_drill_at": self.next_due_at(GROUP, "drill", self.minio_drill_interval_s),
+        }

@@ -56,6 +56,7 @@ class OffsiteContext:
     clock: Callable[[], float] = time.time
     # Repositories known to exist: later snapshots skip the existence check (one restic run less).
     initialized: set[str] = field(default_factory=set)
+    after_snapshot: Callable[[], None] | None = None  # told after each snapshot taken (the copies' lists warm up)
 
     @property
     def state_dir(self) -> Path:
@@ -138,6 +139,8 @@ def take_snapshot(
     snapshot_id = str(done["snapshot_id"]) if done.get("snapshot_id") else None
     if snapshot_id:
         ctx.catalog.record_snapshot(target.name, snapshot_id, ctx.clock(), counts)
+        if ctx.after_snapshot is not None:
+            ctx.after_snapshot()
     kept = None
     if target.forget:
         recorded = recorded_by(ctx.catalog.snapshot_studies, ctx.catalog.study_dates())

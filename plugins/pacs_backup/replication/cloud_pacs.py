@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.orthanc_source import OrthancReader
-from pacs_backup.contracts.documents import CloudDoc, CloudQueueDoc, ErrorDoc
+from pacs_backup.contracts.documents import CloudDoc, CloudQueueDoc, ErrorDoc, LagDoc
 from pacs_backup.contracts.errors import BackupError, CloudRefused, CloudUnavailable
 from pacs_backup.contracts.retry import RetryPolicy
 from pacs_backup.settings.bandwidth import UNLIMITED, BandwidthSchedule
@@ -58,6 +58,8 @@ class Outgoing:
 
     orthanc_id: str | None
     data: bytes
+    key: str = ""  # where the bucket keeps it, and its sha256 (for a remote that stores by key)
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,10 @@ class SendQueue(Protocol):
 
 
 class CloudQueue:
-    """The queue of instances to send to the cloud PACS. Thread-safe."""
+    """The queue of instances to send to the cloud PACS. Thread-safe. ``TABLE``: the queue's table (a queue
+    of the same shape, such as the group copy's, reuses the methods)."""
+
+    TABLE = "cloud_queue"
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
@@ -147,14 +152,14 @@ class CloudQueue:
         """Due instances of one study (the one waiting longest), at most ``BATCH``."""
         with self._lock:
             first = self._db.execute(
-                "SELECT study_uid FROM cloud_queue WHERE state='pending' AND next_attempt_at <= ? "
+                f"SELECT study_uid FROM {self.TABLE} WHERE state='pending' AND next_attempt_at <= ? "  # noqa: S608
                 "ORDER BY next_attempt_at LIMIT 1",
                 (now,),
             ).fetchone()
             if first is None:
                 return []
             rows = self._db.execute(
-                "SELECT orthanc_id, study_uid, sop_uid, object_key, sha256, attempts FROM cloud_queue "
+                f"SELECT orthanc_id, study_uid, sop_uid, object_key, sha256, attempts FROM {self.TABLE} "  # noqa: S608
                 "WHERE state='pending' AND next_attempt_at <= ? AND study_uid = ? ORDER BY enqueued_at LIMIT ?",
                 (now, first[0], BATCH),
             ).fetchall()
@@ -166,12 +171,13 @@ class CloudQueue:
             lags = [
                 now - float(r[0])
                 for r in self._db.execute(
-                    f"SELECT enqueued_at FROM cloud_queue WHERE orthanc_id IN ({','.join('?' * len(ids))})",  # noqa: S608
+                    f"SELECT enqueued_at FROM {self.TABLE} WHERE orthanc_id IN ({','.join('?' * len(ids))})",  # noqa: S608
                     ids,
                 ).fetchall()
             ]
             self._db.executemany(
-                "UPDATE cloud_queue SET state='verified', verified_at=?, last_error=NULL WHERE orthanc_id=?",
+                f"UPDATE {self.TABLE} SET state='verified', verified_at=?, last_error=NULL "  # noqa: S608
+                "WHERE orthanc_id=?",
                 [(now, i) for i in ids],
             )
         return lags
@@ -179,15 +185,18 @@ class CloudQueue:
     def failed(self, items: list[Pending], error: str, retry_at: float, count: bool = True) -> None:
         with self._lock:
             self._db.executemany(
-                "UPDATE cloud_queue SET attempts = attempts + ?, last_error=?, next_attempt_at=? WHERE orthanc_id=?",
+                f"UPDATE {self.TABLE} SET attempts = attempts + ?, last_error=?, next_attempt_at=? "  # noqa: S608
+                "WHERE orthanc_id=?",
                 [(1 if count else 0, error, retry_at, p.orthanc_id) for p in items],
             )
 
     def stats(self, now: float) -> CloudQueueDoc:
         with self._lock:
-            counts = dict(self._db.execute("SELECT state, COUNT(*) FROM cloud_queue GROUP BY state").fetchall())
+            counts = dict(
+                self._db.execute(f"SELECT state, COUNT(*) FROM {self.TABLE} GROUP BY state").fetchall()  # noqa: S608
+            )
             oldest, failing = self._db.execute(
-                "SELECT MIN(enqueued_at), SUM(attempts > 0) FROM cloud_queue WHERE state='pending'"
+                f"SELECT MIN(enqueued_at), SUM(attempts > 0) FROM {self.TABLE} WHERE state='pending'"  # noqa: S608
             ).fetchone()
         return queue_doc(counts, oldest, failing, now)
 
@@ -199,7 +208,7 @@ class CloudQueue:
         """Every queued instance of a study, sent or not."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT orthanc_id, study_uid, sop_uid, object_key, sha256, attempts FROM cloud_queue "
+                f"SELECT orthanc_id, study_uid, sop_uid, object_key, sha256, attempts FROM {self.TABLE} "  # noqa: S608
                 "WHERE study_uid=? ORDER BY enqueued_at",
                 (study_uid,),
             ).fetchall()
@@ -257,6 +266,7 @@ class CloudSender:
                     continue
                 batch = self.queue.due(now)
                 if not batch:
+                    self._idle(now)
                     self._stop.wait(1.0)
                     continue
                 if self._send(batch):
@@ -279,7 +289,7 @@ class CloudSender:
         try:
             data = self.reader.read_file(p.orthanc_id)
             if sha256_hex(data) == p.sha256:
-                return Outgoing(p.orthanc_id, data)
+                return Outgoing(p.orthanc_id, data, p.key, p.sha256)
         except BackupError:
             pass
         if self.store is None:
@@ -287,7 +297,7 @@ class CloudSender:
         data = self.store.get(p.key)
         if sha256_hex(data) != p.sha256:
             raise BackupError(f"The bucket copy of {p.key} differs from what was backed up.")
-        return Outgoing(None, data)
+        return Outgoing(None, data, p.key, p.sha256)
 
     def restore(self, study_uid: str, orthanc: OrthancTarget, progress: Progress | None = None) -> RestoreReport:
         """Bring a study back from the cloud PACS into the local PACS, checked against what was sent."""
@@ -303,8 +313,7 @@ class CloudSender:
         """Send and verify one batch. Returns False when the remote could not be reached."""
         now = self._clock()
         try:
-            self.client.send([self._load(p) for p in batch])
-            present = self.client.instances_of(batch[0].study_uid)
+            present = self._deliver(batch)
         except CloudUnavailable as exc:
             if self.reachable is not False:
                 log.warning("%s unavailable, pausing: %s", self.remote, exc)
@@ -330,8 +339,23 @@ class CloudSender:
             self.queue.failed(missing, msg, now + self.retry.delay(missing[0].attempts + 1))
         return True
 
-    def status(self) -> CloudDoc:
+    def _deliver(self, batch: list[Pending]) -> set[str]:
+        """Send one batch of one study; returns the SOPInstanceUIDs the remote holds of that study."""
+        self.client.send([self._load(p) for p in batch])
+        return self.client.instances_of(batch[0].study_uid)
+
+    def _idle(self, now: float) -> None:
+        """Called when nothing is due (a sender with its own periodic work overrides it)."""
+
+    def lag(self) -> LagDoc:
+        """The recent copies' wait from queued to verified."""
         lags = sorted(self._lags)
+        return {
+            "p50": round(statistics.median(lags), 3) if lags else None,
+            "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3) if lags else None,
+        }
+
+    def status(self) -> CloudDoc:
         stats = self.queue.stats(self._clock())
         doc: CloudDoc = {
             "url": self.client.shown,
@@ -342,10 +366,7 @@ class CloudSender:
             "failing": stats["failing"],
             "oldest_pending_age_s": stats["oldest_pending_age_s"],
             "last_error": self.last_error,
-            "lag_s": {
-                "p50": round(statistics.median(lags), 3) if lags else None,
-                "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3) if lags else None,
-            },
+            "lag_s": self.lag(),
         }
         if not self.upload.unlimited:
             doc["window"], doc["next_window"] = self.upload.rule, self.held_until()

@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.orthanc_source import InstanceUids, OrthancReader
@@ -19,6 +20,7 @@ from pacs_backup.clients.store_errors import ChecksumMismatch, KeyExists
 from pacs_backup.contracts.errors import BackupError, CorruptInstance, SourceGone, StoreUnavailable
 from pacs_backup.contracts.keys import instance_key
 from pacs_backup.contracts.retry import RetryPolicy
+from pacs_backup.settings.retention import RetentionRule, lock_until
 from pacs_backup.state.catalog import Catalog, copy_entry
 from pacs_backup.state.manifest import sha256_hex
 
@@ -48,6 +50,7 @@ class Copier:
         stop: threading.Event,
         on_store_down: Callable[[str], None],
         clock: Clock,
+        retention: RetentionRule | None = None,
     ) -> None:
         self.outbox = outbox
         self.reader = reader
@@ -60,6 +63,7 @@ class Copier:
         self._stop = stop
         self._on_store_down = on_store_down
         self._clock = clock
+        self._retention = retention  # each copy is locked in the store until the rule lets its study go
         self._budget = threading.Condition()
         self._budget_used = 0
         # Uploads "only if absent" spare the look-up before each copy, where the store honours them
@@ -105,7 +109,8 @@ class Copier:
         data = stored.data
         digest = sha256_hex(data)
         key = instance_key(uids.study, uids.series, uids.sop, self._prefix)
-        if self._upload_if_absent(key, data, digest, orthanc_id, stored.md5):
+        until = self._retain_until(uids)
+        if self._upload_if_absent(key, data, digest, orthanc_id, stored.md5, until):
             self._done(orthanc_id, uids, stored.path, key, digest, len(data))
             return
         existing = self.store.stat(key)
@@ -116,13 +121,30 @@ class Copier:
             key = instance_key(uids.study, uids.series, uids.sop, self._prefix, variant=orthanc_id)
             existing = self.store.stat(key)
         if existing is None or existing.sha256 != digest or existing.size != len(data):
-            self._put(key, data, digest, orthanc_id, stored.md5, if_absent=False)
+            self._put(key, data, digest, orthanc_id, stored.md5, if_absent=False, until=until)
         self._done(orthanc_id, uids, stored.path, key, digest, len(data))
 
-    def _put(self, key: str, data: bytes, digest: str, orthanc_id: str, md5: str | None, if_absent: bool) -> None:
-        """Upload and verify against Orthanc's own record of the file (``md5``) where it has one."""
+    def _retain_until(self, uids: InstanceUids) -> datetime | None:
+        """Until when the store must keep this instance's copy (None: the lock of BACKUP_LOCK_DAYS only)."""
+        if self._retention is None or uids.info is None:
+            return None
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return lock_until(now, self.store.settings.lock_days, self._retention, uids.info.study_date)
+
+    def _put(
+        self,
+        key: str,
+        data: bytes,
+        digest: str,
+        orthanc_id: str,
+        md5: str | None,
+        if_absent: bool,
+        until: datetime | None = None,
+    ) -> None:
+        """Upload and verify against Orthanc's own record of the file (``md5``) where it has one; the copy is
+        locked until ``until`` (or BACKUP_LOCK_DAYS)."""
         try:
-            self.store.put_verified(key, data, digest, orthanc_id, md5=md5, if_absent=if_absent)
+            self.store.put_verified(key, data, digest, orthanc_id, md5=md5, if_absent=if_absent, retain_until=until)
         except ChecksumMismatch:
             if md5 is not None and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
                 # The store received what was read; the file itself is no longer what Orthanc stored.
@@ -133,7 +155,9 @@ class Copier:
                 ) from None
             raise
 
-    def _upload_if_absent(self, key: str, data: bytes, digest: str, orthanc_id: str, md5: str | None) -> bool:
+    def _upload_if_absent(
+        self, key: str, data: bytes, digest: str, orthanc_id: str, md5: str | None, until: datetime | None
+    ) -> bool:
         """Upload without a look-up first, if the store allows it and copies are mostly new (not a
         clinic being restored, whose copies all exist). True when the copy was made and verified."""
         with self._found_lock:
@@ -141,7 +165,7 @@ class Copier:
         if not self.conditional_writes or mostly_existing:
             return False
         try:
-            self._put(key, data, digest, orthanc_id, md5, if_absent=True)
+            self._put(key, data, digest, orthanc_id, md5, if_absent=True, until=until)
         except KeyExists:
             return False  # the look-up that follows notes it
         self._note_found(False)

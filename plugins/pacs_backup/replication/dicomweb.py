@@ -139,7 +139,7 @@ class DicomWeb:
         data, ctype = self._request(
             "GET",
             f"/studies/{urllib.parse.quote(study_uid)}",
-            headers={"Accept": 'multipart/related; type="application/dicom"'},
+            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
         )
         return split_multipart(data, ctype)
 

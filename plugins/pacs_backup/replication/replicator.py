@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pacs_backup.clients.bucket import BucketNotImmutable
 from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.orthanc_source import OrthancReader
 from pacs_backup.contracts.documents import ReplicationDoc
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.retry import RetryPolicy
+from pacs_backup.settings.retention import RetentionRule
 from pacs_backup.state.catalog import Catalog
 
 from .copier import Copier
@@ -31,6 +33,8 @@ from .recorder import Recorder
 from .status import Clock, EngineStatus
 
 log = logging.getLogger(__name__)
+# How often a bucket refused for lacking object lock or versioning is checked again (fixed by a person).
+REFUSED_RECHECK_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class ReplicatorOptions:
     # Bytes of instance data held in memory at once by all workers together. Large radiographs then
     # wait for each other instead of multiplying the plugin's memory inside Orthanc.
     inflight_budget_bytes: int = 24 * 1024 * 1024
+    # The retention rule: each copy is locked in the store until its study may be deleted (None: the
+    # lock of BACKUP_LOCK_DAYS only).
+    retention: RetentionRule | None = None
 
 
 class Replicator:
@@ -92,6 +99,7 @@ class Replicator:
             stop=self._stop,
             on_store_down=self._store_down,
             clock=clock,
+            retention=self.options.retention,
         )
         self._reconciler = Reconciler(
             outbox,
@@ -209,10 +217,19 @@ class Replicator:
             attempt += 1
             try:
                 bucket = self.store.ensure_bucket()
+            except BucketNotImmutable as exc:
+                # Refused, not an outage: nothing is copied until the bucket or the setting is changed.
+                if self._notes.refusal != str(exc):
+                    log.error("%s", exc)
+                self._notes.refusal = str(exc)
+                self._notes.note_error(str(exc))
+                self._stop.wait(REFUSED_RECHECK_S)
+                continue
             except BackupError as exc:
                 self._notes.note_error(f"Object store not ready: {exc}")
                 self._stop.wait(min(self.options.store_probe_cap_s, 0.5 * 2**attempt))
                 continue
+            self._notes.refusal = None
             self._notes.bucket = bucket
             for w in bucket.warnings:
                 log.warning("%s", w)

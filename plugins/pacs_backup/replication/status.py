@@ -13,7 +13,7 @@ from typing import Any
 
 from pacs_backup.clients.bucket import BucketReport
 from pacs_backup.clients.object_store import ObjectStore
-from pacs_backup.contracts.documents import ErrorDoc, ReplicationDoc
+from pacs_backup.contracts.documents import ErrorDoc, ReplicationDoc, StoreDoc
 
 from .outbox import OutboxStats
 
@@ -31,6 +31,7 @@ class EngineStatus:
         self.last_replicated_at: float | None = None
         self.lags: deque[float] = deque(maxlen=LAG_SAMPLES)
         self.bucket: BucketReport | None = None
+        self.refusal: str | None = None  # why copying has not started (the bucket lacks object lock...)
         self.reconcile: dict[str, Any] | None = None
 
     def note_error(self, message: str) -> None:
@@ -53,6 +54,16 @@ class EngineStatus:
         """
         lags = sorted(self.lags)
         bucket = self.bucket
+        store_doc: StoreDoc = {
+            "endpoint": store.settings.endpoint,
+            "bucket": store.bucket,
+            "reachable": reachable,
+            "versioning": None if bucket is None else bucket.versioning,
+            "object_lock": None if bucket is None else bucket.object_lock,
+            "warnings": [] if bucket is None else list(bucket.warnings),
+        }
+        if self.refusal is not None:
+            store_doc["refused"] = self.refusal
         return {
             "outbox_depth": stats.depth + unrecorded,
             "oldest_pending_age_s": None if (age := stats.oldest_pending_age_s) is None else round(age, 3),
@@ -67,14 +78,7 @@ class EngineStatus:
                 "p50": round(statistics.median(lags), 3) if lags else None,
                 "p99": round(lags[min(len(lags) - 1, int(0.99 * len(lags)))], 3) if lags else None,
             },
-            "store": {
-                "endpoint": store.settings.endpoint,
-                "bucket": store.bucket,
-                "reachable": reachable,
-                "versioning": None if bucket is None else bucket.versioning,
-                "object_lock": None if bucket is None else bucket.object_lock,
-                "warnings": [] if bucket is None else list(bucket.warnings),
-            },
+            "store": store_doc,
             "last_reconcile": self.reconcile,
             "workers": workers,
         }

@@ -117,8 +117,10 @@ def choose_snapshot(restic: Restic, as_of: datetime | None = None, snapshot_id: 
     return snaps[-1]
 
 
-def _candidates(restic: Restic, as_of: datetime | None, snapshot_id: str | None) -> list[SnapshotInfo]:
-    snaps = restic.snapshots(tag=SNAPSHOT_TAG)
+def _candidates(
+    restic: Restic, as_of: datetime | None, snapshot_id: str | None, max_age_s: float = 0.0
+) -> list[SnapshotInfo]:
+    snaps = restic.snapshots(tag=SNAPSHOT_TAG, max_age_s=max_age_s)
     if snapshot_id:
         chosen = [s for s in snaps if s.id.startswith(snapshot_id)]
         if not chosen:
@@ -182,12 +184,16 @@ def _count(restic: Restic, snap: SnapshotInfo, study_uid: str, known: KnownCount
 
 
 def snapshots_holding(
-    restic: Restic, study_uid: str, as_of: datetime | None = None, known: KnownCount | None = None
+    restic: Restic,
+    study_uid: str,
+    as_of: datetime | None = None,
+    known: KnownCount | None = None,
+    max_age_s: float = 0.0,
 ) -> list[Holding]:
-    """Every snapshot that holds the study, newest first (reads each unknown snapshot's manifest once)."""
-    return [
-        Holding(s, n) for s in reversed(_candidates(restic, as_of, None)) if (n := _count(restic, s, study_uid, known))
-    ]
+    """Every snapshot that holds the study, newest first (reads each unknown snapshot's manifest once; a
+    snapshot list read at most ``max_age_s`` ago serves when there is one)."""
+    found = reversed(_candidates(restic, as_of, None, max_age_s))
+    return [Holding(s, n) for s in found if (n := _count(restic, s, study_uid, known))]
 
 
 def snapshot_for_study(

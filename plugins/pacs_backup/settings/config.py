@@ -1,7 +1,8 @@
 """The engine's configuration, read once at start from environment variables and validated.
 
 The parts are read by their own modules: the object store (:mod:`.store`), the snapshot targets
-(:mod:`.targets`), the cloud PACS (:mod:`.cloud_peer`) and the limits (:mod:`.limits`); each value by
+(:mod:`.targets`), the cloud PACS (:mod:`.cloud_peer`), the group of clinics (:mod:`.group`) and the
+limits (:mod:`.limits`); each value by
 :mod:`.env_values`. A bad value raises :class:`ConfigError` whose message names the variable.
 Every variable is documented in ``.env.example``.
 """
@@ -17,6 +18,7 @@ from pacs_backup.contracts.errors import ConfigError
 
 from .cloud_peer import CloudPacsSettings, load_cloud_pacs
 from .env_values import optional_number, parse_bool, parse_number, raw
+from .group import GroupSettings, load_group
 from .limits import Limits, load_limits
 from .referral_peers import ReferralPeer, load_referral_peers
 from .retention import RetentionRule, load_retention
@@ -47,6 +49,7 @@ class Settings:
     retention: RetentionRule = field(default_factory=lambda: load_retention({}))  # how long every copy keeps a study
     view_cache_mb: int = 2048  # studies fetched from snapshots to be looked at, on disk (sources/cache.py)
     referral_peers: tuple[ReferralPeer, ...] = ()  # clinics a study can be sent to on request
+    group: GroupSettings | None = None  # this clinic's group of clinics (GROUP_*), when it is in one
 
 
 CLOUD_PACS_COPY = "cloud-pacs"  # the cloud PACS's name as a copy (a source, a light)
@@ -113,4 +116,5 @@ def load_settings(default_outbox: Path, env: Mapping[str, str] | None = None) ->
             "BACKUP_VIEW_CACHE_MB", raw(env, "BACKUP_VIEW_CACHE_MB") or "2048", int, 16, 1024 * 1024
         ),
         referral_peers=load_referral_peers(env),
+        group=load_group(env),
     )

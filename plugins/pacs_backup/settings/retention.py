@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 from pacs_backup.contracts.documents import RetentionDoc
 from pacs_backup.contracts.errors import ConfigError
@@ -83,6 +83,21 @@ def study_day(study_date: str, fallback: date) -> date:
     return fallback
 
 
+def lock_until(now: datetime, lock_days: int, rule: RetentionRule | None = None, study_date: str = "") -> datetime:
+    """Until when the store must refuse to delete a copy written at ``now`` (UTC): the later of ``now`` +
+    ``lock_days`` (BACKUP_LOCK_DAYS) and the first day the retention rule lets the study go, when its
+    ``study_date`` (DICOM ``YYYYMMDD``) is known. A study date in the future counts as today, so a wrong
+    date never locks a copy for longer than the rule from now."""
+    until = now.astimezone(UTC).replace(microsecond=0) + timedelta(days=lock_days)
+    if rule is None:
+        return until
+    day = study_day(study_date, date.min)
+    if day == date.min:  # not known: the lock of BACKUP_LOCK_DAYS only
+        return until
+    law = datetime.combine(rule.keep_until(min(day, now.astimezone(UTC).date())), time(), UTC)
+    return max(until, law)
+
+
 def load_retention(env: Mapping[str, str]) -> RetentionRule:
     """Read the rule. Raises ConfigError naming the variable (an unknown preset, or one without a number
     when the clinic has not given its own)."""
@@ -109,14 +124,18 @@ def load_retention(env: Mapping[str, str]) -> RetentionRule:
 
 
 def retention_doc(rule: RetentionRule, lock_mode: str, lock_days: int) -> RetentionDoc:
-    """The rule for the status, with a sentence when the bucket's object lock does not cover it."""
+    """The rule for the status: with object lock, saying that the store itself enforces it (each copy is
+    written locked until its study may go, see :func:`lock_until`); without, a note saying what that means."""
     doc = RetentionDoc(years=rule.years, preset=rule.preset, rule=rule.sentence)
-    needed = rule.years * 365 + (rule.years + 3) // 4  # those years with the most leap days they can hold
-    if lock_mode == "OFF" or lock_days < needed:
-        lock = "no object lock" if lock_mode == "OFF" else f"an object lock of {lock_days} days"
+    if lock_mode == "OFF":
         doc["lock_note"] = (
-            f"The bucket has {lock}, shorter than the {rule.years} years of the retention rule: after that, its "
-            "copies are kept because the plugin's account may not delete them, not by the lock. To lock them "
-            f"for the whole period, set BACKUP_LOCK_DAYS={needed} and run the store set-up again."
+            "The copies have no object lock (BACKUP_LOCK_MODE=OFF): they are kept because the plugin's account "
+            "may not delete them, but the object store's root account can. Set BACKUP_LOCK_MODE=GOVERNANCE or "
+            "COMPLIANCE for the store itself to refuse to delete a study's copies before its date."
+        )
+    else:
+        doc["rule"] = (
+            f"{rule.sentence} The object store itself refuses to delete a copy before then: each is written "
+            f"with an object lock ({lock_mode}) until that day, and for at least {lock_days} days."
         )
     return doc

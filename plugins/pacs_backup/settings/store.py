@@ -37,41 +37,52 @@ class StoreSettings:
         )
 
 
-def parse_endpoint(env: Mapping[str, str]) -> tuple[str, bool]:
-    """Return ``(host:port, secure)`` from MINIO_ENDPOINT (``host:port`` or an http(s) URL)."""
-    endpoint = raw(env, "MINIO_ENDPOINT")
+def parse_endpoint(
+    env: Mapping[str, str], name: str = "MINIO_ENDPOINT", secure_name: str = "MINIO_SECURE"
+) -> tuple[str, bool]:
+    """Return ``(host:port, secure)`` from ``name`` (``host:port`` or an http(s) URL) and ``secure_name``."""
+    endpoint = raw(env, name)
     if endpoint is None:
-        raise ConfigError("MINIO_ENDPOINT is not set; set it to the object store, e.g. 127.0.0.1:9000.")
-    secure_raw = raw(env, "MINIO_SECURE")
+        raise ConfigError(f"{name} is not set; set it to the object store, e.g. 127.0.0.1:9000.")
+    secure_raw = raw(env, secure_name)
     if "://" in endpoint:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise ConfigError(
-                f"MINIO_ENDPOINT={endpoint!r} is not a valid address; use host:port or http(s)://host:port."
-            )
+            raise ConfigError(f"{name}={endpoint!r} is not a valid address; use host:port or http(s)://host:port.")
         secure = parts.scheme == "https"
         host = parts.netloc
     else:
         host = endpoint
         secure = False
     if secure_raw is not None:
-        secure = parse_bool("MINIO_SECURE", secure_raw)
+        secure = parse_bool(secure_name, secure_raw)
     if "/" in host or " " in host or host.startswith(":"):
-        raise ConfigError(f"MINIO_ENDPOINT={endpoint!r} is not a valid address; use host:port or http(s)://host:port.")
+        raise ConfigError(f"{name}={endpoint!r} is not a valid address; use host:port or http(s)://host:port.")
     return host, secure
+
+
+def parse_bucket(name: str, bucket: str) -> str:
+    """A bucket name (3-63 lowercase letters, digits, '-' or '.'); ConfigError naming ``name`` otherwise."""
+    if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in bucket):
+        raise ConfigError(
+            f"{name}={bucket!r} is not a valid bucket name; use 3-63 lowercase letters, digits, '-' or '.'."
+        )
+    return bucket
+
+
+def parse_lock_mode(name: str, value: str) -> str:
+    """GOVERNANCE, COMPLIANCE or OFF (any case); ConfigError naming ``name`` otherwise."""
+    lock_mode = value.upper()
+    if lock_mode not in LOCK_MODES:
+        raise ConfigError(f"{name}={lock_mode!r} is not valid; use one of {', '.join(LOCK_MODES)}.")
+    return lock_mode
 
 
 def load_store_settings(env: Mapping[str, str]) -> StoreSettings:
     """Read the object store settings. Raises ConfigError naming the bad variable."""
     endpoint, secure = parse_endpoint(env)
-    bucket = raw(env, "MINIO_BUCKET") or "pacs-backup"
-    if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in ".-" for c in bucket):
-        raise ConfigError(
-            f"MINIO_BUCKET={bucket!r} is not a valid bucket name; use 3-63 lowercase letters, digits, '-' or '.'."
-        )
-    lock_mode = (raw(env, "BACKUP_LOCK_MODE") or "GOVERNANCE").upper()
-    if lock_mode not in LOCK_MODES:
-        raise ConfigError(f"BACKUP_LOCK_MODE={lock_mode!r} is not valid; use one of {', '.join(LOCK_MODES)}.")
+    bucket = parse_bucket("MINIO_BUCKET", raw(env, "MINIO_BUCKET") or "pacs-backup")
+    lock_mode = parse_lock_mode("BACKUP_LOCK_MODE", raw(env, "BACKUP_LOCK_MODE") or "GOVERNANCE")
     access, secret_key = secret(env, "MINIO_ACCESS_KEY"), secret(env, "MINIO_SECRET_KEY")
     assert access is not None and secret_key is not None  # noqa: S101 - required=True guarantees it
     return StoreSettings(

@@ -9,7 +9,10 @@ from typing import Any
 
 # What the plugin calls (object_store.py) and nothing more. GetBucketLocation: the client asks for the
 # bucket's region when MINIO_REGION is not set. The retention and legal hold reads let a technician
-# using the same keys (restore scripts) see how long a copy is kept.
+# using the same keys (restore scripts) see how long a copy is kept. PutObjectRetention: each copy is
+# written with its own retention (until the retention rule lets its study go), which S3 checks as this
+# action; without s3:BypassGovernanceRetention (refused below) it can only lengthen a retention, never
+# shorten or remove one.
 PLUGIN_BUCKET_ACTIONS = (
     "s3:ListBucket",
     "s3:ListBucketVersions",
@@ -22,6 +25,7 @@ PLUGIN_OBJECT_ACTIONS = (
     "s3:GetObject",
     "s3:GetObjectVersion",
     "s3:GetObjectRetention",
+    "s3:PutObjectRetention",
     "s3:GetObjectLegalHold",
 )
 # Refused explicitly, so that no other policy given to the account (a group's, say) can grant them.
@@ -31,7 +35,6 @@ DENIED_ACTIONS = (
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
     "s3:BypassGovernanceRetention",
-    "s3:PutObjectRetention",
     "s3:PutObjectLegalHold",
     "s3:PutBucketObjectLockConfiguration",
     "s3:PutBucketVersioning",
@@ -46,7 +49,7 @@ DENIED_ACTIONS = (
 # S3 checks a GET of a version as s3:GetObject, so the version id in the request is what is refused.
 READER_BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
 READER_OBJECT_ACTIONS = ("s3:GetObject",)
-READER_DENIED = ("s3:PutObject", "s3:ListBucketVersions", *DENIED_ACTIONS)
+READER_DENIED = ("s3:PutObject", "s3:PutObjectRetention", "s3:ListBucketVersions", *DENIED_ACTIONS)
 
 
 def policy_name(bucket: str) -> str:
@@ -76,8 +79,15 @@ def plugin_policy(bucket: str) -> dict[str, Any]:
     return _policy(bucket, "Plugin", allowed, ("NeverDeleteOrUnlock", list(DENIED_ACTIONS)))
 
 
-def reader_policy(bucket: str) -> dict[str, Any]:
-    """The dashboard's read-only IAM policy on ``bucket`` (JSON-ready)."""
+def reader_policy(bucket: str, version_action: bool = False) -> dict[str, Any]:
+    """The dashboard's read-only IAM policy on ``bucket`` (JSON-ready).
+
+    ``version_action``: the store checks a read of an earlier version as s3:GetObjectVersion (AWS, Versity
+    S3 Gateway, which refuses the version-id condition on s3:GetObject), so that action is refused instead.
+    """
+    if version_action:
+        never = ("NeverWrite", [*READER_DENIED, "s3:GetObjectVersion"])
+        return _policy(bucket, "Reader", (READER_BUCKET_ACTIONS, READER_OBJECT_ACTIONS), never)
     policy = _policy(bucket, "Reader", (READER_BUCKET_ACTIONS, READER_OBJECT_ACTIONS), ("NeverWrite", [*READER_DENIED]))
     old = {
         "Sid": "NeverOldVersions",

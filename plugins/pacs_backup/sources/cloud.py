@@ -88,7 +88,7 @@ class DicomWebReader(DicomWeb):
         data, ctype = self._request(
             "GET",
             f"/studies/{q(study_uid)}/series/{q(series_uid)}/instances/{q(sop_uid)}",
-            headers={"Accept": 'multipart/related; type="application/dicom"'},
+            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
         )
         parts = split_multipart(data, ctype)
         if not parts:

@@ -25,7 +25,9 @@ from .cache import ViewCache
 from .snapshot import ManifestCache, SnapshotSource, taken_label
 
 DriveState = Callable[[TargetSettings], "tuple[bool, str]"]  # (plugged in, the sentence when not)
-LIST_TTL_S = 30.0  # a repository's snapshot list is asked again after this long
+# A repository's snapshot list is asked again after this long. The plugin warms it itself after each snapshot
+# it takes (warm()), so this only bounds how late a snapshot taken by another box shows.
+LIST_TTL_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,24 @@ class SourceRegistry:
         if family.kind != "drive":
             docs += [self._doc(family, s, False) for s in holding]
         return docs
+
+    def warm(self) -> None:
+        """Read each offsite target's snapshot list and its newest snapshot's manifest now (after a snapshot, at
+        start), so the first look at a study there costs one restic run - fetching the study - instead of three.
+        A repository that cannot be read is left for the next look to report."""
+        for family in self._families:
+            if family.kind == "drive":
+                continue
+            try:
+                snaps = self._snapshots(family, fresh=True)
+                if snaps:
+                    self.manifests.get(self.parts.restic_for(family.target), snaps[-1])
+            except BackupError:
+                continue
+
+    def warm_in_background(self) -> None:
+        """:meth:`warm` in a thread of its own (restic runs take a second or two; nobody waits for them)."""
+        threading.Thread(target=self.warm, name="pacs-backup-warm-copies", daemon=True).start()
 
     # --- the interface ---------------------------------------------------------------------------
     def _fixed(self) -> list[CopySource]:

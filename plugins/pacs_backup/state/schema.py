@@ -295,6 +295,31 @@ def _v8(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX referral_queue_due ON referral_queue (peer, state, next_attempt_at)")
 
 
+def _v9(db: sqlite3.Connection) -> None:
+    """A group of clinics: every copied instance also goes to the group store (a durable queue filled
+    from the catalog, as the cloud PACS's), and the rows verified there are fed to the group service."""
+    db.execute("""CREATE TABLE group_queue (
+        orthanc_id      TEXT PRIMARY KEY,
+        study_uid       TEXT NOT NULL,
+        sop_uid         TEXT NOT NULL,
+        object_key      TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'verified')),
+        enqueued_at     REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error      TEXT,
+        verified_at     REAL)""")
+    db.execute("CREATE INDEX group_queue_due ON group_queue (state, next_attempt_at)")
+    db.execute("""CREATE TABLE group_feed (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        entry           TEXT NOT NULL,
+        queued_at       REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error      TEXT)""")
+
+
 def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
     """Recompute every study's search text in ``table`` (the catalog's, or the dashboard's mirror)."""
     assert table in ("catalog_studies", "studies")  # noqa: S101 - our two tables, never input
@@ -305,7 +330,7 @@ def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
     )
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
