@@ -9,12 +9,10 @@ its object carries, as the plugin's own bucket source does.
 
 from __future__ import annotations
 
-import fnmatch
-
 from pacs_backup.contracts.errors import BackupError, NotFound, StoreUnavailable
 from pacs_backup.dicom.web_json import NotDicom, read_header
 from pacs_backup.sources.base import CopyDamaged, CopyInstance, CopyStudy, SourceDoc, SourceUnavailable, StudyMatch
-from pacs_backup.state.catalog import StudySummary
+from pacs_backup.sources.studies import copy_study, matches
 from pacs_backup.state.manifest import sha256_hex
 
 from .bucket import BucketReader
@@ -27,38 +25,6 @@ _DIGESTED = "h-"  # a key component that is a digest of a UID that could not be 
 
 def bucket_doc() -> SourceDoc:
     return SourceDoc(name=BUCKET, kind="bucket", label=LABEL, available=True, reason="", taken_at="")
-
-
-def _copy_study(s: StudySummary) -> CopyStudy:
-    return CopyStudy(
-        study_uid=s["study_uid"],
-        patient_id=s["patient_id"],
-        patient_name=s["patient_name"],
-        study_date=s["study_date"],
-        description=s["description"],
-        accession=s["accession"],
-        modalities="\\".join(m for m in s["modalities"].split(",") if m),
-        series=int(s["series"]),
-        instances=int(s["instances"]),
-    )
-
-
-def matches(study: CopyStudy, match: StudyMatch) -> bool:
-    """Whether ``study`` answers ``match`` (names with DICOM wildcards, case-insensitive; dates inclusive)."""
-
-    def like(value: str, pattern: str) -> bool:
-        return not pattern or fnmatch.fnmatchcase(value.lower(), pattern.lower().replace("[", "[[]"))
-
-    date = study["study_date"]
-    return (
-        (not match.study_uid or study["study_uid"] == match.study_uid)
-        and like(study["patient_id"], match.patient_id)
-        and (not match.patient_name or like(study["patient_name"], match.patient_name))
-        and like(study["accession"], match.accession)
-        and (not match.date_from or (bool(date) and date >= match.date_from))
-        and (not match.date_to or (bool(date) and date <= match.date_to))
-        and (not match.modality or match.modality.upper() in study["modalities"].upper().split("\\"))
-    )
 
 
 class BucketCopies:
@@ -91,7 +57,7 @@ class BucketCopies:
         if match.study_uid:
             row = self.mirror.study(match.study_uid) if self.mirror else None
             if row is not None:
-                found = [_copy_study(row)] if self._keys(match.study_uid) else []
+                found = [copy_study(row)] if self._keys(match.study_uid) else []
             else:
                 found = self._from_header(match.study_uid)
         elif self.mirror is not None:
@@ -100,7 +66,7 @@ class BucketCopies:
                 rows = self.mirror.search(text, match.date_from, match.date_to, match.modality, limit=1000)
             except ValueError:
                 rows = []
-            found = [_copy_study(r) for r in rows]
+            found = [copy_study(r) for r in rows]
         else:
             found = []
         kept = [s for s in found if matches(s, match)]

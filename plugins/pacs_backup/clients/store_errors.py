@@ -27,6 +27,13 @@ class KeyExists(StoreError):
     """An upload made only if the key is free found it taken (S3 conditional write, 412)."""
 
 
+class ObjectMissing(StoreError):
+    """The object asked for is not in the store (NoSuchKey): a missing copy, not an outage."""
+
+
+MISSING_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
+
+
 def keys_refused(keys: tuple[str, str], what: str, code: str) -> StoreError:
     """The store refused ``keys`` (see PLUGIN_KEYS) while trying to ``what``."""
     return StoreError(f"The object store refused {keys[0]} while trying to {what} ({code}); check {keys[1]}.")
@@ -42,6 +49,8 @@ def store_error(
     if isinstance(exc, S3Error):
         if exc.code in AUTH_CODES:
             return keys_refused(keys, what, exc.code)
+        if exc.code in MISSING_CODES:
+            return ObjectMissing(f"The object store holds no such object (trying to {what}).")
         if exc.code in ("XMinioStorageFull", "StorageFull", "QuotaExceeded"):
             return StoreError(
                 f"The object store is full and refused to {what}; free space on it or add a disk. "

@@ -11,7 +11,6 @@ before the upload, Orthanc's MD5 after), recorded as a restore run in this clini
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -21,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from pacs_backup.contracts.errors import BackupError, CloudRefused, CloudUnavailable
+from pacs_backup.contracts.errors import BackupError
 from pacs_backup.restore.from_copies import restore_items
 from pacs_backup.restore.uploads import Loader, OrthancTarget, RestoreReport
 from pacs_backup.settings.group import GROUP_COPY, GroupSettings
@@ -35,35 +34,6 @@ DELIVERIES_PATH = "/group/api/deliveries"
 MAX_POLL_S = 15.0
 
 
-class DeliveryService(GroupService):
-    """The group service's delivery routes as this clinic calls them."""
-
-    def get(self, path: str) -> bytes:
-        """GET ``path``; the answer's bytes. Raises CloudUnavailable (try later) or CloudRefused (4xx)."""
-        request = urllib.request.Request(  # noqa: S310 - GROUP_SERVICE_URL is checked to be http(s)
-            self.url + path, headers={"Authorization": f"Bearer {self._token}"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310
-                return bytes(resp.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code >= 500:
-                raise CloudUnavailable(f"The group service is not ready (HTTP {exc.code}); trying again.") from None
-            raise CloudRefused(f"The group service refused {path.split('?')[0]} (HTTP {exc.code}).") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CloudUnavailable(f"The group service at {self.url} cannot be reached ({reason}).") from None
-
-    def get_json(self, path: str) -> dict[str, Any]:
-        try:
-            answer = json.loads(self.get(path))
-        except ValueError:
-            raise CloudRefused(f"The group service answered {path} with something else than JSON.") from None
-        if not isinstance(answer, dict):
-            raise CloudRefused(f"The group service answered {path} with something else than a JSON object.")
-        return answer
-
-
 class GroupDeliveries:
     """The thread that pulls the studies brought to this clinic and restores them into its PACS."""
 
@@ -75,7 +45,7 @@ class GroupDeliveries:
         clock: Callable[[], float] = time.time,
     ) -> None:
         assert settings.service_url is not None and settings.service_token is not None  # noqa: S101 - caller's check
-        self.service = DeliveryService(settings.service_url, settings.service_token, settings.clinic_id)
+        self.service = GroupService(settings.service_url, settings.service_token, settings.clinic_id)
         self.runs, self.orthanc, self._clock = runs, orthanc, clock
         self.poll_s = min(settings.heartbeat_s, MAX_POLL_S)
         self._reports: dict[int, dict[str, Any]] = {}  # done here, report not acknowledged yet

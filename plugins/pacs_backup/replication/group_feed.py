@@ -39,22 +39,23 @@ class GroupService:
     def __init__(self, url: str, token: str, clinic: str, timeout_s: float = 30.0) -> None:
         self.url, self._token, self.clinic, self.timeout_s = url.rstrip("/"), token, clinic, timeout_s
 
-    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST ``body`` as JSON and return the JSON answer.
+    def _send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> bytes:
+        """One request; the answer's bytes.
 
         Raises:
             CloudUnavailable: the service cannot be reached or answered 5xx (try again later).
-            CloudRefused: it refused (4xx: the token, the clinic id) or answered something else than JSON.
+            CloudRefused: it refused (4xx: the token, the clinic id, the request).
         """
+        headers = {"Authorization": f"Bearer {self._token}"}
+        data = None
+        if body is not None:
+            data, headers["Content-Type"] = json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json"
         request = urllib.request.Request(  # noqa: S310 - GROUP_SERVICE_URL is checked to be http(s)
-            self.url + path,
-            data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._token}"},
+            self.url + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310
-                answer = json.loads(resp.read() or b"{}")
+                return bytes(resp.read())
         except urllib.error.HTTPError as exc:
             if exc.code >= 500:
                 raise CloudUnavailable(f"The group service is not ready (HTTP {exc.code}); trying again.") from None
@@ -63,15 +64,32 @@ class GroupService:
                     f"The group service refused clinic {self.clinic}'s token (HTTP {exc.code}); check "
                     "GROUP_SERVICE_TOKEN with the group's admin."
                 ) from None
-            raise CloudRefused(f"The group service refused {path} (HTTP {exc.code}).") from None
+            raise CloudRefused(f"The group service refused {path.split('?')[0]} (HTTP {exc.code}).") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise CloudUnavailable(f"The group service at {self.url} cannot be reached ({reason}).") from None
+
+    def _object(self, path: str, raw: bytes) -> dict[str, Any]:
+        try:
+            answer = json.loads(raw or b"{}")
         except ValueError:
             raise CloudRefused(f"The group service answered {path} with something else than JSON.") from None
         if not isinstance(answer, dict):
             raise CloudRefused(f"The group service answered {path} with something else than a JSON object.")
         return answer
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST ``body`` as JSON and return the JSON answer (errors as :meth:`_send`'s, or CloudRefused for an
+        answer that is not a JSON object)."""
+        return self._object(path, self._send("POST", path, body))
+
+    def get(self, path: str) -> bytes:
+        """GET ``path``; the answer's bytes (errors as :meth:`_send`'s)."""
+        return self._send("GET", path)
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        """GET ``path`` as a JSON object."""
+        return self._object(path, self.get(path))
 
 
 class GroupFeed:

@@ -12,14 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pacs_backup.clients.object_store import ObjectStore
+from pacs_backup.clients.store_errors import ObjectMissing
 from pacs_backup.contracts.errors import BackupError, NotFound, StoreUnavailable
 from pacs_backup.contracts.keys import study_prefix
 from pacs_backup.restore.from_copies import bucket_manifest
-from pacs_backup.state.catalog import Catalog, StudyQuery, StudySummary
+from pacs_backup.state.catalog import Catalog, StudyQuery
 from pacs_backup.state.manifest import ManifestEntry, sha256_hex
 
 from .base import CopyDamaged, CopyInstance, CopyStudy, SourceDoc, SourceUnavailable, StudyMatch
-from .studies import select, summarize
+from .studies import copy_study, select, summarize
 
 CATALOG_ROWS = 1000  # studies the catalog hands over for one search, before the exact match
 
@@ -33,24 +34,10 @@ def _readable(what: str) -> Iterator[None]:
         raise SourceUnavailable(f"The object store cannot be read now: {exc}") from None
     except (CopyDamaged, NotFound, SourceUnavailable):
         raise
+    except ObjectMissing:
+        raise NotFound(f"The bucket has no {what}.") from None
     except BackupError as exc:
-        if "NoSuchKey" in str(exc) or "NoSuchObject" in str(exc):
-            raise NotFound(f"The bucket has no {what}.") from None
         raise SourceUnavailable(f"The object store refused to give {what}: {exc}") from None
-
-
-def _study(s: StudySummary) -> CopyStudy:
-    return CopyStudy(
-        study_uid=s["study_uid"],
-        patient_id=s["patient_id"],
-        patient_name=s["patient_name"],
-        study_date=s["study_date"],
-        description=s["description"],
-        accession=s["accession"],
-        modalities="\\".join(m for m in s["modalities"].split(",") if m),
-        series=int(s["series"]),
-        instances=int(s["instances"]),
-    )
 
 
 class BucketSource:
@@ -83,7 +70,7 @@ class BucketSource:
             modality=match.modality,
             limit=CATALOG_ROWS,
         )
-        return select((_study(s) for s in self.catalog.studies(query)), match)
+        return select((copy_study(s) for s in self.catalog.studies(query)), match)
 
     def _recorded(self, study_uid: str) -> dict[str, ManifestEntry]:
         return {e["key"]: e for e in self.catalog.study(study_uid)} if self.catalog is not None else {}

@@ -7,9 +7,25 @@ import fnmatch
 from collections.abc import Callable, Iterable
 
 from pacs_backup.contracts.errors import NotFound
+from pacs_backup.state.catalog import StudySummary
 from pacs_backup.state.manifest import ManifestEntry, sha256_hex
 
 from .base import CopyDamaged, CopyInstance, CopyStudy, StudyMatch
+
+
+def copy_study(s: StudySummary) -> CopyStudy:
+    """A catalog's study summary as a source lists it (modalities backslash-separated, as DICOM writes them)."""
+    return CopyStudy(
+        study_uid=s["study_uid"],
+        patient_id=s["patient_id"],
+        patient_name=s["patient_name"],
+        study_date=s["study_date"],
+        description=s["description"],
+        accession=s["accession"],
+        modalities="\\".join(m for m in s["modalities"].split(",") if m),
+        series=int(s["series"]),
+        instances=int(s["instances"]),
+    )
 
 
 def summarize(entries: Iterable[ManifestEntry]) -> list[CopyStudy]:

@@ -400,3 +400,18 @@ def test_copy_source_search_arguments_and_matching():
     assert [s["study_uid"] for s in select(studies, StudyMatch())] == ["1.2.4", "1.2.3"]  # newest first
     assert [s["study_uid"] for s in select(studies, StudyMatch(modality="CR"))] == ["1.2.3"]
     assert select(studies, StudyMatch(limit=1, offset=1))[0]["study_uid"] == "1.2.3"
+
+
+def test_copy_source_a_missing_object_is_a_typed_error_not_a_parsed_message():
+    """The store's NoSuchKey is its own error type (a missing copy, not an outage), so a source answers 404
+    without reading the sentence back."""
+    from minio.error import S3Error
+
+    from pacs_backup.clients.store_errors import ObjectMissing, store_error
+    from pacs_backup.contracts.errors import StoreUnavailable
+
+    for code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+        err = store_error(S3Error(None, code, "gone", "/b/k", "r", "h"), "read dicom/1.2/3.dcm")
+        assert isinstance(err, ObjectMissing) and "no such object" in str(err)
+    assert not isinstance(store_error(OSError("refused"), "read k"), ObjectMissing)
+    assert isinstance(store_error(OSError("refused"), "read k"), StoreUnavailable)
