@@ -98,6 +98,8 @@ def test_group_overview_shows_each_clinics_lights_and_a_quiet_clinic_as_its_own_
     assert "1 restore test this month, all passed." in page  # both clinics' drill 7, each counted once
     again = login(app, "admin").get("/group").get_data(as_text=True)
     assert again.count("1 restore test this month, all passed.") == 2
+    start = login(app, "admin").get("/")  # the group service has no PACS of its own: it starts on the clinics
+    assert start.status_code == 302 and start.headers["Location"].endswith("/group")
 
 
 def test_group_staff_see_only_the_clinics_granted_to_them(app: Flask) -> None:

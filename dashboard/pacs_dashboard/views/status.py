@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
 
 from pacs_backup.contracts.documents import RunDoc
 
@@ -50,7 +51,9 @@ def current() -> tuple[Reading, list[Light], str]:
 
 
 @bp.route("/")
-def index() -> str:
+def index() -> str | BaseResponse:
+    if deps.settings().mode == "group":  # the group service has no PACS of its own: its start page is the clinics
+        return redirect(url_for("group_pages.overview"))
     reading, ls, state = current()
     charts, note = _charts(reading)
     return render_template(
