@@ -44,8 +44,11 @@ log = logging.getLogger(__name__)
 # The services of docker-compose.yml (tests/unit/test_placement.py keeps this equal to the file): each is
 # reachable by its name from the others, and each runs on this box.
 COMPOSE_SERVICES: Final = frozenset(
-    {"dashboard", "minio", "offsite-auth", "orthanc", "postgres", "proxy", "rest-server", "store-setup"}
+    {"dashboard", "store", "offsite-auth", "orthanc", "postgres", "proxy", "rest-server", "store-setup"}
 )
+# Other names Compose gives a service on its network: the object store answers as "minio" too (its older name,
+# still in installations' MINIO_ENDPOINT).
+COMPOSE_ALIASES: Final = frozenset({"minio"})
 # Compose also names each container <project>-<service>-<n> (older releases: with underscores).
 _CONTAINER = re.compile(r"(?P<base>.+)[-_][0-9]+")
 # Names that always mean this machine (or, from a container, the box it runs on).
@@ -112,7 +115,7 @@ def host_verdict(host: str, machine: Machine) -> Verdict:
         return Verdict(True, f"{name} is this machine itself")
     if name in machine.names:
         return Verdict(True, f"{name} is this machine's own name")
-    if name in COMPOSE_SERVICES or _compose_container(name):
+    if name in COMPOSE_SERVICES or name in COMPOSE_ALIASES or _compose_container(name):
         return Verdict(True, f"{name} is a service of this appliance's own Compose stack, on this box")
     try:
         found = list(machine.resolve(name))
