@@ -37,6 +37,8 @@ ACTIONS = {
     "settings_changed": "Changed the settings",
     "rclone_config_saved": "Saved the cloud storage configuration",
     "rclone_config_refused": "Cloud storage configuration refused",
+    "upload_limit_saved": "Changed when an offsite copy may upload, and how fast",
+    "upload_limit_refused": "Upload timetable refused",
     "restore_requested": "Asked to restore a study into the PACS",
     "restore_queued": "Asked to restore a study once the PACS answers again",
     "restore_refused": "A waiting restore was refused",

@@ -27,6 +27,7 @@ from pacs_backup.contracts.inputs import (
     is_uid,
 )
 from pacs_backup.dicom.preview import BadImage, PreviewsBusy
+from pacs_backup.settings.upload_overrides import UploadLimitDoc
 from pacs_backup.sources.base import CopyDamaged, CopyInstance, CopyStudy, SourceDoc, SourceUnavailable, StudyMatch
 from pacs_backup.state.catalog import StudySummary
 
@@ -300,6 +301,18 @@ class Backend:
         """Ask the plugin to test each cloud-storage target's connection (restic and rclone, as a snapshot
         would); its answer has a ``tests`` list of ``{"target", "ok", "message"}`` and a ``message``."""
         return self._put_rclone(self.slow, {"test": True}, "This PACS's backup has no cloud storage to test.")
+
+    def upload_limits(self) -> list[UploadLimitDoc]:
+        answer = self._get_json("/backup/upload-limits", "This PACS's backup has no upload timetables.")
+        copies: list[UploadLimitDoc] = answer.get("copies") or [] if isinstance(answer, dict) else []
+        return copies
+
+    def set_upload_limit(self, copy: str, rule: str) -> UploadLimitDoc:
+        try:
+            answer: UploadLimitDoc = self.http.send_json("PUT", "/backup/upload-limits", {"copy": copy, "rule": rule})
+            return answer
+        except (BackupError, ValueError) as exc:
+            raise self._down(exc, "This PACS's backup cannot take an upload timetable.") from None
 
     def _put_rclone(self, client: OrthancHttp, payload: dict[str, object], missing: str) -> RcloneConfigDoc:
         try:

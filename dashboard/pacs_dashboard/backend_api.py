@@ -12,6 +12,7 @@ from typing import Protocol, TypedDict
 
 from pacs_backup.contracts.documents import RunDoc, StatusDoc
 from pacs_backup.contracts.errors import BackupError
+from pacs_backup.settings.upload_overrides import UploadLimitDoc
 from pacs_backup.sources.base import CopyInstance, CopyStudy, SourceDoc, StudyMatch
 from pacs_backup.state.catalog import StudySummary
 from pacs_backup.state.manifest import ManifestEntry
@@ -204,6 +205,14 @@ class BackendApi(Protocol):
 
     def test_rclone_connection(self) -> RcloneConfigDoc:
         """Test each cloud-storage target's connection (its ``tests`` and ``message``)."""
+        ...
+
+    def upload_limits(self) -> list[UploadLimitDoc]:
+        """Each offsite copy's upload timetable: .env's, the one set here, the one in force, its next window."""
+        ...
+
+    def set_upload_limit(self, copy: str, rule: str) -> UploadLimitDoc:
+        """Set a copy's upload timetable (an empty rule: .env's). BackendRefused with the plugin's sentence."""
         ...
 
     # --- every copy as a read-only source of studies (GET /backup/copies...) ---------------------------------

@@ -10,11 +10,15 @@ import io
 import re
 import secrets
 import time
+from datetime import datetime
 from typing import Any, cast
 
 import pydicom
 
 from pacs_backup.contracts.documents import RunDoc, StatusDoc
+from pacs_backup.contracts.errors import ConfigError
+from pacs_backup.settings.bandwidth import parse_schedule
+from pacs_backup.settings.upload_overrides import UploadLimitDoc, check_rule
 from pacs_backup.sources.base import (
     CopyDamaged,
     CopyInstance,
@@ -28,6 +32,7 @@ from pacs_backup.state.catalog import StudySummary
 from pacs_backup.state.manifest import ManifestEntry
 from pacs_dashboard.backend_api import (
     BackendApi,
+    BackendRefused,
     HoldingDoc,
     NotInBackend,
     PacsDown,
@@ -192,6 +197,9 @@ class FakeBackend:
         self.copy_damaged: set[tuple[str, str]] = set()  # (source, SOP instance UID) whose bytes do not match
         self.copy_unavailable: dict[str, str] = {}  # source -> the sentence why it cannot be read now
         self.copy_reads: list[tuple[str, str]] = []  # (source, SOP instance UID) of every read
+        # Upload timetables (GET/PUT /backup/upload-limits): .env's by copy, and those set in the dashboard.
+        self.upload_env: dict[str, str] = {"offsite": "08:00,2Mbit 18:00,off"}
+        self.upload_overrides: dict[str, str] = {}
 
     def _up(self, what: str) -> None:
         self.asked.append(what)
@@ -304,6 +312,38 @@ class FakeBackend:
     def put_rclone_config(self, text: str) -> RcloneConfigDoc:
         self._up("put_rclone_config")
         return {"targets": [], "remotes": [], "message": "The cloud storage configuration is saved."}
+
+    def upload_limits(self) -> list[UploadLimitDoc]:
+        self._up("upload_limits")
+        return [self._upload_doc(copy) for copy in self.upload_env]
+
+    def set_upload_limit(self, copy: str, rule: str) -> UploadLimitDoc:
+        self._up("set_upload_limit")
+        if copy not in self.upload_env:
+            raise BackendRefused(f"There is no offsite copy {copy!r} with an upload timetable; known: offsite.")
+        try:
+            schedule = check_rule(rule) if rule.strip() else None
+        except ConfigError as exc:
+            raise BackendRefused(str(exc)) from None
+        if schedule is None:
+            self.upload_overrides.pop(copy, None)
+        else:
+            self.upload_overrides[copy] = schedule.rule
+        return self._upload_doc(copy)
+
+    def _upload_doc(self, copy: str) -> UploadLimitDoc:
+        env = parse_schedule("RESTIC_UPLOAD_LIMIT", self.upload_env[copy])
+        override = self.upload_overrides.get(copy)
+        force = parse_schedule("rule", override) if override else env
+        opens = force.next_window(datetime.now())
+        return {
+            "copy": copy,
+            "env_rule": env.rule,
+            "override": override,
+            "rule": "" if force.unlimited else force.rule,
+            "text": force.text,
+            "next_window": None if opens is None else opens.timestamp(),
+        }
 
     def test_rclone_connection(self) -> RcloneConfigDoc:
         self._up("test_rclone_connection")

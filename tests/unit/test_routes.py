@@ -112,6 +112,8 @@ ROLE_TABLE = {
     ("GET", "copies/bucket/studies/1.2.3/instances/1.2.3.4"): "staff",
     ("GET", "referrals"): "staff",
     ("POST", "referrals"): "staff",
+    ("GET", "upload-limits"): "staff",
+    ("PUT", "upload-limits"): "admin",
     ("GET", "quarantine"): "admin",
     ("POST", "quarantine/requeue"): "admin",
 }

@@ -19,6 +19,7 @@ from ..fallback import known_status
 from ..inputs import form_text, number_in, sentence
 from ..light import DEFAULT_TARGETS
 from ..security import client_ip
+from ..timefmt import clock
 from ..upload_window import upload_rules
 
 bp = Blueprint("settings", __name__)
@@ -30,6 +31,7 @@ LIMITS = {
     "disk_warn_percent": (50, 99),
 }
 MAX_RCLONE_CHARS = 32 * 1024
+UPLOAD_EXAMPLE = "08:00,2Mbit 18:00,off"  # 2 Mbit/s during opening hours, unlimited at night
 
 
 def _cloud_storage() -> dict[str, object]:
@@ -44,6 +46,22 @@ def _cloud_storage() -> dict[str, object]:
         "remote_names": list(answer.get("remote_names") or []),
         "refused": answer.get("refused"),  # the file in place would not be used: why
     }
+
+
+def _upload_limits() -> dict[str, object]:
+    """Each offsite copy's upload timetable (.env's, the one set here, the one in force and its next window),
+    or why they cannot be read now."""
+    try:
+        copies = deps.backend().upload_limits()
+    except BackupError as exc:
+        return {"copies": [], "problem": sentence(exc)}
+    now, tz = time.time(), deps.tz()
+    shown = []
+    for c in copies:
+        opens = c.get("next_window")
+        window = f"next window at {clock(opens, tz, now)}" if opens is not None else "uploading is allowed now"
+        shown.append({**c, "window": window})
+    return {"copies": shown, "problem": None}
 
 
 def _retention() -> RetentionDoc | None:
@@ -65,6 +83,8 @@ def _page(targets: dict[str, float | str], errors: list[str]) -> str:
         titles={kind: PROVIDERS[kind].title for kind in FORMS},
         uploads=upload_rules(deps.keeper().read().status, time.time(), deps.tz()),  # set in .env, shown here
         retention=_retention(),  # set in .env, shown here
+        limits=_upload_limits(),  # set in .env, changed here by administrators
+        upload_example=UPLOAD_EXAMPLE,
     )
 
 
@@ -91,6 +111,25 @@ def edit() -> str | WerkzeugResponse | tuple[str, int]:
     db.audit("settings_changed", g.user, client_ip(), str(changed))
     flash("Settings saved.")
     return redirect(url_for("settings.edit"))
+
+
+@bp.route("/settings/upload-limits", methods=["POST"])
+def upload_limit() -> str | WerkzeugResponse | tuple[str, int]:
+    """Set when an offsite copy may upload, and how fast (the plugin checks the rule; an empty one: .env's)."""
+    db = deps.db()
+    targets = {**DEFAULT_TARGETS, **db.setting("targets", {})}
+    copy = form_text("copy", 64, "The copy")
+    rule = form_text("rule", 400, "The upload timetable")
+    try:
+        answer = deps.backend().set_upload_limit(copy, rule)
+    except BackendRefused as exc:  # the plugin's sentence: which rate or time is not understood
+        db.audit("upload_limit_refused", g.user, client_ip(), f"{copy}: {rule!r}: {str(exc)[:300]}")
+        return _page(targets, [f"The upload timetable of {copy} was not saved: {exc}"]), 400
+    except BackupError as exc:
+        return _page(targets, [f"The upload timetable of {copy} was not saved: {sentence(exc)}"]), 503
+    db.audit("upload_limit_saved", g.user, client_ip(), f"{copy}: {rule or '.env rule'}")
+    flash(f"The upload timetable of {copy} is saved ({answer.get('text')}); it applies from its next upload.")
+    return redirect(url_for("settings.edit") + "#uploads")
 
 
 @bp.route("/settings/cloud-storage", methods=["POST"])

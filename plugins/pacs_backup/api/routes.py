@@ -28,6 +28,7 @@ from pacs_backup.state.search import date_range
 from . import copies as copy_routes
 from . import http_input as check
 from . import referrals as referral_routes
+from . import upload_limits as upload_routes
 from .access import WRITE_METHODS, Role, body_refusal, cross_site_refusal, role_refusal, user_of
 
 if TYPE_CHECKING:
@@ -294,6 +295,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", re.compile(r"referrals"), referral_routes.referrals, S),
     Route("POST", re.compile(r"referrals"), referral_routes.send, S),
+    Route("GET", re.compile(r"upload-limits"), upload_routes.upload_limits, S),
+    Route("PUT", re.compile(r"upload-limits"), upload_routes.set_upload_limit, A),
 )
 
 

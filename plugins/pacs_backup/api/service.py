@@ -6,10 +6,10 @@ The Orthanc entry module creates one :class:`BackupService` with a ``get`` funct
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -19,13 +19,11 @@ from typing import Any
 from pacs_backup import __version__
 from pacs_backup.clients.object_store import ObjectStore
 from pacs_backup.clients.orthanc_source import Getter, OrthancReader
-from pacs_backup.contracts.documents import OverallState, RefusedDoc, RunDoc, StatusDoc
+from pacs_backup.contracts.documents import RefusedDoc, StatusDoc
 from pacs_backup.contracts.errors import BackupError, ConfigError
 from pacs_backup.contracts.retry import RetryPolicy
 from pacs_backup.dicom.guard import screen
 from pacs_backup.jobs.drives import DriveRegistry, DriveWatch
-from pacs_backup.jobs.forecast import forecast_from_totals
-from pacs_backup.jobs.health import overall_state
 from pacs_backup.jobs.placement import Placement, placement_of
 from pacs_backup.jobs.scheduler import OffsiteScheduler
 from pacs_backup.jobs.snapshots import OffsiteContext
@@ -43,7 +41,7 @@ from pacs_backup.replication.replicator import Replicator, ReplicatorOptions
 from pacs_backup.replication.throttle import Throttle
 from pacs_backup.settings.config import CLOUD_PACS_COPY, Settings, load_settings
 from pacs_backup.settings.limits import Limits, load_limits
-from pacs_backup.settings.retention import retention_doc
+from pacs_backup.settings.upload_overrides import UploadLimits, upload_limits_of
 from pacs_backup.sources.registry import SourceRegistry
 from pacs_backup.state.catalog import Catalog
 from pacs_backup.state.history import RunLog
@@ -51,6 +49,7 @@ from pacs_backup.state.migrate import SchemaTooNew
 
 from .access import Access, load_access
 from .copies import copy_sources
+from .status_doc import build_status
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +101,7 @@ class BackupService:
         self.group: GroupSender | None = None  # the group copy, when this clinic is in a group (GROUP_*)
         self.group_feed: GroupFeed | None = None  # its catalog feed and heartbeat to the group service
         self.group_deliveries: GroupDeliveries | None = None  # studies of other clinics brought into this PACS
+        self.upload_limits: UploadLimits | None = None  # upload timetables in force (.env's or the dashboard's)
         self.copies: SourceRegistry | None = None  # every copy as a source of studies (api/copies.py)
         self.referrals: dict[str, Referral] = {}  # referring clinics a study can be sent to, by name
         self.config_error: str | None = None
@@ -146,6 +146,8 @@ class BackupService:
             prefix=s.store.prefix,
             retention=s.retention,
         )
+        self.upload_limits = limits = upload_limits_of(s)
+        ctx.upload_of = upload_of = lambda t: limits.schedule(t.name)  # each run asks the rule in force then
         self.placement = placement_of(s)
         self.offsite = OffsiteScheduler(
             ctx,
@@ -157,9 +159,11 @@ class BackupService:
             drives=DriveWatch(DriveRegistry(s.outbox_path), storage_dir, ctx.restic),
             placement=self.placement,
         )
+        self.offsite.upload_of = upload_of  # when a snapshot may start, and the window the status shows
         if s.cloud_pacs is not None:
             client: CloudPacs
-            throttle = None if s.cloud_pacs.upload.unlimited else Throttle(s.cloud_pacs.upload)
+            cloud_upload = functools.partial(limits.schedule, CLOUD_PACS_COPY)  # may change while it runs
+            throttle = Throttle(cloud_upload)
             if s.cloud_pacs.dicom is not None and post is not None and put is not None:
                 client = DimsePeer(s.cloud_pacs.dicom, get, post, put, throttle=throttle)
             else:
@@ -171,7 +175,7 @@ class BackupService:
                 reader,
                 store,
                 RetryPolicy(s.retry_base_s, s.retry_cap_s),
-                upload=s.cloud_pacs.upload,
+                upload=cloud_upload,
             )
             self.offsite.cloud = self.cloud
         if s.group is not None:
@@ -267,84 +271,10 @@ class BackupService:
             self.replicator.stop()
 
     def status(self) -> StatusDoc:
-        """Return ``GET /backup/status``: replication state plus an overall ``state`` word.
+        """Return ``GET /backup/status`` (api/status_doc.py puts it together)."""
+        return build_status(self)
 
-        ``state`` is ``error`` (not running or nothing can be copied), ``degraded`` (copies delayed or
-        failing) or ``ok``.
-        """
-        doc: StatusDoc = {
-            "version": __version__,
-            "time": time.time(),
-            "last_snapshot": None,
-            "last_drill": None,
-            "refused_instances": self.refused,
-            "last_refused": self.last_refused,
-            "state": "error",
-            "enabled": False,
-        }
-        if self.config_error is not None:
-            doc["config_error"] = self.config_error
-            doc["last_error"] = {"message": self.config_error, "at": None}
-            return doc
-        if self.replicator is None:
-            doc["last_error"] = {"message": "Backup is disabled (BACKUP_ENABLED=false).", "at": None}
-            return doc
-        rep = self.replicator.status()
-        offsite = self.offsite.status() if self.offsite else {}
-        has_targets = bool(self.settings and self.settings.targets)
-        state: OverallState = overall_state(
-            rep, offsite, has_targets, self.last_refused["at"] if self.last_refused else None, time.time()
-        )
-        doc = {**doc, "state": state, "enabled": True, **rep, "offsite": offsite}
-        if self.settings is not None:
-            store = self.settings.store
-            doc["retention"] = retention_doc(self.settings.retention, store.lock_mode, store.lock_days)
-        if self.cloud is not None:
-            cloud = doc["cloud_pacs"] = self.cloud.status()
-            if self.placement is not None:
-                self.placement.place(CLOUD_PACS_COPY, cloud)
-            if state == "ok" and (cloud["reachable"] is False or cloud["failing"]):
-                state = "degraded"
-        if self.group is not None:
-            group = doc["group"] = self.group.status()
-            if self.offsite is not None:
-                drills = self.offsite.group_drills()
-                group["last_drill"], group["next_drill_at"] = drills["last_drill"], drills["next_drill_at"]
-                group["last_good_drill_age_s"] = drills["last_good_drill_age_s"]
-            if self.group_feed is not None:
-                group["feed"] = self.group_feed.status()
-            if state == "ok" and (group["reachable"] is False or group["failing"]):
-                state = "degraded"
-        if not has_targets:
-            doc["offsite_warning"] = "No offsite target is configured (RESTIC_REPOSITORY): a flood or fire loses all."
-        elif self.placement is not None and self.placement.none_away():
-            doc["offsite_warning"] = (
-                "Every copy is on this box (see same_box_reason of each): it protects against mistakes, not "
-                "against fire or theft. Set up an offsite copy in another building or in cloud storage."
-            )
-        now = time.time()
-        size, recent, first = self._growth(now)
-        quota = self.settings.store_quota_gb if self.settings else None
-        doc["store"]["forecast"] = forecast_from_totals(
-            size, recent, first, now, None if quota is None else int(quota * 1e9)
-        )
-        try:
-            usage = shutil.disk_usage(self.storage_dir)
-            doc["disk"] = {
-                "path": str(self.storage_dir),
-                "free_bytes": usage.free,
-                "total_bytes": usage.total,
-                # images arrive in the PACS as fast as they are copied: the same growth fills its disk
-                "forecast": forecast_from_totals(usage.total - usage.free, recent, first, now, usage.total),
-            }
-        except OSError:
-            doc["disk"] = None
-        doc["last_snapshot"] = _newest([t.get("last_snapshot") for t in offsite.values()])
-        doc["last_drill"] = _newest([t.get("last_drill") for t in offsite.values()])
-        doc["state"] = state
-        return doc
-
-    def _growth(self, now: float) -> tuple[int, int, float | None]:
+    def growth(self, now: float) -> tuple[int, int, float | None]:
         """The catalog's growth, recomputed at most every 5 minutes (a sum over every copy)."""
         if self.catalog is None:
             return 0, 0, None
@@ -399,8 +329,3 @@ def _limits(env: Mapping[str, str]) -> Limits:
         return load_limits(env)
     except ConfigError:
         return Limits()
-
-
-def _newest(runs: list[RunDoc | None]) -> RunDoc | None:
-    done = [r for r in runs if r]
-    return max(done, key=lambda r: r["finished_at"] or 0) if done else None

@@ -29,6 +29,7 @@ from pacs_backup.restore.from_copies import (
     snapshots_holding,
 )
 from pacs_backup.restore.uploads import RestoreReport
+from pacs_backup.settings.bandwidth import BandwidthSchedule
 from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.history import RunLog
 
@@ -84,6 +85,8 @@ class OffsiteScheduler:
         self.cloud: CloudSender | None = None  # set when a cloud PACS is configured
         self.group: GroupSender | None = None  # set when this clinic is in a group: its store has drills
         self.placement = placement  # where each copy is: decided on this thread, hourly
+        # The upload timetable in force for a target: its own, or the one set in the dashboard (as ctx.upload_of).
+        self.upload_of: Callable[[TargetSettings], BandwidthSchedule] = lambda t: t.upload
 
     # --- requests ---------------------------------------------------------------------------------
     def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:
@@ -266,14 +269,15 @@ class OffsiteScheduler:
 
     def _window_doc(self, t: TargetSettings, entry: TargetDoc) -> None:
         """A target's upload rule and its next window; a snapshot due outside the window waits for it."""
-        if t.upload.unlimited:
+        upload = self.upload_of(t)
+        if upload.unlimited:
             return
         now = self._local()
-        opens = t.upload.next_window(now)
-        entry["window"] = t.upload.rule
+        opens = upload.next_window(now)
+        entry["window"] = upload.rule
         entry["next_window"] = None if opens is None else opens.timestamp()
         due = self._local(entry["next_snapshot_at"])
-        later = t.upload.next_window(due)
+        later = upload.next_window(due)
         if later is not None:
             entry["next_snapshot_at"] = later.timestamp()
 
@@ -292,7 +296,7 @@ class OffsiteScheduler:
                     continue
                 if not self.drives.state(t).connected:
                     continue  # nothing is written in the drive's place; the status says it is missing
-            if self._due(t.name, "snapshot", t.snapshot_interval_s) and t.upload.allows(self._local()):
+            if self._due(t.name, "snapshot", t.snapshot_interval_s) and self.upload_of(t).allows(self._local()):
                 self.request("snapshot", t.name)  # outside its upload window, a snapshot waits for it
             elif self._due(t.name, "drill", t.drill_interval_s):
                 self.request("drill", t.name)

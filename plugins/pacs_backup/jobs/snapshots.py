@@ -11,7 +11,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.redact import redacted_config, write_private
 from pacs_backup.contracts.runs import SnapshotSummary
+from pacs_backup.settings.bandwidth import BandwidthSchedule
 from pacs_backup.settings.retention import RetentionRule, load_retention
 from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.catalog import Catalog
@@ -38,6 +39,10 @@ from pacs_backup.state.manifest import (
 from .retention import forget_with_retention, recorded_by
 
 log = logging.getLogger(__name__)
+
+
+def _own_upload(target: TargetSettings) -> BandwidthSchedule:
+    return target.upload
 
 
 @dataclass
@@ -57,12 +62,15 @@ class OffsiteContext:
     # Repositories known to exist: later snapshots skip the existence check (one restic run less).
     initialized: set[str] = field(default_factory=set)
     after_snapshot: Callable[[], None] | None = None  # told after each snapshot taken (the copies' lists warm up)
+    # The upload timetable in force for a target (settings/upload_overrides.py: the dashboard's, else .env's).
+    upload_of: Callable[[TargetSettings], BandwidthSchedule] = _own_upload
 
     @property
     def state_dir(self) -> Path:
         return self.storage_dir / STATE_SUBDIR
 
     def restic(self, target: TargetSettings) -> Restic:
+        target = replace(target, upload=self.upload_of(target))  # the rule in force at this run
         return Restic.for_target(target, cache_dir=self.storage_dir.parent / "pacs-backup-restic-cache")
 
 

@@ -227,12 +227,15 @@ class CloudSender:
         store: ObjectStore | None,
         retry: RetryPolicy | None = None,
         clock: Any = time.time,
-        upload: BandwidthSchedule | None = None,
+        upload: BandwidthSchedule | Callable[[], BandwidthSchedule] | None = None,
         remote: str = "the cloud PACS",
     ) -> None:
         self.queue, self.client, self.reader, self.store = queue, client, reader, store
         self.remote = remote
-        self.upload = upload or UNLIMITED  # outside its window nothing is sent (the client paces the rest)
+        # outside its window nothing is sent (the client paces the rest); a function: the timetable in force,
+        # which may change in the dashboard while the sender runs (settings/upload_overrides.py)
+        fixed = UNLIMITED if upload is None or callable(upload) else upload
+        self._upload: Callable[[], BandwidthSchedule] = upload if callable(upload) else (lambda: fixed)
         self.retry = retry or RetryPolicy(1.0, 300.0)
         self._clock = clock
         self._stop = threading.Event()
@@ -278,6 +281,11 @@ class CloudSender:
                 log.exception("sender to %s failed; retrying", self.remote)
                 self.last_error = {"message": f"Internal error sending to {self.remote}: {exc}", "at": self._clock()}
                 self._stop.wait(2.0)
+
+    @property
+    def upload(self) -> BandwidthSchedule:
+        """The upload timetable in force now."""
+        return self._upload()
 
     def held_until(self) -> float | None:
         """When the upload window opens again, while sending waits for it; None while it may send."""

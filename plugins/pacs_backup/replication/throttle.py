@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from pacs_backup.settings.bandwidth import BandwidthSchedule
+from pacs_backup.settings.bandwidth import UNLIMITED, BandwidthSchedule
 
 CHUNK = 64 * 1024
 
@@ -26,18 +26,25 @@ class Throttle:
 
     def __init__(
         self,
-        schedule: BandwidthSchedule,
+        schedule: BandwidthSchedule | Callable[[], BandwidthSchedule],
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         local: Callable[[], datetime] = datetime.now,
         burst_s: float = 0.25,
     ) -> None:
-        self.schedule = schedule
+        # a timetable, or where to ask the one in force (it may change in the dashboard while running)
+        fixed = UNLIMITED if callable(schedule) else schedule
+        self._schedule: Callable[[], BandwidthSchedule] = schedule if callable(schedule) else (lambda: fixed)
         self._clock, self._sleep, self._local = clock, sleep, local
         self._burst_s = burst_s
         self._lock = threading.Lock()
         self._next = -1e18  # when the bucket is empty again: the next byte may leave then
+
+    @property
+    def schedule(self) -> BandwidthSchedule:
+        """The timetable in force now."""
+        return self._schedule()
 
     def rate(self) -> int | None:
         """Bytes per second a transfer may use now (None: unlimited)."""
