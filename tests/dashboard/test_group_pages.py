@@ -100,6 +100,10 @@ def test_group_overview_shows_each_clinics_lights_and_a_quiet_clinic_as_its_own_
     assert again.count("1 restore test this month, all passed.") == 2
     start = login(app, "admin").get("/")  # the group service has no PACS of its own: it starts on the clinics
     assert start.status_code == 302 and start.headers["Location"].endswith("/group")
+    health = app.test_client().get("/healthz")  # public, for an uptime monitor: the catalog and each clinic
+    assert health.status_code == 200 and "pacs" not in health.get_json()["parts"]
+    assert health.get_json()["parts"] == {"catalog": "green", "clinic-north": "green", "clinic-south": "red"}
+    assert app.test_client().get("/healthz?strict=1").status_code == 503  # south has gone quiet
 
 
 def test_group_staff_see_only_the_clinics_granted_to_them(app: Flask) -> None:

@@ -5,18 +5,22 @@ unix socket in that folder, trust authentication for the loopback only (the test
 and it is always stopped (fast shutdown) and removed afterwards. PostgreSQL refuses to run as root: when the
 tests run as root, the server runs as Debian's ``postgres`` user (made by the package) in a folder it owns.
 
-Fixtures: ``postgres_server`` (one per test session) and ``group_database_url`` (a fresh database per test).
-Import them into a test module to use them there.
+Fixtures: ``postgres_server`` (one server per test process, however many modules import it) and
+``group_database_url`` (a fresh database per test). Import them into a test module to use them there. A test
+process killed before its teardown takes its server with it (the parent-death signal), and folders such
+processes left behind are removed by the next start.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +31,31 @@ import devstack
 from tests.support.common import wait_until
 
 SUPERUSER = "group_test"
+PREFIX = "group-pg-"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the server's process before exec: a fast shutdown (SIGINT) when the test process ends, even killed."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+
+
+def _remove_stale() -> None:
+    """Folders of servers whose test process was killed (no live postmaster in them)."""
+    for folder in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        pid_file = folder / "data" / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else 0
+            if pid:
+                os.kill(pid, 0)
+                continue  # a server still runs there
+        except (ProcessLookupError, ValueError, IndexError):
+            pass
+        except OSError:
+            continue
+        if not pid_file.exists() and time.time() - folder.stat().st_mtime < 3600:
+            continue  # being made right now by another test process
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def server_bin() -> Path:
@@ -43,7 +72,8 @@ class PostgresServer:
 
     def __init__(self, durable: bool = False, settings: dict[str, str] | None = None) -> None:
         self.bin = server_bin()
-        self.base = Path(tempfile.mkdtemp(prefix="group-pg-"))
+        _remove_stale()
+        self.base = Path(tempfile.mkdtemp(prefix=PREFIX))
         self.data, self.socket_dir, self.log = self.base / "data", self.base / "sock", self.base / "postgres.log"
         self.port = devstack.free_port()
         self.durable, self.settings = durable, dict(settings or {})
@@ -100,6 +130,7 @@ class PostgresServer:
                 user=self._user,
                 group=self._user,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,  # after the change of user, which would clear it
             )
         wait_until(self._ready, 60, f"PostgreSQL on port {self.port} (log {self.log})")
 
@@ -155,10 +186,29 @@ class PostgresServer:
         self.stop()
 
 
+_shared: list[PostgresServer] = []  # the process's server while any module's fixture holds it
+_holders = [0]
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
+    """One server for the whole test process: each module importing this fixture gets a session fixture of its
+    own, and they share the server, stopped when the last one ends."""
+    if not _shared:
+        server = PostgresServer()
+        try:
+            server.start()
+        except BaseException:
+            server.stop()
+            raise
+        _shared.append(server)
+    _holders[0] += 1
+    try:
+        yield _shared[0]
+    finally:
+        _holders[0] -= 1
+        if _holders[0] == 0:
+            _shared.pop().stop()
 
 
 @pytest.fixture

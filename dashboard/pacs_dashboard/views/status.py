@@ -9,12 +9,13 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
 from pacs_backup.contracts.documents import RunDoc
+from pacs_backup.contracts.errors import BackupError
 
 from .. import deps
 from ..charts import Bar, bar_chart, line_chart, size_chart
 from ..drill_figures import DrillFigures, figures, last_tests, newest_of_each_copy
 from ..fallback import evaluate, recent_runs
-from ..light import RED, Light, as_json, overall
+from ..light import GREEN, RED, Light, as_json, overall
 from ..metrics import render as render_metrics
 from ..pacs_state import Reading
 from ..timefmt import clock
@@ -90,6 +91,8 @@ def healthz() -> tuple[Response, int]:
     The state is the monitor's latest reading (so this answers at once even while the PACS hangs); with
     ``?strict=1`` the answer is 503 while any part is red.
     """
+    if deps.settings().mode == "group":
+        return _group_healthz()
     keeper = deps.keeper()
     reading = keeper.latest()
     if reading is None or time.time() - reading.at > max(3 * float(deps.settings().monitor_interval_s), 60.0):
@@ -104,6 +107,26 @@ def healthz() -> tuple[Response, int]:
         "last_known": sorted(light.key for light in ls if light.note),
         "checked_at": round(reading.at, 3),
     }
+    return jsonify(body), 503 if strict and state == RED else 200
+
+
+def _group_healthz() -> tuple[Response, int]:
+    """The group service's liveness: its catalog answers, and each clinic is heard from (red when quiet). It has
+    no PACS of its own to name."""
+    from ..group.heartbeats import group_status  # group mode only
+    from ..group.service import parts
+
+    group = parts()
+    strict = request.args.get("strict", "") not in ("", "0", "false", "no")
+    try:
+        clinics = group_status(group.catalog, group.settings.quiet_minutes)
+    except BackupError:
+        body = {"ok": not strict, "state": RED, "parts": {"catalog": RED}, "checked_at": round(time.time(), 3)}
+        return jsonify(body), 503 if strict else 200
+    found = {f"clinic-{c['clinic']}": RED if c["quiet"] else GREEN for c in clinics if c["active"]}
+    state = RED if RED in found.values() else GREEN
+    body = {"ok": not (strict and state == RED), "state": state, "parts": {"catalog": GREEN, **found}}
+    body["checked_at"] = round(time.time(), 3)
     return jsonify(body), 503 if strict and state == RED else 200
 
 
