@@ -52,7 +52,7 @@ images-optional: ## Build the optional profiles' images (offsite-demo rest-serve
 # The ten slowest tests are printed at the end of each run, to keep the suite's cost visible.
 PYTEST_PARALLEL := -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
-test: setup lint typecheck ## Every test (what CI runs), including a quick run of the benchmark harness
+test: setup lint typecheck ## Every test (what CI runs), including a run of the benchmark harness on tiny data
 	@$(VENV)/bin/pytest tests --ignore=tests/arm64 $(PYTEST_PARALLEL)
 
 test-s3: setup ## Copy, object-lock, drill and restore tests on every supported S3 server (MinIO, SeaweedFS, Versity S3 Gateway)

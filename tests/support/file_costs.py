@@ -18,7 +18,7 @@ MEASURED_S: dict[str, float] = {
     "tests/integration/test_offsite.py": 88,
     "tests/stack/test_compose.py": 85,
     "tests/stack/test_compose_postgresql.py": 79,
-    "tests/integration/test_group_three_clinics.py": 68,
+    "tests/integration/test_group_three_clinics.py": 30,
     "tests/chaos/test_chaos.py": 41,
     "tests/browser/test_dashboard_browser.py": 39,
     "tests/bench/test_bench_harness.py": 37,

@@ -76,5 +76,5 @@ def load_group_settings(env: Mapping[str, str]) -> GroupServiceSettings:
         database_url=url,
         store=load_group_store(env),
         reconcile_minutes=number(env, "GROUP_RECONCILE_MINUTES", 60.0, 1, 7 * 24 * 60),
-        quiet_minutes=number(env, "GROUP_QUIET_MINUTES", 10.0, 1, 24 * 60),
+        quiet_minutes=number(env, "GROUP_QUIET_MINUTES", 10.0, 0.1, 24 * 60),
     )
