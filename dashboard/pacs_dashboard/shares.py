@@ -37,6 +37,9 @@ PIN_RULE = "A PIN has 4 to 12 letters or digits."
 WINDOW_S = 15 * 60
 MAX_FAILURES_PER_ADDRESS = 10
 MAX_WRONG_PINS_PER_LINK = 5
+# Wrong PINs for one link from every address together: past this the link is withdrawn for good (a leaked link
+# tried from many addresses gets 20 guesses at its PIN in all, not 5 per address).
+MAX_WRONG_PINS_ALL = 20
 MAX_OPENS_PER_ADDRESS = 60
 RECENT_S = 30 * 86400  # ended links stay on the "Shared links" page this long
 
@@ -293,6 +296,13 @@ def record_failure(db: Database, ip: str, link_id: int | None = None, now: float
     db.execute("INSERT INTO login_failures VALUES (?, ?)", (f"share:{ip}", at))
     if link_id is not None:
         db.execute("INSERT INTO login_failures VALUES (?, ?)", (f"share-pin:{ip}\n{link_id}", at))
+        db.execute("INSERT INTO login_failures VALUES (?, ?)", (f"share-pin-all:{link_id}", at))
+
+
+def too_many_wrong_pins(db: Database, link_id: int, now: float | None = None) -> bool:
+    """The link's PIN was typed wrong MAX_WRONG_PINS_ALL times lately, from whatever addresses."""
+    at = time.time() if now is None else now
+    return _count(db, f"share-pin-all:{link_id}", at - WINDOW_S) >= MAX_WRONG_PINS_ALL
 
 
 def failures_from(db: Database, ip: str, now: float | None = None) -> int:

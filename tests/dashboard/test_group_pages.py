@@ -129,6 +129,13 @@ def test_group_staff_see_only_the_clinics_granted_to_them(app: Flask) -> None:
     assert admin.get("/group/studies?q=bella").get_data(as_text=True).count("data-clinic=") == 4  # two Bellas each
     monitor = user_with_role(app, "nagios", "monitor")
     assert monitor.get("/group/studies?q=bella").status_code == 403
+    with app.app_context():  # the grants are part of the query: other clinics' newer studies never crowd them out
+        from pacs_dashboard.group.search import search
+
+        newest_first = search(parts().catalog, "bella", limit=2)
+        assert {s["clinic"] for s in newest_first} <= {"north", "south"}
+        only_north = search(parts().catalog, "bella", limit=2, among=["north"])
+        assert [s["clinic"] for s in only_north] == ["north", "north"]
     assert monitor.get("/group/api/overview").get_json() == {
         "headline": "No clinic has joined the group yet.",
         "clinics": [],

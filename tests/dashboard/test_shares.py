@@ -220,6 +220,21 @@ def _audit(app):
     return [(r[3], r[4]) for r in app.extensions["db"].audit_rows()]
 
 
+def test_share_a_pin_guessed_at_from_many_addresses_withdraws_the_link(app, logged_in):
+    """A leaked link tried from many addresses (5 wrong PINs each is allowed per address) gets MAX_WRONG_PINS_ALL
+    guesses in all: then the link is withdrawn for good, even for the right PIN."""
+    _, token, _ = made(logged_in, pin="4711")
+    visitor = app.test_client()
+    for n in range(shares.MAX_WRONG_PINS_ALL - 1):
+        wrong = visitor.post(f"/s/{token}", data={"pin": f"{n:04d}"}, environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})
+        assert wrong.status_code == 401
+    last = visitor.post(f"/s/{token}", data={"pin": "9999"}, environ_base={"REMOTE_ADDR": "198.51.100.77"})
+    assert last.status_code == 410 and "withdrawn" in last.get_data(as_text=True)
+    right = visitor.post(f"/s/{token}", data={"pin": "4711"}, environ_base={"REMOTE_ADDR": "198.51.100.78"})
+    assert right.status_code == 410
+    assert store(app).find(token).revoked_at is not None
+
+
 def test_share_pin_unlocks_the_link_with_a_strict_cookie_of_its_own(app, logged_in, copies):
     _, token, page = made(logged_in, make_pin="yes")
     pin = re.search(r'id="share-pin">(\d{6})<', page).group(1)  # shown once, beside the link, not in it

@@ -315,6 +315,27 @@ def test_copy_source_warm_up_after_a_snapshot_leaves_one_restic_run_for_the_firs
     assert runs == ["snapshots", "snapshots", "dump"] and len(offsite.restores) == 1
 
 
+def test_copy_source_snapshot_never_follows_a_manifest_path_out_of_the_restore_or_a_bad_checksum(tmp_path):
+    """A manifest that lies (a shared offsite repository written by someone else): a path leaving the restore is
+    not moved into the view cache, and a checksum that is no sha256 never names a file; both read as damaged."""
+    s = snap(1, 1)
+    offsite = repo_with({"1.2.3": [b"one"]}, [s])
+    bad = dict(offsite.entries[s.id][0])
+    escape = {**bad, "sop_uid": "1.2.3.9", "path": "../../outside.dcm", "sha256": sha(b"outside")}
+    odd = {**bad, "sop_uid": "1.2.3.8", "sha256": "../" + "0" * 61}
+    offsite.entries[s.id] += [escape, odd]
+    offsite.snaps[s]["../../outside.dcm"] = b"outside"
+    reg = registry(tmp_path, offsite=offsite, usb=repo_with({}, []), b2=repo_with({}, []))
+    source = reg.open_source("offsite")
+    by_sop = {i["sop_uid"]: i for i in source.instances("1.2.3")}
+    assert source.read(by_sop["1.2.3.1.0"]) == b"one"
+    for sop in ("1.2.3.9", "1.2.3.8"):
+        with pytest.raises(CopyDamaged):
+            source.read(by_sop[sop])
+    cache = tmp_path / "view-cache"
+    assert all(p.resolve().is_relative_to(cache.resolve()) for p in cache.rglob("*.dcm"))
+
+
 # --- the bucket ----------------------------------------------------------------------------------------
 class FakeStore:
     bucket = "pacs"

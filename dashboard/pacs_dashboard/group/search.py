@@ -9,6 +9,7 @@ species, breed, ids, a pasted study UID, a date range and a modality; optionally
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypedDict, cast
 
@@ -67,8 +68,10 @@ def search(
     modality: str = "",
     clinic: str = "",
     limit: int = 100,
+    among: Sequence[str] | None = None,
 ) -> list[GroupStudy]:
-    """Studies matching every typed word, newest study date first. Raises ValueError (a sentence) for a bad date."""
+    """Studies matching every typed word, newest study date first; ``among``: only these clinics (a user's
+    grants; None: every clinic). Raises ValueError (a sentence) for a bad date."""
     first, last = date_range(date_from, date_to)
     sql = f"SELECT {', '.join(_FIELDS)} FROM studies WHERE true"  # noqa: S608 - constant columns
     args: list[Any] = []
@@ -88,6 +91,9 @@ def search(
     if clinic:
         sql += " AND clinic = %s"
         args.append(clinic)
+    if among is not None:  # in the query, before the limit: a user granted a small clinic still gets its studies
+        sql += " AND clinic = ANY(%s)"
+        args.append(list(among))
     sql += " ORDER BY study_date DESC, last_verified_at DESC NULLS LAST, clinic, study_uid LIMIT %s"
     args.append(max(1, min(limit, 1000)))
     with catalog.connection() as conn:

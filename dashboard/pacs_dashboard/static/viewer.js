@@ -19,7 +19,10 @@ const TAG = {
 // Slices with positions that dwv stacks into a volume; other series (radiographs, ultrasound...) are shown one
 // instance at a time, the slider stepping through them (dwv would draw projections at one position as one).
 const VOLUME = new Set(["CT", "MR", "PT", "NM"]);
-const LOAD = { requestHeaders: [{ name: "Accept", value: ACCEPT }], batchSize: 4 };
+// Every request says it comes from the page: a session that ended is answered 401 without a browser login box
+// (whose password the browser would then send with every request until it is closed).
+const PAGE = { name: "X-Requested-With", value: "pacs-dashboard" };
+const LOAD = { requestHeaders: [{ name: "Accept", value: ACCEPT }, PAGE], batchSize: 4 };
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 const message = document.getElementById("viewer-message");
@@ -56,7 +59,7 @@ async function errorText(resp) {
 }
 
 async function getJson(url) {
-  const headers = { Accept: "application/dicom+json, application/json" };
+  const headers = { Accept: "application/dicom+json, application/json", [PAGE.name]: PAGE.value };
   const resp = await fetch(url, { headers, credentials: "same-origin" });
   if (resp.status === 204) return [];
   if (!resp.ok) throw new Error(await errorText(resp));
@@ -105,7 +108,8 @@ async function listSources() {
   const url = root.dataset.copies;
   if (!url) return [];
   try {
-    const resp = await fetch(`${url}?study=${encodeURIComponent(study)}`, { headers: { Accept: "application/json" } });
+    const headers = { Accept: "application/json", [PAGE.name]: PAGE.value };
+    const resp = await fetch(`${url}?study=${encodeURIComponent(study)}`, { headers });
     if (!resp.ok) return [];
     const found = await resp.json();
     return Array.isArray(found) ? found : (found && Array.isArray(found.sources) ? found.sources : []);

@@ -118,8 +118,7 @@ def studies() -> str | tuple[str, int]:
     searched = bool(q or date_from or date_to or modality or chosen)
     if mine:
         try:
-            found = search(parts().catalog, q, date_from, date_to, modality, chosen, limit=200)
-            results = [s for s in found if s["clinic"] in mine][:100]
+            results = list(search(parts().catalog, q, date_from, date_to, modality, chosen, 100, sorted(mine)))
         except ValueError as exc:
             error = str(exc)
     page = render_template(

@@ -38,6 +38,7 @@ NOT_ALLOWED = (
     "Your account may not share studies. Ask the clinic's administrator to allow it on the Users page "
     "(“May share studies”)."
 )
+WRONG_PINS_BY = "the appliance (too many wrong PINs)"  # who revoked a link whose PIN was guessed at
 UNKNOWN = "There is no such link. Check that the whole address was copied, or ask the clinic for a new link."
 ENDED: dict[shares.State, str] = {
     "expired": "This link has expired and no longer shows the study. Ask the clinic for a new link.",
@@ -216,6 +217,9 @@ def _check_pin(token: str, link: ShareLink) -> Response:
     if not shares.check_pin(link, pin):
         shares.record_failure(db, ip, link.id)
         db.audit("share_pin_failed", None, ip, f"wrong PIN for share link {link.id}")
+        if shares.too_many_wrong_pins(db, link.id) and _store().revoke(link.id, WRONG_PINS_BY):
+            db.audit("share_revoked", None, ip, f"share link {link.id}: {shares.MAX_WRONG_PINS_ALL} wrong PINs")
+            return _plain(410, "This link is no longer available", ENDED["revoked"])
         return _pin_page(link, "That PIN is wrong. Check it with the clinic and type it again.", 401)
     resp = redirect(url_for("shares.recipient", token=token), 303)
     max_age = int(max(1, min(PIN_COOKIE_S, link.expires_at - time.time())))

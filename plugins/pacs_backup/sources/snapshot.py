@@ -8,6 +8,7 @@ kept. The whole repository is never restored to look at one study.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections import OrderedDict
@@ -23,6 +24,8 @@ from pacs_backup.state.manifest import ManifestEntry
 from .base import CopyDamaged, CopyInstance, CopyStudy, SourceDoc, SourceUnavailable, StudyMatch
 from .cache import ViewCache
 from .studies import select, study_instances, summarize, verified
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,8 @@ class SnapshotSource:
 
     def read(self, instance: CopyInstance) -> bytes:
         what = f"Image {instance['sop_uid']} in snapshot {self.snapshot.short_id}"
-        if not instance["sha256"]:
-            raise CopyDamaged(f"{what} has no checksum in the snapshot's manifest, so it cannot be checked.")
+        if not _SHA256.fullmatch(instance["sha256"]):  # also what names its file in the view cache
+            raise CopyDamaged(f"{what} has no valid checksum in the snapshot's manifest, so it cannot be checked.")
         key = self.cache_key(instance["study_uid"])
         try:
             data = self._cache.read(key, instance["sha256"] + ".dcm", lambda into: self._fetch(instance, into))
@@ -146,8 +149,13 @@ class SnapshotSource:
             self.restic.restore(self.snapshot.id, restored, includes=[i["ref"] for i in wanted])
         except BackupError as exc:
             raise SourceUnavailable(f"Snapshot {self.snapshot.short_id} cannot be read now: {exc}") from None
+        top = restored.resolve()
         for i in wanted:  # checked when read: one damaged file must not hide the study's other images
             path = Path(str(restored) + i["ref"])
+            # A manifest names the files and their checksums; one that does not hold (a path leaving the restore,
+            # a checksum that is no sha256) is never followed: that image reads as damaged.
+            if not _SHA256.fullmatch(i["sha256"]) or not path.resolve().is_relative_to(top):
+                continue
             if path.is_file() and not path.is_symlink():
                 path.replace(into / f"{i['sha256']}.dcm")
         shutil.rmtree(restored, ignore_errors=True)
