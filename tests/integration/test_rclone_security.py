@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.support.common import raw_request
 from tests.support.pacs import fill
-from tests.support.rclone_user import folder_for_rclone, rclone_user_or_skip
+from tests.support.rclone_user import folder_for_rclone, rclone_user_of_root_run
 
 
 def connection_test(o) -> dict:
@@ -85,7 +85,7 @@ def test_security_hostile_rclone_file_is_refused_at_use_and_runs_nothing(
 def test_security_rclone_runs_as_the_unprivileged_user(
     orthanc_factory, minio_server, bucket, offsite_env, restic_password_file, tmp_path
 ):
-    uid = rclone_user_or_skip().pw_uid
+    uid = rclone_user_of_root_run().pw_uid
     root_only = tmp_path / "root-only"
     root_only.mkdir(mode=0o700)
     conf = tmp_path / "rclone.conf"

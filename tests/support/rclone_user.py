@@ -17,15 +17,15 @@ import pytest
 from pacs_backup.rclone.sandbox import USER
 
 
-def rclone_user_or_skip() -> pwd.struct_passwd:
-    """The unprivileged user rclone runs as, for a test that needs the tests to run as root. Outside root it
-    is skipped on a developer's machine, but fails in CI (CI=true), which runs as root: a check of the
-    privilege drop must never be skipped there. A missing user always fails (dev/setup makes it)."""
+def rclone_user_of_root_run() -> pwd.struct_passwd:
+    """The unprivileged user rclone runs as, for a test that needs the tests to run as root. A run that is not
+    root fails (it never skips): a check of the privilege drop left out would pass unseen, and CI runs as root.
+    A missing user fails too (dev/setup makes it)."""
     if os.geteuid() != 0:
-        why = "rclone runs as its own user only when started by root, and these tests do not run as root"
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}: CI must run the tests as root.")
-        pytest.skip(why)
+        pytest.fail(
+            "rclone runs as its own user only when started by root, and these tests do not run as root: "
+            "run them as root (CI does), e.g. sudo make test."
+        )
     try:
         return pwd.getpwnam(USER)
     except KeyError:

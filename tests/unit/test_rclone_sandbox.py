@@ -15,7 +15,7 @@ from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BadRequest
 from pacs_backup.rclone.forms import FORMS, build, obscure
 from pacs_backup.rclone.sandbox import DROP, RcloneRefused, guarded, renewed
-from tests.support.rclone_user import rclone_user_or_skip
+from tests.support.rclone_user import rclone_user_of_root_run
 
 TOKEN = '{"access_token":"old-access","token_type":"Bearer","refresh_token":"r1","expiry":"2026-01-01T10:00:00Z"}'
 FRESH = '{"access_token":"new-access","token_type":"Bearer","refresh_token":"r2","expiry":"2026-01-01T11:00:00Z"}'
@@ -49,7 +49,7 @@ def test_security_the_configuration_is_checked_before_restic_starts(tmp_path):
 
 
 def test_security_rclone_is_started_as_the_unprivileged_user_from_a_copy(tmp_path):
-    pw = rclone_user_or_skip()
+    pw = rclone_user_of_root_run()
     conf = tmp_path / "rclone.conf"
     conf.write_text(CONF)
     env = {"RCLONE_CONFIG": str(conf), "RESTIC_PASSWORD": "secret", "PATH": os.environ["PATH"]}
@@ -69,7 +69,7 @@ def test_security_rclone_is_started_as_the_unprivileged_user_from_a_copy(tmp_pat
 
 
 def test_security_the_starter_drops_root_and_clears_the_environment():
-    pw = rclone_user_or_skip()
+    pw = rclone_user_of_root_run()
     home = pw.pw_dir
     done = subprocess.run(
         [
