@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pacs_backup.clients.orthanc_source import Getter
 from pacs_backup.contracts.errors import BackupError, BadRequest, NotFound
@@ -30,15 +29,10 @@ from pacs_backup.sources.registry import Parts, SourceRegistry
 from pacs_backup.state.catalog import Catalog
 
 from . import http_input as check
-
-if TYPE_CHECKING:
-    from .routes import Answer, Request
-    from .service import BackupService
+from .answers import Answer, Binary, EngineParts, PartsHandler, Request
 
 VIEW_CACHE_DIR = "pacs-backup-view-cache"  # beside Orthanc's storage folder, never inside a snapshot
 DATE = re.compile(r"(\d{8})?(-)?(\d{8})?")
-
-Handler = Callable[["BackupService", "Request", "re.Match[str]"], "Answer"]
 
 
 def copy_sources(
@@ -79,15 +73,15 @@ def copy_sources(
     return SourceRegistry(parts)
 
 
-def _copies_of(svc: BackupService) -> SourceRegistry:
+def _copies_of(svc: EngineParts) -> SourceRegistry:
     if svc.copies is None:
         raise BackupError(svc.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
     return svc.copies
 
 
-def _unavailable_is_503(handler: Handler) -> Handler:
+def _unavailable_is_503(handler: PartsHandler) -> PartsHandler:
     @functools.wraps(handler)
-    def answer(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+    def answer(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
         try:
             return handler(svc, req, m)
         except SourceUnavailable as exc:
@@ -129,37 +123,35 @@ def study_match(query: Mapping[str, str]) -> StudyMatch:
     )
 
 
-def _source(svc: BackupService, m: re.Match[str]) -> CopySource:
+def _source(svc: EngineParts, m: re.Match[str]) -> CopySource:
     name = check.name(m["source"], "copy") or ""
     return _copies_of(svc).open_source(name)
 
 
 @_unavailable_is_503
-def copies(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def copies(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """Every copy (with ``?study=``: those holding the study, one entry per snapshot, newest first)."""
     study = check.uid(req.query["study"]) if req.query.get("study") else None
     return 200, _copies_of(svc).list_sources(study)
 
 
 @_unavailable_is_503
-def studies(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def studies(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """The studies a copy holds that match the query arguments (QIDO-RS names)."""
     match = study_match(req.query)
     return 200, _source(svc, m).studies(match)
 
 
 @_unavailable_is_503
-def study(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def study(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """Every instance of a study in a copy."""
     uid = check.uid(m["uid"])
     return 200, _source(svc, m).instances(uid)
 
 
 @_unavailable_is_503
-def instance(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def instance(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """The exact bytes of one instance from a copy, checked against what that copy recorded."""
-    from .routes import Binary  # routes imports this module
-
     uid, sop = check.uid(m["uid"]), check.uid(m["sop"], "instance")
     source = _source(svc, m)
     chosen = [i for i in source.instances(uid) if i["sop_uid"] == sop]

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pacs_backup.contracts.errors import NotFound
 
 from . import http_input as check
-
-if TYPE_CHECKING:
-    from .routes import Answer, Request
-    from .service import BackupService
+from .answers import Answer, EngineParts, Request
 
 
-def referrals(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def referrals(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """``{"peers": [{name, label, shown, status}], "requests": [ReferralDoc + label]}``, optionally for one study."""
     study = check.uid(req.query["study"]) if req.query.get("study") else None
     peers: list[dict[str, Any]] = []
@@ -27,7 +24,7 @@ def referrals(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
     return 200, {"peers": peers, "requests": requests}
 
 
-def send(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def send(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """Queue a study for a referring clinic: ``{"peer": name, "study_uid": uid, "requested_by": user}``."""
     payload = check.json_object(req.body)
     peer = check.name(check.text_field(payload, "peer", required=True, max_chars=64), "peer") or ""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pacs_backup.contracts.errors import BackupError, BadRequest, Busy, NotFound
@@ -30,6 +29,7 @@ from . import http_input as check
 from . import referrals as referral_routes
 from . import upload_limits as upload_routes
 from .access import WRITE_METHODS, Role, body_refusal, cross_site_refusal, role_refusal, user_of
+from .answers import Answer, Binary, Request, WithHeaders
 
 if TYPE_CHECKING:
     from pacs_backup.settings.targets import TargetSettings
@@ -37,35 +37,6 @@ if TYPE_CHECKING:
     from .service import BackupService
 
 
-@dataclass(frozen=True)
-class Request:
-    """One checked request: method, path under /backup/ (no slashes around), query, raw body, and the
-    caller's role (None for a call made inside the plugin, which passes no HTTP headers)."""
-
-    method: str
-    path: str
-    query: Mapping[str, str]
-    body: bytes
-    role: Role | None = None
-
-
-@dataclass(frozen=True)
-class Binary:
-    """An answer that is not JSON (a preview picture)."""
-
-    data: bytes
-    mime: str
-
-
-@dataclass(frozen=True)
-class WithHeaders:
-    """A JSON answer that also sets HTTP headers (a busy preview's Retry-After)."""
-
-    payload: Any
-    headers: Mapping[str, str]
-
-
-Answer = tuple[int, Any]
 Handler = Callable[["BackupService", Request, "re.Match[str]"], Answer]
 
 

@@ -4,20 +4,42 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from pacs_backup import __version__
-from pacs_backup.contracts.documents import OverallState, RunDoc, StatusDoc
+from pacs_backup.contracts.documents import OverallState, RefusedDoc, RunDoc, StatusDoc
 from pacs_backup.jobs.forecast import forecast_from_totals
 from pacs_backup.jobs.health import overall_state
-from pacs_backup.settings.config import CLOUD_PACS_COPY
+from pacs_backup.jobs.placement import Placement
+from pacs_backup.jobs.scheduler import OffsiteScheduler
+from pacs_backup.replication.cloud_pacs import CloudSender
+from pacs_backup.replication.group_copy import GroupSender
+from pacs_backup.replication.group_feed import GroupFeed
+from pacs_backup.replication.replicator import Replicator
+from pacs_backup.settings.config import CLOUD_PACS_COPY, Settings
 from pacs_backup.settings.retention import retention_doc
 
-if TYPE_CHECKING:
-    from .service import BackupService
+
+class StatusParts(Protocol):
+    """The parts of the running engine (api.service.BackupService) the status is read from."""
+
+    storage_dir: Path
+    config_error: str | None
+    settings: Settings | None
+    replicator: Replicator | None
+    offsite: OffsiteScheduler | None
+    placement: Placement | None
+    cloud: CloudSender | None
+    group: GroupSender | None
+    group_feed: GroupFeed | None
+    refused: int
+    last_refused: RefusedDoc | None
+
+    def growth(self, now: float) -> tuple[int, int, float | None]: ...
 
 
-def build_status(svc: BackupService) -> StatusDoc:
+def build_status(svc: StatusParts) -> StatusDoc:
     """Return ``GET /backup/status``: replication state plus an overall ``state`` word.
 
     ``state`` is ``error`` (not running or nothing can be copied), ``degraded`` (copies delayed or

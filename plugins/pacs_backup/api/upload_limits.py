@@ -9,30 +9,26 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pacs_backup.contracts.errors import BackupError, BadRequest, ConfigError
 from pacs_backup.settings.upload_overrides import MAX_RULE_CHARS, UploadLimits
 
 from . import http_input as check
-
-if TYPE_CHECKING:
-    from .routes import Answer, Request
-    from .service import BackupService
+from .answers import Answer, EngineParts, Request
 
 
-def _limits(svc: BackupService) -> UploadLimits:
+def _limits(svc: EngineParts) -> UploadLimits:
     if svc.upload_limits is None:
         raise BackupError(svc.config_error or "Backup is disabled (BACKUP_ENABLED=false).")
     return svc.upload_limits
 
 
-def upload_limits(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def upload_limits(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """``{"copies": [UploadLimitDoc]}``: each offsite copy's .env rule, override, rule in force, next window."""
     return 200, {"copies": _limits(svc).docs(datetime.now())}
 
 
-def set_upload_limit(svc: BackupService, req: Request, m: re.Match[str]) -> Answer:
+def set_upload_limit(svc: EngineParts, req: Request, m: re.Match[str]) -> Answer:
     """Set a copy's rule: ``{"copy": name, "rule": "08:00,2Mbit 18:00,off"}`` (an empty rule: .env's)."""
     payload = check.json_object(req.body)
     copy = check.name(check.text_field(payload, "copy", required=True, max_chars=64), "copy") or ""
