@@ -32,6 +32,7 @@ from tests.support.common import wait_until
 
 SUPERUSER = "group_test"
 PREFIX = "group-pg-"
+STALE_S = 3600.0  # a folder untouched this long, whose server is gone, is a killed test run's leftover
 _PR_SET_PDEATHSIG = 1
 
 
@@ -41,20 +42,26 @@ def _die_with_parent() -> None:
 
 
 def _remove_stale() -> None:
-    """Folders of servers whose test process was killed (no live postmaster in them)."""
+    """Folders of servers whose test process was killed: untouched for STALE_S and no live postmaster in them.
+    A folder made or used lately is never removed: another test process may be running initdb there, whose
+    short-lived postgres leaves a postmaster.pid naming a process that has just ended."""
     for folder in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
         pid_file = folder / "data" / "postmaster.pid"
         try:
+            touched = max(p.stat().st_mtime for p in (folder, folder / "data", pid_file) if p.exists())
             pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else 0
-            if pid:
+        except (ValueError, IndexError, OSError):
+            continue  # being written or removed right now
+        if time.time() - touched < STALE_S:
+            continue
+        if pid:
+            try:
                 os.kill(pid, 0)
                 continue  # a server still runs there
-        except (ProcessLookupError, ValueError, IndexError):
-            pass
-        except OSError:
-            continue
-        if not pid_file.exists() and time.time() - folder.stat().st_mtime < 3600:
-            continue  # being made right now by another test process
+            except ProcessLookupError:
+                pass  # its server is gone: the folder is left over
+            except OSError:
+                continue
         shutil.rmtree(folder, ignore_errors=True)
 
 
