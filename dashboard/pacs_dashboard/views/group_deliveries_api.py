@@ -15,67 +15,40 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from pacs_backup.contracts.errors import NotFound
 from pacs_backup.sources.base import CopyDamaged, SourceUnavailable
 
 from .. import deps
 from ..group import deliveries, drill_log
-from ..group.catalog import CatalogUnavailable
 from ..group.copies import read_checked, reader_store, study_instances
 from ..group.deliveries import Delivery
 from ..group.service import parts
-from ..group.tokens import clinic_of
-from .group_api import BAD_TOKEN
+from .group_api import BAD_TOKEN, answer, clinic_of_request, token_api_errors
 
 log = logging.getLogger(__name__)
 bp = Blueprint("group_deliveries_api", __name__, url_prefix="/group/api/deliveries")
 NO_READER = "The group service has no reader key for the group store (GROUP_READER_ACCESS_KEY); it cannot deliver."
 
 
-def _answer(code: int, message: str) -> tuple[Response, int]:
-    resp = jsonify({"error": message})
-    if code == 401:
-        resp.headers["WWW-Authenticate"] = "Bearer"
-    return resp, code
-
-
-@bp.errorhandler(HTTPException)
-def http_error(exc: HTTPException) -> tuple[Response, int]:
-    return _answer(exc.code or 500, exc.description or "That did not work.")
-
-
-@bp.errorhandler(CatalogUnavailable)
-def catalog_down(exc: CatalogUnavailable) -> tuple[Response, int]:
-    return _answer(503, str(exc))
-
-
-@bp.errorhandler(Exception)
-def unexpected(exc: Exception) -> tuple[Response, int]:
-    log.exception("group delivery API error")
-    return _answer(500, "The group service could not do that. Its log has the details.")
-
-
-def _clinic() -> str | None:
-    return clinic_of(parts().catalog, request.headers.get("Authorization", ""))
+token_api_errors(bp, "group delivery API")
 
 
 def _mine(delivery_id: int) -> tuple[str | None, Delivery | None, tuple[Response, int] | None]:
-    clinic = _clinic()
+    clinic = clinic_of_request()
     if clinic is None:
-        return None, None, _answer(401, BAD_TOKEN)
+        return None, None, answer(401, BAD_TOKEN)
     found = deliveries.get(deps.db(), delivery_id)
     if found is None or found["target_clinic"] != clinic:
-        return clinic, None, _answer(404, f"There is no delivery {delivery_id} for clinic {clinic}.")
+        return clinic, None, answer(404, f"There is no delivery {delivery_id} for clinic {clinic}.")
     return clinic, found, None
 
 
 @bp.get("")
 def listing() -> Response | tuple[Response, int]:
-    clinic = _clinic()
+    clinic = clinic_of_request()
     if clinic is None:
-        return _answer(401, BAD_TOKEN)
+        return answer(401, BAD_TOKEN)
     group = parts()
     with group.catalog.connection() as conn:  # the clinic's last heartbeat: its restore tests for the month
         row = conn.execute("SELECT last_status FROM clinics WHERE id = %s", (clinic,)).fetchone()
@@ -87,18 +60,18 @@ def listing() -> Response | tuple[Response, int]:
 def instances(delivery_id: int) -> Response | tuple[Response, int]:
     _, found, refused = _mine(delivery_id)
     if refused or found is None:
-        return refused or _answer(404, "No such delivery.")
+        return refused or answer(404, "No such delivery.")
     group = parts()
     if group.settings.store is None:
-        return _answer(503, NO_READER)
+        return answer(503, NO_READER)
     try:
         listed = study_instances(
             group.catalog, reader_store(group.settings.store), found["source_clinic"], found["study_uid"]
         )
     except NotFound as exc:
-        return _answer(404, str(exc))
+        return answer(404, str(exc))
     except SourceUnavailable as exc:
-        return _answer(503, str(exc))
+        return answer(503, str(exc))
     return jsonify({"instances": [{"key": i["ref"], "sha256": i["sha256"], "size": i["size"]} for i in listed]})
 
 
@@ -106,24 +79,24 @@ def instances(delivery_id: int) -> Response | tuple[Response, int]:
 def files(delivery_id: int) -> Response | tuple[Response, int]:
     _, found, refused = _mine(delivery_id)
     if refused or found is None:
-        return refused or _answer(404, "No such delivery.")
+        return refused or answer(404, "No such delivery.")
     group = parts()
     if group.settings.store is None:
-        return _answer(503, NO_READER)
+        return answer(503, NO_READER)
     key = request.args.get("key", "")
     store = reader_store(group.settings.store)
     try:
         listed = study_instances(group.catalog, store, found["source_clinic"], found["study_uid"])
         wanted = next((i for i in listed if i["ref"] == key), None)
         if wanted is None:
-            return _answer(404, "That object is not part of this delivery's study.")
+            return answer(404, "That object is not part of this delivery's study.")
         data = read_checked(store, key, wanted["sha256"])
     except NotFound as exc:
-        return _answer(404, str(exc))
+        return answer(404, str(exc))
     except CopyDamaged as exc:
-        return _answer(409, str(exc))
+        return answer(409, str(exc))
     except SourceUnavailable as exc:
-        return _answer(503, str(exc))
+        return answer(503, str(exc))
     resp = current_app.response_class(data, 200, content_type="application/dicom")
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -133,11 +106,11 @@ def files(delivery_id: int) -> Response | tuple[Response, int]:
 def done(delivery_id: int) -> Response | tuple[Response, int]:
     _, found, refused = _mine(delivery_id)
     if refused or found is None:
-        return refused or _answer(404, "No such delivery.")
+        return refused or answer(404, "No such delivery.")
     if found["state"] in ("delivered", "failed"):
         return jsonify({"delivery": found})  # a report sent twice changes nothing
     try:
         finished = deliveries.finish(deps.db(), found, request.get_json(force=True, silent=True))
     except deliveries.Refused as exc:
-        return _answer(400, str(exc))
+        return answer(400, str(exc))
     return jsonify({"delivery": finished})
