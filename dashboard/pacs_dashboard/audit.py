@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
+import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -136,3 +139,24 @@ def entry(row: tuple[object, ...], tz: tzinfo) -> Entry:
         words,
         technical,
     )
+
+
+class OncePer:
+    """Which things were just audited: :meth:`first` is true for a key not seen within ``seconds`` (one audit
+    line per user and study a viewer opens, not one per frame it asks). Thread-safe; forgets all past ``keep``."""
+
+    def __init__(self, seconds: float, keep: int = 4096) -> None:
+        self.seconds, self.keep = seconds, keep
+        self._lock = threading.Lock()
+        self._seen: dict[Hashable, float] = {}
+
+    def first(self, key: Hashable) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._seen.get(key)
+            if last is not None and now - last < self.seconds:
+                return False
+            if len(self._seen) > self.keep:
+                self._seen.clear()
+            self._seen[key] = now
+            return True

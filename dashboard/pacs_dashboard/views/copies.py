@@ -9,9 +9,6 @@ audited once per user, copy and study within an hour, not once per frame.
 
 from __future__ import annotations
 
-import threading
-import time
-
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -19,6 +16,7 @@ from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.inputs import UID_RULE, is_uid
 
 from .. import deps
+from ..audit import OncePer
 from ..backend import SOURCE_NAME
 from ..backend_api import BackendRefused, NotInBackend
 from ..copy_reader import source_label
@@ -28,8 +26,7 @@ from ..security import client_ip
 bp = Blueprint("copies", __name__)
 
 AUDIT_AGAIN_S = 3600.0  # a study opened again from the same copy by the same user is audited again after this
-_opened_lock = threading.Lock()
-_opened: dict[tuple[str, str, str, str], float] = {}
+_opened = OncePer(AUDIT_AGAIN_S)
 
 
 def _error(status: int, sentence: str) -> Response:
@@ -77,14 +74,8 @@ def dicomweb(source: str, rest: str) -> Response:
 
 def _audit_open(source: str, study_uid: str) -> None:
     """One audit line per user, copy and study within AUDIT_AGAIN_S (not one per frame)."""
-    user, address, now = str(g.user), client_ip(), time.monotonic()
-    key = (user, address, source, study_uid)
-    with _opened_lock:
-        last = _opened.get(key)
-        if last is not None and now - last < AUDIT_AGAIN_S:
-            return
-        if len(_opened) > 4096:
-            _opened.clear()
-        _opened[key] = now
+    user, address = str(g.user), client_ip()
+    if not _opened.first((user, address, source, study_uid)):
+        return
     how = "HTTP basic login" if getattr(g, "basic_auth", False) else "browser"
     deps.db().audit("copy_viewed", user, address, f"study {study_uid} from the copy {source} (DICOMweb, {how})")

@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
+from ..audit import OncePer
 
 from .. import deps
 from ..dicomweb import DicomWeb
@@ -33,8 +34,7 @@ from ..viewer_page import ViewerHeader, render
 
 bp = Blueprint("group_pages", __name__)
 AUDIT_AGAIN_S = 3600.0
-_opened: dict[tuple[str, str, str], float] = {}
-_opened_lock = threading.Lock()
+_opened = OncePer(AUDIT_AGAIN_S)
 
 
 @bp.app_context_processor
@@ -215,14 +215,8 @@ def _json_error(status: int, sentence: str) -> Response:
 
 
 def _audit_open(clinic: str, study_uid: str) -> None:
-    key, now = (str(g.user), clinic, study_uid), time.monotonic()
-    with _opened_lock:
-        last = _opened.get(key)
-        if last is not None and now - last < AUDIT_AGAIN_S:
-            return
-        if len(_opened) > 4096:
-            _opened.clear()
-        _opened[key] = now
+    if not _opened.first((str(g.user), clinic, study_uid)):
+        return
     deps.db().audit(
         "group_copy_viewed", str(g.user), client_ip(), f"study {study_uid} of clinic {clinic} (central copy)"
     )
