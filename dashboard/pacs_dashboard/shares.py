@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import Literal
 from urllib.parse import urlsplit
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -26,6 +26,7 @@ from pacs_backup.contracts.errors import ConfigError
 from pacs_backup.settings.env_values import number
 
 from .db import Database
+from .viewer_page import ViewerHeader
 
 TOKEN_BYTES = 32  # 256 bits; secrets.token_urlsafe(32) is 43 characters
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -71,17 +72,8 @@ def load_share_settings(env: Mapping[str, str]) -> ShareSettings:
     return ShareSettings(default_days=default, max_days=most, base_url=base)
 
 
-class ShareHeader(TypedDict):
-    """What the recipient's page says about the study (kept when the link is made; the viewer's header)."""
-
-    patient_name: str
-    patient_id: str
-    owner: str
-    species: str
-    study_date: str
-    description: str
-    modalities: str
-    accession: str
+# What the recipient's page says about the study: the viewer's header, kept when the link is made.
+ShareHeader = ViewerHeader
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,20 @@ class ViewerHeader(TypedDict):
     accession: str
 
 
+def header_of(study: Mapping[str, Any]) -> ViewerHeader:
+    """The header of a study summary (the catalog's, the dashboard's mirror's or the group catalog's row)."""
+    return ViewerHeader(
+        patient_name=study.get("display_name") or study.get("patient_name") or "",
+        patient_id=study.get("patient_id") or "",
+        owner=study.get("owner") or "",
+        species=", ".join(x for x in (study.get("species"), study.get("breed")) if x),
+        study_date=study.get("study_date") or "",
+        description=study.get("description") or "",
+        modalities=study.get("modalities") or "",
+        accession=study.get("accession") or "",
+    )
+
+
 class ViewerAssets(TypedDict):
     """What viewer.html needs to load dwv: the classic scripts, the inline import map and the page's script."""
 

@@ -11,15 +11,13 @@ the central copy, "bring this study to my clinic", and which clinics each accoun
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
-from ..audit import OncePer
 
 from .. import deps
+from ..audit import OncePer
 from ..dicomweb import DicomWeb
 from ..group import deliveries, drill_log, grants
 from ..group.copies import LABEL, SOURCE, GroupCopies, reader_store
@@ -30,7 +28,7 @@ from ..group.service import parts
 from ..group.settings import is_clinic_id
 from ..inputs import arg_text, form_text, study_uid_or_404
 from ..security import client_ip
-from ..viewer_page import ViewerHeader, render
+from ..viewer_page import header_of, render
 
 bp = Blueprint("group_pages", __name__)
 AUDIT_AGAIN_S = 3600.0
@@ -165,16 +163,7 @@ def _study_row(clinic: str, uid: str) -> dict[str, Any]:
 def view(clinic: str, uid: str) -> Response:
     clinic, uid = _clinic_or_404(clinic), study_uid_or_404(uid)
     s = _study_row(clinic, uid)
-    header = ViewerHeader(
-        patient_name=s["display_name"] or s["patient_name"],
-        patient_id=s["patient_id"],
-        owner=s["owner"],
-        species=", ".join(x for x in (s["species"], s["breed"]) if x),
-        study_date=s["study_date"],
-        description=s["description"],
-        modalities=s["modalities"],
-        accession=s["accession"],
-    )
+    header = header_of(s)
     return render(
         {
             "study_uid": uid,

@@ -73,16 +73,7 @@ def _header(uid: str) -> ShareHeader:
     found = study_summary(uid)
     if found is None:
         abort(404, "This study is not in the backups (or cannot be looked up right now), so it cannot be shared.")
-    return ShareHeader(
-        patient_name=found.get("display_name") or found.get("patient_name") or "",
-        patient_id=found.get("patient_id") or "",
-        owner=found.get("owner") or "",
-        species=", ".join(x for x in (found.get("species"), found.get("breed")) if x),
-        study_date=found.get("study_date") or "",
-        description=found.get("description") or "",
-        modalities=found.get("modalities") or "",
-        accession=found.get("accession") or "",
-    )
+    return viewer_page.header_of(found)
 
 
 @bp.route("/studies/<path:uid>/share", methods=["POST"])

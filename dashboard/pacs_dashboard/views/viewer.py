@@ -13,12 +13,11 @@ import re
 from flask import Blueprint, Response, abort, request, send_from_directory, url_for
 
 from pacs_backup.contracts.errors import BackupError
-from pacs_backup.state.catalog import StudySummary
 
 from .. import deps
 from ..fallback import known_down, study_summary
 from ..inputs import arg_text, study_uid_or_404
-from ..viewer_page import MISSING, VENDOR_DIR, ViewerHeader, render, vendor_version
+from ..viewer_page import MISSING, VENDOR_DIR, header_of, render, vendor_version
 
 bp = Blueprint("viewer", __name__)
 
@@ -27,20 +26,6 @@ YEAR_S = 365 * 24 * 3600
 # dwv's module, workers and source maps, its libraries, their licences and SOURCES.txt (where the source is).
 VENDOR_FILE = re.compile(r"(assets/workers/|licences/)?[A-Za-z0-9][A-Za-z0-9.-]{0,80}\.(js|map|txt)")
 TYPES = {"js": "text/javascript; charset=utf-8", "map": "application/json", "txt": "text/plain; charset=utf-8"}
-
-
-def header(study: StudySummary) -> ViewerHeader:
-    """The patient, owner and study lines above the image."""
-    return ViewerHeader(
-        patient_name=study.get("display_name") or study.get("patient_name") or "",
-        patient_id=study.get("patient_id") or "",
-        owner=study.get("owner") or "",
-        species=", ".join(x for x in (study.get("species"), study.get("breed")) if x),
-        study_date=study.get("study_date") or "",
-        description=study.get("description") or "",
-        modalities=study.get("modalities") or "",
-        accession=study.get("accession") or "",
-    )
 
 
 @bp.route("/studies/<path:uid>/view")
@@ -58,7 +43,7 @@ def page(uid: str) -> Response:
     return render(
         {
             "study_uid": uid,
-            "header": header(study),
+            "header": header_of(study),
             "dicomweb_base": request.script_root + "/copies/{source}/dicom-web",
             "source": chosen,
             "default_source": "pacs" if not chosen and _in_pacs(uid) else "bucket",
