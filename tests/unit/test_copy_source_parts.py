@@ -17,6 +17,8 @@ from pacs_backup.api.copies import study_match
 from pacs_backup.api.routes import Binary, dispatch
 from pacs_backup.clients.restic import RepositoryUnreachable, SnapshotInfo
 from pacs_backup.contracts.errors import BadRequest, NotFound
+from pacs_backup.contracts.runs import TakenSnapshot
+from pacs_backup.restore.from_copies import restore_from_snapshot
 from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.sources.base import CopyDamaged, SourceUnavailable, StudyMatch
 from pacs_backup.sources.bucket import BucketSource
@@ -82,7 +84,7 @@ class FakeRestic:
         self.gate = threading.Event()
         self.gate.set()
 
-    def snapshots(self, tag: str | None = None) -> list[SnapshotInfo]:
+    def snapshots(self, tag: str | None = None, max_age_s: float = 0.0) -> list[SnapshotInfo]:
         if self.unreachable:
             raise RepositoryUnreachable("The backup repository at 127.0.0.1:1 cannot be reached (refused).")
         return sorted(self.snaps, key=lambda s: s.time)
@@ -313,6 +315,52 @@ def test_copy_source_warm_up_after_a_snapshot_leaves_one_restic_run_for_the_firs
     source = reg.open_source("offsite")
     assert [source.read(i) for i in source.instances("1.2.3")] == [b"one"]
     assert runs == ["snapshots", "snapshots", "dump"] and len(offsite.restores) == 1
+
+
+class StoringOrthanc:
+    """Keeps what it is sent and answers its MD5, as Orthanc does."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, bytes] = {}
+
+    def upload(self, dicom: bytes) -> dict[str, Any]:
+        key = sha(dicom)
+        self.stored[key] = dicom
+        return {"ID": key}
+
+    def get_json(self, uri: str) -> Any:
+        return {"UncompressedMD5": hashlib.md5(self.stored[uri.split("/")[2]], usedforsecurity=False).hexdigest()}
+
+
+def test_copy_source_a_study_restored_after_this_boxs_snapshot_is_one_restic_run(tmp_path):
+    """The manifest a snapshot job wrote is the snapshot's: restoring a study after it reads none from the
+    repository (a restic run, 0.7 s of key derivation, each) - only the study's files are fetched."""
+    s = snap(1, 1)
+    offsite = repo_with({"1.2.3": [b"one", b"two"], "1.2.4": [b"other"]}, [s], name="rest:restore-one-run")
+    recorded = {"1.2.3": 2, "1.2.4": 1}  # what the catalog recorded for the snapshot
+
+    def known(_: SnapshotInfo, study: str) -> int | None:
+        return recorded.get(study)
+
+    written = tmp_path / "manifest.jsonl"
+    written.write_bytes(offsite.dump(s.id, "/data/pacs-backup/manifest.jsonl"))
+    dumps: list[str] = []
+    dumped = offsite.dump
+    offsite.dump = lambda snapshot, path: dumps.append(path) or dumped(snapshot, path)  # type: ignore[method-assign]
+    reg = registry(tmp_path, offsite=offsite, usb=repo_with({}, []), b2=repo_with({}, []))
+    reg.warm_in_background = lambda: None  # type: ignore[method-assign]
+    reg.after_snapshot(TakenSnapshot(offsite.repository, s.id, "/data", written))
+    orthanc = StoringOrthanc()
+    entries = reg.manifests.entries
+    report = restore_from_snapshot(offsite, orthanc, ["1.2.3"], known=known, manifest_of=entries)  # type: ignore[arg-type]
+    assert report.ok and report.verified == 2
+    assert sorted(orthanc.stored.values()) == [b"one", b"two"]
+    assert dumps == [] and offsite.restores == [["/data/ab/cd/1.2.3.1.0", "/data/ab/cd/1.2.3.1.1"]]
+    # A snapshot whose manifest nobody wrote here is read from the repository, once.
+    reg.manifests = type(reg.manifests)()
+    entries = reg.manifests.entries
+    report = restore_from_snapshot(offsite, StoringOrthanc(), ["1.2.4"], known=known, manifest_of=entries)  # type: ignore[arg-type]
+    assert report.ok and len(dumps) == 1
 
 
 def test_copy_source_snapshot_never_follows_a_manifest_path_out_of_the_restore_or_a_bad_checksum(tmp_path):

@@ -207,7 +207,8 @@ class BackupService:
         )
         # Every copy as a read-only source of studies (GET /backup/copies...); empties the view cache.
         self.copies = copy_sources(s, storage_dir, get, post, ctx, self.offsite.drives, self.cloud)
-        ctx.after_snapshot = self.copies.warm_in_background  # the first look at a new snapshot: one restic run
+        ctx.after_snapshot = self.copies.after_snapshot  # the first look at a new snapshot: one restic run
+        self.offsite.manifest_of = self.copies.manifests.entries  # a study's restore reads no manifest again
 
     def _start_group(self, s: Settings, reader: OrthancReader, store: ObjectStore) -> None:
         """The group copy (and, with a group service, its feed); the scheduler runs its drill."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import urllib3
 from minio.error import S3Error
@@ -39,6 +41,23 @@ class StoredObject:
     size: int
     sha256: str | None  # from user metadata; None when the object was not written by us
     orthanc_id: str | None
+
+
+class Fetched(NamedTuple):
+    """An object's bytes with the checksums the store gives with them."""
+
+    data: bytes
+    sha256: str | None  # from user metadata, written with the copy
+    md5: str | None  # the store's MD5 of the bytes: the ETag of a single-part upload; None otherwise
+
+
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+def etag_md5(etag: str | None) -> str | None:
+    """The MD5 an ETag states, when it is one (a multipart upload's ETag, ``<hex>-<parts>``, is not)."""
+    text = (etag or "").strip().strip('"').lower()
+    return text if _MD5_HEX.fullmatch(text) else None
 
 
 # A small object of ours, written once, on which the store's support of conditional writes is checked.
@@ -229,12 +248,18 @@ class ObjectStore:
 
     def get_with_sha(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
         """Return the bytes at ``key`` and the sha256 recorded in its metadata when it was written."""
+        data, sha256, _ = self.get_with_checksums(key, version_id)
+        return data, sha256
+
+    def get_with_checksums(self, key: str, version_id: str | None = None) -> Fetched:
+        """The bytes at ``key``, the sha256 recorded when it was written and the store's MD5 of them."""
         try:
             resp = self._client.get_object(self.bucket, key, version_id=version_id)
         except CLIENT_ERRORS as exc:
             raise store_error(exc, f"read {key}") from exc
         try:
-            return bytes(resp.read()), resp.headers.get("x-amz-meta-sha256")
+            data = bytes(resp.read())
+            return Fetched(data, resp.headers.get("x-amz-meta-sha256"), etag_md5(resp.headers.get("ETag")))
         except CLIENT_ERRORS as exc:
             raise store_error(exc, f"read {key}") from exc
         finally:

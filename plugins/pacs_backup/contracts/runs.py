@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 RunKind = Literal["snapshot", "drill", "restore"]
@@ -285,6 +286,16 @@ class SnapshotRef:
 
 
 @dataclass(frozen=True)
+class TakenSnapshot:
+    """A snapshot this appliance has just taken, as the job tells those who remember snapshots."""
+
+    repository: str
+    snapshot_id: str
+    root: str  # the storage folder as the snapshot holds it
+    manifest_file: Path  # the manifest the job wrote into it (still on disk, unchanged)
+
+
+@dataclass(frozen=True)
 class RestoreSummary:
     """A restore of a study: what was asked, how far it got and, once it ended with a report, its result.
 
@@ -304,6 +315,7 @@ class RestoreSummary:
     failures: tuple[RestoreFailure, ...] = ()
     studies: tuple[str, ...] | None = None  # None: every study
     snapshots: tuple[SnapshotRef, ...] | None = None
+    bytes: int | None = None  # of the instances restored and verified (None: not recorded, an older release)
 
     @property
     def snapshot_id(self) -> str | None:
@@ -322,7 +334,7 @@ class RestoreSummary:
             }
         if self.snapshots is not None:
             out |= {"snapshot_id": self.snapshot_id, "snapshots": [s.to_json() for s in self.snapshots]}
-        return out | _present(done=self.done, total=self.total)
+        return out | _present(done=self.done, total=self.total, bytes=self.bytes)
 
     @classmethod
     def from_json(cls, value: object) -> RestoreSummary:
@@ -339,6 +351,7 @@ class RestoreSummary:
             failures=tuple(RestoreFailure.from_json(f) for f in _list(d, "failures") or []),
             studies=None if studies is None else tuple(str(s) for s in studies),
             snapshots=None if snapshots is None else tuple(SnapshotRef.from_json(s) for s in snapshots),
+            bytes=_int(d, "bytes"),
         )
 
 

@@ -21,7 +21,7 @@ from pacs_backup.clients.orthanc_source import OrthancReader
 from pacs_backup.clients.restic import Restic
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.redact import redacted_config, write_private
-from pacs_backup.contracts.runs import SnapshotSummary
+from pacs_backup.contracts.runs import SnapshotSummary, TakenSnapshot
 from pacs_backup.settings.bandwidth import BandwidthSchedule
 from pacs_backup.settings.retention import RetentionRule, load_retention
 from pacs_backup.settings.targets import TargetSettings
@@ -61,7 +61,7 @@ class OffsiteContext:
     clock: Callable[[], float] = time.time
     # Repositories known to exist: later snapshots skip the existence check (one restic run less).
     initialized: set[str] = field(default_factory=set)
-    after_snapshot: Callable[[], None] | None = None  # told after each snapshot taken (the copies' lists warm up)
+    after_snapshot: Callable[[TakenSnapshot], None] | None = None  # told of each snapshot taken (the copies remember)
     # The upload timetable in force for a target (settings/upload_overrides.py: the dashboard's, else .env's).
     upload_of: Callable[[TargetSettings], BandwidthSchedule] = _own_upload
 
@@ -148,7 +148,10 @@ def take_snapshot(
     if snapshot_id:
         ctx.catalog.record_snapshot(target.name, snapshot_id, ctx.clock(), counts)
         if ctx.after_snapshot is not None:
-            ctx.after_snapshot()
+            taken = TakenSnapshot(
+                restic.repository, snapshot_id, str(ctx.storage_dir.absolute()), ctx.state_dir / MANIFEST_NAME
+            )
+            ctx.after_snapshot(taken)
     kept = None
     if target.forget:
         recorded = recorded_by(ctx.catalog.snapshot_studies, ctx.catalog.study_dates())

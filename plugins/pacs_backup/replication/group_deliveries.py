@@ -22,7 +22,7 @@ from typing import Any
 
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.restore.from_copies import restore_items
-from pacs_backup.restore.uploads import Loader, OrthancTarget, RestoreReport
+from pacs_backup.restore.uploads import Loaded, Loader, OrthancTarget, RestoreReport
 from pacs_backup.settings.group import GROUP_COPY, GroupSettings
 from pacs_backup.state.history import RunLog
 
@@ -130,7 +130,7 @@ class GroupDeliveries:
         query = urllib.parse.urlencode({"key": str(item["key"])})
         expected = str(item.get("sha256") or "") or None
 
-        def load() -> tuple[bytes, str | None]:
-            return self.service.get(f"{DELIVERIES_PATH}/{delivery_id}/files?{query}"), expected
+        def load() -> Loaded:
+            return Loaded(self.service.get(f"{DELIVERIES_PATH}/{delivery_id}/files?{query}"), expected)
 
         return load

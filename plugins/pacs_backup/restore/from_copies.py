@@ -28,7 +28,7 @@ from pacs_backup.state.manifest import (
     snapshot_manifest_path,
 )
 
-from .uploads import AnnouncedFiles, Loader, OrthancTarget, Progress, RestoreReport, VerifiedUploads
+from .uploads import AnnouncedFiles, Loaded, Loader, OrthancTarget, Progress, RestoreReport, VerifiedUploads
 
 
 def restore_items(
@@ -36,7 +36,7 @@ def restore_items(
     orthanc: OrthancTarget,
     report: RestoreReport,
     progress: Progress | None = None,
-    workers: int = 4,
+    workers: int | None = None,
 ) -> RestoreReport:
     """Upload every item into Orthanc and verify it; fills ``report``."""
     uploads = VerifiedUploads(orthanc, report, progress, workers)
@@ -58,7 +58,7 @@ def bucket_items(store: ObjectStore, prefix: str, as_of: datetime | None = None)
         pairs = store.versions_as_of(prefix, as_of)
 
     def loader(key: str, version: str | None) -> Loader:
-        return lambda: store.get_with_sha(key, version)
+        return lambda: Loaded(*store.get_with_checksums(key, version))
 
     return [(key, loader(key, version)) for key, version in pairs if key.endswith(".dcm")]
 
@@ -147,6 +147,18 @@ def snapshot_manifest(restic: Restic, snap: SnapshotInfo) -> tuple[str, list[Man
     return root, read_manifest(restic.dump(snap.id, snapshot_manifest_path(root)))[1]
 
 
+# ``(storage root, entries)`` of a snapshot's manifest for some studies (None: all): read with ``restic dump`` by
+# default; the plugin hands in its copies' memory of manifests, so a restore after a snapshot reads none again.
+ManifestOf = Callable[[Restic, SnapshotInfo, "set[str] | None"], tuple[str, list[ManifestEntry]]]
+
+
+def read_snapshot_manifest(
+    restic: Restic, snap: SnapshotInfo, studies: set[str] | None
+) -> tuple[str, list[ManifestEntry]]:
+    root, entries = snapshot_manifest(restic, snap)
+    return root, entries if studies is None else [e for e in entries if e["study_uid"] in studies]
+
+
 _COUNTS: dict[tuple[str, str], dict[str, int]] = {}  # (repository, snapshot id) -> {study: instances}
 _COUNTS_LOCK = threading.Lock()
 
@@ -202,6 +214,7 @@ def snapshot_for_study(
     as_of: datetime | None = None,
     snapshot_id: str | None = None,
     known: KnownCount | None = None,
+    list_age_s: float = 0.0,
 ) -> Holding:
     """The snapshot to restore a study from: the newest that holds the most of it.
 
@@ -214,7 +227,7 @@ def snapshot_for_study(
         NotFound: no snapshot (at that date, or with that id) holds the study.
     """
     best: Holding | None = None
-    for snap in reversed(_candidates(restic, as_of, snapshot_id)):
+    for snap in reversed(_candidates(restic, as_of, snapshot_id, list_age_s)):
         n = _count(restic, snap, study_uid, known)
         if best is not None and n <= best.instances:
             break
@@ -251,9 +264,14 @@ def restore_from_snapshot(
     patient_id: str | None = None,
     accession: str | None = None,
     known: KnownCount | None = None,
+    manifest_of: ManifestOf = read_snapshot_manifest,
+    list_age_s: float = 0.0,
 ) -> RestoreReport:
     """Restore studies from the snapshots that hold them (None = a whole snapshot) into Orthanc,
-    verified against each snapshot's manifest. The report names the snapshot(s) used and when."""
+    verified against each snapshot's manifest. The report names the snapshot(s) used and when.
+
+    ``manifest_of`` and a snapshot list read at most ``list_age_s`` ago spare restic runs (each pays the key
+    derivation, about 0.7 s): with both remembered, a study's restore is one restic run."""
     if patient_id or accession:
         studies = studies_in_snapshots(restic, patient_id, accession, as_of, snapshot_id)
     plan: dict[str, tuple[SnapshotInfo, set[str] | None]] = {}
@@ -263,7 +281,7 @@ def restore_from_snapshot(
     else:
         for study in studies:
             try:
-                held = snapshot_for_study(restic, study, as_of, snapshot_id, known)
+                held = snapshot_for_study(restic, study, as_of, snapshot_id, known, list_age_s)
             except NotFound:
                 continue
             plan.setdefault(held.snapshot.id, (held.snapshot, set()))
@@ -289,8 +307,7 @@ def restore_from_snapshot(
                 if wanted_studies is None:
                     _restore_whole_snapshot(restic, snap, Path(tmp) / str(number), uploads)
                     continue
-                root, entries = snapshot_manifest(restic, snap)
-                wanted = [e for e in entries if e["study_uid"] in wanted_studies]
+                root, wanted = manifest_of(restic, snap, wanted_studies)
                 if wanted:
                     _restore_snapshot_files(restic, snap, root, wanted, Path(tmp) / str(number), uploads)
         finally:
@@ -360,7 +377,7 @@ def restore_from_cloud(
     def loader(data: bytes) -> Loader:
         digest = sha256_hex(data)
         # A file the cloud PACS changed (e.g. transcoded) is not what was backed up: it fails verification.
-        return lambda: (data, digest if digest in sent else "not-what-was-sent")
+        return lambda: Loaded(data, digest if digest in sent else "not-what-was-sent")
 
     items = [(f"{study_uid} #{n + 1}", loader(f)) for n, f in enumerate(files)]
     return restore_items(items, orthanc, report, progress)

@@ -8,18 +8,28 @@ and a whole-clinic restore takes about as long as the slower of the two, not the
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Any, NamedTuple, Protocol, TypedDict
 
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.runs import RestoreFailure, RestoreSummary, SnapshotRef
 from pacs_backup.state.manifest import ManifestEntry, sha256_hex
 
-Loader = Callable[[], tuple[bytes, str | None]]  # -> (bytes, expected sha256)
+
+class Loaded(NamedTuple):
+    """One restored file as fetched from its copy."""
+
+    data: bytes
+    sha256: str | None  # what the copy recorded when it was backed up (None: nothing recorded)
+    md5: str | None = None  # the MD5 of ``data`` as the copy reports it (a single-part S3 ETag), if any
+
+
+Loader = Callable[[], Loaded]
 Progress = Callable[[int, int], None]
 
 
@@ -51,6 +61,7 @@ class RestoreReport:
     source: str
     total: int = 0
     verified: int = 0
+    bytes_verified: int = 0  # the size of the instances restored and verified
     failures: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     details: RestoreDetails = field(default_factory=lambda: RestoreDetails())
 
@@ -63,6 +74,7 @@ class RestoreReport:
             "source": self.source,
             "total": self.total,
             "verified": self.verified,
+            "bytes": self.bytes_verified,
             "ok": self.ok,
             "failures": [{"item": w, "reason": r} for w, r in self.failures],
             **self.details,
@@ -82,7 +94,14 @@ class RestoreReport:
             failures=tuple(RestoreFailure(w, r) for w, r in self.failures),
             studies=None if studies is None else tuple(studies),
             snapshots=None if used is None else tuple(SnapshotRef(s["id"], s["time"]) for s in used),
+            bytes=self.bytes_verified,
         )
+
+
+def restore_workers(cores: int | None = None) -> int:
+    """Files fetched and uploaded at once: four per core, at least four (each waits on the copy, then on Orthanc,
+    so more than one per core keeps both busy; 8 against 4 on two cores: 0.69 against 0.66 of raw ingest)."""
+    return max(4, min(16, 4 * (cores or os.cpu_count() or 1)))
 
 
 DAMAGED = "the backup copy is damaged (sha256 differs from when it was backed up)"
@@ -96,9 +115,11 @@ class VerifiedUploads:
     Nothing unverified is ever sent to Orthanc: the checksum is checked before the upload.
     """
 
-    def __init__(self, orthanc: OrthancTarget, report: RestoreReport, progress: Progress | None, workers: int = 4):
+    def __init__(
+        self, orthanc: OrthancTarget, report: RestoreReport, progress: Progress | None, workers: int | None = None
+    ):
         self._orthanc, self._report, self._progress = orthanc, report, progress
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-upload")
+        self._pool = ThreadPoolExecutor(max_workers=workers or restore_workers(), thread_name_prefix="restore-upload")
         self._lock = threading.Lock()
         self._done = 0
         self._expected = 0
@@ -132,38 +153,42 @@ class VerifiedUploads:
         self._pool.shutdown(wait=True)
 
     def _one(self, label: str, load: Loader, early: bool) -> None:
-        problem = self._upload(label, load, early)
+        problem, size = self._upload(label, load, early)
         if problem == "not ready":
             return
         with self._lock:
             self._done += 1
             if problem is None:
                 self._report.verified += 1
+                self._report.bytes_verified += size
             else:
                 self._report.failures.append((label, problem))
             if self._progress:
                 self._progress(self._done, self._expected)
 
-    def _upload(self, label: str, load: Loader, early: bool) -> str | None:
+    def _upload(self, label: str, load: Loader, early: bool) -> tuple[str | None, int]:
+        """``(None, size)`` when the file was restored and verified, else ``(why not, 0)``."""
         try:
-            data, expected = load()
+            data, expected, md5 = load()
             if expected is not None and sha256_hex(data) != expected:
                 if early:
                     with self._lock:
                         self._not_ready.append((label, load))
-                    return "not ready"
-                return DAMAGED
+                    return "not ready", 0
+                return DAMAGED, 0
             answer = self._orthanc.upload(data)
-            info = self._orthanc.get_json(f"/instances/{answer['ID']}/attachments/dicom/info")
-            if info.get("UncompressedMD5") != hashlib.md5(data, usedforsecurity=False).hexdigest():
-                return "Orthanc stored different bytes than were restored"
+            stored = self._orthanc.get_json(f"/instances/{answer['ID']}/attachments/dicom/info").get("UncompressedMD5")
+            # The copy's own MD5 of these bytes (once their sha256 matched) spares hashing them again here;
+            # without one, or when it differs, the bytes sent are hashed and only that decides.
+            if stored != md5 and stored != hashlib.md5(data, usedforsecurity=False).hexdigest():
+                return "Orthanc stored different bytes than were restored", 0
         except BackupError as exc:
             if early:
                 with self._lock:
                     self._not_ready.append((label, load))
-                return "not ready"
-            return str(exc)
-        return None
+                return "not ready", 0
+            return str(exc), 0
+        return None, len(data)
 
 
 class AnnouncedFiles:
@@ -204,10 +229,10 @@ class AnnouncedFiles:
 
 
 def _file_loader(base: Path, e: ManifestEntry) -> Loader:
-    def load() -> tuple[bytes, str | None]:
+    def load() -> Loaded:
         f = base / e["path"]
         if not f.is_file():
             raise BackupError(f"{e['path']} is missing from the snapshot")
-        return f.read_bytes(), e["sha256"]
+        return Loaded(f.read_bytes(), e["sha256"])
 
     return load

@@ -8,6 +8,7 @@ drive) and ``offsite-<snapshot id>`` (one snapshot of it, any date); every other
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,13 +17,16 @@ from dataclasses import dataclass
 from pacs_backup.clients.restic import RepositoryMissing, Restic, SnapshotInfo
 from pacs_backup.contracts.errors import BackupError, NotFound
 from pacs_backup.contracts.inputs import is_snapshot_id
+from pacs_backup.contracts.runs import TakenSnapshot
 from pacs_backup.restore.from_copies import KnownCount, study_counts
 from pacs_backup.settings.targets import TargetSettings
-from pacs_backup.state.manifest import SNAPSHOT_TAG
+from pacs_backup.state.manifest import SNAPSHOT_TAG, read_manifest
 
 from .base import CopySource, SourceDoc, SourceKind, SourceUnavailable, StudyMatch, UnavailableSource
 from .cache import ViewCache
-from .snapshot import ManifestCache, SnapshotSource, taken_label
+from .snapshot import ManifestCache, SnapshotSource, indexed, taken_label
+
+log = logging.getLogger(__name__)
 
 DriveState = Callable[[TargetSettings], "tuple[bool, str]"]  # (plugged in, the sentence when not)
 # A repository's snapshot list is asked again after this long. The plugin warms it itself after each snapshot
@@ -166,6 +170,17 @@ class SourceRegistry:
     def warm_in_background(self) -> None:
         """:meth:`warm` in a thread of its own (restic runs take a second or two; nobody waits for them)."""
         threading.Thread(target=self.warm, name="pacs-backup-warm-copies", daemon=True).start()
+
+    def after_snapshot(self, taken: TakenSnapshot) -> None:
+        """A snapshot was just taken here: its manifest is the file the job wrote into it, so it is known without
+        ``restic dump``; then the lists are read again in the background."""
+        try:
+            _, entries = read_manifest(taken.manifest_file.read_bytes())
+        except (OSError, BackupError, ValueError) as exc:
+            log.warning("the new snapshot's manifest is read from the repository instead: %s", exc)
+        else:
+            self.manifests.remember(taken.repository, taken.snapshot_id, indexed(taken.root, entries))
+        self.warm_in_background()
 
     # --- the interface ---------------------------------------------------------------------------
     def _fixed(self) -> list[CopySource]:

@@ -53,6 +53,21 @@ class ManifestCache:
         self._manifests: OrderedDict[tuple[str, str], Manifest] = OrderedDict()
         self._gates: dict[tuple[str, str], threading.Lock] = {}
 
+    def remember(self, repository: str, snapshot_id: str, manifest: Manifest) -> None:
+        """Keep a snapshot's manifest known without restic (the one the snapshot job wrote just before)."""
+        with self._lock:
+            self._manifests[(repository, snapshot_id)] = manifest
+            self._manifests.move_to_end((repository, snapshot_id))
+            while len(self._manifests) > self._keep:
+                old, _ = self._manifests.popitem(last=False)
+                self._gates.pop(old, None)
+
+    def entries(self, restic: Restic, snap: SnapshotInfo, studies: set[str] | None) -> tuple[str, list[ManifestEntry]]:
+        """``(storage root, entries)`` of ``studies`` (None: all) in the snapshot, as restores ask for them."""
+        manifest = self.get(restic, snap)
+        wanted = manifest.by_study if studies is None else {s: manifest.by_study.get(s, []) for s in studies}
+        return manifest.root, [e for lines in wanted.values() for e in lines]
+
     def get(self, restic: Restic, snap: SnapshotInfo) -> Manifest:
         """The snapshot's manifest (read with ``restic dump`` once, then from memory).
 
@@ -71,11 +86,7 @@ class ManifestCache:
                 manifest = indexed(*snapshot_manifest(restic, snap))
             except BackupError as exc:
                 raise SourceUnavailable(f"Snapshot {snap.short_id} cannot be read now: {exc}") from None
-            with self._lock:
-                self._manifests[key] = manifest
-                while len(self._manifests) > self._keep:
-                    old, _ = self._manifests.popitem(last=False)
-                    self._gates.pop(old, None)
+            self.remember(*key, manifest)
             return manifest
 
 
