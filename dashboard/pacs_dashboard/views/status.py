@@ -18,6 +18,7 @@ from ..fallback import evaluate, recent_runs
 from ..light import GREEN, RED, Light, as_json, overall
 from ..metrics import render as render_metrics
 from ..pacs_state import Reading
+from ..recovery_rows import recovery_rows
 from ..timefmt import clock
 
 bp = Blueprint("status", __name__)
@@ -65,6 +66,7 @@ def index() -> str | BaseResponse:
         status=reading.status,
         charts=charts,
         charts_note=note,
+        recovery=recovery_rows(reading.status or reading.last_good, deps.tz()),
     )
 
 

@@ -12,6 +12,7 @@ from pacs_backup.contracts.documents import OverallState, RefusedDoc, RunDoc, St
 from pacs_backup.jobs.forecast import forecast_from_totals
 from pacs_backup.jobs.health import overall_state
 from pacs_backup.jobs.placement import Placement
+from pacs_backup.jobs.recovery_time import scheduler_recovery_times
 from pacs_backup.jobs.scheduler import OffsiteScheduler
 from pacs_backup.replication.cloud_pacs import CloudSender
 from pacs_backup.replication.group_copy import GroupSender
@@ -101,6 +102,8 @@ def build_status(svc: StatusParts) -> StatusDoc:
     doc["store"]["forecast"] = forecast_from_totals(
         size, recent, first, now, None if quota is None else int(quota * 1e9)
     )
+    if svc.offsite is not None:  # how long getting everything back would take, from this box's own restores
+        doc["recovery_time"] = scheduler_recovery_times(svc.offsite, size, now)
     try:
         usage = shutil.disk_usage(svc.storage_dir)
         doc["disk"] = {

@@ -205,6 +205,26 @@ class RetentionDoc(TypedDict):
     lock_note: NotRequired[str]  # the bucket's object lock is shorter than the rule: what that means
 
 
+CopyKind = Literal["bucket", "offsite", "cloud_storage", "drive", "cloud_pacs"]  # what a restore source is
+
+
+class RecoveryTimeDoc(TypedDict):
+    """How long getting every image back from one copy would take, from this box's own biggest recent
+    restore from it (jobs.recovery_time). The measured fields are None while it was never measured."""
+
+    copy: str  # the copy's name as a restore source: ``minio``, a target's name, ``cloud-pacs``
+    kind: CopyKind
+    measured: bool
+    seconds_per_gb: float | None
+    measured_on: float | None  # when the measured restore finished
+    measured_bytes: int | None
+    measured_instances: int | None
+    run_id: int | None  # the measured restore (``GET /backup/runs/<id>``)
+    archive_bytes: int  # the clinic's backed-up images now (the catalog's total)
+    estimate_s: float | None  # for all of them, at the measured rate
+    sentence: str  # in plain words, or what to do to measure it
+
+
 class StatusDoc(ReplicationDoc):
     """``GET /backup/status``. While backup is not running (a bad setting, BACKUP_ENABLED=false) it holds
     only these keys (``enabled`` false, ``last_error`` saying why) and none of the replication part."""
@@ -224,3 +244,4 @@ class StatusDoc(ReplicationDoc):
     cloud_pacs: NotRequired[CloudDoc]
     group: NotRequired[GroupDoc]  # this clinic is in a group of clinics
     disk: NotRequired[DiskDoc | None]  # None: the storage folder could not be measured
+    recovery_time: NotRequired[list[RecoveryTimeDoc]]  # one per copy a study can be restored from
