@@ -140,13 +140,18 @@ class Restic:
         json_out: bool = True,
         timeout_s: float | None = None,
         ok_codes: tuple[int, ...] = (0,),
-        lock: bool = True,
+        lock: bool | None = True,
     ) -> Completed:
+        """Run restic. ``lock``: True waits for another process's lock; False takes the usual shared lock without
+        waiting; None takes none (``--no-lock``), for reading the list of snapshots, the config and one file:
+        writing and removing the lock file costs about 0.18 s of a 0.7 s run."""
         argv = list(args)
         if json_out:
             argv.append("--json")
         if lock:
             argv += ["--retry-lock", self._retry_lock]
+        elif lock is None:
+            argv.append("--no-lock")
         timeout = timeout_s or self._timeout
         done = self._launch(argv, lambda a, env: run(a, env=env, timeout_s=timeout, secrets=self._secrets))
         return self._checked(done, ok_codes)
@@ -208,7 +213,7 @@ class Restic:
         """True when a repository answers at the address (and the password opens it)."""
         self.check_reachable()
         try:
-            self._run(["cat", "config"], json_out=False, lock=False, timeout_s=300)
+            self._run(["cat", "config"], json_out=False, lock=None, timeout_s=300)
         except RepositoryMissing:
             return False
         return True
@@ -217,14 +222,14 @@ class Restic:
         """Test the connection: a sentence saying whether the repository answers (a BackupError when not)."""
         self.check_reachable()
         try:
-            self._run(["cat", "config"], json_out=False, lock=False, timeout_s=120)
+            self._run(["cat", "config"], json_out=False, lock=None, timeout_s=120)
         except RepositoryMissing:
             return f"{self.repository} answers; there is no backup repository there yet (the first snapshot makes it)."
         return f"{self.repository} answers, and the password opens its backup repository."
 
     def cat_config(self) -> bytes:
         """The repository's config (JSON with its id); raises RepositoryMissing when there is none."""
-        return self._run(["cat", "config"], json_out=False, lock=False, timeout_s=120).stdout
+        return self._run(["cat", "config"], json_out=False, lock=None, timeout_s=120).stdout
 
     def init(self) -> None:
         """Create the repository."""
@@ -277,7 +282,7 @@ class Restic:
                 return list(kept[1])
         self.check_reachable()
         args = ["snapshots"] + (["--tag", tag] if tag else [])
-        data = json.loads(self._run(args, lock=False).stdout or b"[]")
+        data = json.loads(self._run(args, lock=None).stdout or b"[]")
         found = [_snapshot(s) for s in data or []]
         with _LISTS_LOCK:
             _LISTS[key] = (time.monotonic(), found)
@@ -291,7 +296,7 @@ class Restic:
 
     def dump(self, snapshot: str, path: str) -> bytes:
         """Return the bytes of one file of a snapshot."""
-        return self._run(["dump", snapshot, path], json_out=False, lock=False).stdout
+        return self._run(["dump", snapshot, path], json_out=False, lock=None).stdout
 
     def restore(
         self,
