@@ -83,7 +83,7 @@ class OffsiteScheduler:
         self.placement = placement  # where each copy is: decided on this thread, hourly
         # The upload timetable in force for a target: its own, or the one set in the dashboard (as ctx.upload_of).
         self.upload_of: Callable[[TargetSettings], BandwidthSchedule] = lambda t: t.upload
-        self.manifest_of: copies.ManifestOf = copies.read_snapshot_manifest  # the copies' remembered manifests
+        self.manifest_of: copies.ManifestOf | None = None  # the copies' remembered manifests (else read once)
 
     # --- requests ---------------------------------------------------------------------------------
     def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:

@@ -147,16 +147,30 @@ def snapshot_manifest(restic: Restic, snap: SnapshotInfo) -> tuple[str, list[Man
     return root, read_manifest(restic.dump(snap.id, snapshot_manifest_path(root)))[1]
 
 
-# ``(storage root, entries)`` of a snapshot's manifest for some studies (None: all): read with ``restic dump`` by
-# default; the plugin hands in its copies' memory of manifests, so a restore after a snapshot reads none again.
+# ``(storage root, entries)`` of a snapshot's manifest for some studies (None: all). The plugin hands in its
+# copies' memory of manifests, so a restore after a snapshot reads none again.
 ManifestOf = Callable[[Restic, SnapshotInfo, "set[str] | None"], tuple[str, list[ManifestEntry]]]
 
 
-def read_snapshot_manifest(
-    restic: Restic, snap: SnapshotInfo, studies: set[str] | None
-) -> tuple[str, list[ManifestEntry]]:
-    root, entries = snapshot_manifest(restic, snap)
-    return root, entries if studies is None else [e for e in entries if e["study_uid"] in studies]
+class _ReadOnce:
+    """The manifests one restore reads, each with one ``restic dump`` (a run, 0.7 s) for finding the snapshot that
+    holds a study and for its files alike."""
+
+    def __init__(self, restic: Restic) -> None:
+        self._restic = restic
+        self._read: dict[str, tuple[str, list[ManifestEntry]]] = {}
+
+    def _manifest(self, snap: SnapshotInfo) -> tuple[str, list[ManifestEntry]]:
+        if snap.id not in self._read:
+            self._read[snap.id] = snapshot_manifest(self._restic, snap)
+        return self._read[snap.id]
+
+    def count(self, snap: SnapshotInfo, study_uid: str) -> int:
+        return sum(1 for e in self._manifest(snap)[1] if e["study_uid"] == study_uid)
+
+    def entries(self, restic: Restic, snap: SnapshotInfo, studies: set[str] | None) -> tuple[str, list[ManifestEntry]]:
+        root, entries = self._manifest(snap)
+        return root, entries if studies is None else [e for e in entries if e["study_uid"] in studies]
 
 
 _COUNTS: dict[tuple[str, str], dict[str, int]] = {}  # (repository, snapshot id) -> {study: instances}
@@ -245,10 +259,12 @@ def studies_in_snapshots(
     accession: str | None,
     as_of: datetime | None = None,
     snapshot_id: str | None = None,
+    manifest_of: ManifestOf | None = None,
 ) -> list[str]:
     """Study UIDs of a patient id or accession, from the newest snapshot that lists any of them."""
+    read = manifest_of or _ReadOnce(restic).entries
     for snap in reversed(_candidates(restic, as_of, snapshot_id)):
-        found = studies_matching(snapshot_manifest(restic, snap)[1], patient_id, accession)
+        found = studies_matching(read(restic, snap, None)[1], patient_id, accession)
         if found:
             return found
     return []
@@ -264,16 +280,19 @@ def restore_from_snapshot(
     patient_id: str | None = None,
     accession: str | None = None,
     known: KnownCount | None = None,
-    manifest_of: ManifestOf = read_snapshot_manifest,
+    manifest_of: ManifestOf | None = None,
     list_age_s: float = 0.0,
 ) -> RestoreReport:
     """Restore studies from the snapshots that hold them (None = a whole snapshot) into Orthanc,
     verified against each snapshot's manifest. The report names the snapshot(s) used and when.
 
     ``manifest_of`` and a snapshot list read at most ``list_age_s`` ago spare restic runs (each pays the key
-    derivation, about 0.7 s): with both remembered, a study's restore is one restic run."""
+    derivation, about 0.7 s): with both remembered, a study's restore is one restic run. Without them each
+    manifest needed is read once."""
+    once = _ReadOnce(restic)
+    known, manifest_of = known or once.count, manifest_of or once.entries
     if patient_id or accession:
-        studies = studies_in_snapshots(restic, patient_id, accession, as_of, snapshot_id)
+        studies = studies_in_snapshots(restic, patient_id, accession, as_of, snapshot_id, manifest_of)
     plan: dict[str, tuple[SnapshotInfo, set[str] | None]] = {}
     if studies is None:
         snap = choose_snapshot(restic, as_of, snapshot_id)
