@@ -61,6 +61,11 @@ def _int(d: Mapping[str, Any], key: str) -> int | None:
     return int(value)
 
 
+def _float(d: Mapping[str, Any], key: str) -> float | None:
+    value = d.get(key)
+    return None if isinstance(value, bool) or not isinstance(value, int | float) else float(value)
+
+
 def _str(d: Mapping[str, Any], key: str) -> str | None:
     value = d.get(key)
     return value if isinstance(value, str) else None
@@ -106,6 +111,8 @@ class SnapshotSummary:
     total_files: int | None = None
     skipped: str | None = None  # a sentence for a person: why no snapshot was taken, though nothing failed
     drive: str | None = None  # the repository id of the backup drive written to
+    manifest_s: float | None = None  # seconds writing the manifest (and its copy in the bucket)
+    restic_s: float | None = None  # seconds restic's backup took, its start (key derivation, lock) included
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +129,7 @@ class SnapshotSummary:
             "repository_created": self.repository_created,
             "forgot": self.forgot,
             **_present(drive=self.drive, kept_for_retention=self.kept_for_retention),
+            **_present(manifest_s=self.manifest_s, restic_s=self.restic_s),
         }
 
     @classmethod
@@ -140,6 +148,8 @@ class SnapshotSummary:
             total_files=_int(d, "total_files"),
             skipped=_str(d, "skipped"),
             drive=_str(d, "drive"),
+            manifest_s=_float(d, "manifest_s"),
+            restic_s=_float(d, "restic_s"),
         )
 
 

@@ -123,7 +123,9 @@ def take_snapshot(
     else:
         created = restic.ensure()
         ctx.initialized.add(target.repository)
+    started = time.perf_counter()
     counts = prepare_manifest(ctx)
+    manifest_s = time.perf_counter() - started
     new_box = not ctx.catalog.has_snapshots(target.name)
     if not counts and not created and new_box and restic.snapshots(tag=SNAPSHOT_TAG):
         # A new (or rebuilt) box whose PACS is still empty, pointed at the clinic's repository: a snapshot
@@ -143,7 +145,9 @@ def take_snapshot(
         "*.sqlite-shm",
         "*.sqlite-journal",
     ]
+    started = time.perf_counter()
     done = restic.backup([str(ctx.storage_dir)], tags=[SNAPSHOT_TAG], host=ctx.host, excludes=excludes)
+    restic_s = time.perf_counter() - started
     snapshot_id = str(done["snapshot_id"]) if done.get("snapshot_id") else None
     if snapshot_id:
         ctx.catalog.record_snapshot(target.name, snapshot_id, ctx.clock(), counts)
@@ -170,4 +174,6 @@ def take_snapshot(
         forgot=target.forget,
         kept_for_retention=kept,
         drive=drive,
+        manifest_s=round(manifest_s, 3),
+        restic_s=round(restic_s, 3),
     )
