@@ -49,6 +49,7 @@ from pacs_backup.state.migrate import SchemaTooNew
 
 from .access import Access, load_access
 from .copies import copy_sources
+from .loopback import LoopbackFirst, loopback_client
 from .status_doc import build_status
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,9 @@ class BackupService:
             self.config_error = str(exc)
             log.error("PACS backup is NOT running: %s", exc)
             return
+        # Restores send images over Orthanc's own port when they can: in process they run one at a time.
+        loopback = loopback_client(config_json(), os.environ if env is None else env)
+        restores_into = LoopbackFirst(loopback, InProcessOrthanc(get, post)) if post else None
         reader = OrthancReader(get, storage_dir=storage_dir)  # reads files straight from storage when it can
         store = ObjectStore(s.store, pool_size=max(4, s.workers * 2))
         self.catalog = Catalog(s.outbox_path)
@@ -142,7 +146,7 @@ class BackupService:
             store=store,
             storage_dir=storage_dir,
             config_json=config_json,
-            orthanc=InProcessOrthanc(get, post) if post else None,
+            orthanc=restores_into,
             prefix=s.store.prefix,
             retention=s.retention,
         )
