@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pacs_backup.contracts.retry import RetryPolicy
-from pacs_backup.replication.group_feed import GroupFeed
+from pacs_backup.replication.group_feed import HELD_RETRY_S, GroupFeed
 from pacs_backup.replication.group_queue import GroupQueue
 from pacs_backup.settings.group import GroupSettings, load_group_store
 from pacs_backup.state.catalog import Catalog
@@ -33,6 +33,8 @@ class StandIn(ThreadingHTTPServer):
         self.beats: list[dict[str, Any]] = []
         self.refused = 0
         self.auth: set[str] = set()
+        self.poison: set[str] = set()  # a batch holding a row of these SOP UIDs is refused whole (HTTP 400)
+        self.requests = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -41,7 +43,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.auth.add(self.headers.get("Authorization", ""))
-        if self.server.fail:
+        self.server.requests += 1
+        bad = [e["sop_uid"] for e in body.get("entries", []) if e.get("sop_uid") in self.server.poison]
+        if bad:
+            self._answer(400, {"error": f"row {bad[0]} is not of clinic north"})
+        elif self.server.fail:
             self.server.refused += 1
             self._answer(self.server.fail.pop(0), {"error": "not now"})
         elif self.path == "/group/api/catalog":
@@ -160,3 +166,24 @@ def test_group_feed_says_when_the_service_cannot_be_reached(tmp_path):
     feed = GroupFeed(path, settings("http://127.0.0.1:1"), dict, RetryPolicy(0.05, 0.2))
     assert feed.send_due(100.0) == 0
     assert "cannot be reached" in (feed.status()["last_error"] or {}).get("message", "")
+
+
+def test_group_feed_a_row_the_service_refuses_holds_back_no_other_and_is_kept(tmp_path, standin):
+    """One row the group service refuses (HTTP 400 for the whole batch) used to be sent again with every other
+    row, forever: nothing of the clinic reached the group's catalog. Now the batch is split until that row is
+    alone; the others are delivered, and it is kept, said, and tried again a day later."""
+    path = tmp_path / "db.sqlite"
+    verified_rows(path, 5)
+    standin.poison = {"1.2.3.2"}
+    feed = GroupFeed(path, settings(f"http://127.0.0.1:{standin.server_port}"), dict, RetryPolicy(0.05, 0.2))
+    assert feed.send_due(100.0) == 4
+    delivered = sorted(e["sop_uid"] for b in standin.batches for e in b["entries"])
+    assert delivered == ["1.2.3.0", "1.2.3.1", "1.2.3.3", "1.2.3.4"]
+    st = feed.status()
+    assert st["depth"] == 1 and st["held"] == 1
+    assert "refused 1 catalog row" in (st["last_error"] or {}).get("message", "")
+    asked = standin.requests
+    assert feed.send_due(200.0) == 0 and standin.requests == asked  # not sent again within the day
+    standin.poison = set()  # the group service's admin fixed the cause
+    assert feed.send_due(100.0 + HELD_RETRY_S + 1) == 1
+    assert feed.status()["depth"] == 0 and feed.status()["held"] == 0

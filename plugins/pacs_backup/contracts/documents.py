@@ -149,6 +149,7 @@ class GroupFeedDoc(TypedDict):
 
     url: str
     depth: int  # rows waiting to be acknowledged by the group service
+    held: int  # of those, rows it refused on their own: kept, tried again daily
     last_sent_at: float | None
     last_heartbeat_at: float | None
     last_error: ErrorDoc | None

@@ -3,7 +3,9 @@
 Rows wait in ``group_feed`` (the plugin's database, filled by :class:`~.group_queue.GroupQueue`) until the
 group service acknowledges them: ``POST <GROUP_SERVICE_URL>/group/api/catalog`` with the clinic's token
 (``Authorization: Bearer``) and ``{"clinic": id, "entries": [...]}``, answered 200 ``{"accepted": n}``.
-A refusal or an outage is tried again with backoff, forever; nothing is dropped. Every
+An outage, or a refusal of the clinic's token, is tried again with backoff, forever; nothing is dropped. A
+batch refused for what it holds (another 4xx) is split until the row refused is alone: the others are delivered,
+that row is held (kept, said in the status, tried again a day later). Every
 GROUP_HEARTBEAT_SECONDS the clinic's ``/backup/status`` document (no patient data in it) goes to
 ``POST /group/api/heartbeat``, from which the group's dashboard shows each clinic's lights.
 """
@@ -29,6 +31,17 @@ from pacs_backup.state.schema import open_plugin_db
 log = logging.getLogger(__name__)
 
 FEED_BATCH = 500
+HELD_RETRY_S = 24 * 3600.0  # a row the group service refused on its own is tried again this much later
+
+
+class TokenRefused(CloudRefused):
+    """The group service refused this clinic's token: every row waits until it is fixed."""
+
+
+class RowsRefused(CloudRefused):
+    """The group service refused the rows sent (a 4xx other than the token's): one of them, or their size."""
+
+
 CATALOG_PATH = "/group/api/catalog"
 HEARTBEAT_PATH = "/group/api/heartbeat"
 
@@ -60,11 +73,12 @@ class GroupService:
             if exc.code >= 500:
                 raise CloudUnavailable(f"The group service is not ready (HTTP {exc.code}); trying again.") from None
             if exc.code in (401, 403):
-                raise CloudRefused(
+                raise TokenRefused(
                     f"The group service refused clinic {self.clinic}'s token (HTTP {exc.code}); check "
                     "GROUP_SERVICE_TOKEN with the group's admin."
                 ) from None
-            raise CloudRefused(f"The group service refused {path.split('?')[0]} (HTTP {exc.code}).") from None
+            refused = RowsRefused if path == CATALOG_PATH else CloudRefused
+            raise refused(f"The group service refused {path.split('?')[0]} (HTTP {exc.code}).") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise CloudUnavailable(f"The group service at {self.url} cannot be reached ({reason}).") from None
@@ -148,12 +162,9 @@ class GroupFeed:
             ).fetchall()
         if not rows:
             return 0
-        body = {"clinic": self.settings.clinic_id, "entries": [json.loads(r[1]) for r in rows]}
         try:
-            answer = self.service.post(CATALOG_PATH, body)
-            if not isinstance(answer.get("accepted"), int):
-                raise CloudRefused("The group service did not say how many catalog rows it accepted.")
-        except BackupError as exc:
+            delivered, held = self._deliver(rows)
+        except BackupError as exc:  # an outage, the token, an answer that is not one: the whole batch waits
             attempts = max(r[2] for r in rows) + 1
             retry_at = now + self.retry.delay(attempts)
             with self._lock:
@@ -165,10 +176,41 @@ class GroupFeed:
                 log.warning("catalog rows not delivered to the group service (kept, tried again): %s", exc)
             self.last_error = {"message": str(exc), "at": now}
             return 0
-        with self._lock:
+        with self._lock:  # (the rows acknowledged have left already, batch by batch)
+            self._db.executemany(
+                "UPDATE group_feed SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, refused_at = ? "
+                "WHERE id = ?",
+                [(str(exc), now + HELD_RETRY_S, now, i) for i, exc in held],
+            )
+        self.last_sent_at = self._clock()
+        if held:
+            sentence = (
+                f"The group service refused {len(held)} catalog row{'s' if len(held) > 1 else ''} on their own "
+                f"({held[0][1]}); they are kept and sent again a day later. The group's admin sees why in its log."
+            )
+            log.warning("%s", sentence)
+            self.last_error = {"message": sentence, "at": now}
+        else:
+            self.last_error = None
+        return len(delivered)
+
+    def _deliver(self, rows: list[Any]) -> tuple[list[int], list[tuple[int, RowsRefused]]]:
+        """``(ids acknowledged, [(id, why) refused alone])``: a batch refused for what it holds is sent in halves
+        until each refused row is alone (a batch of 500 with one such row: about 18 requests)."""
+        body = {"clinic": self.settings.clinic_id, "entries": [json.loads(r[1]) for r in rows]}
+        try:
+            answer = self.service.post(CATALOG_PATH, body)
+        except RowsRefused as exc:
+            if len(rows) == 1:
+                return [], [(rows[0][0], exc)]
+            half = len(rows) // 2
+            first, second = self._deliver(rows[:half]), self._deliver(rows[half:])
+            return first[0] + second[0], first[1] + second[1]
+        if not isinstance(answer.get("accepted"), int):
+            raise CloudRefused("The group service did not say how many catalog rows it accepted.")
+        with self._lock:  # rows taken by the group service leave at once: a later half failing does not resend them
             self._db.executemany("DELETE FROM group_feed WHERE id = ?", [(r[0],) for r in rows])
-        self.last_sent_at, self.last_error = self._clock(), None
-        return len(rows)
+        return [r[0] for r in rows], []
 
     def heartbeat(self) -> None:
         """Send the clinic's status to the group service (a failure waits for the next beat)."""
@@ -183,10 +225,16 @@ class GroupFeed:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM group_feed").fetchone()[0])
 
+    def held(self) -> int:
+        """Rows the group service refused on their own, kept and tried again daily."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM group_feed WHERE refused_at IS NOT NULL").fetchone()[0])
+
     def status(self) -> GroupFeedDoc:
         return {
             "url": self.service.url,
             "depth": self.depth(),
+            "held": self.held(),
             "last_sent_at": self.last_sent_at,
             "last_heartbeat_at": self.last_heartbeat_at,
             "last_error": self.last_error,

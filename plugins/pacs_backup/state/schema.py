@@ -330,7 +330,13 @@ def reindex_search_texts(db: sqlite3.Connection, table: str) -> None:
     )
 
 
-MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9)
+def _v10(db: sqlite3.Connection) -> None:
+    """A catalog row the group service refuses on its own is held (kept, tried again a day later) instead of
+    being sent again with every other row: when it was refused."""
+    db.execute("ALTER TABLE group_feed ADD COLUMN refused_at REAL")
+
+
+MIGRATIONS: Sequence[Migration] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
