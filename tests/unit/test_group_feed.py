@@ -187,3 +187,36 @@ def test_group_feed_a_row_the_service_refuses_holds_back_no_other_and_is_kept(tm
     standin.poison = set()  # the group service's admin fixed the cause
     assert feed.send_due(100.0 + HELD_RETRY_S + 1) == 1
     assert feed.status()["depth"] == 0 and feed.status()["held"] == 0
+
+
+def test_group_copy_is_locked_until_the_retention_rule_lets_the_study_go(tmp_path):
+    """The group's copy of a study is kept as long as the clinic's own: the later of GROUP_LOCK_DAYS and the
+    study's date + the rule's years (it was GROUP_LOCK_DAYS only, so the group could lose a study the law keeps)."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from pacs_backup.replication.group_copy import GroupSender
+    from pacs_backup.settings.retention import RetentionRule
+
+    path = tmp_path / "db.sqlite"
+    files = {"o0": b"DICM old radiograph", "o1": b"DICM new radiograph"}
+    sha = {oid: hashlib.sha256(b).hexdigest() for oid, b in files.items()}
+    old = manifest_entry("1.2", "1.2.3", "1.2.3.0", orthanc_id="o0", key="dicom/1.2/1.2.3/1.2.3.0.dcm")
+    Catalog(path).record({**old, "sha256": sha["o0"], "study_date": "20210115"}, 1.0)
+    new = manifest_entry("1.4", "1.4.3", "1.4.3.0", orthanc_id="o1", key="dicom/1.4/1.4.3/1.4.3.0.dcm")
+    Catalog(path).record({**new, "sha256": sha["o1"], "study_date": "20261126"}, 2.0)
+    queue = GroupQueue(path, "north", "")
+    queue.fill(10.0)
+    reader = type("Reader", (), {"read_file": lambda self, oid: files[oid]})()
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    sender = GroupSender(
+        settings("http://127.0.0.1:1"), queue, reader, None, tmp_path / "m.jsonl", clock=now.timestamp,
+        retention=RetentionRule(7),
+    )  # fmt: skip
+    written: dict[str, datetime | None] = {}
+    sender.target.copy = lambda key, data, sha, oid, until=None: written.__setitem__(key, until)  # type: ignore[method-assign]
+    sender._deliver(queue.due(10.0))  # one study at a time
+    queue.verified(["o0"], 11.0)
+    sender._deliver(queue.due(12.0))
+    assert written["north/dicom/1.2/1.2.3/1.2.3.0.dcm"] == datetime(2028, 1, 15, tzinfo=UTC)  # 2021-01-15 + 7 years
+    assert written.get("north/dicom/1.4/1.4.3/1.4.3.0.dcm") == datetime(2033, 11, 26, tzinfo=UTC), written

@@ -221,7 +221,7 @@ class BackupService:
         queue = GroupQueue(s.outbox_path, s.group.clinic_id, s.store.prefix, feed=feed)
         retry = RetryPolicy(s.retry_base_s, s.retry_cap_s)
         manifest = s.outbox_path.with_name("pacs-backup-group-manifest.jsonl")
-        self.group = GroupSender(s.group, queue, reader, store, manifest, retry)
+        self.group = GroupSender(s.group, queue, reader, store, manifest, retry, retention=s.retention)
         self.offsite.group = self.group
         if feed:
             self.group_feed = GroupFeed(s.outbox_path, s.group, self.status, retry)

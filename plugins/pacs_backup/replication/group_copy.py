@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from pacs_backup.contracts.errors import BackupError, CloudRefused, CloudUnavail
 from pacs_backup.contracts.keys import study_prefix
 from pacs_backup.contracts.retry import RetryPolicy
 from pacs_backup.settings.group import GroupSettings
+from pacs_backup.settings.retention import RetentionRule, lock_until
 from pacs_backup.state.manifest import BUCKET_MANIFEST_KEY, sha256_hex, write_manifest
 
 from .cloud_pacs import CloudSender, Outgoing, Pending
@@ -59,12 +61,13 @@ class GroupStore:
         s = self.store.settings
         return f"{s.endpoint}/{s.bucket}/{self.clinic}/"
 
-    def copy(self, key: str, data: bytes, sha256: str, orthanc_id: str) -> None:
-        """Make ``key`` hold exactly ``data`` (nothing is written when it already does), checked by a look-up."""
+    def copy(self, key: str, data: bytes, sha256: str, orthanc_id: str, retain_until: datetime | None = None) -> None:
+        """Make ``key`` hold exactly ``data`` (nothing is written when it already does), checked by a look-up;
+        a new copy is locked until ``retain_until`` when given (else for GROUP_LOCK_DAYS)."""
         try:
             held = self.store.stat(key)
             if held is None or held.sha256 != sha256 or held.size != len(data):
-                self.store.put_verified(key, data, sha256, orthanc_id)
+                self.store.put_verified(key, data, sha256, orthanc_id, retain_until=retain_until)
                 held = self.store.stat(key)
         except StoreUnavailable as exc:
             raise CloudUnavailable(str(exc)) from None
@@ -109,10 +112,11 @@ class GroupSender(CloudSender):
         manifest_path: Path,
         retry: RetryPolicy | None = None,
         clock: Any = time.time,
+        retention: RetentionRule | None = None,
     ) -> None:
         self.target = GroupStore(ObjectStore(settings.store, pool_size=4), settings.clinic_id)
         super().__init__(queue, self.target, reader, local, retry, clock, remote="the group store")
-        self.settings, self.group_queue = settings, queue
+        self.settings, self.group_queue, self.retention = settings, queue, retention
         self.manifest_path = manifest_path
         self.manifest_at: float | None = None
         self._manifest_due = False
@@ -126,9 +130,17 @@ class GroupSender(CloudSender):
         self._maybe_manifest(self._clock())
         for p in batch:
             out = self._load(p)
-            self.target.copy(p.key, out.data, p.sha256, p.orthanc_id)
+            self.target.copy(p.key, out.data, p.sha256, p.orthanc_id, self._retain_until(p))
             self._manifest_due = True
         return {p.sop_uid for p in batch}
+
+    def _retain_until(self, p: Pending) -> datetime | None:
+        """As the clinic's own copies: the later of GROUP_LOCK_DAYS and the day the retention rule lets the study
+        go (its date from the catalog); None without a rule."""
+        if self.retention is None:
+            return None
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return lock_until(now, self.target.store.settings.lock_days, self.retention, self.group_queue.study_date(p))
 
     def _idle(self, now: float) -> None:
         self._maybe_manifest(now)

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from pacs_backup.state.manifest import ENTRY_FIELDS, ManifestEntry
 
-from .cloud_pacs import CloudQueue
+from .cloud_pacs import CloudQueue, Pending
 
 # The catalog's columns as a manifest line has them, with the group key and the sha256 the queue recorded.
 _FROM_QUEUE = {"orthanc_id": "g.orthanc_id", "key": "g.object_key", "sha256": "g.sha256"}
@@ -65,6 +65,12 @@ class GroupQueue(CloudQueue):
             )
             self._watermark = float(self._db.execute("SELECT COALESCE(MAX(added_at), -1) FROM catalog").fetchone()[0])
             return self._db.total_changes - before
+
+    def study_date(self, p: Pending) -> str:
+        """The study date (DICOM ``YYYYMMDD``) the catalog holds for a queued instance; "" when not known."""
+        with self._lock:
+            row = self._db.execute("SELECT study_date FROM catalog WHERE orthanc_id = ?", (p.orthanc_id,)).fetchone()
+        return str(row[0] or "") if row else ""
 
     def verified(self, ids: list[str], now: float) -> list[float]:
         """Mark verified (and, with a group service, queue their catalog rows for it). Returns the lags."""
