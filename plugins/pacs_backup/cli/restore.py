@@ -18,10 +18,10 @@ from pacs_backup.restore.from_copies import (
     bucket_manifest,
     restore_from_bucket,
     restore_from_snapshot,
-    snapshot_time,
     snapshots_holding,
     studies_matching,
 )
+from pacs_backup.restore.snapshot_manifests import snapshot_time
 from pacs_backup.restore.uploads import RestoreReport
 from pacs_backup.state.manifest import BUCKET_MANIFEST_KEY, read_manifest
 

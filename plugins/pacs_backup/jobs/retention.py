@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from pacs_backup.clients.restic import Restic, ResticError, SnapshotInfo
-from pacs_backup.restore.from_copies import snapshot_manifest, snapshot_time
+from pacs_backup.restore.snapshot_manifests import snapshot_manifest, snapshot_time
 from pacs_backup.settings.retention import RetentionRule, study_day
 from pacs_backup.state.manifest import ManifestUnreadable
 

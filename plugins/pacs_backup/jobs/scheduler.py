@@ -22,8 +22,8 @@ from pacs_backup.contracts.redact import mask_url_credentials
 from pacs_backup.contracts.runs import DrillSummary, JobKind, RestoreSummary, SnapshotSummary, job_kind
 from pacs_backup.replication.cloud_pacs import CloudSender
 from pacs_backup.replication.group_copy import GroupSender
-from pacs_backup.restore import from_copies as copies
 from pacs_backup.restore.from_copies import Holding, restore_from_bucket, restore_from_snapshot, snapshots_holding
+from pacs_backup.restore.snapshot_manifests import ManifestOf
 from pacs_backup.restore.uploads import RestoreReport
 from pacs_backup.settings.bandwidth import BandwidthSchedule
 from pacs_backup.settings.targets import TargetSettings
@@ -83,7 +83,7 @@ class OffsiteScheduler:
         self.placement = placement  # where each copy is: decided on this thread, hourly
         # The upload timetable in force for a target: its own, or the one set in the dashboard (as ctx.upload_of).
         self.upload_of: Callable[[TargetSettings], BandwidthSchedule] = lambda t: t.upload
-        self.manifest_of: copies.ManifestOf | None = None  # the copies' remembered manifests (else read once)
+        self.manifest_of: ManifestOf | None = None  # the copies' remembered manifests (else read once)
 
     # --- requests ---------------------------------------------------------------------------------
     def request_restore(self, study_uid: str, source: str, snapshot: str | None = None) -> int:

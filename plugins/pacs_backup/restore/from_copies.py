@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +25,9 @@ from pacs_backup.state.manifest import (
     ManifestEntry,
     read_manifest,
     sha256_hex,
-    snapshot_manifest_path,
 )
 
+from .snapshot_manifests import KnownCount, ManifestOf, ReadOnce, snapshot_manifest, snapshot_time, study_counts
 from .uploads import AnnouncedFiles, Loaded, Loader, OrthancTarget, Progress, RestoreReport, VerifiedUploads
 
 
@@ -131,77 +131,12 @@ def _candidates(
     return snaps
 
 
-def snapshot_time(snap: SnapshotInfo) -> datetime:
-    """When the snapshot was taken (restic writes RFC 3339 with nanoseconds)."""
-    text = snap.time.replace("Z", "+00:00")
-    head, _, tail = text.partition(".")
-    if tail:  # Python reads at most microseconds: keep 6 digits of the fraction, then the offset
-        digits = "".join(c for c in tail if c.isdigit())
-        text = f"{head}.{digits[:6]:0<6}{tail[len(digits) :]}"
-    return datetime.fromisoformat(text)
-
-
-def snapshot_manifest(restic: Restic, snap: SnapshotInfo) -> tuple[str, list[ManifestEntry]]:
-    """Return ``(storage root inside the snapshot, manifest entries)``."""
-    root = snap.paths[0]
-    return root, read_manifest(restic.dump(snap.id, snapshot_manifest_path(root)))[1]
-
-
-# ``(storage root, entries)`` of a snapshot's manifest for some studies (None: all). The plugin hands in its
-# copies' memory of manifests, so a restore after a snapshot reads none again.
-ManifestOf = Callable[[Restic, SnapshotInfo, "set[str] | None"], tuple[str, list[ManifestEntry]]]
-
-
-class _ReadOnce:
-    """The manifests one restore reads, each with one ``restic dump`` (a run, 0.7 s) for finding the snapshot that
-    holds a study and for its files alike."""
-
-    def __init__(self, restic: Restic) -> None:
-        self._restic = restic
-        self._read: dict[str, tuple[str, list[ManifestEntry]]] = {}
-
-    def _manifest(self, snap: SnapshotInfo) -> tuple[str, list[ManifestEntry]]:
-        if snap.id not in self._read:
-            self._read[snap.id] = snapshot_manifest(self._restic, snap)
-        return self._read[snap.id]
-
-    def count(self, snap: SnapshotInfo, study_uid: str) -> int:
-        return sum(1 for e in self._manifest(snap)[1] if e["study_uid"] == study_uid)
-
-    def entries(self, restic: Restic, snap: SnapshotInfo, studies: set[str] | None) -> tuple[str, list[ManifestEntry]]:
-        root, entries = self._manifest(snap)
-        return root, entries if studies is None else [e for e in entries if e["study_uid"] in studies]
-
-
-_COUNTS: dict[tuple[str, str], dict[str, int]] = {}  # (repository, snapshot id) -> {study: instances}
-_COUNTS_LOCK = threading.Lock()
-
-
-def study_counts(restic: Restic, snap: SnapshotInfo) -> dict[str, int]:
-    """``{study_uid: instances}`` a snapshot holds (snapshots never change, so this is remembered)."""
-    cache_key = (restic.repository, snap.id)
-    with _COUNTS_LOCK:
-        if cache_key in _COUNTS:
-            return _COUNTS[cache_key]
-    counts: dict[str, int] = {}
-    for e in snapshot_manifest(restic, snap)[1]:
-        counts[e["study_uid"]] = counts.get(e["study_uid"], 0) + 1
-    with _COUNTS_LOCK:
-        if len(_COUNTS) > 512:
-            _COUNTS.clear()
-        _COUNTS[cache_key] = counts
-    return counts
-
-
 @dataclass(frozen=True)
 class Holding:
     """A snapshot that holds a study, and how many of its instances."""
 
     snapshot: SnapshotInfo
     instances: int
-
-
-KnownCount = Callable[[SnapshotInfo, str], "int | None"]  # what the plugin recorded; None = read the manifest
 
 
 def _count(restic: Restic, snap: SnapshotInfo, study_uid: str, known: KnownCount | None) -> int:
@@ -262,7 +197,7 @@ def studies_in_snapshots(
     manifest_of: ManifestOf | None = None,
 ) -> list[str]:
     """Study UIDs of a patient id or accession, from the newest snapshot that lists any of them."""
-    read = manifest_of or _ReadOnce(restic).entries
+    read = manifest_of or ReadOnce(restic).entries
     for snap in reversed(_candidates(restic, as_of, snapshot_id)):
         found = studies_matching(read(restic, snap, None)[1], patient_id, accession)
         if found:
@@ -289,7 +224,7 @@ def restore_from_snapshot(
     ``manifest_of`` and a snapshot list read at most ``list_age_s`` ago spare restic runs (each pays the key
     derivation, about 0.7 s): with both remembered, a study's restore is one restic run. Without them each
     manifest needed is read once."""
-    once = _ReadOnce(restic)
+    once = ReadOnce(restic)
     known, manifest_of = known or once.count, manifest_of or once.entries
     if patient_id or accession:
         studies = studies_in_snapshots(restic, patient_id, accession, as_of, snapshot_id, manifest_of)

@@ -18,7 +18,7 @@ from pacs_backup.clients.restic import RepositoryMissing, Restic, SnapshotInfo
 from pacs_backup.contracts.errors import BackupError, NotFound
 from pacs_backup.contracts.inputs import is_snapshot_id
 from pacs_backup.contracts.runs import TakenSnapshot
-from pacs_backup.restore.from_copies import KnownCount, study_counts
+from pacs_backup.restore.snapshot_manifests import KnownCount, study_counts
 from pacs_backup.settings.targets import TargetSettings
 from pacs_backup.state.manifest import SNAPSHOT_TAG, read_manifest
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from pacs_backup.clients.restic import Restic, SnapshotInfo
 from pacs_backup.contracts.errors import BackupError
 from pacs_backup.contracts.keys import safe_component
-from pacs_backup.restore.from_copies import snapshot_manifest
+from pacs_backup.restore.snapshot_manifests import snapshot_manifest
 from pacs_backup.state.manifest import ManifestEntry
 
 from .base import CopyDamaged, CopyInstance, CopyStudy, SourceDoc, SourceUnavailable, StudyMatch
