@@ -8,9 +8,15 @@ from typing import Any
 
 import pytest
 
+from pacs_backup.api.access import load_access
 from pacs_backup.api.loopback import RECHECK_S, LoopbackFirst, loopback_client
 from pacs_backup.clients.orthanc_http import ErrorAnswer, RequestRefused
 from pacs_backup.contracts.errors import SourceError
+
+
+def client(config_json: str, env: dict[str, str]) -> Any:
+    """The port's client as the plugin makes it: from the role map it gives the routes."""
+    return loopback_client(config_json, load_access(env, config_json).roles)
 
 
 def config(**kw: Any) -> str:
@@ -18,23 +24,23 @@ def config(**kw: Any) -> str:
 
 
 def test_restore_loopback_uses_the_account_orthanc_accepts_and_only_plain_http():
-    one = loopback_client(config(RegisteredUsers={"clinic": "s3cret"}), {})
+    one = client(config(RegisteredUsers={"clinic": "s3cret"}), {})
     assert one is not None and one.url == "http://127.0.0.1:8042"
     assert one._headers["Authorization"] == "Basic Y2xpbmljOnMzY3JldA=="  # clinic:s3cret
     several = {"viewer": "v", "dashboard": "d", "tech": "t"}
-    chosen = loopback_client(config(RegisteredUsers=several), {"BACKUP_ROLES": "dashboard:service,viewer:staff"})
+    chosen = client(config(RegisteredUsers=several), {"BACKUP_ROLES": "dashboard:service,viewer:staff"})
     assert chosen is not None and chosen._headers["Authorization"] == "Basic ZGFzaGJvYXJkOmQ="  # dashboard:d
     # Several users and none given a role that may restore: the port is not used with a guessed account.
-    assert loopback_client(config(RegisteredUsers=several), {"BACKUP_ROLES": "viewer:staff"}) is None
-    assert loopback_client(config(RegisteredUsers=several), {}) is None
+    assert client(config(RegisteredUsers=several), {"BACKUP_ROLES": "viewer:staff"}) is None
+    assert client(config(RegisteredUsers=several), {}) is None
     # Orthanc asks no password (this machine only): no account needed.
-    open_ = loopback_client(config(AuthenticationEnabled=False, RemoteAccessAllowed=False), {})
+    open_ = client(config(AuthenticationEnabled=False, RemoteAccessAllowed=False), {})
     assert open_ is not None and "Authorization" not in open_._headers
     # TLS on the port, no HTTP server, no port named, a configuration that cannot be read: the SDK only.
-    assert loopback_client(config(SslEnabled=True, RegisteredUsers={"clinic": "x"}), {}) is None
-    assert loopback_client(config(HttpServerEnabled=False, RegisteredUsers={"clinic": "x"}), {}) is None
-    assert loopback_client(json.dumps({"RegisteredUsers": {"clinic": "x"}}), {}) is None
-    assert loopback_client("{not json", {}) is None
+    assert client(config(SslEnabled=True, RegisteredUsers={"clinic": "x"}), {}) is None
+    assert client(config(HttpServerEnabled=False, RegisteredUsers={"clinic": "x"}), {}) is None
+    assert client(json.dumps({"RegisteredUsers": {"clinic": "x"}}), {}) is None
+    assert client("{not json", {}) is None
 
 
 class Recorder:

@@ -18,28 +18,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from pacs_backup.clients.orthanc_http import ErrorAnswer, OrthancHttp
-from pacs_backup.contracts.errors import ConfigError, SourceError
+from pacs_backup.contracts.errors import SourceError
+from pacs_backup.restore.uploads import OrthancTarget
 
-from .access import Role, orthanc_checks_passwords, parse_roles
+from .access import Role, orthanc_checks_passwords
 
 log = logging.getLogger(__name__)
 
 RECHECK_S = 60.0  # after the port failed, the in-process path for this long before trying it again
 
 
-class Target(Protocol):
-    """What a restore sends images through (``restore.uploads.OrthancTarget``)."""
-
-    def upload(self, dicom: bytes) -> dict[str, Any]: ...
-
-    def get_json(self, uri: str) -> Any: ...
-
-
-def loopback_client(config_json: str, env: Mapping[str, str]) -> OrthancHttp | None:
-    """A client of this Orthanc's HTTP port on 127.0.0.1 with an account it accepts, or None when there is none."""
+def loopback_client(config_json: str, roles: Mapping[str, Role]) -> OrthancHttp | None:
+    """A client of this Orthanc's HTTP port on 127.0.0.1 with an account it accepts, or None when there is none.
+    ``roles``: the backup's role map (``Access.roles``: BACKUP_ROLES, or the only registered user as admin)."""
     try:
         config = json.loads(config_json or "{}")
     except ValueError:
@@ -54,10 +48,6 @@ def loopback_client(config_json: str, env: Mapping[str, str]) -> OrthancHttp | N
         return OrthancHttp(url)
     users = config.get("RegisteredUsers")
     users = {str(k): v for k, v in users.items() if isinstance(v, str)} if isinstance(users, dict) else {}
-    try:
-        roles = parse_roles((env.get("BACKUP_ROLES") or "").strip())
-    except ConfigError:
-        roles = {}
     chosen = [u for u, r in roles.items() if r in (Role.ADMIN, Role.SERVICE) and u in users]
     if not chosen and len(users) == 1:
         chosen = list(users)
@@ -67,7 +57,9 @@ def loopback_client(config_json: str, env: Mapping[str, str]) -> OrthancHttp | N
 class LoopbackFirst:
     """Sends through ``http`` (Orthanc's port) while it works, through ``in_process`` otherwise."""
 
-    def __init__(self, http: OrthancHttp | None, in_process: Target, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, http: OrthancHttp | None, in_process: OrthancTarget, clock: Callable[[], float] = time.monotonic
+    ):
         self._http, self._in_process, self._clock = http, in_process, clock
         self._lock = threading.Lock()
         self._down_until = 0.0
@@ -83,7 +75,7 @@ class LoopbackFirst:
         if first:
             log.warning("restores go through the plugin interface for a minute: Orthanc's own port: %s", exc)
 
-    def _through(self, call: Callable[[Target], Any]) -> Any:
+    def _through(self, call: Callable[[OrthancTarget], Any]) -> Any:
         port = self._port()
         if port is not None:
             try:

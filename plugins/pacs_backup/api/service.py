@@ -135,7 +135,7 @@ class BackupService:
             log.error("PACS backup is NOT running: %s", exc)
             return
         # Restores send images over Orthanc's own port when they can: in process they run one at a time.
-        loopback = loopback_client(config_json(), os.environ if env is None else env)
+        loopback = loopback_client(config_json(), self.access.roles)
         restores_into = LoopbackFirst(loopback, InProcessOrthanc(get, post)) if post else None
         reader = OrthancReader(get, storage_dir=storage_dir)  # reads files straight from storage when it can
         store = ObjectStore(s.store, pool_size=max(4, s.workers * 2))
