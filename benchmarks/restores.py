@@ -54,12 +54,13 @@ def wait_run(http: OrthancHttp, run_id: int, timeout: float = 1800) -> dict[str,
     raise RuntimeError(f"run {run_id} did not end within {timeout} s")
 
 
-def wait_copied(http: OrthancHttp, count: int, timeout: float = 1800) -> None:
+def wait_copied(http: OrthancHttp, count: int, timeout: float = 1800) -> dict[str, Any]:
+    """The plugin's status once ``count`` instances are copied, none waits and the store answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = http.get_json("/backup/status")
-        if st.get("replicated", 0) >= count and st.get("outbox_depth") == 0:
-            return
+        if st.get("replicated", 0) >= count and st.get("outbox_depth") == 0 and st["store"]["reachable"]:
+            return dict(st)
         time.sleep(0.05)
     raise RuntimeError(f"replication did not finish within {timeout} s")
 

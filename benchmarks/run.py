@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "dev"), str(ROOT), str(ROOT / "plugins"), str(ROOT / "dashboard")]
 import requests  # noqa: E402
 from minio import Minio  # noqa: E402
-from restores import bench_snapshots_and_restores  # noqa: E402
+from restores import bench_snapshots_and_restores, wait_copied  # noqa: E402
 from viewing import bench_viewing  # noqa: E402
 
 import devstack  # noqa: E402
@@ -149,16 +149,6 @@ def storescu(port: int, paths: list[Path]) -> float:
     return time.perf_counter() - t0
 
 
-def wait_depth_zero(http: OrthancHttp, count: int, timeout: float = 1800) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = http.get_json("/backup/status")
-        if st.get("replicated", 0) >= count and st.get("outbox_depth") == 0 and st["store"]["reachable"]:
-            return dict(st)
-        time.sleep(0.05)
-    raise RuntimeError(f"replication did not finish within {timeout} s")
-
-
 def rss_peak_mb(pid: int) -> float:
     """Peak resident memory (VmHWM) of a process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -177,7 +167,7 @@ def bench_ingest(stack: Stack, paths: list[Path]) -> dict[str, Any]:
             secs = storescu(s.dicom_port, paths)
             rates[mode].append(len(paths) / secs)
             if mode == "with":
-                wait_depth_zero(http, len(paths))
+                wait_copied(http, len(paths))
             if stack.orthanc is not None:
                 rss[mode].append(rss_peak_mb(stack.orthanc.pid))
             stack.stop_orthanc()
@@ -200,7 +190,7 @@ def bench_lag(stack: Stack, blobs: list[bytes], tmp: Path) -> dict[str, Any]:
     from pynetdicom import AE, StoragePresentationContexts
 
     http, s = stack.start_orthanc(True, "lag")
-    wait_depth_zero(http, 0)
+    wait_copied(http, 0)
     ae = AE(ae_title="BENCH")
     ae.requested_contexts = StoragePresentationContexts
     assoc = ae.associate("127.0.0.1", s.dicom_port, ae_title="PACS")
@@ -213,7 +203,7 @@ def bench_lag(stack: Stack, blobs: list[bytes], tmp: Path) -> dict[str, Any]:
         if delay > 0:
             time.sleep(delay)
     assoc.release()
-    st = wait_depth_zero(http, n)
+    st = wait_copied(http, n)
     stack.stop_orthanc()
     log(f"lag at 10/s: p50 {st['lag_s']['p50']} s, p99 {st['lag_s']['p99']} s")
     return {"lag_p50_s": st["lag_s"]["p50"], "lag_p99_s": st["lag_s"]["p99"], "lag_instances": n}
@@ -222,7 +212,7 @@ def bench_lag(stack: Stack, blobs: list[bytes], tmp: Path) -> dict[str, Any]:
 def drain_once(stack: Stack, blobs: list[bytes], n: int) -> dict[str, Any]:
     """A backlog queued while the store was down vs a raw PUT loop and vs rclone of the storage folder."""
     http, s = stack.start_orthanc(True, f"drain-{n}")
-    wait_depth_zero(http, 0)
+    wait_copied(http, 0)
     stack.store.stop(30)
     for b in blobs:
         http.upload(b)
@@ -237,7 +227,7 @@ def drain_once(stack: Stack, blobs: list[bytes], n: int) -> dict[str, Any]:
     while not http.get_json("/backup/status")["store"]["reachable"]:
         time.sleep(0.02)
     t0 = time.perf_counter()
-    wait_depth_zero(http, total)
+    wait_copied(http, total)
     drain = total / (time.perf_counter() - t0)
     detect = t0 - back
     storage = s.work_dir / "storage"

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from restores import wait_run
+
 import devstack
 from pacs_backup.clients.orthanc_http import OrthancHttp
 from tests.support.browser import ARGS, CHROMIUM
@@ -40,17 +42,6 @@ def _wait(check: Any, timeout: float, what: str) -> Any:
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def _run(http: OrthancHttp, run_id: int) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        run: dict[str, Any] = http.get_json(f"/backup/runs/{run_id}")
-        return run if run["state"] in ("ok", "failed") else None
-
-    run = _wait(done, 900, f"run {run_id}")
-    if run["state"] != "ok":
-        raise RuntimeError(f"run {run_id} failed: {run.get('error')}")
-    return run
-
-
 def _first_image_s(page: Any, url: str) -> float:
     """Open ``url`` in a fresh navigation; seconds from its start until the viewer drew its first image."""
     page.goto(url)
@@ -71,7 +62,7 @@ def bench_viewing(stack: StackLike, tmp: Path, log: Any) -> dict[str, Any]:
     size_mb = len(blobs[0]) / 1e6
     http.upload(blobs[0])
     _wait(lambda: http.get_json("/backup/status")["replicated"] >= 1, 120, "the copy in the bucket")
-    _run(http, http.post_json("/backup/snapshots", {})["runs"][0])
+    wait_run(http, http.post_json("/backup/snapshots", {})["runs"][0])
     # Which snapshots hold it is known (the plugin reads that after each snapshot); its files are not fetched.
     _wait(lambda: any(d["name"] == "offsite" for d in http.get_json(f"/backup/copies?study={uid}")), 60, "offsite")
     port = devstack.free_port()
@@ -116,7 +107,7 @@ def bench_viewing(stack: StackLike, tmp: Path, log: Any) -> dict[str, Any]:
         for source, key in (("minio", "bucket"), ("offsite", "offsite")):
             http.delete(f"/studies/{study_id}")
             t0 = time.perf_counter()
-            run = _run(http, http.post_json("/backup/restores", {"study_uid": uid, "source": source})["run"])
+            run = wait_run(http, http.post_json("/backup/restores", {"study_uid": uid, "source": source})["run"])
             out[f"restore_study_{key}_s"] = time.perf_counter() - t0
             if not run["summary"]["ok"]:
                 raise RuntimeError(f"the restore from {source} did not verify: {run['summary']}")
